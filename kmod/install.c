@@ -1,0 +1,353 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * umem install paths: UMEM_COPY, UMEM_COPY_VEC, UMEM_ZERO, pwrite() +
+ * UMEM_MARK_PRESENT, UMEM_DISCARD and UMEM_STATS.
+ *
+ * A page is filled under its page lock and marked present (under
+ * region->lock) before the page lock is released; the fault path re-checks
+ * the present bit under the page lock, so no task ever maps a partly
+ * written page.  The daemon's buffer is read with page faults disabled
+ * while the page lock is held; when that fails the lock is dropped, the
+ * buffer faulted in, and the page retried (a fault on the source while
+ * holding the lock could deadlock against a fault on this very page).
+ *
+ * Loops check for fatal signals and reschedule between pages; multi-page
+ * calls report partial progress in their out field.
+ *
+ * Locking: region->install_rwsem (shared here, exclusive in discard) ->
+ * page lock -> region->lock.
+ */
+#include <linux/fs.h>
+#include <linux/falloc.h>
+#include <linux/highmem.h>
+#include <linux/pagemap.h>
+#include <linux/sched/signal.h>
+#include <linux/uaccess.h>
+#include <linux/uio.h>
+
+#include "umem_internal.h"
+
+/* Mark @pgoff present; its page lock is held or its data is in place. */
+static int umem_set_present(struct umem_region *r, pgoff_t pgoff)
+{
+	int err = 0;
+
+	spin_lock(&r->lock);
+	if (__test_and_set_bit(pgoff, r->present)) {
+		err = -EEXIST;
+	} else {
+		__clear_bit(pgoff, r->requested);
+		r->installed++;
+		if (++r->npresent == r->npages)
+			WRITE_ONCE(r->complete, true);
+	}
+	spin_unlock(&r->lock);
+	return err;
+}
+
+/*
+ * Fill page @pgoff from @src (a page of user memory) or with zeros when
+ * @src is NULL, and make it present.
+ */
+static int umem_fill_page(struct umem_region *r, pgoff_t pgoff,
+			  const void __user *src)
+{
+	struct page *page;
+	void *kaddr;
+	int err;
+
+	for (;;) {
+		page = umem_get_page(r, pgoff);
+		if (IS_ERR(page))
+			return PTR_ERR(page);
+		lock_page(page);
+		if (test_bit(pgoff, r->present)) {
+			err = -EEXIST;
+			goto out;
+		}
+		kaddr = kmap_local_page(page);
+		if (src)
+			err = copy_from_user_nofault(kaddr, src, PAGE_SIZE);
+		else
+			clear_page(kaddr);
+		kunmap_local(kaddr);
+		if (!src || !err)
+			break;
+		unlock_page(page);
+		put_page(page);
+		if (fault_in_readable(src, PAGE_SIZE))
+			return -EFAULT;
+	}
+	flush_dcache_page(page);
+	set_page_dirty(page);
+	err = umem_set_present(r, pgoff);
+out:
+	unlock_page(page);
+	put_page(page);
+	return err;
+}
+
+/*
+ * Install [offset, offset + len).  Returns 0 or a negative errno; *@done
+ * gets the bytes installed before it stopped.
+ */
+static int umem_fill_range(struct umem_region *r, u64 offset, u64 len,
+			   u64 src, u64 *done)
+{
+	pgoff_t first = offset >> PAGE_SHIFT;
+	pgoff_t end = (offset + len) >> PAGE_SHIFT;
+	pgoff_t i;
+	int err = 0;
+
+	*done = 0;
+	if (src && !access_ok(u64_to_user_ptr(src), len))
+		return -EFAULT;
+
+	down_read(&r->install_rwsem);
+	for (i = first; i < end; i++) {
+		const void __user *p = NULL;
+
+		if (fatal_signal_pending(current)) {
+			err = -EINTR;
+			break;
+		}
+		if (src)
+			p = u64_to_user_ptr(src + ((u64)(i - first) << PAGE_SHIFT));
+		err = umem_fill_page(r, i, p);
+		if (err)
+			break;
+		cond_resched();
+	}
+	up_read(&r->install_rwsem);
+	if (i > first)
+		umem_wake_range(r, first, i);
+	*done = (u64)(i - first) << PAGE_SHIFT;
+	return err;
+}
+
+/* Bytes done if any, else the error: the out field of COPY and ZERO. */
+static s64 umem_progress(u64 done, int err)
+{
+	return done ? (s64)done : err;
+}
+
+long umem_ioctl_copy(struct umem_region *r, void __user *arg)
+{
+	struct umem_copy __user *uarg = arg;
+	struct umem_copy c;
+	u64 done;
+	int err;
+
+	if (copy_from_user(&c, uarg, offsetof(struct umem_copy, copied)))
+		return -EFAULT;
+	if (c.mode || !umem_range_ok(r, c.offset, c.len))
+		return -EINVAL;
+	err = umem_fill_range(r, c.offset, c.len, c.src, &done);
+	if (put_user(umem_progress(done, err), &uarg->copied))
+		return -EFAULT;
+	return err;
+}
+
+long umem_ioctl_zero(struct umem_region *r, void __user *arg)
+{
+	struct umem_zero __user *uarg = arg;
+	struct umem_zero z;
+	u64 done;
+	int err;
+
+	if (copy_from_user(&z, uarg, offsetof(struct umem_zero, zeroed)))
+		return -EFAULT;
+	if (z.mode || !umem_range_ok(r, z.offset, z.len))
+		return -EINVAL;
+	err = umem_fill_range(r, z.offset, z.len, 0, &done);
+	if (put_user(umem_progress(done, err), &uarg->zeroed))
+		return -EFAULT;
+	return err;
+}
+
+/* Entries are read and answered in chunks of this many. */
+#define UMEM_VEC_CHUNK	64
+
+long umem_ioctl_copy_vec(struct umem_region *r, void __user *arg)
+{
+	struct umem_copy_vec __user *uarg = arg;
+	struct umem_copy_entry ents[UMEM_VEC_CHUNK];
+	struct umem_copy_entry __user *uents;
+	struct umem_copy_vec v;
+	u64 handled = 0;
+	unsigned int i, n;
+	int err = 0;
+
+	if (copy_from_user(&v, uarg, offsetof(struct umem_copy_vec, handled)))
+		return -EFAULT;
+	if (v.flags || v.reserved[0] || v.reserved[1] || !v.count ||
+	    v.count > UMEM_COPY_VEC_MAX)
+		return -EINVAL;
+	uents = u64_to_user_ptr(v.entries);
+
+	down_read(&r->install_rwsem);
+	while (handled < v.count && !err) {
+		n = min_t(u64, UMEM_VEC_CHUNK, v.count - handled);
+		if (copy_from_user(ents, uents + handled, n * sizeof(ents[0]))) {
+			err = -EFAULT;
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			struct umem_copy_entry *e = &ents[i];
+
+			if (fatal_signal_pending(current)) {
+				err = -EINTR;
+				n = i;
+				break;
+			}
+			if (!umem_range_ok(r, e->offset, PAGE_SIZE) || !e->src) {
+				e->result = -EINVAL;
+				continue;
+			}
+			e->result = umem_fill_page(r, e->offset >> PAGE_SHIFT,
+						   u64_to_user_ptr(e->src));
+			if (!e->result)
+				umem_wake_range(r, e->offset >> PAGE_SHIFT,
+						(e->offset >> PAGE_SHIFT) + 1);
+			cond_resched();
+		}
+		for (i = 0; i < n; i++) {
+			if (put_user(ents[i].result, &uents[handled + i].result)) {
+				err = -EFAULT;
+				break;
+			}
+		}
+		handled += i;
+	}
+	up_read(&r->install_rwsem);
+	if (put_user(handled, &uarg->handled))
+		return -EFAULT;
+	return err;
+}
+
+/*
+ * pwrite() on the server fd: data for missing pages, written straight into
+ * the backing.  Nobody can map those pages until UMEM_MARK_PRESENT.
+ */
+ssize_t umem_server_write_iter(struct kiocb *iocb, struct iov_iter *from)
+{
+	struct umem_region *r = iocb->ki_filp->private_data;
+	size_t len = iov_iter_count(from);
+	loff_t pos = iocb->ki_pos;
+	struct mem_cgroup *old;
+	pgoff_t i, last;
+	ssize_t ret;
+
+	if (!len)
+		return 0;
+	if (pos < 0 || pos >= r->size || len > r->size - pos)
+		return -EINVAL;
+
+	down_read(&r->install_rwsem);
+	last = (pos + len - 1) >> PAGE_SHIFT;
+	for (i = pos >> PAGE_SHIFT; i <= last; i++) {
+		if (test_bit(i, r->present)) {
+			ret = -EEXIST;
+			goto out;
+		}
+	}
+	old = set_active_memcg(r->memcg);
+	ret = vfs_iter_write(r->shmem, from, &pos, 0);
+	set_active_memcg(old);
+	if (ret > 0)
+		iocb->ki_pos = pos;
+out:
+	up_read(&r->install_rwsem);
+	return ret;
+}
+
+long umem_ioctl_mark_present(struct umem_region *r, void __user *arg)
+{
+	struct umem_mark_present __user *uarg = arg;
+	struct umem_mark_present m;
+	u64 __user *offsets;
+	u64 i, off;
+	int err = 0;
+
+	if (copy_from_user(&m, uarg,
+			   offsetof(struct umem_mark_present, marked)))
+		return -EFAULT;
+	if (m.flags || m.reserved[0] || m.reserved[1] || !m.count ||
+	    m.count > UMEM_MARK_PRESENT_MAX)
+		return -EINVAL;
+	offsets = u64_to_user_ptr(m.offsets);
+
+	for (i = 0; i < m.count; i++) {
+		if (get_user(off, &offsets[i])) {
+			err = -EFAULT;
+			break;
+		}
+		if (!umem_range_ok(r, off, PAGE_SIZE)) {
+			err = -EINVAL;
+			break;
+		}
+		err = umem_set_present(r, off >> PAGE_SHIFT);
+		if (err)
+			break;
+		umem_wake_range(r, off >> PAGE_SHIFT, (off >> PAGE_SHIFT) + 1);
+	}
+	if (put_user(i, &uarg->marked))
+		return -EFAULT;
+	return err;
+}
+
+/*
+ * Present pages of the range become missing: bits first (so no new
+ * mapping), then the hole punch unmaps every mapping and frees the data.
+ * install_rwsem keeps installers out until the punch is done.
+ */
+long umem_ioctl_discard(struct umem_region *r, void __user *arg)
+{
+	struct umem_discard d;
+	pgoff_t i, first, end;
+	int err;
+
+	if (copy_from_user(&d, arg, sizeof(d)))
+		return -EFAULT;
+	if (d.flags || d.reserved || !umem_range_ok(r, d.offset, d.len))
+		return -EINVAL;
+	first = d.offset >> PAGE_SHIFT;
+	end = (d.offset + d.len) >> PAGE_SHIFT;
+
+	down_write(&r->install_rwsem);
+	spin_lock(&r->lock);
+	WRITE_ONCE(r->complete, false);
+	for (i = first; i < end; i++) {
+		if (__test_and_clear_bit(i, r->present)) {
+			r->npresent--;
+			r->discarded++;
+		}
+	}
+	spin_unlock(&r->lock);
+	err = vfs_fallocate(r->shmem, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			    d.offset, d.len);
+	up_write(&r->install_rwsem);
+	return err;
+}
+
+long umem_ioctl_stats(struct umem_region *r, void __user *arg)
+{
+	struct umem_stats st;
+
+	memset(&st, 0, sizeof(st));
+	spin_lock(&r->lock);
+	st.size = r->size;
+	st.page_size = PAGE_SIZE;
+	st.pages = r->npages;
+	st.pages_present = r->npresent;
+	st.requests = r->requests;
+	st.requests_pending = r->npending;
+	st.faults = r->faults;
+	st.wait_ns_total = r->wait_ns_total;
+	st.wait_ns_max = r->wait_ns_max;
+	st.installed = r->installed;
+	st.discarded = r->discarded;
+	spin_unlock(&r->lock);
+	st.waiting = atomic_read(&r->waiting);
+	return copy_to_user(arg, &st, sizeof(st)) ? -EFAULT : 0;
+}

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * umem: user-serviced memory regions for postcopy live migration.
+ *
+ * This file holds the control device (/dev/umem: the UMEM_GET_API handshake
+ * and UMEM_CREATE), the server fd's file operations and ioctl dispatch, and
+ * module init/exit.  Regions live in region.c, the fault path in fault.c,
+ * the request queue in queue.c and the install paths in install.c.
+ *
+ * Locking: nothing here takes a lock of its own; see umem_internal.h.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/seq_file.h>
+#include <linux/uaccess.h>
+
+#include "umem_internal.h"
+
+#define UMEM_IOCTL_BIT(cmd)	(1ULL << _IOC_NR(cmd))
+#define UMEM_IOCTLS	(UMEM_IOCTL_BIT(UMEM_GET_API) |		\
+			 UMEM_IOCTL_BIT(UMEM_CREATE) |		\
+			 UMEM_IOCTL_BIT(UMEM_COPY) |		\
+			 UMEM_IOCTL_BIT(UMEM_COPY_VEC) |	\
+			 UMEM_IOCTL_BIT(UMEM_ZERO) |		\
+			 UMEM_IOCTL_BIT(UMEM_MARK_PRESENT) |	\
+			 UMEM_IOCTL_BIT(UMEM_DISCARD) |		\
+			 UMEM_IOCTL_BIT(UMEM_STATS))
+
+static bool umem_zeroed(const u64 *words, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (words[i])
+			return false;
+	return true;
+}
+
+static long umem_ioctl_get_api(void __user *arg)
+{
+	struct umem_api api;
+
+	if (copy_from_user(&api, arg, sizeof(api)))
+		return -EFAULT;
+	if (api.api != UMEM_API || (api.features & ~UMEM_F_ALL) ||
+	    api.ioctls || !umem_zeroed(api.reserved, ARRAY_SIZE(api.reserved)))
+		return -EINVAL;
+	api.features = UMEM_F_ALL;
+	api.ioctls = UMEM_IOCTLS;
+	return copy_to_user(arg, &api, sizeof(api)) ? -EFAULT : 0;
+}
+
+static long umem_ioctl_create(void __user *arg)
+{
+	struct umem_create __user *uarg = arg;
+	struct umem_region *r;
+	struct umem_create c;
+	struct file *file;
+	int fd, err;
+
+	if (copy_from_user(&c, uarg, sizeof(c)))
+		return -EFAULT;
+	if (c.flags || c.id || c.server_fd ||
+	    !umem_zeroed(c.reserved, ARRAY_SIZE(c.reserved)))
+		return -EINVAL;
+	if (c.page_size != UMEM_PAGE_SIZE_4K || c.page_size != PAGE_SIZE)
+		return -EINVAL;
+	if (!c.size || c.size > UMEM_MAX_SIZE || !PAGE_ALIGNED(c.size))
+		return -EINVAL;
+
+	r = umem_region_create(&c);
+	if (IS_ERR(r))
+		return PTR_ERR(r);
+
+	fd = get_unused_fd_flags(O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		err = fd;
+		goto err_put;
+	}
+	/* The file takes over the creation reference. */
+	file = anon_inode_getfile("[umem]", &umem_server_fops, r, O_RDWR);
+	if (IS_ERR(file)) {
+		err = PTR_ERR(file);
+		goto err_fd;
+	}
+	file->f_mode |= FMODE_PREAD | FMODE_PWRITE;
+	file->f_mapping = r->shmem->f_mapping;
+
+	c.id = r->id;
+	c.server_fd = fd;
+	if (put_user(c.id, &uarg->id) || put_user(c.server_fd, &uarg->server_fd)) {
+		put_unused_fd(fd);
+		fput(file);	/* detaches and frees the region */
+		return -EFAULT;
+	}
+	fd_install(fd, file);
+	return fd;
+
+err_fd:
+	put_unused_fd(fd);
+err_put:
+	umem_region_detach(r);
+	umem_region_put(r);
+	return err;
+}
+
+static long umem_ctl_ioctl(struct file *file, unsigned int cmd,
+			   unsigned long arg)
+{
+	void __user *uarg = (void __user *)arg;
+
+	switch (cmd) {
+	case UMEM_GET_API:
+		return umem_ioctl_get_api(uarg);
+	case UMEM_CREATE:
+		return umem_ioctl_create(uarg);
+	}
+	return -ENOTTY;
+}
+
+static const struct file_operations umem_ctl_fops = {
+	.owner = THIS_MODULE,
+	.unlocked_ioctl = umem_ctl_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice umem_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "umem",
+	.fops = &umem_ctl_fops,
+	.mode = 0600,
+};
+
+static long umem_server_ioctl(struct file *file, unsigned int cmd,
+			      unsigned long arg)
+{
+	struct umem_region *r = file->private_data;
+	void __user *uarg = (void __user *)arg;
+
+	switch (cmd) {
+	case UMEM_COPY:
+		return umem_ioctl_copy(r, uarg);
+	case UMEM_COPY_VEC:
+		return umem_ioctl_copy_vec(r, uarg);
+	case UMEM_ZERO:
+		return umem_ioctl_zero(r, uarg);
+	case UMEM_MARK_PRESENT:
+		return umem_ioctl_mark_present(r, uarg);
+	case UMEM_DISCARD:
+		return umem_ioctl_discard(r, uarg);
+	case UMEM_STATS:
+		return umem_ioctl_stats(r, uarg);
+	}
+	return -ENOTTY;
+}
+
+/* The single abort point: the last close of the server fd. */
+static int umem_server_release(struct inode *inode, struct file *file)
+{
+	struct umem_region *r = file->private_data;
+
+	umem_region_detach(r);
+	umem_region_put(r);
+	return 0;
+}
+
+static void umem_server_show_fdinfo(struct seq_file *m, struct file *file)
+{
+	struct umem_region *r = file->private_data;
+
+	spin_lock(&r->lock);
+	seq_printf(m, "umem-name:\t%s\numem-size:\t%llu\n", r->name, r->size);
+	seq_printf(m, "umem-present:\t%lu/%lu\numem-pending:\t%lu\n",
+		   r->npresent, (unsigned long)r->npages, r->npending);
+	seq_printf(m, "umem-requests:\t%llu\n", r->requests);
+	spin_unlock(&r->lock);
+}
+
+const struct file_operations umem_server_fops = {
+	.owner = THIS_MODULE,
+	.read = umem_server_read,
+	.write_iter = umem_server_write_iter,
+	.poll = umem_server_poll,
+	.unlocked_ioctl = umem_server_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = umem_server_mmap,
+	.release = umem_server_release,
+	.show_fdinfo = umem_server_show_fdinfo,
+	.llseek = noop_llseek,
+};
+
+static int __init umem_init(void)
+{
+	int err;
+
+	BUILD_BUG_ON(sizeof(struct umem_api) != 64);
+	BUILD_BUG_ON(sizeof(struct umem_create) != 88);
+	BUILD_BUG_ON(sizeof(struct umem_request) != 32);
+	BUILD_BUG_ON(sizeof(struct umem_copy) != 40);
+	BUILD_BUG_ON(sizeof(struct umem_copy_entry) != 24);
+	BUILD_BUG_ON(sizeof(struct umem_copy_vec) != 40);
+	BUILD_BUG_ON(sizeof(struct umem_zero) != 32);
+	BUILD_BUG_ON(sizeof(struct umem_mark_present) != 40);
+	BUILD_BUG_ON(sizeof(struct umem_discard) != 32);
+	BUILD_BUG_ON(sizeof(struct umem_stats) != 128);
+	BUILD_BUG_ON(_IOC_NR(UMEM_STATS) >= 64);
+
+	err = umem_queue_init();
+	if (err)
+		return err;
+	err = umem_region_init();
+	if (err)
+		goto err_queue;
+	err = misc_register(&umem_misc);
+	if (err)
+		goto err_region;
+	return 0;
+
+err_region:
+	umem_region_exit();
+err_queue:
+	umem_queue_exit();
+	return err;
+}
+
+static void __exit umem_exit(void)
+{
+	misc_deregister(&umem_misc);
+	umem_region_exit();
+	umem_queue_exit();
+}
+
+module_init(umem_init);
+module_exit(umem_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("umem: user-serviced memory regions for postcopy live migration");
+MODULE_AUTHOR("The umem authors");
