@@ -3,8 +3,8 @@
  * umem region lifetime and the per-region device node.
  *
  * A region lives while anything references it: the server fd, node fds,
- * "[umem-map]" files behind mappings of the server fd, and faulting tasks
- * that dropped mmap_lock while they wait.  The final put removes the node
+ * "[umem-map]" files behind mappings of the server fd (a task waiting in
+ * the fault path with mmap_lock dropped pins its vma's file).  The final put removes the node
  * and the IDR entry under umem_mutex (so that a concurrent open of the node
  * cannot find a dying region), then frees the rest.  Each region holds a
  * module reference, so the module cannot be unloaded while one exists.
@@ -67,11 +67,16 @@ noinline void umem_region_get(struct umem_region *r)
 	kref_get(&r->ref);
 }
 
+/*
+ * Last reference gone.  A concurrent umem_node_open() may still find the
+ * region in the IDR until we remove it, but its kref_get_unless_zero()
+ * fails, so it never sees a dying region.
+ */
 static void umem_region_release(struct kref *ref)
-	__releases(&umem_mutex)
 {
 	struct umem_region *r = container_of(ref, struct umem_region, ref);
 
+	mutex_lock(&umem_mutex);
 	idr_remove(&umem_idr, r->id);
 	device_destroy(&umem_class, MKDEV(MAJOR(umem_devt), r->id));
 	mutex_unlock(&umem_mutex);
@@ -92,7 +97,7 @@ static void umem_region_release(struct kref *ref)
 
 noinline void umem_region_put(struct umem_region *r)
 {
-	kref_put_mutex(&r->ref, umem_region_release, &umem_mutex);
+	kref_put(&r->ref, umem_region_release);
 }
 
 /* Region names become device names: keep them to a safe set. */

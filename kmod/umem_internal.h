@@ -46,6 +46,7 @@
 #ifndef _UMEM_INTERNAL_H
 #define _UMEM_INTERNAL_H
 
+#include <linux/bits.h>
 #include <linux/fs.h>
 #include <linux/kref.h>
 #include <linux/list.h>
@@ -56,11 +57,11 @@
 #include <linux/wait.h>
 #include <linux/umem.h>
 
-#define UMEM_MAX_MINORS		(1U << 16)
+#define UMEM_MAX_MINORS		BIT(16)
 /* Regions are limited so that page offsets and bitmaps stay sane. */
-#define UMEM_MAX_SIZE		(1ULL << 40)
+#define UMEM_MAX_SIZE		BIT_ULL(40)
 #define UMEM_FAULT_WQ_BITS	6
-#define UMEM_FAULT_WQ_HASH	(1U << UMEM_FAULT_WQ_BITS)
+#define UMEM_FAULT_WQ_HASH	BIT(UMEM_FAULT_WQ_BITS)
 
 enum umem_state {
 	UMEM_STATE_LIVE,	/* the server fd is open */
@@ -76,7 +77,7 @@ struct umem_pending {
 };
 
 struct umem_region {
-	struct kref ref;	/* files pointing here, plus waiting faults */
+	struct kref ref;	/* one per file pointing here */
 	int id;			/* IDR id and minor; under umem_mutex */
 	char name[UMEM_NAME_MAX];
 	u64 size;
@@ -88,7 +89,7 @@ struct umem_region {
 	/* Fault path fast check; true when every page is present. */
 	bool complete;
 
-	spinlock_t lock;
+	spinlock_t lock;	/* guards the fields marked "lock" */
 	enum umem_state state;		/* lock */
 	unsigned long *present;		/* lock for writes; read locklessly */
 	unsigned long *requested;	/* lock */
