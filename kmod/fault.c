@@ -183,11 +183,12 @@ static vm_fault_t umem_fault_missing(struct umem_region *r, struct vm_fault *vmf
 	}
 
 	/*
-	 * The file keeps the region (and this module) alive once the lock is
-	 * dropped and the vma may go away.  fput() defers the final release,
-	 * so we never drop the last module reference from module text.
+	 * The pinned file keeps the region (and this module) alive once the
+	 * lock is dropped and the vma may go away.  fput() defers the final
+	 * release, so we never drop the last module reference from module
+	 * text.
 	 */
-	file = get_file(vmf->vma->vm_file);
+	file = get_file(vmf->vma->vm_private_data);
 	umem_release_fault_lock(vmf);
 	umem_wait_page(r, vmf->pgoff);
 	fput(file);
@@ -200,7 +201,7 @@ static vm_fault_t umem_fault_missing(struct umem_region *r, struct vm_fault *vmf
 
 static vm_fault_t umem_fault(struct vm_fault *vmf)
 {
-	struct umem_region *r = vmf->vma->vm_file->private_data;
+	struct umem_region *r = umem_vma_region(vmf->vma);
 	vm_fault_t ret;
 
 	if (unlikely(vmf->pgoff >= r->npages))
@@ -237,7 +238,20 @@ static vm_fault_t umem_map_pages(struct vm_fault *vmf, pgoff_t start_pgoff,
 	return 0;
 }
 
+/* A vma copy (split, fork, mremap) pins the region like the original. */
+static void umem_vm_open(struct vm_area_struct *vma)
+{
+	get_file(vma->vm_private_data);
+}
+
+static void umem_vm_close(struct vm_area_struct *vma)
+{
+	fput(vma->vm_private_data);
+}
+
 const struct vm_operations_struct umem_vm_ops = {
+	.open = umem_vm_open,
+	.close = umem_vm_close,
 	.fault = umem_fault,
 	.map_pages = umem_map_pages,
 };

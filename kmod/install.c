@@ -88,11 +88,12 @@ out:
 }
 
 /*
- * Install [offset, offset + len).  Returns 0 or a negative errno; *@done
- * gets the bytes installed before it stopped.
+ * Install [offset, offset + len) from @src, or zero-filled when @src is
+ * NULL.  Returns 0 or a negative errno; *@done gets the bytes installed
+ * before it stopped.
  */
 static int umem_fill_range(struct umem_region *r, u64 offset, u64 len,
-			   u64 src, u64 *done)
+			   const void __user *src, u64 *done)
 {
 	pgoff_t first = offset >> PAGE_SHIFT;
 	pgoff_t end = (offset + len) >> PAGE_SHIFT;
@@ -100,7 +101,7 @@ static int umem_fill_range(struct umem_region *r, u64 offset, u64 len,
 	int err = 0;
 
 	*done = 0;
-	if (src && !access_ok(u64_to_user_ptr(src), len))
+	if (src && !access_ok(src, len))
 		return -EFAULT;
 
 	down_read(&r->install_rwsem);
@@ -112,7 +113,7 @@ static int umem_fill_range(struct umem_region *r, u64 offset, u64 len,
 			break;
 		}
 		if (src)
-			p = u64_to_user_ptr(src + ((u64)(i - first) << PAGE_SHIFT));
+			p = src + ((i - first) << PAGE_SHIFT);
 		err = umem_fill_page(r, i, p);
 		if (err)
 			break;
@@ -142,7 +143,12 @@ long umem_ioctl_copy(struct umem_region *r, void __user *arg)
 		return -EFAULT;
 	if (c.mode || !umem_range_ok(r, c.offset, c.len))
 		return -EINVAL;
-	err = umem_fill_range(r, c.offset, c.len, c.src, &done);
+	/* A NULL src is a bad pointer here, not a request for zeros. */
+	done = 0;
+	err = -EFAULT;
+	if (c.src)
+		err = umem_fill_range(r, c.offset, c.len,
+				      u64_to_user_ptr(c.src), &done);
 	if (put_user(umem_progress(done, err), &uarg->copied))
 		return -EFAULT;
 	return err;
@@ -159,7 +165,7 @@ long umem_ioctl_zero(struct umem_region *r, void __user *arg)
 		return -EFAULT;
 	if (z.mode || !umem_range_ok(r, z.offset, z.len))
 		return -EINVAL;
-	err = umem_fill_range(r, z.offset, z.len, 0, &done);
+	err = umem_fill_range(r, z.offset, z.len, NULL, &done);
 	if (put_user(umem_progress(done, err), &uarg->zeroed))
 		return -EFAULT;
 	return err;
@@ -200,12 +206,15 @@ long umem_ioctl_copy_vec(struct umem_region *r, void __user *arg)
 				n = i;
 				break;
 			}
-			if (!umem_range_ok(r, e->offset, PAGE_SIZE) || !e->src) {
+			if (!umem_range_ok(r, e->offset, PAGE_SIZE)) {
 				e->result = -EINVAL;
 				continue;
 			}
-			e->result = umem_fill_page(r, e->offset >> PAGE_SHIFT,
-						   u64_to_user_ptr(e->src));
+			if (!e->src || !access_ok(u64_to_user_ptr(e->src), PAGE_SIZE))
+				e->result = -EFAULT;
+			else
+				e->result = umem_fill_page(r, e->offset >> PAGE_SHIFT,
+							   u64_to_user_ptr(e->src));
 			if (!e->result)
 				umem_wake_range(r, e->offset >> PAGE_SHIFT,
 						(e->offset >> PAGE_SHIFT) + 1);
@@ -226,17 +235,49 @@ long umem_ioctl_copy_vec(struct umem_region *r, void __user *arg)
 }
 
 /*
+ * Copy up to @bytes of @from into page @pgoff at @off, under the page lock
+ * and only while the page is missing.  Returns bytes copied or -errno.
+ */
+static ssize_t umem_write_page(struct umem_region *r, pgoff_t pgoff,
+			       size_t off, size_t bytes, struct iov_iter *from)
+{
+	struct page *page;
+	size_t copied;
+
+	page = umem_get_page(r, pgoff);
+	if (IS_ERR(page))
+		return PTR_ERR(page);
+	lock_page(page);
+	if (test_bit(pgoff, r->present)) {
+		unlock_page(page);
+		put_page(page);
+		return -EEXIST;
+	}
+	pagefault_disable();
+	copied = copy_page_from_iter_atomic(page, off, bytes, from);
+	pagefault_enable();
+	if (copied) {
+		flush_dcache_page(page);
+		set_page_dirty(page);
+	}
+	unlock_page(page);
+	put_page(page);
+	return copied;
+}
+
+/*
  * pwrite() on the server fd: data for missing pages, written straight into
- * the backing.  Nobody can map those pages until UMEM_MARK_PRESENT.
+ * the backing.  Nobody can map those pages until UMEM_MARK_PRESENT.  Each
+ * page is written under its page lock and only while it is missing, so a
+ * racing install is never overwritten (EEXIST).
  */
 ssize_t umem_server_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct umem_region *r = iocb->ki_filp->private_data;
 	size_t len = iov_iter_count(from);
 	loff_t pos = iocb->ki_pos;
-	struct mem_cgroup *old;
+	ssize_t done = 0, ret = 0;
 	pgoff_t i, last;
-	ssize_t ret;
 
 	if (!len)
 		return 0;
@@ -251,14 +292,30 @@ ssize_t umem_server_write_iter(struct kiocb *iocb, struct iov_iter *from)
 			goto out;
 		}
 	}
-	old = set_active_memcg(r->memcg);
-	ret = vfs_iter_write(r->shmem, from, &pos, 0);
-	set_active_memcg(old);
-	if (ret > 0)
-		iocb->ki_pos = pos;
+	while (iov_iter_count(from)) {
+		size_t off = offset_in_page(pos);
+		size_t bytes = min_t(size_t, PAGE_SIZE - off, iov_iter_count(from));
+
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		ret = umem_write_page(r, pos >> PAGE_SHIFT, off, bytes, from);
+		if (ret < 0)
+			break;
+		pos += ret;
+		done += ret;
+		if ((size_t)ret < bytes &&
+		    fault_in_iov_iter_readable(from, bytes - ret) == bytes - ret) {
+			ret = -EFAULT;
+			break;
+		}
+		cond_resched();
+	}
+	iocb->ki_pos = pos;
 out:
 	up_read(&r->install_rwsem);
-	return ret;
+	return done ? done : ret;
 }
 
 long umem_ioctl_mark_present(struct umem_region *r, void __user *arg)

@@ -87,7 +87,6 @@ static long umem_ioctl_create(void __user *arg)
 		goto err_fd;
 	}
 	file->f_mode |= FMODE_PREAD | FMODE_PWRITE;
-	file->f_mapping = r->shmem->f_mapping;
 
 	c.id = r->id;
 	c.server_fd = fd;

@@ -3,8 +3,9 @@
  * umem region lifetime and the per-region device node.
  *
  * A region lives while anything references it: the server fd, node fds,
- * "[umem-map]" files behind mappings of the server fd (a task waiting in
- * the fault path with mmap_lock dropped pins its vma's file).  The final put removes the node
+ * and mappings (each vma pins a node file or, for a mapping of the server
+ * fd, a "[umem-map]" file of its own; a task waiting in the fault path with
+ * mmap_lock dropped pins that file too).  The final put removes the node
  * and the IDR entry under umem_mutex (so that a concurrent open of the node
  * cannot find a dying region), then frees the rest.  Each region holds a
  * module reference, so the module cannot be unloaded while one exists.
@@ -145,6 +146,7 @@ static void umem_region_free_unlisted(struct umem_region *r)
 
 struct umem_region *umem_region_create(const struct umem_create *args)
 {
+	char shm_name[UMEM_NAME_MAX + 8];
 	struct umem_region *r;
 	struct device *dev;
 	unsigned int i;
@@ -178,7 +180,9 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 	if (!r->present || !r->requested)
 		goto err_free;
 
-	r->shmem = shmem_file_setup("umem", r->size, VM_NORESERVE);
+	/* The name shows in /proc/PID/maps as "/umem-<name> (deleted)". */
+	snprintf(shm_name, sizeof(shm_name), "umem-%s", r->name);
+	r->shmem = shmem_file_setup(shm_name, r->size, VM_NORESERVE);
 	if (IS_ERR(r->shmem)) {
 		err = PTR_ERR(r->shmem);
 		r->shmem = NULL;
@@ -246,22 +250,45 @@ struct page *umem_get_page(struct umem_region *r, pgoff_t pgoff)
 }
 
 /*
- * mmap() of a node or "[umem-map]" file.  Only shared mappings inside the
- * region: a private copy of guest RAM would silently stop following the
- * migration.  VM_DONTEXPAND makes mremap() growth fail with EFAULT.
+ * Set up a mapping of the region.  The vma maps the shmem file itself (so
+ * the kernel's shmem helpers see a consistent file, inode and mapping, and
+ * hole punching unmaps it), with umem's vm_ops in front of it; @pin, a node
+ * or "[umem-map]" file, is kept in vm_private_data and holds the region and
+ * this module for as long as the vma exists (umem_vm_open/close).
+ *
+ * Only shared mappings inside the region: a private copy of guest RAM would
+ * silently stop following the migration.  VM_DONTEXPAND makes mremap()
+ * growth fail with EFAULT and keeps khugepaged away: it must never collapse
+ * missing pages into a huge page behind the fault path's back.
  */
-int umem_region_mmap(struct file *file, struct vm_area_struct *vma)
+static int umem_check_vma(struct umem_region *r, struct vm_area_struct *vma)
 {
-	struct umem_region *r = file->private_data;
-
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
 	if (vma->vm_pgoff >= r->npages ||
 	    vma_pages(vma) > r->npages - vma->vm_pgoff)
 		return -EINVAL;
+	return 0;
+}
+
+static void umem_setup_vma(struct file *pin, struct vm_area_struct *vma)
+{
+	struct umem_region *r = pin->private_data;
+
 	umem_vm_flags_set(vma, VM_DONTEXPAND);
+	vma->vm_private_data = get_file(pin);
 	vma->vm_ops = &umem_vm_ops;
+	vma_set_file(vma, r->shmem);
+}
+
+static int umem_node_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	int err = umem_check_vma(file->private_data, vma);
+
+	if (err)
+		return err;
 	file_accessed(file);
+	umem_setup_vma(file, vma);
 	return 0;
 }
 
@@ -273,13 +300,12 @@ static int umem_map_release(struct inode *inode, struct file *file)
 
 static const struct file_operations umem_map_fops = {
 	.owner = THIS_MODULE,
-	.mmap = umem_region_mmap,
 	.release = umem_map_release,
 };
 
 /*
- * mmap() of the server fd: the mapping gets a file of its own so that it
- * never pins the server fd (only the server fd's release detaches).
+ * mmap() of the server fd: the mapping is pinned by a file of its own, so
+ * it never holds the server fd (only the server fd's release detaches).
  */
 int umem_server_mmap(struct file *file, struct vm_area_struct *vma)
 {
@@ -287,7 +313,7 @@ int umem_server_mmap(struct file *file, struct vm_area_struct *vma)
 	struct file *map;
 	int err;
 
-	err = umem_region_mmap(file, vma);
+	err = umem_check_vma(r, vma);
 	if (err)
 		return err;
 	umem_region_get(r);
@@ -296,8 +322,7 @@ int umem_server_mmap(struct file *file, struct vm_area_struct *vma)
 		umem_region_put(r);
 		return PTR_ERR(map);
 	}
-	map->f_mapping = r->shmem->f_mapping;
-	vma_set_file(vma, map);
+	umem_setup_vma(map, vma);
 	fput(map);
 	return 0;
 }
@@ -314,7 +339,6 @@ static int umem_node_open(struct inode *inode, struct file *file)
 	if (!r)
 		return -ENODEV;
 	file->private_data = r;
-	file->f_mapping = r->shmem->f_mapping;
 	return 0;
 }
 
@@ -336,7 +360,7 @@ static const struct file_operations umem_node_fops = {
 	.open = umem_node_open,
 	.release = umem_node_release,
 	.llseek = umem_node_llseek,
-	.mmap = umem_region_mmap,
+	.mmap = umem_node_mmap,
 };
 
 int umem_region_init(void)

@@ -14,11 +14,13 @@
  *   - the server fd (anon inode "[umem]"), one per region: read/poll/ioctl.
  *     Its release is the single point where the daemon detaches.
  *   - node fds (open of /dev/umem-<name>) and "[umem-map]" files made when
- *     the server fd is mmap()ed: they only map.  A mapping holds its file,
- *     never the server fd, so a VMM's mapping cannot keep a dead daemon's
- *     region alive.
- * Every such file's f_mapping is the shmem file's mapping: VMAs live in the
- * shmem inode's i_mmap tree, so punching a hole (discard) unmaps them.
+ *     the server fd is mmap()ed: they only map.  A mapping pins one of
+ *     these in vm_private_data, never the server fd, so a VMM's mapping
+ *     cannot keep a dead daemon's region alive.
+ * A umem vma's vm_file is the shmem file itself (with umem_vm_ops in front):
+ * the vma lives in the shmem inode's i_mmap tree, so punching a hole
+ * (discard) unmaps it, and shmem helpers that look at vm_file see a real
+ * shmem inode.
  *
  * Page states
  * -----------
@@ -105,6 +107,14 @@ struct umem_region {
 	wait_queue_head_t fault_wq[UMEM_FAULT_WQ_HASH];	/* by pgoff */
 };
 
+/* The region behind a umem vma. */
+static inline struct umem_region *umem_vma_region(struct vm_area_struct *vma)
+{
+	struct file *pin = vma->vm_private_data;
+
+	return pin->private_data;
+}
+
 /* main.c */
 extern const struct file_operations umem_server_fops;
 
@@ -115,7 +125,6 @@ struct umem_region *umem_region_create(const struct umem_create *args);
 void umem_region_get(struct umem_region *r);
 void umem_region_put(struct umem_region *r);
 void umem_region_detach(struct umem_region *r);
-int umem_region_mmap(struct file *file, struct vm_area_struct *vma);
 int umem_server_mmap(struct file *file, struct vm_area_struct *vma);
 struct page *umem_get_page(struct umem_region *r, pgoff_t pgoff);
 
