@@ -15,6 +15,7 @@ APT_PKGS=(
 	libnl-3-dev libnl-genl-3-dev
 	sparse clang libclang-rt-14-dev
 	iproute2 gnuplot-nox kmod
+	xz-utils perl python3 coreutils
 )
 VNG_VERSION=${VNG_VERSION:-}
 

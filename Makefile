@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# umem top-level Makefile.  Kbuild does not read this file (it reads the
+# top-level Kbuild, which descends into kmod/).
+#
+#   make                 module for KDIR (default: newest /lib/modules/*/build),
+#                        selftests/ and userspace/ when they have a Makefile
+#   make KDIR=...        the same for another kernel tree
+#   make modules-all     the module for every installed kernel (KVERS), each in
+#                        build/mod-<kver>/, W=1, any compiler warning fails
+#   make lint            checkpatch --strict + sparse (C=2)
+#   make check           everything: host suites + selftests in a VM per kernel
+#   make deps            install build/test dependencies (scripts/deps.sh)
+#   make demo            a postcopy migration in a VM (BACKEND=umem|uffd|uffd-minor)
+
+SHELL := /bin/bash
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD := $(REPO)/build
+
+# Every kernel with headers installed, newest first.
+KVERS ?= $(shell ls -d /lib/modules/*/build 2>/dev/null | \
+	   sed -e 's@^/lib/modules/@@' -e 's@/build$$@@' | sort -rV)
+KVER ?= $(firstword $(KVERS))
+KDIR ?= /lib/modules/$(KVER)/build
+
+KSFT_TARBALL ?= /usr/src/linux-source-6.12.tar.xz
+KSFT_DIR := $(BUILD)/ksft
+export KSFT_DIR
+
+DEPS_STAMP := $(BUILD)/.deps.stamp
+KSFT_STAMP := $(KSFT_DIR)/.stamp
+
+.PHONY: all module selftests userspace modules-all ksft-headers lint check \
+	deps demo bench clean help
+
+all: module selftests userspace
+
+help:
+	@sed -n '3,15p' $(REPO)/Makefile | sed 's/^# \{0,1\}//'
+
+# ---------------------------------------------------------------- deps
+deps:
+	@$(REPO)/scripts/deps.sh
+	@mkdir -p $(BUILD) && touch $(DEPS_STAMP)
+
+$(DEPS_STAMP): $(REPO)/scripts/deps.sh
+	@$(REPO)/scripts/deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+# ---------------------------------------------------------------- module
+module: $(DEPS_STAMP)
+	@test -f $(REPO)/kmod/Kbuild || { echo "kmod/Kbuild is missing" >&2; exit 1; }
+	$(MAKE) -C $(KDIR) M=$(REPO) W=1 modules
+
+modules-all: $(DEPS_STAMP)
+	@set -e; for v in $(KVERS); do \
+		$(REPO)/scripts/build-mod.sh "$$v"; \
+	done
+
+# ---------------------------------------------------------------- kselftest bits
+ksft-headers: $(KSFT_STAMP)
+
+$(KSFT_STAMP): | $(DEPS_STAMP)
+	@$(REPO)/scripts/ksft-extract.sh $(KSFT_TARBALL) $(KSFT_DIR)
+	@touch $@
+
+# ---------------------------------------------------------------- sub-makes
+selftests: ksft-headers
+	@if [ -f $(REPO)/selftests/Makefile ]; then \
+		$(MAKE) -C $(REPO)/selftests KSFT_DIR=$(KSFT_DIR); \
+	else echo "selftests/Makefile not present, skipping"; fi
+
+userspace: $(DEPS_STAMP)
+	@if [ -f $(REPO)/userspace/Makefile ]; then \
+		$(MAKE) -C $(REPO)/userspace; \
+	else echo "userspace/Makefile not present, skipping"; fi
+
+# ---------------------------------------------------------------- demo
+# A postcopy migration you can watch: two network namespaces in a virtme-ng
+# guest (newest kernel), umemd --outgoing in one, umemd --incoming + umem-vmm
+# in the other; exit 0 only if every page verified.
+#   make demo [BACKEND=umem|uffd|uffd-minor] [SIZE=256M] [DELAY=1ms] [RATE=1gbit]
+#             [PREEMPT=0|1] [THREADS=2] [PATTERN=seq|random|hotset]
+BACKEND ?= umem
+DEMO_KVER ?= $(KVER)
+DEMO_VARS := BACKEND SIZE DELAY RATE PREEMPT THREADS PATTERN DURATION SEED
+
+demo: all modules-all
+	@$(REPO)/scripts/vm-run.sh $(DEMO_KVER) env \
+		$(foreach v,$(DEMO_VARS),$(if $($(v)),$(v)=$($(v)))) \
+		userspace/demo.sh
+
+bench:
+	@echo "make bench: not implemented yet (the benchmarks issue)" >&2; exit 1
+
+# ---------------------------------------------------------------- lint
+lint: ksft-headers
+	@KVER=$(KVER) KDIR=$(KDIR) $(REPO)/scripts/lint.sh
+
+# ---------------------------------------------------------------- check
+check: $(DEPS_STAMP) all modules-all ksft-headers
+	@KVERS="$(KVERS)" python3 $(REPO)/scripts/check.py
+
+# ---------------------------------------------------------------- clean
+clean:
+	@if [ -f $(REPO)/kmod/Kbuild ] && [ -d $(KDIR) ]; then \
+		$(MAKE) -C $(KDIR) M=$(REPO) clean >/dev/null; fi
+	@for d in selftests userspace; do \
+		if [ -f $(REPO)/$$d/Makefile ]; then $(MAKE) -C $(REPO)/$$d clean; fi; \
+	done
+	rm -rf $(BUILD)

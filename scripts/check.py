@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""umem `make check` driver and the one place where results are counted.
+
+    check.py                  run everything (host suites, then one VM per
+                              kernel in $KVERS), print per-suite lines and one
+                              final "N passed, N failed[, N skipped]" line
+    check.py --summarize DIR  count the results of one guest-check run
+
+Counting convention, per suite (a selftest binary or a suites.d script):
+  * If its stdout has lines "N passed, N failed" (optionally ", N skipped"),
+    the last one is its result.
+  * Else every kselftest "# Totals: pass:A fail:B xfail:C xpass:D skip:E
+    error:F" line is summed: passed += A+C+D, failed += B+F, skipped += E.
+  * No summary at all (crash, hang, killed)      -> 1 failed, nothing else.
+  * A summary, but timed out (exit 124/137) or never finished -> +1 failed.
+  * A summary, non-zero exit other than 4 (KSFT_SKIP), 0 failures reported
+                                                 -> +1 failed.
+  Skips never count as passes.  A suite or kernel that could not run at all
+  makes the whole check fail even when no test failed.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(REPO, "build")
+RESULTS = os.path.join(BUILD, "results")
+
+PF_RE = re.compile(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?\s*$")
+TOTALS_RE = re.compile(
+    r"^# Totals: pass:(\d+) fail:(\d+) xfail:(\d+) xpass:(\d+) skip:(\d+) error:(\d+)")
+KSFT_SKIP = 4
+TIMEOUT_RCS = (124, 137)
+GUEST_ENV = ("GUEST_TEST_TIMEOUT", "GUEST_SUITE_TIMEOUT")
+HOST_SUITE_TIMEOUT = int(os.environ.get("HOST_SUITE_TIMEOUT", "600"))
+
+
+class Count:
+    def __init__(self, passed=0, failed=0, skipped=0, note=""):
+        self.passed, self.failed, self.skipped, self.note = passed, failed, skipped, note
+
+    def add(self, other):
+        self.passed += other.passed
+        self.failed += other.failed
+        self.skipped += other.skipped
+
+    def __str__(self):
+        s = f"{self.passed} passed, {self.failed} failed"
+        if self.skipped:
+            s += f", {self.skipped} skipped"
+        return s
+
+
+def count_output(text, rc):
+    """Count one suite from its stdout and exit status (None = unknown)."""
+    pf = None
+    totals = []
+    for line in text.splitlines():
+        m = PF_RE.match(line)
+        if m:
+            pf = m
+            continue
+        m = TOTALS_RE.match(line)
+        if m:
+            totals.append([int(x) for x in m.groups()])
+    notes = []
+    if rc is None:
+        notes.append("did not finish")
+    elif rc in TIMEOUT_RCS:
+        notes.append(f"timed out (exit {rc})")
+    elif rc not in (0, KSFT_SKIP):
+        notes.append(f"exit status {rc}")
+    if pf:
+        c = Count(int(pf.group(1)), int(pf.group(2)), int(pf.group(3) or 0))
+    elif totals:
+        c = Count()
+        for p, f, xf, xp, s, e in totals:
+            c.passed += p + xf + xp
+            c.failed += f + e
+            c.skipped += s
+    else:
+        # crashed, hung or killed before printing a summary: one failure
+        c = Count(failed=1)
+        bail = [l for l in text.splitlines() if l.startswith("Bail out!")]
+        if bail:
+            notes = [bail[-1]]
+        else:
+            notes.insert(0, "no summary line")
+        c.note = "; ".join(notes)
+        return c
+    # a summary, but the suite did not end cleanly: one more failure
+    # (unless it already reports failures and merely exited non-zero)
+    if rc is None or rc in TIMEOUT_RCS:
+        c.failed += 1
+    elif rc not in (0, KSFT_SKIP) and c.failed == 0:
+        c.failed += 1
+    elif rc not in (0, KSFT_SKIP):
+        notes.pop()
+    c.note = "; ".join(notes)
+    return c
+
+
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def summarize_dir(resdir, label):
+    """Count one guest-check result directory.  Returns (lines, total, ok)
+    where ok is False when the run broke off."""
+    lines = []
+    total = Count()
+    ok = True
+    manifest = read(os.path.join(resdir, "manifest"))
+    if manifest is None:
+        lines.append(f"{label}: no results (VM did not boot or guest-check did not start)")
+        total.failed += 1
+        return lines, total, False
+    for ent in manifest.splitlines():
+        parts = ent.split("\t")
+        if len(parts) != 3:
+            continue
+        name, tap, rcfile = parts
+        text = read(os.path.join(resdir, tap)) or ""
+        if rcfile == "-":
+            rc = 0
+        else:
+            rct = read(os.path.join(resdir, rcfile))
+            rc = int(rct.strip()) if rct and rct.strip().lstrip("-").isdigit() else None
+        c = count_output(text, rc)
+        total.add(c)
+        lines.append(f"{label}/{name}: {c}" + (f" ({c.note})" if c.note else ""))
+    if read(os.path.join(resdir, "done")) is None:
+        lines.append(f"{label}: guest-check broke off (no 'done' marker)")
+        total.failed += 1
+        ok = False
+    return lines, total, ok
+
+
+def run_host_suites():
+    lines, total, ok = [], Count(), True
+    d = os.path.join(REPO, "scripts", "host-suites.d")
+    if not os.path.isdir(d):
+        return lines, total, ok
+    out = os.path.join(RESULTS, "host")
+    os.makedirs(out, exist_ok=True)
+    for name in sorted(os.listdir(d)):
+        path = os.path.join(d, name)
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            continue
+        t0 = time.monotonic()
+        print(f"check: host suite {name} ...", flush=True)
+        try:
+            with open(os.path.join(out, name + ".err"), "w") as err:
+                p = subprocess.run([path], cwd=REPO, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=err,
+                                   timeout=HOST_SUITE_TIMEOUT)
+            text, rc = p.stdout.decode(errors="replace"), p.returncode
+        except subprocess.TimeoutExpired as e:
+            text, rc = (e.stdout or b"").decode(errors="replace"), 124
+        except OSError as e:
+            text, rc = f"could not run: {e}\n", 126
+            ok = False
+        with open(os.path.join(out, name + ".tap"), "w") as f:
+            f.write(text)
+        c = count_output(text, rc)
+        total.add(c)
+        line = (f"host/{name}: {c}" + (f" ({c.note})" if c.note else "")
+                + f" [{time.monotonic() - t0:.0f}s]")
+        print(line, flush=True)
+        lines.append(line)
+    return lines, total, ok
+
+
+def run_guest(kver):
+    resdir = os.path.join(RESULTS, kver)
+    ko = os.path.join(BUILD, f"mod-{kver}", "umem.ko")
+    if not os.path.isfile(ko):
+        return [f"{kver}: {ko} missing (make modules-all)"], Count(failed=1), False
+    subprocess.run(["rm", "-rf", resdir], check=False)
+    os.makedirs(RESULTS, exist_ok=True)
+    log = os.path.join(RESULTS, f"{kver}.console.log")
+    t0 = time.monotonic()
+    print(f"check: booting {kver} ...", flush=True)
+    with open(log, "wb") as f:
+        # the guest does not inherit our environment: forward the knobs
+        fwd = [f"{k}={os.environ[k]}" for k in GUEST_ENV if k in os.environ]
+        p = subprocess.run([os.path.join(REPO, "scripts", "vm-run.sh"), kver]
+                           + (["env"] + fwd if fwd else [])
+                           + [os.path.join(REPO, "scripts", "guest-check.sh"), kver],
+                           cwd=REPO, stdin=subprocess.DEVNULL, stdout=f,
+                           stderr=subprocess.STDOUT)
+    dt = time.monotonic() - t0
+    lines, total, ok = summarize_dir(resdir, kver)
+    lines.append(f"{kver}: VM exit status {p.returncode}, {dt:.0f}s, console log {log}")
+    if not ok:
+        # show the tail of the console log to explain why
+        text = read(log) or ""
+        lines.extend("  | " + l for l in text.splitlines()[-15:])
+    return lines, total, ok
+
+
+def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--summarize":
+        resdir = sys.argv[2].rstrip("/")
+        lines, total, ok = summarize_dir(resdir, os.path.basename(resdir))
+        for l in lines:
+            print(l)
+        print(total)
+        return 0 if ok and total.failed == 0 else 1
+    if len(sys.argv) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+
+    kvers = os.environ.get("KVERS", "").split()
+    if not kvers:
+        print("check: KVERS is empty (no kernels with headers?)", file=sys.stderr)
+        return 2
+    grand = Count()
+    all_ok = True
+
+    lines, total, ok = run_host_suites()
+    grand.add(total)
+    all_ok &= ok
+
+    for kver in kvers:
+        lines, total, ok = run_guest(kver)
+        grand.add(total)
+        all_ok &= ok
+        for l in lines:
+            print(l, flush=True)
+
+    if not all_ok:
+        print("check: some suites or kernels could not run", flush=True)
+    print(grand, flush=True)
+    return 0 if all_ok and grand.failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

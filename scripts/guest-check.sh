@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# guest-check.sh [KVER]
+#
+# Runs INSIDE a test VM, as root, cwd anywhere (see scripts/vm-run.sh):
+#   1. insmod build/mod-KVER/umem.ko                    (check "insmod")
+#   2. every selftest in selftests/run_list (or every executable
+#      selftests/umem_*_test), each under timeout, cwd selftests/
+#   3. every executable scripts/guest-suites.d/*, cwd repo root
+#   4. rmmod umem                                       (check "rmmod")
+#   5. dmesg scan + taint flags                         (check "dmesg")
+#
+# Results go to build/results/KVER/ (shared read-write with the host):
+#   manifest           one line per suite: NAME<TAB>TAPFILE<TAB>RCFILE
+#   <name>.tap/.err    stdout / stderr of each suite, <name>.rc exit status
+#   checks.tap         the checks above, TAP + "N passed, N failed"
+#   dmesg-boot.txt     kernel log before the module was loaded
+#   dmesg.txt          kernel log from insmod to the end
+#   done               written last; its absence means the run broke off
+# Counting is done by scripts/check.py (also used here for the summary).
+set -uo pipefail
+
+kver=${1:-$(uname -r)}
+repo=$(cd "$(dirname "$0")/.." && pwd)
+res=$repo/build/results/$kver
+ko=$repo/build/mod-$kver/umem.ko
+test_timeout=${GUEST_TEST_TIMEOUT:-300}
+suite_timeout=${GUEST_SUITE_TIMEOUT:-600}
+bad_dmesg='WARNING:|BUG:|Oops|lockdep|hung task|general protection|Call Trace'
+
+if [ "$(uname -r)" != "$kver" ]; then
+	echo "guest-check: running on $(uname -r), asked for $kver" >&2
+	exit 2
+fi
+
+rm -rf "$res"
+mkdir -p "$res"
+: >"$res/manifest"
+
+nchk=0; npass=0; nfail=0
+check() {	# check OK|FAIL name [detail]
+	nchk=$((nchk + 1))
+	if [ "$1" = OK ]; then
+		npass=$((npass + 1)); echo "ok $nchk $2" >>"$res/checks.tap"
+	else
+		nfail=$((nfail + 1)); echo "not ok $nchk $2${3:+ # $3}" >>"$res/checks.tap"
+	fi
+	echo "guest-check[$kver]: $1 $2${3:+ ($3)}"
+}
+
+# run_suite NAME TIMEOUT DIR CMD...
+run_suite() {
+	local name=$1 to=$2 dir=$3; shift 3
+	local rc=0
+	printf '%s\t%s\t%s\n' "$name" "$name.tap" "$name.rc" >>"$res/manifest"
+	echo "guest-check[$kver]: running $name"
+	(cd "$dir" && KVER=$kver UMEM_RESULTS=$res timeout -k 10 "$to" "$@") \
+		>"$res/$name.tap" 2>"$res/$name.err" </dev/null || rc=$?
+	echo "$rc" >"$res/$name.rc"
+	tail -n 1 "$res/$name.tap" | sed "s/^/guest-check[$kver]:   $name: /"
+}
+
+# ------------------------------------------------------------ test list
+tests=()
+if [ -f "$repo/selftests/run_list" ]; then
+	while read -r t _; do
+		case "$t" in ''|'#'*) continue ;; esac
+		tests+=("$t")
+	done <"$repo/selftests/run_list"
+else
+	for t in "$repo"/selftests/umem_*_test; do
+		[ -f "$t" ] && [ -x "$t" ] && tests+=("$(basename "$t")")
+	done
+fi
+suites=()
+for s in "$repo"/scripts/guest-suites.d/*; do
+	[ -f "$s" ] && [ -x "$s" ] && suites+=("$s")
+done
+
+# ------------------------------------------------------------ insmod
+dmesg >"$res/dmesg-boot.txt" 2>&1
+dmesg -C >/dev/null 2>&1
+taint0=$(cat /proc/sys/kernel/tainted)
+
+loaded=0
+if [ ! -f "$ko" ]; then
+	check FAIL insmod "$ko missing (make modules-all)"
+elif out=$(insmod "$ko" 2>&1); then
+	loaded=1
+	check OK insmod
+	# give udev-less devtmpfs a moment; /dev/umem must appear
+	for _ in 1 2 3 4 5 6 7 8 9 10; do [ -c /dev/umem ] && break; sleep 0.2; done
+	if [ -c /dev/umem ]; then check OK dev-umem; else check FAIL dev-umem "/dev/umem did not appear"; fi
+else
+	check FAIL insmod "$out"
+fi
+
+# ------------------------------------------------------------ tests
+not_run() {	# not_run NAME REASON: counts as one failure
+	printf '%s\t%s\t%s\n' "$1" "$1.tap" "$1.rc" >>"$res/manifest"
+	echo "Bail out! $2" >"$res/$1.tap"
+	echo 255 >"$res/$1.rc"
+	echo "guest-check[$kver]: not running $1: $2"
+}
+for t in "${tests[@]}"; do
+	name=$(basename "$t")
+	if [ $loaded -eq 0 ]; then
+		not_run "$name" "module not loaded"
+	elif [ ! -x "$repo/selftests/$t" ]; then
+		not_run "$name" "selftests/$t missing or not executable"
+	else
+		run_suite "$name" "$test_timeout" "$repo/selftests" "./$t"
+	fi
+done
+for s in "${suites[@]}"; do
+	name=suite-$(basename "$s")
+	if [ $loaded -eq 0 ]; then
+		not_run "$name" "module not loaded"
+	else
+		run_suite "$name" "$suite_timeout" "$repo" "$s"
+	fi
+done
+
+# ------------------------------------------------------------ rmmod
+if [ $loaded -eq 1 ]; then
+	if out=$(rmmod umem 2>&1); then
+		check OK rmmod
+	else
+		check FAIL rmmod "$out"
+	fi
+fi
+
+# ------------------------------------------------------------ dmesg
+dmesg >"$res/dmesg.txt" 2>&1
+taint1=$(cat /proc/sys/kernel/tainted)
+# D (died) 1<<7, W (warning) 1<<9, L (soft lockup) 1<<14
+new_taint=$(( (taint1 & ~taint0) & ((1 << 7) | (1 << 9) | (1 << 14)) ))
+hits=$(grep -E "$bad_dmesg" "$res/dmesg.txt" | head -n 5)
+if [ -n "$hits" ]; then
+	check FAIL dmesg "$(echo "$hits" | head -n 1)"
+	echo "$hits" | sed "s/^/guest-check[$kver]:   dmesg: /"
+elif [ $new_taint -ne 0 ]; then
+	check FAIL dmesg "kernel taint went from $taint0 to $taint1"
+else
+	check OK dmesg
+fi
+if grep -qE "$bad_dmesg" "$res/dmesg-boot.txt"; then
+	echo "guest-check[$kver]: note: boot log (before insmod) already has warnings, see dmesg-boot.txt"
+fi
+
+echo "$npass passed, $nfail failed" >>"$res/checks.tap"
+printf '%s\t%s\t%s\n' checks checks.tap - >>"$res/manifest"
+echo done >"$res/done"
+
+# ------------------------------------------------------------ summary
+python3 "$repo/scripts/check.py" --summarize "$res"

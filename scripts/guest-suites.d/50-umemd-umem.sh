@@ -1,0 +1,106 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# umemd on the umem backend, inside the guest (module already loaded, cwd =
+# repo root, userspace built on the host): libumem's umem tests, then full
+# migrations between two network namespaces joined by a veth pair (with
+# and without the preempt channel, with a netem delay, VMM by path and by
+# socket), then the failure cases and misbehaving peers.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+. userspace/tests/suite-lib.sh
+
+BIN=$PWD/userspace/build/bin
+[ -x "${UMEMD_BIN:-}/umemd" ] && BIN=$UMEMD_BIN
+if [ ! -x "$BIN/umemd" ] || [ ! -x "$BIN/umem-vmm" ] || [ ! -x "$BIN/test-proto" ]; then
+	t_fail "userspace not built ($BIN): run make -C userspace on the host"
+	t_done
+fi
+if [ ! -e /dev/umem ]; then
+	t_skip "umemd on umem: /dev/umem missing (module not loaded)"
+	t_done
+fi
+
+t_run_tap test-libumem timeout 120 "$BIN/test-libumem" umem
+
+WORK=$(mktemp -d /tmp/umemd-guest.XXXXXX)
+NS_SRC=umem-src-$$
+NS_DST=umem-dst-$$
+cleanup() {
+	ip netns del "$NS_SRC" 2>/dev/null
+	ip netns del "$NS_DST" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if ! command -v ip >/dev/null ||
+   ! ip netns add "$NS_SRC" || ! ip netns add "$NS_DST" ||
+   ! ip link add vsrc netns "$NS_SRC" type veth peer name vdst netns "$NS_DST"; then
+	t_skip "network namespaces / veth unavailable: migrations not run"
+	t_done
+fi
+ip -n "$NS_SRC" addr add 10.77.0.1/24 dev vsrc
+ip -n "$NS_DST" addr add 10.77.0.2/24 dev vdst
+for ns in "$NS_SRC" "$NS_DST"; do
+	ip -n "$ns" link set lo up
+done
+ip -n "$NS_SRC" link set vsrc up
+ip -n "$NS_DST" link set vdst up
+t_ok "two network namespaces joined by a veth pair (10.77.0.1 <-> 10.77.0.2)"
+
+ADDR=10.77.0.2
+SRC_ADDR=10.77.0.1
+SRC_RUN="ip netns exec $NS_SRC"
+DST_RUN="ip netns exec $NS_DST"
+SIZE=${UMEMD_TEST_SIZE:-32M}
+TMO=150
+. userspace/tests/migrate-lib.sh
+
+mig_full "umem, preempt" umem "" "" "--threads 2 --pattern random --duration 2 --verify-all" true
+mig_full "umem, no preempt" umem "--no-preempt" "" "--threads 2 --pattern hotset --duration 2 --verify-all" false
+
+# VMM by path: /dev/umem-NAME, no socket.
+mig_image
+PORT=$((PORT + 1))
+$DST_RUN "$BIN/umemd" --incoming --listen "$ADDR:$PORT" --backend umem --name "p$PORT" \
+	>/dev/null 2>"$WORK/path-dst.err" &
+DPID=$!
+$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --connect "$ADDR:$PORT" --connect-wait 20 \
+	>/dev/null 2>"$WORK/path-src.err" &
+SPID=$!
+if wait_for "/dev/umem-p$PORT" 20; then
+	"$BIN/umem-vmm" --region "/dev/umem-p$PORT" --backend umem --seed "$SEED" \
+		--threads 2 --pattern seq --duration 1 --verify-all 2>"$WORK/path-vmm.err" &
+	VPID=$!
+	wait_pid "$VPID" "$TMO"; vrc=$WAIT_RC
+else
+	vrc=98
+fi
+wait_pid "$SPID" "$TMO"; src=$WAIT_RC
+wait_pid "$DPID" "$TMO"; drc=$WAIT_RC
+if [ $((vrc + src + drc)) -eq 0 ]; then
+	t_ok "umem, VMM maps /dev/umem-NAME by path: every page verified"
+else
+	t_fail "umem, VMM by path: vmm=$vrc src=$src dst=$drc"
+	tail -n 5 "$WORK"/path-*.err | sed 's/^/#   /'
+fi
+
+# netem delay on the veth pair (sch_netem is a module on Debian kernels).
+modprobe sch_netem 2>/dev/null
+if command -v tc >/dev/null &&
+   ip netns exec "$NS_SRC" tc qdisc add dev vsrc root netem delay 5ms 2>/dev/null &&
+   ip netns exec "$NS_DST" tc qdisc add dev vdst root netem delay 5ms 2>/dev/null; then
+	mig_full "umem, preempt, netem 5ms each way" umem "" "" "--threads 2 --pattern random --duration 2 --verify-all" true
+	mig_full "umem, no preempt, netem 5ms each way" umem "--no-preempt" "" "--threads 2 --pattern random --duration 2 --verify-all" false
+	ip netns exec "$NS_SRC" tc qdisc del dev vsrc root 2>/dev/null
+	ip netns exec "$NS_DST" tc qdisc del dev vdst root 2>/dev/null
+else
+	t_skip "netem: tc or sch_netem unavailable in this guest"
+fi
+
+mig_kill_source "source killed (umem)" umem
+mig_kill_dest "destination killed (umem)" umem
+mig_bad_input_cases umem
+# No region may be left behind by any of the above.
+left=$(ls /dev/umem-* 2>/dev/null | wc -l)
+t_check "$left" "no /dev/umem-* node left behind ($left)"
+t_done
