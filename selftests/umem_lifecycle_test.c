@@ -1,0 +1,389 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Region lifetime: a region lives while its server fd, a node fd or a
+ * mapping (in any process) does; then its node and sysfs directory go,
+ * its name is free again and its memory is back (Shmem in /proc/meminfo).
+ * The module cannot be unloaded while any region or mapping exists.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "umem_test.h"
+
+#define SZ	(16 * UT_PAGE)
+#define SEED	0x77
+#define MiB	(1024L * 1024L)
+
+/* Nothing to share: each test builds the regions it needs. */
+FIXTURE(life) {
+	int unused;
+};
+
+FIXTURE_SETUP(life)
+{
+	if (!ut_module_loaded())
+		SKIP(return, UT_NO_MODULE);
+}
+
+FIXTURE_TEARDOWN(life)
+{
+}
+
+static void sysfs_path(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "/sys/class/umem/umem-%s", name);
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+/* Number of umem-* entries in /sys/class/umem, or -errno. */
+static int count_regions(void)
+{
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	d = opendir("/sys/class/umem");
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, "umem-", 5))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Wait until Shmem is at most @limit_kb; the last value read. */
+static long wait_shmem_below(long limit_kb, int timeout_ms)
+{
+	uint64_t end = ut_now_ns() + (uint64_t)timeout_ms * 1000000ULL;
+	long kb;
+
+	for (;;) {
+		kb = ut_meminfo_kb("Shmem");
+		if (kb < 0 || kb <= limit_kb || ut_now_ns() > end)
+			return kb;
+		ut_sleep_ms(20);
+	}
+}
+
+/* Fill a whole region with UMEM_COPY, 1 MiB at a time; 0 or -errno. */
+static int fill_region(int sfd, uint64_t size)
+{
+	char *buf = malloc(MiB);
+	uint64_t off;
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 0xa5, MiB);
+	for (off = 0; off < size && !ret; off += MiB)
+		ret = ut_copy(sfd, off, buf, MiB, NULL);
+	free(buf);
+	return ret;
+}
+
+static int try_unload(void)
+{
+	return syscall(SYS_delete_module, "umem", O_NONBLOCK) ? -errno : 0;
+}
+
+TEST_F(life, freed_when_last_reference_goes)
+{
+	char node[64], sysfs[96];
+	struct ut_region r;
+	uint64_t *map;
+	int fd;
+
+	ASSERT_EQ(0, ut_region_init(&r, SZ, "life"));
+	ASSERT_EQ(0, ut_region_open_node(&r));
+	map = ut_map(r.node_fd, SZ, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, ut_install_page(r.server_fd, UT_INSTALL_COPY, 0, SEED));
+	ut_node_path(node, sizeof(node), r.name);
+	sysfs_path(sysfs, sizeof(sysfs), r.name);
+	EXPECT_TRUE(exists(sysfs));
+
+	/* Server fd gone: the node fd and the mapping keep the region. */
+	close(r.server_fd);
+	r.server_fd = -1;
+	EXPECT_TRUE(exists(node));
+	EXPECT_TRUE(exists(sysfs));
+	EXPECT_EQ(-EEXIST, ut_create(r.ctl_fd, r.name, SZ, NULL));
+
+	/* Node fd gone: the mapping alone keeps it. */
+	close(r.node_fd);
+	r.node_fd = -1;
+	EXPECT_TRUE(exists(node));
+	EXPECT_EQ(-EEXIST, ut_create(r.ctl_fd, r.name, SZ, NULL));
+	EXPECT_EQ(-1, ut_check(map, 0, UT_PAGE, SEED));
+
+	/* Mapping gone: node, sysfs directory and name go with it. */
+	munmap(map, SZ);
+	EXPECT_EQ(0, ut_wait_path(node, false, UT_WAIT_MS)) TH_LOG("%s", node);
+	EXPECT_EQ(0, ut_wait_path(sysfs, false, UT_WAIT_MS)) TH_LOG("%s", sysfs);
+	fd = ut_create(r.ctl_fd, r.name, 2 * SZ, NULL);
+	EXPECT_GE(fd, 0) TH_LOG("name not reusable: %s", strerror(-fd));
+	if (fd >= 0) {
+		/* A new region: nothing of the old one shows. */
+		EXPECT_EQ(2 * SZ, ut_stat(fd, UT_STAT(size)));
+		EXPECT_EQ(0, ut_stat(fd, UT_STAT(pages_present)));
+		close(fd);
+	}
+	ut_region_fini(&r);
+}
+
+TEST_F(life, freed_on_server_close)
+{
+	char node[64];
+	struct ut_region r;
+	int fd;
+
+	ASSERT_EQ(0, ut_region_init(&r, SZ, "srv"));
+	ut_node_path(node, sizeof(node), r.name);
+	ASSERT_EQ(0, ut_wait_path(node, true, UT_WAIT_MS));
+	close(r.server_fd);
+	r.server_fd = -1;
+	/* close() returns after the release: the name is free at once. */
+	fd = ut_create(r.ctl_fd, r.name, SZ, NULL);
+	EXPECT_GE(fd, 0) TH_LOG("%s", strerror(-fd));
+	if (fd >= 0)
+		close(fd);
+	EXPECT_EQ(0, ut_wait_path(node, false, UT_WAIT_MS));
+	ut_region_fini(&r);
+}
+
+/* A mapping in another process keeps the region (and its data). */
+TEST_F(life, mapping_in_child_keeps_region)
+{
+	char node[64], c = 0;
+	int ready[2], go[2], status;
+	struct ut_region r;
+	uint64_t *map;
+	pid_t pid;
+
+	ASSERT_EQ(0, ut_region_init(&r, SZ, "kid"));
+	ASSERT_EQ(0, ut_region_open_node(&r));
+	map = ut_map(r.node_fd, SZ, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, ut_install_page(r.server_fd, UT_INSTALL_COPY, UT_PAGE, SEED));
+	ut_node_path(node, sizeof(node), r.name);
+	ASSERT_EQ(0, pipe(ready));
+	ASSERT_EQ(0, pipe(go));
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		/* Only the inherited mapping is left here. */
+		ut_region_fini(&r);
+		close(ready[0]);
+		close(go[1]);
+		if (write(ready[1], &c, 1) != 1)
+			_exit(10);
+		if (read(go[0], &c, 1) != 1)
+			_exit(11);
+		_exit(ut_check(map + UT_PAGE / 8, UT_PAGE, UT_PAGE, SEED) == -1 ?
+		      0 : 12);
+	}
+	close(ready[1]);
+	close(go[0]);
+	ASSERT_EQ(1, read(ready[0], &c, 1));
+
+	ut_region_fini(&r);
+	munmap(map, SZ);
+	ut_sleep_ms(50);
+	EXPECT_TRUE(exists(node)) TH_LOG("region freed under a child's mapping");
+
+	ASSERT_EQ(1, write(go[1], &c, 1));
+	ASSERT_EQ(0, ut_waitpid_timeout(pid, &status, UT_WAIT_MS))
+		ut_kill_reap(pid);
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(0, ut_wait_path(node, false, UT_WAIT_MS));
+	close(ready[0]);
+	close(go[1]);
+}
+
+TEST_F_TIMEOUT(life, shmem_returns_after_close, 120)
+{
+	const uint64_t size = 64 * MiB;
+	struct ut_region r;
+	long base, full, after;
+	char *map;
+	uint64_t off;
+
+	base = ut_meminfo_kb("Shmem");
+	ASSERT_GE(base, 0);
+
+	ASSERT_EQ(0, ut_region_init(&r, size, "shm"));
+	ASSERT_EQ(0, fill_region(r.server_fd, size));
+	ASSERT_EQ(0, ut_region_open_node(&r));
+	map = ut_map(r.node_fd, size, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	for (off = 0; off < size; off += 64 * UT_PAGE) {
+		EXPECT_EQ((char)0xa5, map[off]);
+	}
+	full = ut_meminfo_kb("Shmem");
+	TH_LOG("Shmem: %ld kB before, %ld kB filled", base, full);
+	/* Otherwise the check below proves nothing. */
+	EXPECT_GE(full - base, (long)(size / 1024) - 4096);
+
+	munmap(map, size);
+	ut_region_fini(&r);
+	after = wait_shmem_below(base + 8192, UT_WAIT_MS);
+	TH_LOG("Shmem: %ld kB after close", after);
+	EXPECT_LE(after, base + 8192);
+}
+
+TEST_F_TIMEOUT(life, discard_frees_memory, 120)
+{
+	const uint64_t size = 32 * MiB;
+	struct ut_region r;
+	long base, full, after;
+
+	base = ut_meminfo_kb("Shmem");
+	ASSERT_GE(base, 0);
+	ASSERT_EQ(0, ut_region_init(&r, size, "dsc"));
+	ASSERT_EQ(0, fill_region(r.server_fd, size));
+	full = ut_meminfo_kb("Shmem");
+	EXPECT_GE(full - base, (long)(size / 1024) - 4096);
+
+	/* The region lives on, its memory does not. */
+	ASSERT_EQ(0, ut_discard(r.server_fd, 0, size));
+	after = wait_shmem_below(base + 4096, UT_WAIT_MS);
+	TH_LOG("Shmem: %ld kB before, %ld filled, %ld after discard",
+	       base, full, after);
+	EXPECT_LE(after, base + 4096);
+	EXPECT_EQ(0, ut_stat(r.server_fd, UT_STAT(pages_present)));
+	EXPECT_EQ(size / UT_PAGE, ut_stat(r.server_fd, UT_STAT(discarded)));
+	ut_region_fini(&r);
+}
+
+TEST_F_TIMEOUT(life, no_leak_over_many_regions, 120)
+{
+	struct ut_region r;
+	char name[UMEM_NAME_MAX], node[64];
+	int before, i, ctl, fd;
+	void *map;
+
+	before = count_regions();
+	ASSERT_GE(before, 0);
+
+	for (i = 0; i < 100; i++) {
+		ASSERT_EQ(0, ut_region_init(&r, SZ, "many"));
+		ASSERT_EQ(0, ut_region_open_node(&r));
+		map = ut_map(r.node_fd, SZ, 0);
+		ASSERT_NE(MAP_FAILED, map);
+		ASSERT_EQ(0, ut_install_page(r.server_fd, UT_INSTALL_COPY,
+					     UT_PAGE * (i % 16), SEED));
+		ut_region_fini(&r);
+		munmap(map, SZ);
+	}
+	EXPECT_EQ(before, count_regions());
+
+	/* One name, over and over. */
+	ctl = ut_open_ctl();
+	ASSERT_GE(ctl, 0);
+	ut_make_name(name, "same");
+	ut_node_path(node, sizeof(node), name);
+	for (i = 0; i < 50; i++) {
+		fd = ut_create(ctl, name, SZ, NULL);
+		ASSERT_GE(fd, 0) TH_LOG("round %d: %s", i, strerror(-fd));
+		close(fd);
+	}
+	close(ctl);
+	EXPECT_EQ(0, ut_wait_path(node, false, UT_WAIT_MS));
+	EXPECT_EQ(before, count_regions());
+}
+
+/*
+ * delete_module(O_NONBLOCK) must fail while anything of a region is left,
+ * even with /dev/umem itself closed.  Never called with nothing left: that
+ * would unload the module under the rest of the run.
+ */
+TEST_F(life, unload_refused_while_region_exists)
+{
+	struct ut_region r;
+	int ret;
+
+	ASSERT_EQ(0, ut_region_init(&r, SZ, "mod"));
+	close(r.ctl_fd);
+	r.ctl_fd = -1;
+
+	ret = try_unload();
+	if (ret == -EPERM) {
+		ut_region_fini(&r);
+		SKIP(return, "delete_module needs CAP_SYS_MODULE");
+	}
+	if (ret == -ENOENT) {
+		ut_region_fini(&r);
+		SKIP(return, "no loadable module named umem (built in?)");
+	}
+	EXPECT_TRUE(ret == -EWOULDBLOCK || ret == -EBUSY)
+		TH_LOG("delete_module: %s", ret ? strerror(-ret) : "unloaded!");
+	EXPECT_TRUE(ut_module_loaded());
+	EXPECT_EQ(SZ, ut_stat(r.server_fd, UT_STAT(size)));
+	ut_region_fini(&r);
+}
+
+TEST_F(life, unload_refused_while_mapping_exists)
+{
+	struct ut_region r;
+	char node[64];
+	uint64_t *map;
+	int ret;
+
+	ASSERT_EQ(0, ut_region_init(&r, SZ, "modm"));
+	ASSERT_EQ(0, ut_region_open_node(&r));
+	map = ut_map(r.node_fd, SZ, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	ASSERT_EQ(0, ut_install_page(r.server_fd, UT_INSTALL_COPY, 0, SEED));
+	ut_node_path(node, sizeof(node), r.name);
+
+	/* Only a node fd and a mapping. */
+	close(r.ctl_fd);
+	close(r.server_fd);
+	r.ctl_fd = r.server_fd = -1;
+	ret = try_unload();
+	if (ret == -EPERM || ret == -ENOENT) {
+		munmap(map, SZ);
+		ut_region_fini(&r);
+		SKIP(return, "delete_module: %s", strerror(-ret));
+	}
+	EXPECT_TRUE(ret == -EWOULDBLOCK || ret == -EBUSY)
+		TH_LOG("node fd + mapping: %s", ret ? strerror(-ret) : "unloaded!");
+
+	/* Only the mapping. */
+	close(r.node_fd);
+	r.node_fd = -1;
+	ret = try_unload();
+	EXPECT_TRUE(ret == -EWOULDBLOCK || ret == -EBUSY)
+		TH_LOG("mapping only: %s", ret ? strerror(-ret) : "unloaded!");
+	EXPECT_TRUE(ut_module_loaded());
+	EXPECT_TRUE(exists(node));
+	/* The present page is still there to read. */
+	EXPECT_EQ(-1, ut_check(map, 0, UT_PAGE, SEED));
+
+	munmap(map, SZ);
+	EXPECT_EQ(0, ut_wait_path(node, false, UT_WAIT_MS));
+}
+
+TEST_HARNESS_MAIN
