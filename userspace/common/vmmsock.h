@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The local control socket between umemd --incoming and its VMM
+ * (AF_UNIX, SOCK_SEQPACKET, host byte order; both ends on one machine).
+ *
+ *   1. umemd -> VMM  HELLO   size, page_size, backend name; SCM_RIGHTS:
+ *                            the fd to map (umem node fd or memfd).
+ *   2. VMM -> umemd  ATTACH  base, size; SCM_RIGHTS: the VMM's
+ *                            userfaultfd (uffd backends only).  The VMM
+ *                            closes its own copy after sending.
+ *   3. umemd -> VMM  RUN     the source said RUN: vCPUs may start.
+ *   4. umemd -> VMM  DONE    every page is present; or
+ *      umemd -> VMM  FAIL    text says why; the VMM must not trust pages
+ *                            it reads from now on (uffd: they may be
+ *                            zero-filled once umemd lets go of the uffd).
+ */
+#ifndef UMEM_VMMSOCK_H
+#define UMEM_VMMSOCK_H
+
+#include <stdint.h>
+
+#define VMM_MSG_MAGIC	0x4d564d55U	/* "UMVM" */
+#define VMM_MSG_VERSION	1
+
+enum vmm_msg_type {
+	VMM_HELLO = 1,
+	VMM_ATTACH = 2,
+	VMM_RUN = 3,
+	VMM_DONE = 4,
+	VMM_FAIL = 5,
+};
+
+struct vmm_msg {
+	uint32_t magic;
+	uint16_t type;
+	uint16_t version;
+	uint64_t size;
+	uint64_t base;
+	uint32_t page_size;
+	uint32_t pad;
+	char text[96];
+};
+
+int vmm_listen(const char *path);
+int vmm_connect(const char *path);
+/* Send @m with @fd (-1: none). */
+int vmm_send(int sock, uint16_t type, uint64_t size, uint64_t base,
+	     const char *text, int fd);
+/*
+ * Receive one message (and an fd, or -1).  Waits up to @timeout_ms (-1
+ * forever).  1 = got one, 0 = timeout, -EPIPE = peer closed, -EPROTO =
+ * bad message.
+ */
+int vmm_recv(int sock, struct vmm_msg *m, int *fd, int timeout_ms);
+#endif

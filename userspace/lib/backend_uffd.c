@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The userfaultfd backends, on a memfd (shmem) shared by daemon and VMM.
+ *
+ * "uffd":       the VMM registers its mapping in MISSING mode; the daemon
+ *               installs with UFFDIO_COPY / UFFDIO_ZEROPAGE (shmem support
+ *               since Linux 4.11).
+ * "uffd-minor": the VMM registers MISSING | MINOR (MINOR alone does not
+ *               trap pages that are not in the page cache yet); the daemon
+ *               writes page data through its own, unregistered mapping of
+ *               the memfd, which the VMM cannot see until UFFDIO_CONTINUE
+ *               maps it (UFFD_FEATURE_MINOR_SHMEM, Linux 5.14).
+ *
+ * The uffd ioctls act on the address space that created the userfaultfd,
+ * whoever calls them, so the daemon can serve a uffd received from the
+ * VMM: addresses are the VMM's (r->base + offset), UFFDIO_COPY's source is
+ * in the daemon's memory.
+ *
+ * When the daemon closes the last reference to the uffd, the kernel
+ * unregisters the range and wakes every waiter: a "uffd" task then sees a
+ * zero page, a "uffd-minor" task whatever the memfd holds.  Nobody hangs,
+ * but the data is wrong, so the daemon tells the VMM over its control
+ * socket that the migration failed before it lets go of the uffd.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef USERFAULTFD_IOC_NEW
+#define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
+#endif
+
+static bool is_minor(const struct umem_region *r)
+{
+	return r->ops == &umem__backend_uffd_minor;
+}
+
+static int uffd_create(struct umem_region *r)
+{
+	int fd = memfd_create(r->name, MFD_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	r->server_fd = fd;
+	r->export_fd = fd;
+	if (ftruncate(fd, (off_t)r->size) < 0)
+		return -errno;
+	if (is_minor(r)) {
+		void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, fd, 0);
+
+		if (p == MAP_FAILED)
+			return -errno;
+		r->daemon_map = p;
+	}
+	return 0;
+}
+
+static int uffd_open(struct umem_region *r)
+{
+	(void)r;
+	return 0;
+}
+
+/* A userfaultfd: the syscall, or /dev/userfaultfd where the syscall is
+ * restricted (vm.unprivileged_userfaultfd = 0 for non-root). */
+static int new_uffd(void)
+{
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0 && (errno == EPERM || errno == ENOSYS)) {
+		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+
+		if (dev < 0)
+			return -EPERM;
+		fd = umem__ioctl(dev, USERFAULTFD_IOC_NEW,
+				 (void *)(uintptr_t)(O_CLOEXEC | O_NONBLOCK));
+		close(dev);
+		return fd;
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+static int uffd_map(struct umem_region *r)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg;
+	uint64_t want = UFFD_FEATURE_THREAD_ID;
+	int fd = r->server ? r->server_fd : r->export_fd;
+	int uffd, ret;
+	void *p;
+
+	if (is_minor(r))
+		want |= UFFD_FEATURE_MINOR_SHMEM;
+	p = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	uffd = new_uffd();
+	if (uffd < 0) {
+		umem__log(r, UMEM_LOG_ERR, "userfaultfd: %s", strerror(-uffd));
+		munmap(p, r->size);
+		return uffd;
+	}
+	api.features = want;
+	ret = umem__ioctl(uffd, UFFDIO_API, &api);
+	if (ret < 0) {
+		umem__log(r, UMEM_LOG_ERR, "UFFDIO_API features %#llx: %s",
+			  (unsigned long long)want, strerror(-ret));
+		goto fail;
+	}
+	memset(&reg, 0, sizeof(reg));
+	reg.range.start = (uint64_t)(uintptr_t)p;
+	reg.range.len = r->size;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (is_minor(r))
+		reg.mode |= UFFDIO_REGISTER_MODE_MINOR;
+	ret = umem__ioctl(uffd, UFFDIO_REGISTER, &reg);
+	if (ret < 0) {
+		umem__log(r, UMEM_LOG_ERR, "UFFDIO_REGISTER: %s", strerror(-ret));
+		goto fail;
+	}
+	r->map = p;
+	if (r->server) {
+		/* One process plays both roles: attach to ourselves. */
+		r->fault_fd = uffd;
+		r->base = reg.range.start;
+	} else {
+		r->client_uffd = uffd;
+	}
+	return 0;
+fail:
+	close(uffd);
+	munmap(p, r->size);
+	return ret;
+}
+
+static int uffd_attach(struct umem_region *r, int fd, uint64_t base)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		close(fd);
+		return -EBADF;
+	}
+	r->fault_fd = fd;
+	r->base = base;
+	return 0;
+}
+
+static int uffd_read(struct umem_region *r, struct umem_page_request *reqs,
+		     unsigned int max)
+{
+	struct uffd_msg msg[64];
+	uint64_t now;
+	ssize_t n;
+	int out = 0;
+
+	if (max > 64)
+		max = 64;
+	n = read(r->fault_fd, msg, max * sizeof(msg[0]));
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN ? -EAGAIN : -errno;
+	if (n == 0)
+		return -ESHUTDOWN;
+	now = umem__now_ns();
+	for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++) {
+		uint64_t addr;
+
+		if (msg[i].event != UFFD_EVENT_PAGEFAULT)
+			continue;	/* no non-cooperative events asked for */
+		addr = msg[i].arg.pagefault.address;
+		if (addr < r->base || addr - r->base >= r->size) {
+			umem__log(r, UMEM_LOG_WARN, "fault at %#llx outside region",
+				  (unsigned long long)addr);
+			continue;
+		}
+		reqs[out].offset = (addr - r->base) & ~(uint64_t)(r->page_size - 1);
+		reqs[out].flags = msg[i].arg.pagefault.flags &
+				  UFFD_PAGEFAULT_FLAG_WRITE ? UMEM_REQUEST_WRITE : 0;
+		reqs[out].tid = msg[i].arg.pagefault.feat.ptid;
+		reqs[out].time_ns = now;
+		reqs[out].reserved = 0;
+		out++;
+	}
+	atomic_fetch_add(&r->n_requests, (uint64_t)out);
+	return out ? out : -EAGAIN;
+}
+
+/* ESRCH: the mm that created the uffd has exited. */
+static int map_gone(int ret)
+{
+	return ret == -ESRCH ? -ESHUTDOWN : ret;
+}
+
+static int uffd_copy(struct umem_region *r, uint64_t off, const void *src,
+		     uint64_t len)
+{
+	while (len) {
+		struct uffdio_copy c = {
+			.dst = r->base + off, .src = (uint64_t)(uintptr_t)src,
+			.len = len,
+		};
+		int ret = umem__ioctl(r->fault_fd, UFFDIO_COPY, &c);
+
+		if (ret == -EAGAIN && c.copy > 0) {
+			off += (uint64_t)c.copy;
+			src = (const char *)src + c.copy;
+			len -= (uint64_t)c.copy;
+			continue;
+		}
+		if (ret == -EAGAIN)
+			continue;	/* mmap_changing: retry */
+		if (ret < 0)
+			return map_gone(ret);
+		break;
+	}
+	return 0;
+}
+
+static void count_installed(struct umem_region *r, uint64_t len)
+{
+	atomic_fetch_add(&r->n_installed, len / r->page_size);
+}
+
+static int uffd_copy_counted(struct umem_region *r, uint64_t off,
+			     const void *src, uint64_t len)
+{
+	int ret = uffd_copy(r, off, src, len);
+
+	if (!ret)
+		count_installed(r, len);
+	return ret;
+}
+
+static int uffd_zero(struct umem_region *r, uint64_t off, uint64_t len)
+{
+	while (len) {
+		struct uffdio_zeropage z = {
+			.range = { .start = r->base + off, .len = len },
+		};
+		int ret = umem__ioctl(r->fault_fd, UFFDIO_ZEROPAGE, &z);
+
+		if (ret == -EAGAIN && z.zeropage > 0) {
+			off += (uint64_t)z.zeropage;
+			len -= (uint64_t)z.zeropage;
+			count_installed(r, (uint64_t)z.zeropage);
+			continue;
+		}
+		if (ret == -EAGAIN)
+			continue;
+		if (ret < 0)
+			return map_gone(ret);
+		count_installed(r, len);
+		break;
+	}
+	return 0;
+}
+
+static int uffd_continue(struct umem_region *r, uint64_t off, uint64_t len)
+{
+	while (len) {
+		struct uffdio_continue c = {
+			.range = { .start = r->base + off, .len = len },
+		};
+		int ret = umem__ioctl(r->fault_fd, UFFDIO_CONTINUE, &c);
+
+		if (ret == -EAGAIN && c.mapped > 0) {
+			off += (uint64_t)c.mapped;
+			len -= (uint64_t)c.mapped;
+			count_installed(r, (uint64_t)c.mapped);
+			continue;
+		}
+		if (ret == -EAGAIN)
+			continue;
+		if (ret < 0)
+			return map_gone(ret);
+		count_installed(r, len);
+		break;
+	}
+	return 0;
+}
+
+static int minor_write(struct umem_region *r, uint64_t off, const void *src,
+		       uint64_t len)
+{
+	if (!r->daemon_map)
+		return -EBADF;
+	memcpy((char *)r->daemon_map + off, src, len);
+	return 0;
+}
+
+static int minor_copy(struct umem_region *r, uint64_t off, const void *src,
+		      uint64_t len)
+{
+	int ret = minor_write(r, off, src, len);
+
+	return ret ? ret : uffd_continue(r, off, len);
+}
+
+static int minor_zero(struct umem_region *r, uint64_t off, uint64_t len)
+{
+	if (!r->daemon_map)
+		return -EBADF;
+	/* Touching the page through our mapping puts it in the page cache. */
+	memset((char *)r->daemon_map + off, 0, len);
+	return uffd_continue(r, off, len);
+}
+
+static int minor_mark_present(struct umem_region *r, const uint64_t *offs,
+			      unsigned int count)
+{
+	for (unsigned int i = 0; i < count; i++) {
+		int ret = uffd_continue(r, offs[i], r->page_size);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int uffd_discard(struct umem_region *r, uint64_t off, uint64_t len)
+{
+	/* Drops the page cache and unmaps it everywhere: the next access is a
+	 * MISSING fault again. */
+	if (fallocate(r->server_fd >= 0 ? r->server_fd : r->export_fd,
+		      FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)off, (off_t)len) < 0)
+		return -errno;
+	atomic_fetch_add(&r->n_discarded, len / r->page_size);
+	return 0;
+}
+
+static int uffd_wake(struct umem_region *r, uint64_t off, uint64_t len)
+{
+	struct uffdio_range w = { .start = r->base + off, .len = len };
+
+	return map_gone(umem__ioctl(r->fault_fd, UFFDIO_WAKE, &w));
+}
+
+static void uffd_destroy(struct umem_region *r)
+{
+	(void)r;
+}
+
+const struct umem_backend_ops umem__backend_uffd = {
+	.name = "uffd",
+	.create = uffd_create,
+	.open = uffd_open,
+	.map = uffd_map,
+	.read = uffd_read,
+	.copy = uffd_copy_counted,
+	.zero = uffd_zero,
+	.discard = uffd_discard,
+	.wake = uffd_wake,
+	.attach = uffd_attach,
+	.destroy = uffd_destroy,
+};
+
+const struct umem_backend_ops umem__backend_uffd_minor = {
+	.name = "uffd-minor",
+	.create = uffd_create,
+	.open = uffd_open,
+	.map = uffd_map,
+	.read = uffd_read,
+	.copy = minor_copy,
+	.write = minor_write,
+	.mark_present = minor_mark_present,
+	.discard = uffd_discard,
+	.wake = uffd_wake,
+	.zero = minor_zero,
+	.attach = uffd_attach,
+	.destroy = uffd_destroy,
+};

@@ -1,0 +1,308 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+/*
+ * The "umem" backend: the umem kernel module.
+ *
+ * Daemon: UMEM_CREATE on /dev/umem gives the server fd; requests are read
+ * from it and pages installed with its ioctls.  The VMM gets a node fd
+ * (/dev/umem-<name>), never the server fd: when the daemon's server fd
+ * closes, the kernel aborts the region and faulting tasks get SIGBUS.
+ *
+ * Compatibility: API 1 is the only API.  UMEM_GET_API is asked for 0
+ * features and the reply probed, so an old module without (say)
+ * UMEM_F_COPY_VEC makes copy_vec fall back to one UMEM_COPY per page
+ * instead of failing:
+ *
+ *   feature missing     fallback
+ *   UMEM_F_COPY_VEC     UMEM_COPY per item
+ *   UMEM_F_ZERO         UMEM_COPY of a zero page
+ *   UMEM_F_MARK_PRESENT write/mark_present fail with -EOPNOTSUPP
+ *   UMEM_F_DISCARD      discard fails with -EOPNOTSUPP
+ *   UMEM_F_NODE         export fd is a dup of the server fd (no abort
+ *                       on daemon death while the VMM holds it: logged)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/umem.h>
+
+#include "internal.h"
+
+static uint64_t umem_features(struct umem_region *r)
+{
+	return r->features;
+}
+
+static int umem_create(struct umem_region *r)
+{
+	struct umem_api api = { .api = UMEM_API };
+	struct umem_create c;
+	int ctl, ret, node;
+
+	ctl = open(UMEM_CTL_DEVICE, O_RDWR | O_CLOEXEC);
+	if (ctl < 0) {
+		ret = -errno;
+		umem__log(r, UMEM_LOG_ERR, "open %s: %s", UMEM_CTL_DEVICE,
+			  umem_strerror(ret));
+		return ret;
+	}
+	ret = umem__ioctl(ctl, UMEM_GET_API, &api);
+	if (ret) {
+		umem__log(r, UMEM_LOG_ERR, "UMEM_GET_API: %s", strerror(-ret));
+		close(ctl);
+		return ret;
+	}
+	memset(&c, 0, sizeof(c));
+	c.size = r->size;
+	c.page_size = UMEM_PAGE_SIZE_4K;
+	snprintf(c.name, sizeof(c.name), "%s", r->name);
+	ret = umem__ioctl(ctl, UMEM_CREATE, &c);
+	close(ctl);
+	if (ret < 0) {
+		umem__log(r, UMEM_LOG_ERR, "UMEM_CREATE %s (%llu bytes): %s",
+			  r->name, (unsigned long long)r->size,
+			  umem_strerror(ret));
+		return ret;
+	}
+	r->server_fd = ret;
+	r->fault_fd = ret;
+	r->features = api.features;
+	/* Reads are driven by poll(); never block in read(). */
+	fcntl(ret, F_SETFL, fcntl(ret, F_GETFL) | O_NONBLOCK);
+	snprintf(r->path, sizeof(r->path), "%s%s", UMEM_NODE_PREFIX, r->name);
+	node = -1;
+	if (api.features & UMEM_F_NODE) {
+		/* devtmpfs creates the node asynchronously: retry briefly. */
+		for (int i = 0; i < 200 && node < 0; i++) {
+			node = open(r->path, O_RDWR | O_CLOEXEC);
+			if (node < 0 && errno == ENOENT)
+				usleep(10000);
+			else if (node < 0)
+				break;
+		}
+	}
+	if (node < 0) {
+		umem__log(r, UMEM_LOG_WARN,
+			  "no node %s; exporting the server fd", r->path);
+		node = fcntl(r->server_fd, F_DUPFD_CLOEXEC, 0);
+		if (node < 0)
+			return -errno;
+	}
+	r->export_fd = node;
+	return 0;
+}
+
+static int umem_open(struct umem_region *r)
+{
+	(void)r;	/* node fd or server fd: both map the same way */
+	return 0;
+}
+
+static int umem_map(struct umem_region *r)
+{
+	int fd = r->server ? r->server_fd : r->export_fd;
+	void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		return -errno;
+	r->map = p;
+	return 0;
+}
+
+static int umem_read(struct umem_region *r, struct umem_page_request *reqs,
+		     unsigned int max)
+{
+	struct umem_request kreq[64];
+	struct pollfd pfd;
+	ssize_t n;
+
+	if (max > 64)
+		max = 64;
+	/* The core polls; this poll keeps read() from blocking even if
+	 * O_NONBLOCK did not stick. */
+	pfd.fd = r->server_fd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & POLLIN))
+		return pfd.revents & (POLLHUP | POLLERR) ? -ESHUTDOWN : -EAGAIN;
+	n = read(r->server_fd, kreq, max * sizeof(kreq[0]));
+	if (n < 0)
+		return errno == EINTR || errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	if (n % sizeof(kreq[0]))
+		return -EIO;
+	n /= sizeof(kreq[0]);
+	for (ssize_t i = 0; i < n; i++) {
+		reqs[i].offset = kreq[i].offset;
+		reqs[i].flags = kreq[i].flags & UMEM_REQ_WRITE ?
+				UMEM_REQUEST_WRITE : 0;
+		reqs[i].tid = kreq[i].tid;
+		reqs[i].time_ns = kreq[i].time_ns;
+		reqs[i].reserved = 0;
+	}
+	return (int)n;
+}
+
+static int umem_copy(struct umem_region *r, uint64_t off, const void *src,
+		     uint64_t len)
+{
+	struct umem_copy c = {
+		.offset = off, .len = len, .src = (uint64_t)(uintptr_t)src,
+	};
+	int ret = umem__ioctl(r->server_fd, UMEM_COPY, &c);
+
+	if (ret == -EAGAIN && c.copied > 0 && (uint64_t)c.copied < len)
+		return umem_copy(r, off + (uint64_t)c.copied,
+				 (const char *)src + c.copied,
+				 len - (uint64_t)c.copied);
+	return ret < 0 ? ret : 0;
+}
+
+static int umem_copy_vec(struct umem_region *r, struct umem_copy_item *items,
+			 unsigned int count)
+{
+	struct umem_copy_entry e[64];
+	unsigned int done = 0;
+
+	if (!(umem_features(r) & UMEM_F_COPY_VEC)) {
+		for (unsigned int i = 0; i < count; i++)
+			items[i].result = umem_copy(r, items[i].offset,
+						    items[i].src, r->page_size);
+		return (int)count;
+	}
+	while (done < count) {
+		unsigned int n = count - done > 64 ? 64 : count - done;
+		struct umem_copy_vec v = {
+			.entries = (uint64_t)(uintptr_t)e, .count = n,
+		};
+		int ret;
+
+		for (unsigned int i = 0; i < n; i++) {
+			e[i].offset = items[done + i].offset;
+			e[i].src = (uint64_t)(uintptr_t)items[done + i].src;
+			e[i].result = 0;
+		}
+		ret = umem__ioctl(r->server_fd, UMEM_COPY_VEC, &v);
+		for (unsigned int i = 0; i < v.handled && i < n; i++)
+			items[done + i].result = e[i].result;
+		if (ret < 0)
+			return done + v.handled ? (int)(done + v.handled) : ret;
+		done += n;
+	}
+	return (int)count;
+}
+
+static int umem_zero(struct umem_region *r, uint64_t off, uint64_t len)
+{
+	struct umem_zero z = { .offset = off, .len = len };
+	int ret = umem__ioctl(r->server_fd, UMEM_ZERO, &z);
+
+	if (ret == -ENOTTY) {
+		static const uint8_t zero_page[UMEM_LIB_PAGE_SIZE];
+
+		for (uint64_t d = 0; d < len; d += r->page_size) {
+			ret = umem_copy(r, off + d, zero_page, r->page_size);
+			if (ret)
+				return ret;
+		}
+		return 0;
+	}
+	if (ret == -EAGAIN && z.zeroed > 0 && (uint64_t)z.zeroed < len)
+		return umem_zero(r, off + (uint64_t)z.zeroed, len - (uint64_t)z.zeroed);
+	return ret < 0 ? ret : 0;
+}
+
+static int umem_write(struct umem_region *r, uint64_t off, const void *src,
+		      uint64_t len)
+{
+	uint64_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(r->server_fd, (const char *)src + done,
+				   len - done, (off_t)(off + done));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += (uint64_t)n;
+	}
+	return 0;
+}
+
+static int umem_mark_present(struct umem_region *r, const uint64_t *offs,
+			     unsigned int count)
+{
+	while (count) {
+		unsigned int n = count > UMEM_MARK_PRESENT_MAX ?
+				 UMEM_MARK_PRESENT_MAX : count;
+		struct umem_mark_present m = {
+			.offsets = (uint64_t)(uintptr_t)offs, .count = n,
+		};
+		int ret = umem__ioctl(r->server_fd, UMEM_MARK_PRESENT, &m);
+
+		if (ret < 0)
+			return ret;
+		offs += n;
+		count -= n;
+	}
+	return 0;
+}
+
+static int umem_discard(struct umem_region *r, uint64_t off, uint64_t len)
+{
+	struct umem_discard d = { .offset = off, .len = len };
+	int ret = umem__ioctl(r->server_fd, UMEM_DISCARD, &d);
+
+	return ret < 0 ? ret : 0;
+}
+
+static int umem_stats(struct umem_region *r, struct umem_region_stats *st)
+{
+	struct umem_stats k;
+	int ret;
+
+	memset(&k, 0, sizeof(k));
+	ret = umem__ioctl(r->server_fd, UMEM_STATS, &k);
+	if (ret < 0)
+		return ret;
+	st->size = k.size;
+	st->page_size = k.page_size;
+	st->pages = k.pages;
+	st->pages_present = k.pages_present;
+	st->requests = k.requests;
+	st->requests_pending = k.requests_pending;
+	st->faults = k.faults;
+	st->waiting = k.waiting;
+	st->wait_ns_total = k.wait_ns_total;
+	st->wait_ns_max = k.wait_ns_max;
+	st->installed = k.installed;
+	st->discarded = k.discarded;
+	return 0;
+}
+
+static void umem_destroy(struct umem_region *r)
+{
+	(void)r;
+}
+
+const struct umem_backend_ops umem__backend_umem = {
+	.name = "umem",
+	.create = umem_create,
+	.open = umem_open,
+	.map = umem_map,
+	.read = umem_read,
+	.copy = umem_copy,
+	.copy_vec = umem_copy_vec,
+	.zero = umem_zero,
+	.write = umem_write,
+	.mark_present = umem_mark_present,
+	.discard = umem_discard,
+	.stats = umem_stats,
+	.destroy = umem_destroy,
+};

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libumem internals: the region struct and the backend ops table. */
+#ifndef LIBUMEM_INTERNAL_H
+#define LIBUMEM_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include "libumem.h"
+
+#define UMEM_LIB_PAGE_SIZE	4096U
+
+/*
+ * One backend.  Required callbacks must be set; an Optional one left NULL
+ * makes the matching public call fall back (noted per callback) or fail
+ * with -EOPNOTSUPP.
+ */
+struct umem_backend_ops {
+	const char *name;
+	/* Required: daemon side, fill r->server_fd / r->export_fd. */
+	int (*create)(struct umem_region *r);
+	/* Required: VMM side, adopt r->export_fd opened by the caller. */
+	int (*open)(struct umem_region *r);
+	/* Required: map the region in this process (r->map). */
+	int (*map)(struct umem_region *r);
+	/* Required: read whole requests, non-blocking; -EAGAIN if none. */
+	int (*read)(struct umem_region *r, struct umem_page_request *reqs,
+		    unsigned int max);
+	/* Required. */
+	int (*copy)(struct umem_region *r, uint64_t off, const void *src,
+		    uint64_t len);
+	/* Optional: fallback is one copy per item. */
+	int (*copy_vec)(struct umem_region *r, struct umem_copy_item *items,
+			unsigned int count);
+	/* Optional: fallback copies from a zero page. */
+	int (*zero)(struct umem_region *r, uint64_t off, uint64_t len);
+	/* Optional (both or neither). */
+	int (*write)(struct umem_region *r, uint64_t off, const void *src,
+		     uint64_t len);
+	int (*mark_present)(struct umem_region *r, const uint64_t *offs,
+			    unsigned int count);
+	/* Optional. */
+	int (*discard)(struct umem_region *r, uint64_t off, uint64_t len);
+	/* Optional: fallback is a no-op. */
+	int (*wake)(struct umem_region *r, uint64_t off, uint64_t len);
+	/* Optional: fallback reports the library's own counters. */
+	int (*stats)(struct umem_region *r, struct umem_region_stats *st);
+	/* Optional (needs-attach backends): adopt the VMM's fault fd. */
+	int (*attach)(struct umem_region *r, int fd, uint64_t base);
+	/* Required: release backend resources (fds are closed by the core). */
+	void (*destroy)(struct umem_region *r);
+};
+
+struct umem_region {
+	const struct umem_backend_ops *ops;
+	bool server;			/* created here (daemon role) */
+	uint64_t size;
+	uint32_t page_size;
+	char name[32];
+	char path[64];			/* node path, "" if none */
+	int server_fd;			/* umem: server fd; uffd*: memfd */
+	int export_fd;			/* fd for the VMM */
+	int fault_fd;			/* fd requests are read from */
+	int client_uffd;		/* uffd* VMM side, until handed over */
+	uint64_t base;			/* VMM address of the registered map */
+	void *map;			/* this process's mapping */
+	void *daemon_map;		/* uffd-minor: daemon's write mapping */
+	uint64_t features;		/* umem: UMEM_F_* of the module */
+	umem_log_fn log;
+	void *log_opaque;
+	/* library-side counters (uffd* stats) */
+	atomic_uint_fast64_t n_requests, n_installed, n_discarded;
+};
+
+void umem__log(const struct umem_region *r, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Every ioctl goes through here: retries EINTR, returns 0/positive or -errno. */
+int umem__ioctl(int fd, unsigned long req, void *arg);
+int umem__range_ok(const struct umem_region *r, uint64_t off, uint64_t len);
+uint64_t umem__now_ns(void);
+
+extern const struct umem_backend_ops umem__backend_umem;
+extern const struct umem_backend_ops umem__backend_uffd;
+extern const struct umem_backend_ops umem__backend_uffd_minor;
+
+#endif

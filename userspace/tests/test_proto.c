@@ -1,0 +1,492 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Protocol tests.
+ *
+ *   test-proto                      unit tests of the frame encoder/decoder
+ *                                   and the postcopy state machine (TAP).
+ *   test-proto fake-source ADDR:PORT CASE
+ *                                   connect to `umemd --incoming --listen`
+ *                                   and misbehave as CASE says.
+ *   test-proto fake-dest ADDR:PORT CASE
+ *                                   connect to `umemd --outgoing --listen`
+ *                                   and misbehave as CASE says.
+ * The fake peers exit 0 when they managed to deliver their bad input; the
+ * calling script checks that umemd failed cleanly with the right message.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "proto.h"
+#include "util.h"
+
+static int passed, failed;
+
+#define OK(cond, ...) do {						\
+	if (cond) {							\
+		passed++;						\
+		printf("ok %d - ", passed + failed);			\
+	} else {							\
+		failed++;						\
+		printf("not ok %d - ", passed + failed);		\
+	}								\
+	printf(__VA_ARGS__);						\
+	printf("\n");							\
+} while (0)
+
+static uint8_t buf[PROTO_MAX_FRAME + 8192];
+static char err[256];
+
+static void make_layout(struct proto_layout *lay, uint64_t len0, uint64_t len1)
+{
+	memset(lay, 0, sizeof(*lay));
+	lay->page_size = PROTO_PAGE_SIZE;
+	lay->nblocks = len1 ? 2 : 1;
+	strcpy(lay->blocks[0].name, "pc.ram");
+	lay->blocks[0].length = len0;
+	strcpy(lay->blocks[1].name, "vga.vram");
+	lay->blocks[1].length = len1;
+	proto_layout_finish(lay, len0 + len1, err, sizeof(err));
+}
+
+static size_t hello(uint8_t *out, uint32_t vmin, uint32_t vmax, uint64_t len0,
+		    uint64_t len1)
+{
+	struct proto_hello h;
+
+	memset(&h, 0, sizeof(h));
+	h.version_min = vmin;
+	h.version_max = vmax;
+	h.page_size = PROTO_PAGE_SIZE;
+	h.ram_size = len0 + len1;
+	h.features = PROTO_F_KNOWN;
+	h.session = 42;
+	make_layout(&h.layout, len0, len1);
+	return proto_enc_hello(out, sizeof(buf), &h);
+}
+
+static int parse(const uint8_t *b, size_t n, const struct proto_layout *lay,
+		 struct proto_msg *m)
+{
+	static struct proto_hello h;
+
+	err[0] = 0;
+	return proto_parse(b, n, lay, m, &h, err, sizeof(err));
+}
+
+static void be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+}
+
+static void test_header(void)
+{
+	struct proto_msg m;
+	uint8_t h[8];
+
+	proto_enc_hdr(h, 0x33, 0);
+	OK(parse(h, 8, NULL, &m) == -EPROTO && strstr(err, "unknown frame type"),
+	   "unknown type refused: %s", err);
+	proto_enc_hdr(h, MSG_ADVISE, 0);
+	h[3] = 1;
+	OK(parse(h, 8, NULL, &m) == -EPROTO && strstr(err, "flags"),
+	   "non-zero flags refused: %s", err);
+	proto_enc_hdr(h, MSG_PAGE, 1u << 30);
+	OK(parse(h, 8, NULL, &m) == -EPROTO && strstr(err, "must be"),
+	   "oversized PAGE length refused before reading: %s", err);
+	proto_enc_hdr(h, MSG_PAGE, 16);
+	OK(parse(h, 8, NULL, &m) == -EPROTO, "short PAGE length refused: %s", err);
+	proto_enc_hdr(h, MSG_ERROR, 0xffffffffu);
+	OK(parse(h, 8, NULL, &m) == -EPROTO, "oversized ERROR refused: %s", err);
+	proto_enc_hdr(h, MSG_HELLO, 1u << 31);
+	OK(parse(h, 8, NULL, &m) == -EPROTO, "oversized HELLO refused: %s", err);
+	proto_enc_hdr(h, MSG_ADVISE, 4);
+	OK(parse(h, 8, NULL, &m) == -EPROTO, "ADVISE with payload refused: %s", err);
+	proto_enc_hdr(h, MSG_ADVISE, 0);
+	OK(parse(h, 8, NULL, &m) == 8 && m.type == MSG_ADVISE, "ADVISE parses");
+	OK(parse(h, 7, NULL, &m) == 0, "7 bytes of header: need more");
+}
+
+static void test_hello(void)
+{
+	struct proto_hello h;
+	struct proto_msg m;
+	size_t n = hello(buf, 1, 1, 1 << 20, 64 << 10);
+	int ret;
+
+	ret = proto_parse(buf, n, NULL, &m, &h, err, sizeof(err));
+	OK(ret == (int)n && h.layout.nblocks == 2 && h.layout.total_pages == 272 &&
+	   h.layout.blocks[1].base_page == 256 && h.session == 42 &&
+	   h.features == PROTO_F_KNOWN, "HELLO round trip (2 blocks)");
+	for (size_t k = 0; k < n; k++)
+		if (proto_parse(buf, k, NULL, &m, &h, err, sizeof(err)) != 0) {
+			OK(0, "truncated HELLO (%zu bytes) asks for more", k);
+			return;
+		}
+	OK(1, "every truncation of HELLO asks for more data");
+
+	n = hello(buf, 1, 1, 1 << 20, 0);
+	buf[8] = 'X';
+	OK(parse(buf, n, NULL, &m) == -EPROTO && strstr(err, "magic"), "bad magic: %s", err);
+	n = hello(buf, 3, 2, 1 << 20, 0);
+	OK(parse(buf, n, NULL, &m) == -EPROTO && strstr(err, "version"), "inverted version range: %s", err);
+	n = hello(buf, 1, 1, 1 << 20, 0);
+	be32(buf + 8 + 12, 8192);
+	OK(parse(buf, n, NULL, &m) == -EPROTO && strstr(err, "page size"), "8 KiB pages refused: %s", err);
+	n = hello(buf, 1, 1, 1 << 20, 0);
+	be32(buf + 8 + 16, 2);	/* claims 2 blocks, carries 1 */
+	OK(parse(buf, n, NULL, &m) == -EPROTO && strstr(err, "must be"), "block count vs length: %s", err);
+	n = hello(buf, 1, 1, 1 << 20, 0);
+	be32(buf + 8 + 16, 0);
+	OK(parse(buf, n, NULL, &m) == -EPROTO, "zero blocks refused: %s", err);
+	n = hello(buf, 1, 1, 1 << 20, 0);
+	buf[8 + PROTO_HELLO_FIXED] = '!';
+	OK(parse(buf, n, NULL, &m) == -EPROTO && strstr(err, "name"), "bad block name: %s", err);
+	n = hello(buf, 1, 1, 1 << 20, 0);
+	buf[8 + 31] ^= 1;	/* ram size low byte */
+	OK(parse(buf, n, NULL, &m) == -EPROTO && strstr(err, "add up"), "RAM size vs blocks: %s", err);
+	n = hello(buf, 1, 1, 1 << 20, 0);
+	buf[8 + PROTO_HELLO_FIXED + PROTO_BLOCK_NAME + 7] = 1;	/* length + 1 */
+	OK(parse(buf, n, NULL, &m) == -EPROTO, "block length not page multiple: %s", err);
+	n = hello(buf, 1, 1, 1 << 20, 1 << 20);
+	strcpy((char *)buf + 8 + PROTO_HELLO_FIXED + PROTO_HELLO_BLOCK, "pc.ram");
+	memset(buf + 8 + PROTO_HELLO_FIXED + PROTO_HELLO_BLOCK + 6, 0, 58);
+	OK(parse(buf, n, NULL, &m) == -EPROTO && strstr(err, "duplicate"), "duplicate block name: %s", err);
+}
+
+static void test_pages(void)
+{
+	struct proto_layout lay;
+	struct proto_msg m;
+	size_t n;
+
+	make_layout(&lay, 1 << 20, 64 << 10);
+	n = proto_enc_page_hdr(buf, &lay, 260);
+	memset(buf + n, 0xab, PROTO_PAGE_SIZE);
+	n += PROTO_PAGE_SIZE;
+	OK(parse(buf, n, &lay, &m) == (int)n && m.u.page.page == 260 &&
+	   m.u.page.data[0] == 0xab, "PAGE in block 1 maps to global page 260");
+	OK(parse(buf, n, NULL, &m) == -EPROTO && strstr(err, "handshake"),
+	   "PAGE before handshake refused: %s", err);
+	OK(parse(buf, n - 1, &lay, &m) == 0, "truncated PAGE asks for more");
+	buf[8 + 8 + 7] = 1;	/* offset low byte: unaligned */
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "aligned"), "unaligned PAGE: %s", err);
+	proto_enc_page_hdr(buf, &lay, 260);
+	buf[8 + 8 + 5] = 0x01;	/* offset += 64 KiB: past block 1 */
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "past the end"), "PAGE past end of block: %s", err);
+	proto_enc_page_hdr(buf, &lay, 0);
+	be32(buf + 8, 2);
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "block 2"), "PAGE for unknown block: %s", err);
+	proto_enc_page_hdr(buf, &lay, 0);
+	be32(buf + 12, 1);
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "reserved"), "PAGE reserved field: %s", err);
+
+	n = proto_enc_run(buf, MSG_ZERO, &lay, 250, 6);
+	OK(parse(buf, n, &lay, &m) == (int)n && m.u.page.count == 6, "ZERO run to the end of block 0");
+	n = proto_enc_run(buf, MSG_ZERO, &lay, 250, 7);
+	OK(parse(buf, n, &lay, &m) == -EPROTO, "ZERO run crossing a block end: %s", err);
+	n = proto_enc_run(buf, MSG_ZERO, &lay, 0, 0);
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "count"), "ZERO count 0: %s", err);
+	n = proto_enc_run(buf, MSG_REQ, &lay, 0, PROTO_MAX_RUN + 1);
+	OK(parse(buf, n, &lay, &m) == -EPROTO, "REQ count too big: %s", err);
+	n = proto_enc_run(buf, MSG_REQ, &lay, 271, 1);
+	OK(parse(buf, n, &lay, &m) == (int)n && m.u.page.page == 271, "REQ of the last page");
+	{
+		uint64_t pages[2] = { 3, 256 };
+		uint32_t counts[2] = { 2, 16 };
+		uint64_t pg;
+		uint32_t c;
+
+		n = proto_enc_discard(buf, sizeof(buf), &lay, pages, counts, 2);
+		OK(parse(buf, n, &lay, &m) == (int)n && m.u.discard.count == 2,
+		   "DISCARD with 2 ranges");
+		proto_discard_entry(&m, &lay, 1, &pg, &c);
+		OK(pg == 256 && c == 16, "DISCARD entry decodes to its global page");
+		counts[1] = 17;
+		n = proto_enc_discard(buf, sizeof(buf), &lay, pages, counts, 2);
+		OK(parse(buf, n, &lay, &m) == -EPROTO, "DISCARD range past the end: %s", err);
+		n = proto_enc_discard(buf, sizeof(buf), &lay, pages, counts, 1);
+		be32(buf + 8, 2);
+		OK(parse(buf, n, &lay, &m) == -EPROTO, "DISCARD count vs length: %s", err);
+	}
+	n = proto_enc_u64(buf, MSG_DONE, 273);
+	OK(parse(buf, n, &lay, &m) == -EPROTO, "DONE with more pages than RAM: %s", err);
+	n = proto_enc_error(buf, 2, "bad\x01thing");
+	OK(parse(buf, n, &lay, &m) == (int)n && !strcmp(m.u.error.text, "bad?thing"),
+	   "ERROR text is sanitised");
+	buf[15] = 200;
+	OK(parse(buf, n, &lay, &m) == -EPROTO, "ERROR text length mismatch: %s", err);
+}
+
+static void test_state(void)
+{
+	static const uint16_t good[] = {
+		MSG_ADVISE, MSG_PAGE, MSG_DISCARD, MSG_DISCARD, MSG_LISTEN,
+		MSG_PAGE, MSG_ZERO, MSG_RUN, MSG_PAGE, MSG_END,
+	};
+	enum pc_state s = PC_NONE;
+	bool all = true;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		all &= pc_step(&s, good[i], err, sizeof(err)) == 0;
+	OK(all && s == PC_END, "ADVISE, DISCARD, LISTEN, RUN, END walk the states");
+	OK(pc_step(&s, MSG_PAGE, err, sizeof(err)) == -EPROTO, "PAGE after END: %s", err);
+	s = PC_NONE;
+	OK(pc_step(&s, MSG_PAGE, err, sizeof(err)) == -EPROTO && s == PC_NONE, "PAGE before ADVISE: %s", err);
+	OK(pc_step(&s, MSG_RUN, err, sizeof(err)) == -EPROTO, "RUN before LISTEN: %s", err);
+	OK(pc_step(&s, MSG_END, err, sizeof(err)) == -EPROTO, "END in NONE: %s", err);
+	pc_step(&s, MSG_ADVISE, err, sizeof(err));
+	OK(pc_step(&s, MSG_ADVISE, err, sizeof(err)) == -EPROTO, "second ADVISE: %s", err);
+	pc_step(&s, MSG_LISTEN, err, sizeof(err));
+	OK(pc_step(&s, MSG_DISCARD, err, sizeof(err)) == -EPROTO, "DISCARD after LISTEN: %s", err);
+	OK(pc_step(&s, MSG_HELLO_ACK, err, sizeof(err)) == -EPROTO, "return-path frame on the main stream: %s", err);
+}
+
+static void test_garbage(void)
+{
+	struct proto_layout lay;
+	struct proto_msg m;
+	uint64_t x = 88172645463325252ULL;
+	int accepted = 0;
+
+	make_layout(&lay, 1 << 20, 0);
+	for (int i = 0; i < 200000; i++) {
+		size_t n = 8 + (size_t)(x % 64);
+
+		for (size_t k = 0; k < n; k++) {
+			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+			buf[k] = (uint8_t)x;
+		}
+		/* Sometimes a plausible header, to get past the first check. */
+		if (i & 1) {
+			buf[0] = 0;
+			buf[1] = (uint8_t)(x % 10);
+			buf[2] = buf[3] = buf[4] = buf[5] = 0;
+		}
+		accepted += parse(buf, n, &lay, &m) > 0;
+	}
+	OK(1, "200000 random frames parsed without a crash (%d accepted)", accepted);
+}
+
+/* ---- fake peers ---- */
+
+static int fake_source(const char *addr, const char *what)
+{
+	struct chan c;
+	struct proto_layout lay;
+	struct proto_msg m;
+	uint16_t type;
+	uint32_t len;
+	size_t n;
+	int fd = net_connect(addr, 10000, -1);
+
+	if (fd < 0) {
+		fprintf(stderr, "fake-source: connect %s: %s\n", addr, strerror(-fd));
+		return 1;
+	}
+	chan_init(&c, "main", -1);
+	c.fd = fd;
+	make_layout(&lay, 1 << 20, 0);
+	if (!strcmp(what, "garbage")) {
+		memcpy(buf, "GET / HTTP/1.0\r\n\r\nxxxxxxxxxxxxxxxxx", 34);
+		chan_write(&c, buf, 34, NULL, 0);
+		goto expect_error;
+	}
+	if (!strcmp(what, "version")) {
+		n = hello(buf, 7, 9, 1 << 20, 0);
+		chan_write(&c, buf, n, NULL, 0);
+		goto expect_error;
+	}
+	if (!strcmp(what, "hello-oversize")) {
+		proto_enc_hdr(buf, MSG_HELLO, 0x7fffffff);
+		chan_write(&c, buf, 8, NULL, 0);
+		goto expect_error;
+	}
+	n = hello(buf, 1, 1, 1 << 20, 0);
+	chan_write(&c, buf, n, NULL, 0);
+	if (chan_read_frame(&c, &type, buf, &len, err, sizeof(err)) ||
+	    type != MSG_HELLO_ACK) {
+		fprintf(stderr, "fake-source: no HELLO_ACK: %s\n", err);
+		return 1;
+	}
+	if (!strcmp(what, "runfirst")) {
+		n = proto_enc_empty(buf, MSG_RUN);
+		chan_write(&c, buf, n, NULL, 0);
+		goto expect_error;
+	}
+	n = proto_enc_empty(buf, MSG_ADVISE);
+	n += proto_enc_empty(buf + n, MSG_LISTEN);
+	n += proto_enc_empty(buf + n, MSG_RUN);
+	chan_write(&c, buf, n, NULL, 0);
+	n = proto_enc_page_hdr(buf, &lay, 3);
+	memset(buf + n, 0x5a, PROTO_PAGE_SIZE);
+	n += PROTO_PAGE_SIZE;
+	chan_write(&c, buf, n, NULL, 0);	/* one good page */
+	if (!strcmp(what, "truncated")) {
+		n = proto_enc_page_hdr(buf, &lay, 4);
+		chan_write(&c, buf, n + 100, NULL, 0);
+		close(fd);
+		return 0;
+	}
+	if (!strcmp(what, "eof")) {
+		close(fd);
+		return 0;
+	}
+	if (!strcmp(what, "duplicate")) {
+		chan_write(&c, buf, n, NULL, 0);
+		goto expect_error;
+	}
+	if (!strcmp(what, "past-end")) {
+		proto_enc_page_hdr(buf, &lay, 3);
+		buf[8 + 8 + 4] = 0x10;	/* offset 64 GiB-ish */
+		chan_write(&c, buf, n, NULL, 0);
+		goto expect_error;
+	}
+	if (!strcmp(what, "oversize")) {
+		proto_enc_hdr(buf, MSG_PAGE, 1u << 30);
+		chan_write(&c, buf, 8, NULL, 0);
+		goto expect_error;
+	}
+	if (!strcmp(what, "zero-overlap")) {
+		n = proto_enc_run(buf, MSG_ZERO, &lay, 0, 8);	/* covers page 3 */
+		chan_write(&c, buf, n, NULL, 0);
+		goto expect_error;
+	}
+	fprintf(stderr, "fake-source: unknown case %s\n", what);
+	return 2;
+expect_error:
+	/* The destination must answer with ERROR (or just close). */
+	for (;;) {
+		int ret = chan_read_frame(&c, &type, buf, &len, err, sizeof(err));
+
+		if (ret) {
+			printf("fake-source: connection closed (%s)\n", err);
+			break;
+		}
+		if (type == MSG_ERROR &&
+		    !proto_decode(type, buf, len, &lay, &m, err, sizeof(err))) {
+			printf("fake-source: destination said error %u: %s\n",
+			       m.u.error.code, m.u.error.text);
+			break;
+		}
+	}
+	close(fd);
+	return 0;
+}
+
+static int fake_dest(const char *addr, const char *what)
+{
+	struct chan c;
+	struct proto_hello h;
+	struct proto_msg m;
+	uint16_t type;
+	uint32_t len;
+	size_t n;
+	int fd = net_connect(addr, 10000, -1);
+
+	if (fd < 0) {
+		fprintf(stderr, "fake-dest: connect %s: %s\n", addr, strerror(-fd));
+		return 1;
+	}
+	chan_init(&c, "main", -1);
+	c.fd = fd;
+	if (chan_read_frame(&c, &type, buf, &len, err, sizeof(err)) ||
+	    type != MSG_HELLO ||
+	    proto_decode_hello(buf, len, &h, err, sizeof(err)) ||
+	    proto_layout_finish(&h.layout, h.ram_size, err, sizeof(err))) {
+		fprintf(stderr, "fake-dest: bad HELLO: %s\n", err);
+		return 1;
+	}
+	if (!strcmp(what, "bad-ack")) {
+		n = proto_enc_hello_ack(buf, 1, PROTO_PAGE_SIZE, 1ULL << 40, h.session);
+		chan_write(&c, buf, n, NULL, 0);
+		goto drain;
+	}
+	if (!strcmp(what, "refuse")) {
+		n = proto_enc_error(buf, PROTO_E_PARAM, "no room for this guest");
+		chan_write(&c, buf, n, NULL, 0);
+		goto drain;
+	}
+	n = proto_enc_hello_ack(buf, 1, PROTO_PAGE_SIZE, PROTO_F_ZERO, h.session);
+	chan_write(&c, buf, n, NULL, 0);
+	if (!strcmp(what, "req-past-end")) {
+		n = proto_enc_run(buf, MSG_REQ, &h.layout, 0, 1);
+		buf[8 + 8 + 3] = 0x40;	/* offset far past the end */
+		chan_write(&c, buf, n, NULL, 0);
+		goto drain;
+	}
+	if (!strcmp(what, "die")) {
+		/* Read a little, then vanish without DONE. */
+		for (int i = 0; i < 10; i++)
+			if (chan_read_frame(&c, &type, buf, &len, err, sizeof(err)))
+				break;
+		close(fd);
+		return 0;
+	}
+	fprintf(stderr, "fake-dest: unknown case %s\n", what);
+	return 2;
+drain:
+	while (!chan_read_frame(&c, &type, buf, &len, err, sizeof(err)))
+		if (type == MSG_ERROR &&
+		    !proto_decode(type, buf, len, &h.layout, &m, err, sizeof(err)))
+			printf("fake-dest: source said error %u: %s\n",
+			       m.u.error.code, m.u.error.text);
+	close(fd);
+	return 0;
+}
+
+/* A valid destination-side stream, as a fuzzer seed. */
+static int write_seed(const char *path)
+{
+	struct proto_layout lay;
+	FILE *f = fopen(path, "w");
+	size_t n;
+
+	if (!f)
+		return 1;
+	make_layout(&lay, 1 << 20, 64 << 10);
+	n = hello(buf, 1, 1, 1 << 20, 64 << 10);
+	n += proto_enc_empty(buf + n, MSG_ADVISE);
+	{
+		uint64_t pages[1] = { 2 };
+		uint32_t counts[1] = { 3 };
+
+		n += proto_enc_discard(buf + n, sizeof(buf) - n, &lay, pages, counts, 1);
+	}
+	n += proto_enc_empty(buf + n, MSG_LISTEN);
+	n += proto_enc_empty(buf + n, MSG_RUN);
+	n += proto_enc_run(buf + n, MSG_ZERO, &lay, 0, 4);
+	n += proto_enc_page_hdr(buf + n, &lay, 260);
+	memset(buf + n, 7, PROTO_PAGE_SIZE);
+	n += PROTO_PAGE_SIZE;
+	n += proto_enc_error(buf + n, 1, "x");
+	n += proto_enc_empty(buf + n, MSG_END);
+	fwrite(buf, 1, n, f);
+	return fclose(f) ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "seed"))
+		return write_seed(argv[2]);
+	if (argc == 4 && !strcmp(argv[1], "fake-source"))
+		return fake_source(argv[2], argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "fake-dest"))
+		return fake_dest(argv[2], argv[3]);
+	if (argc != 1) {
+		fprintf(stderr, "usage: test-proto [fake-source|fake-dest ADDR:PORT CASE]\n");
+		return 2;
+	}
+	test_header();
+	test_hello();
+	test_pages();
+	test_state();
+	test_garbage();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}

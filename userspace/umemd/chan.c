@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Framed TCP transport; see chan.h for the error classes. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "util.h"
+
+void chan_init(struct chan *c, const char *name, int stop_fd)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+	c->stop_fd = stop_fd;
+	c->name = name;
+	pthread_mutex_init(&c->wlock, NULL);
+}
+
+void chan_close(struct chan *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+const char *chan_strerror(int err)
+{
+	switch (err) {
+	case -EPIPE: return "peer closed the connection";
+	case -EIO: return "peer closed the connection in the middle of a frame";
+	case -EPROTO: return "malformed frame";
+	case -ECANCELED: return "stopped";
+	default: return strerror(-err);
+	}
+}
+
+static void tune(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+}
+
+static int resolve(const char *hostport, bool passive, struct addrinfo **res)
+{
+	char host[256], port[32];
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+		.ai_flags = passive ? AI_PASSIVE : 0,
+	};
+
+	if (split_hostport(hostport, host, sizeof(host), port, sizeof(port)))
+		return -EINVAL;
+	if (getaddrinfo(host[0] ? host : NULL, port, &hints, res))
+		return -EADDRNOTAVAIL;
+	return 0;
+}
+
+int net_listen(const char *hostport)
+{
+	struct addrinfo *res;
+	int fd, one = 1, ret = resolve(hostport, true, &res);
+
+	if (ret)
+		return ret;
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4) < 0) {
+		ret = -errno;
+		close(fd);
+		goto out;
+	}
+	ret = fd;
+out:
+	freeaddrinfo(res);
+	return ret;
+}
+
+static int wait_readable(int fd, int stop_fd, int timeout_ms)
+{
+	struct pollfd p[2] = {
+		{ .fd = fd, .events = POLLIN },
+		{ .fd = stop_fd, .events = POLLIN },
+	};
+	int ret;
+
+	do {
+		ret = poll(p, stop_fd >= 0 ? 2 : 1, timeout_ms);
+	} while (ret < 0 && errno == EINTR);
+	if (ret < 0)
+		return -errno;
+	if (stop_fd >= 0 && (p[1].revents & POLLIN))
+		return -ECANCELED;
+	return ret;
+}
+
+int net_accept(int lfd, int stop_fd)
+{
+	int ret = wait_readable(lfd, stop_fd, -1);
+
+	if (ret < 0)
+		return ret;
+	ret = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (ret < 0)
+		return -errno;
+	tune(ret);
+	return ret;
+}
+
+int net_connect(const char *hostport, int wait_ms, int stop_fd)
+{
+	struct addrinfo *res;
+	uint64_t deadline = now_ns() + (uint64_t)wait_ms * 1000000ULL;
+	int fd, ret = resolve(hostport, false, &res);
+
+	if (ret)
+		return ret;
+	for (;;) {
+		fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			ret = -errno;
+			break;
+		}
+		if (connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
+			tune(fd);
+			ret = fd;
+			break;
+		}
+		ret = -errno;
+		close(fd);
+		if ((ret != -ECONNREFUSED && ret != -ENETUNREACH &&
+		     ret != -EHOSTUNREACH) || now_ns() > deadline)
+			break;
+		if (wait_readable(stop_fd, -1, 100) > 0) {
+			ret = -ECANCELED;
+			break;
+		}
+	}
+	freeaddrinfo(res);
+	return ret;
+}
+
+/* Read exactly @len bytes.  *got tells how many arrived before an error. */
+static int read_exact(struct chan *c, uint8_t *buf, size_t len, size_t *got)
+{
+	*got = 0;
+	while (*got < len) {
+		int ret = wait_readable(c->fd, c->stop_fd, -1);
+		ssize_t n;
+
+		if (ret < 0)
+			return ret;
+		n = recv(c->fd, buf + *got, len - *got, 0);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return errno == ECONNRESET ? -EPIPE : -errno;
+		if (n == 0)
+			return -EPIPE;
+		*got += (size_t)n;
+		c->bytes_in += (uint64_t)n;
+	}
+	return 0;
+}
+
+int chan_read_frame(struct chan *c, uint16_t *type, uint8_t *payload,
+		    uint32_t *len, char *err, size_t errlen)
+{
+	uint8_t hdr[PROTO_HDR_LEN];
+	size_t got;
+	int ret;
+
+	ret = read_exact(c, hdr, sizeof(hdr), &got);
+	if (ret == -EPIPE && got)
+		ret = -EIO;
+	if (ret) {
+		snprintf(err, errlen, "%s channel: %s", c->name, chan_strerror(ret));
+		return ret;
+	}
+	ret = proto_check_hdr(hdr, type, len, err, errlen);
+	if (ret)
+		return ret;
+	ret = read_exact(c, payload, *len, &got);
+	if (ret == -EPIPE)
+		ret = -EIO;
+	if (ret)
+		snprintf(err, errlen, "%s channel: %s (%s frame, %zu of %u bytes)",
+			 c->name, chan_strerror(ret), proto_type_name(*type),
+			 got, *len);
+	return ret;
+}
+
+int chan_write(struct chan *c, const void *a, size_t alen, const void *b,
+	       size_t blen)
+{
+	struct iovec iov[2] = {
+		{ (void *)a, alen }, { (void *)b, blen },
+	};
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+	int ret = 0;
+
+	pthread_mutex_lock(&c->wlock);
+	if (c->fd < 0)
+		ret = -ENOTCONN;
+	while (!ret && (iov[0].iov_len || iov[1].iov_len)) {
+		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = errno == ECONNRESET ? -EPIPE : -errno;
+			break;
+		}
+		c->bytes_out += (uint64_t)n;
+		for (int i = 0; i < 2 && n; i++) {
+			size_t k = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
+
+			iov[i].iov_base = (char *)iov[i].iov_base + k;
+			iov[i].iov_len -= k;
+			n -= (ssize_t)k;
+		}
+	}
+	pthread_mutex_unlock(&c->wlock);
+	return ret;
+}

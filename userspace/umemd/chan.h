@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Framed transport over a TCP connection.  Both the main stream and the
+ * preempt channel are instances of this one struct.
+ *
+ * Error classes, decided here and nowhere else (chan_read_frame()):
+ *   0            a whole, header-checked frame
+ *   -EPIPE       peer closed at a frame boundary (a clean end, or a peer
+ *                that died between frames: the caller's state decides)
+ *   -EIO         peer closed inside a frame (truncated frame)
+ *   -EPROTO      bad header (unknown type, bad length); err says which
+ *   -ECANCELED   we were asked to stop (stop eventfd)
+ *   other -errno the socket failed (ECONNRESET counts as -EPIPE)
+ */
+#ifndef UMEMD_CHAN_H
+#define UMEMD_CHAN_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct chan {
+	int fd;
+	int stop_fd;			/* eventfd shared by every channel */
+	const char *name;		/* "main" or "preempt" */
+	pthread_mutex_t wlock;		/* one writer at a time */
+	uint64_t bytes_in, bytes_out;
+};
+
+void chan_init(struct chan *c, const char *name, int stop_fd);
+void chan_close(struct chan *c);
+/* Listen on "ADDR:PORT"; returns the listening fd or -errno. */
+int net_listen(const char *hostport);
+/* Accept one connection, or -ECANCELED when stop_fd fires. */
+int net_accept(int lfd, int stop_fd);
+/* Connect to "ADDR:PORT", retrying refused connections for @wait_ms. */
+int net_connect(const char *hostport, int wait_ms, int stop_fd);
+int chan_read_frame(struct chan *c, uint16_t *type, uint8_t *payload,
+		    uint32_t *len, char *err, size_t errlen);
+/* Write @a then @b (either may be empty) as one unit; -errno on failure. */
+int chan_write(struct chan *c, const void *a, size_t alen, const void *b,
+	       size_t blen);
+/* Human words for a chan error. */
+const char *chan_strerror(int err);
+#endif

@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * umemd - postcopy live migration daemon.
+ *
+ *   umemd --outgoing --ram FILE [--ram FILE2 ...] (--listen ADDR:PORT | --connect ADDR:PORT)
+ *   umemd --incoming (--listen ADDR:PORT | --connect ADDR:PORT)
+ *         --backend umem|uffd|uffd-minor [--name NAME] [--vmm-socket PATH]
+ *         [--no-preempt] [--bg-follow on|off] [--json] [-v]
+ */
+#define _GNU_SOURCE
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "libumem.h"
+#include "umemd.h"
+#include "util.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: umemd --outgoing --ram FILE [--ram FILE ...] (--listen|--connect) ADDR:PORT\n"
+"             [--bg-follow on|off] [--json]\n"
+"       umemd --incoming (--listen|--connect) ADDR:PORT --backend umem|uffd|uffd-minor\n"
+"             [--name NAME] [--vmm-socket PATH] [--no-preempt] [--json]\n"
+"\n"
+"  --outgoing           serve RAM from FILE(s) (the stopped guest's RAM backing)\n"
+"  --incoming           receive RAM into a region the VMM maps\n"
+"  --listen ADDR:PORT   wait for the peer (ADDR may be empty: any)\n"
+"  --connect ADDR:PORT  connect to the peer (retried for --connect-wait seconds)\n"
+"  --connect-wait SEC   default 30\n"
+"  --backend NAME       region backend (default umem)\n"
+"  --name NAME          region name (umem node /dev/umem-NAME)\n"
+"  --vmm-socket PATH    unix socket handing the region to the VMM\n"
+"  --no-preempt         requested pages on the main stream, no second channel\n"
+"  --bg-follow on|off   move the background cursor next to the last request (source; default on)\n"
+"  --throttle N         (testing) source sleeps 1 ms every N background pages\n"
+"  --json               print the summary as one JSON object on stdout\n"
+"  --progress           progress on stderr even when it is not a terminal\n"
+"  -v, --verbose        more messages\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "outgoing", no_argument, NULL, 'O' },
+		{ "incoming", no_argument, NULL, 'I' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "connect", required_argument, NULL, 'c' },
+		{ "connect-wait", required_argument, NULL, 'W' },
+		{ "ram", required_argument, NULL, 'r' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "name", required_argument, NULL, 'n' },
+		{ "vmm-socket", required_argument, NULL, 's' },
+		{ "no-preempt", no_argument, NULL, 'P' },
+		{ "bg-follow", required_argument, NULL, 'f' },
+		{ "throttle", required_argument, NULL, 'T' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "progress", no_argument, NULL, 'G' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct umemd_opts o;
+	struct umemd_summary sum;
+	uint64_t v;
+	int c, ret;
+
+	log_set_prog("umemd");
+	memset(&o, 0, sizeof(o));
+	memset(&sum, 0, sizeof(sum));
+	o.backend = "umem";
+	o.preempt = true;
+	o.bg_follow = true;
+	o.connect_wait_ms = 30000;
+	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'O': o.outgoing = true; break;
+		case 'I': o.incoming = true; break;
+		case 'l': o.listen = optarg; break;
+		case 'c': o.connect = optarg; break;
+		case 'W':
+			if (parse_u64(optarg, &v) || v > 3600) {
+				log_msg("bad --connect-wait %s", optarg);
+				return 2;
+			}
+			o.connect_wait_ms = (int)v * 1000;
+			break;
+		case 'r':
+			if (o.nram == UMEMD_MAX_RAM_FILES) {
+				log_msg("too many --ram files (max %d)", UMEMD_MAX_RAM_FILES);
+				return 2;
+			}
+			o.ram[o.nram++] = optarg;
+			break;
+		case 'b': o.backend = optarg; break;
+		case 'n': o.name = optarg; break;
+		case 's': o.vmm_socket = optarg; break;
+		case 'P': o.preempt = false; break;
+		case 'f':
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				log_msg("--bg-follow takes on or off");
+				return 2;
+			}
+			o.bg_follow = !strcmp(optarg, "on");
+			break;
+		case 'T':
+			if (parse_u64(optarg, &o.throttle_pages)) {
+				log_msg("bad --throttle %s", optarg);
+				return 2;
+			}
+			break;
+		case 'j': o.json = true; break;
+		case 'G': o.progress = true; break;
+		case 'v': o.verbose++; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || o.outgoing == o.incoming ||
+	    !o.listen == !o.connect) {
+		log_msg("need exactly one of --outgoing/--incoming and one of --listen/--connect");
+		usage(stderr);
+		return 2;
+	}
+	if (o.outgoing && !o.nram) {
+		log_msg("--outgoing needs --ram FILE");
+		return 2;
+	}
+	if (o.incoming && !umem_backend_known(o.backend)) {
+		log_msg("unknown backend %s (umem, uffd, uffd-minor)", o.backend);
+		return 2;
+	}
+	o.progress |= isatty(STDERR_FILENO);
+	signal(SIGPIPE, SIG_IGN);
+	ret = o.outgoing ? umemd_source(&o, &sum) : umemd_dest(&o, &sum);
+	if (!sum.ok)
+		log_msg("%s: %s", sum.role, sum.error);
+	summary_print(&sum, false);
+	if (o.json)
+		summary_print(&sum, true);
+	free(sum.lat_ns);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,647 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * umemd --outgoing: serve a stopped guest's RAM from files.
+ *
+ * Threads:
+ *   main      handshake, ADVISE/LISTEN/RUN, then the background stream
+ *             (pages in order, zero runs as ZERO), END, wait for DONE.
+ *   rp        the return path: reads REQ/ACK/DONE/ERROR from the
+ *             destination, queues requested pages.
+ *   preempt   (with PROTO_F_PREEMPT) sends queued requested pages on the
+ *             second connection.  Without it, main drains the queue
+ *             between background pages.
+ *
+ * Every page is sent once: a sender claims it in sent[] first (an atomic
+ * exchange); the loser of a race skips it.  That is what keeps a page
+ * from travelling on both channels.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "umemd.h"
+#include "util.h"
+
+#define OUTBUF_SIZE	(256 * 1024)
+
+struct source {
+	const struct umemd_opts *o;
+	struct umemd_summary *sum;
+	struct proto_layout lay;
+	const uint8_t *blk[PROTO_MAX_BLOCKS];
+	uint64_t pages;
+	uint64_t session;
+	atomic_uchar *sent;
+	atomic_uint_fast64_t nsent;
+	struct chan main, pre;
+	bool preempt;
+	bool zero_ok;
+	int stop_fd;
+	/* request queue (ring of page numbers) */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	uint64_t *q;
+	size_t qhead, qlen, qcap;
+	atomic_uint_fast64_t hint;	/* bg-follow: next page + 1, 0 = none */
+	atomic_bool done, failed, stopping;
+	pthread_mutex_t elock;
+	char err[256];
+	atomic_uint_fast64_t pages_bg, pages_req, pages_zero, requests, req_dup;
+	atomic_uint_fast64_t acked;
+	/* background output buffer (main thread only) */
+	uint8_t *out;
+	size_t outlen;
+};
+
+__attribute__((format(printf, 2, 3)))
+static void src_fail(struct source *s, const char *fmt, ...)
+{
+	va_list ap;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&s->elock);
+	if (!atomic_load(&s->failed)) {
+		va_start(ap, fmt);
+		vsnprintf(s->err, sizeof(s->err), fmt, ap);
+		va_end(ap);
+		atomic_store(&s->failed, true);
+	}
+	pthread_mutex_unlock(&s->elock);
+	if (write(s->stop_fd, &one, sizeof(one)) < 0) {
+		/* eventfd write cannot fail short of overflow */
+	}
+	pthread_mutex_lock(&s->qlock);
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+}
+
+/* What a failed write to the destination most likely means. */
+static const char *gone(int ret)
+{
+	return ret == -EPIPE || ret == -ECONNRESET ? " (destination died?)" : "";
+}
+
+static const uint8_t *page_data(const struct source *s, uint64_t page)
+{
+	uint32_t b = 0;
+	uint64_t off = 0;
+
+	proto_page_to_block(&s->lay, page, &b, &off);
+	return s->blk[b] + off;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	static const uint8_t zero[PROTO_PAGE_SIZE];
+
+	return !memcmp(p, zero, PROTO_PAGE_SIZE);
+}
+
+static bool claim(struct source *s, uint64_t page)
+{
+	if (atomic_exchange(&s->sent[page], 1))
+		return false;
+	atomic_fetch_add(&s->nsent, 1);
+	return true;
+}
+
+static int map_ram(struct source *s)
+{
+	const struct umemd_opts *o = s->o;
+	uint64_t total = 0;
+	char err[160];
+
+	s->lay.page_size = PROTO_PAGE_SIZE;
+	s->lay.nblocks = (uint32_t)o->nram;
+	for (int i = 0; i < o->nram; i++) {
+		struct proto_block *b = &s->lay.blocks[i];
+		const char *base = strrchr(o->ram[i], '/');
+		struct stat st;
+		void *p;
+		int fd = open(o->ram[i], O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			src_fail(s, "%s: %s", o->ram[i], strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		if (!st.st_size || st.st_size % PROTO_PAGE_SIZE) {
+			src_fail(s, "%s: size %lld is not a non-zero multiple of %u",
+				 o->ram[i], (long long)st.st_size, PROTO_PAGE_SIZE);
+			close(fd);
+			return -1;
+		}
+		p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+		if (p == MAP_FAILED) {
+			src_fail(s, "mmap %s: %s", o->ram[i], strerror(errno));
+			return -1;
+		}
+		madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+		s->blk[i] = p;
+		snprintf(b->name, sizeof(b->name), "%s", base ? base + 1 : o->ram[i]);
+		for (char *c = b->name; *c; c++)
+			if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-:/", *c))
+				*c = '_';
+		b->length = (uint64_t)st.st_size;
+		total += b->length;
+	}
+	if (proto_layout_finish(&s->lay, total, err, sizeof(err))) {
+		src_fail(s, "RAM layout: %s", err);
+		return -1;
+	}
+	s->pages = s->lay.total_pages;
+	return 0;
+}
+
+/* ---- request queue ---- */
+
+static void queue_push(struct source *s, uint64_t page, uint32_t count)
+{
+	pthread_mutex_lock(&s->qlock);
+	for (uint32_t i = 0; i < count; i++) {
+		if (s->qlen == s->qcap) {
+			/* Full: the oldest entries are pages the background
+			 * stream will reach anyway; drop them. */
+			s->qhead = (s->qhead + 1) % s->qcap;
+			s->qlen--;
+		}
+		s->q[(s->qhead + s->qlen) % s->qcap] = page + i;
+		s->qlen++;
+	}
+	pthread_cond_broadcast(&s->qcond);
+	pthread_mutex_unlock(&s->qlock);
+}
+
+static bool queue_pop(struct source *s, uint64_t *page, bool wait)
+{
+	bool got = false;
+
+	pthread_mutex_lock(&s->qlock);
+	while (wait && !s->qlen && !atomic_load(&s->stopping) &&
+	       !atomic_load(&s->failed))
+		pthread_cond_wait(&s->qcond, &s->qlock);
+	if (s->qlen) {
+		*page = s->q[s->qhead];
+		s->qhead = (s->qhead + 1) % s->qcap;
+		s->qlen--;
+		got = true;
+	}
+	pthread_mutex_unlock(&s->qlock);
+	return got;
+}
+
+/* ---- sending ---- */
+
+static int send_page_now(struct source *s, struct chan *c, uint64_t page)
+{
+	uint8_t hdr[PROTO_HDR_LEN + 16];
+	const uint8_t *d = page_data(s, page);
+
+	if (s->zero_ok && page_is_zero(d)) {
+		size_t n = proto_enc_run(hdr, MSG_ZERO, &s->lay, page, 1);
+
+		atomic_fetch_add(&s->pages_zero, 1);
+		return chan_write(c, hdr, n, NULL, 0);
+	}
+	return chan_write(c, hdr, proto_enc_page_hdr(hdr, &s->lay, page), d,
+			  PROTO_PAGE_SIZE);
+}
+
+static int flush_out(struct source *s)
+{
+	int ret = 0;
+
+	if (s->outlen)
+		ret = chan_write(&s->main, s->out, s->outlen, NULL, 0);
+	s->outlen = 0;
+	return ret;
+}
+
+static int out_reserve(struct source *s, size_t n)
+{
+	return s->outlen + n > OUTBUF_SIZE ? flush_out(s) : 0;
+}
+
+/* A requested page: on the preempt channel, or (no preempt) main. */
+static int serve_request(struct source *s, struct chan *c, uint64_t page)
+{
+	if (!claim(s, page)) {
+		atomic_fetch_add(&s->req_dup, 1);
+		return 0;
+	}
+	atomic_fetch_add(&s->pages_req, 1);
+	return send_page_now(s, c, page);
+}
+
+static void *preempt_thread(void *arg)
+{
+	struct source *s = arg;
+	uint64_t page;
+
+	while (queue_pop(s, &page, true)) {
+		int ret = serve_request(s, &s->pre, page);
+
+		if (ret) {
+			src_fail(s, "preempt channel: %s%s", chan_strerror(ret), gone(ret));
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Next unclaimed page at or after *cursor, wrapping once; false if none. */
+static bool next_unsent(struct source *s, uint64_t *cursor, uint64_t *low)
+{
+	for (uint64_t p = *cursor; p < s->pages; p++)
+		if (!atomic_load_explicit(&s->sent[p], memory_order_relaxed)) {
+			*cursor = p;
+			return true;
+		}
+	for (uint64_t p = *low; p < *cursor && p < s->pages; p++)
+		if (!atomic_load_explicit(&s->sent[p], memory_order_relaxed)) {
+			*low = p;
+			*cursor = p;
+			return true;
+		}
+	return false;
+}
+
+static int background(struct source *s)
+{
+	uint64_t cursor = 0, low = 0, since_throttle = 0;
+	int ret;
+
+	while (!atomic_load(&s->failed)) {
+		uint64_t page, h;
+
+		if (!s->preempt) {
+			bool any = false;
+
+			while (queue_pop(s, &page, false)) {
+				ret = flush_out(s);
+				if (!ret)
+					ret = serve_request(s, &s->main, page);
+				if (ret)
+					return ret;
+				any = true;
+			}
+			(void)any;
+		}
+		h = atomic_exchange(&s->hint, 0);
+		if (h && h - 1 < s->pages)
+			cursor = h - 1;
+		if (!next_unsent(s, &cursor, &low))
+			break;
+		page = cursor;
+		if (!claim(s, page))
+			continue;
+		if (s->zero_ok && page_is_zero(page_data(s, page))) {
+			uint32_t n = 1, b;
+			uint64_t off;
+
+			proto_page_to_block(&s->lay, page, &b, &off);
+			while (n < PROTO_MAX_RUN && page + n < s->pages &&
+			       page + n < s->lay.blocks[b].base_page + s->lay.blocks[b].pages &&
+			       page_is_zero(page_data(s, page + n)) &&
+			       claim(s, page + n))
+				n++;
+			ret = out_reserve(s, PROTO_HDR_LEN + 16);
+			if (ret)
+				return ret;
+			s->outlen += proto_enc_run(s->out + s->outlen, MSG_ZERO,
+						   &s->lay, page, n);
+			atomic_fetch_add(&s->pages_zero, n);
+			atomic_fetch_add(&s->pages_bg, n);
+			cursor = page + n;
+		} else {
+			ret = out_reserve(s, PROTO_HDR_LEN + 16 + PROTO_PAGE_SIZE);
+			if (ret)
+				return ret;
+			s->outlen += proto_enc_page_hdr(s->out + s->outlen, &s->lay, page);
+			memcpy(s->out + s->outlen, page_data(s, page), PROTO_PAGE_SIZE);
+			s->outlen += PROTO_PAGE_SIZE;
+			atomic_fetch_add(&s->pages_bg, 1);
+			cursor = page + 1;
+		}
+		if (s->o->throttle_pages && ++since_throttle >= s->o->throttle_pages) {
+			since_throttle = 0;
+			ret = flush_out(s);
+			if (ret)
+				return ret;
+			usleep(1000);
+		}
+	}
+	return flush_out(s);
+}
+
+/* ---- return path ---- */
+
+static void *rp_thread(void *arg)
+{
+	struct source *s = arg;
+	uint8_t *buf = malloc(PROTO_MAX_FRAME);
+	char err[256];
+
+	if (!buf) {
+		src_fail(s, "out of memory");
+		return NULL;
+	}
+	for (;;) {
+		struct proto_msg m;
+		uint16_t type;
+		uint32_t len;
+		int ret = chan_read_frame(&s->main, &type, buf, &len, err, sizeof(err));
+
+		if (ret == -ECANCELED)
+			break;
+		if (ret == -EPIPE && atomic_load(&s->done))
+			break;
+		if (ret) {
+			src_fail(s, "return path: %s%s", err,
+				 ret == -EPIPE ? " before the destination said DONE (destination died?)" : "");
+			break;
+		}
+		ret = proto_decode(type, buf, len, &s->lay, &m, err, sizeof(err));
+		if (ret) {
+			src_fail(s, "return path: %s", err);
+			break;
+		}
+		switch (type) {
+		case MSG_REQ:
+			atomic_fetch_add(&s->requests, m.u.page.count);
+			queue_push(s, m.u.page.page, m.u.page.count);
+			if (s->o->bg_follow)
+				atomic_store(&s->hint, m.u.page.page + m.u.page.count + 1);
+			break;
+		case MSG_ACK:
+			atomic_store(&s->acked, m.u.pages);
+			break;
+		case MSG_DONE:
+			if (m.u.pages != s->pages) {
+				src_fail(s, "destination said DONE with %llu of %llu pages",
+					 (unsigned long long)m.u.pages,
+					 (unsigned long long)s->pages);
+				goto out;
+			}
+			atomic_store(&s->done, true);
+			atomic_store(&s->stopping, true);
+			pthread_mutex_lock(&s->qlock);
+			pthread_cond_broadcast(&s->qcond);
+			pthread_mutex_unlock(&s->qlock);
+			goto out;
+		case MSG_ERROR:
+			src_fail(s, "destination reported error %u: %s",
+				 m.u.error.code, m.u.error.text);
+			goto out;
+		default:
+			src_fail(s, "return path: unexpected %s frame",
+				 proto_type_name(type));
+			goto out;
+		}
+	}
+out:
+	free(buf);
+	return NULL;
+}
+
+/* ---- handshake ---- */
+
+static int open_conn(struct source *s, int lfd)
+{
+	if (lfd >= 0)
+		return net_accept(lfd, s->stop_fd);
+	return net_connect(s->o->connect, s->o->connect_wait_ms, s->stop_fd);
+}
+
+static int handshake(struct source *s, int lfd)
+{
+	struct proto_hello h;
+	struct proto_msg m;
+	uint8_t *buf = s->out;
+	char err[256];
+	uint16_t type;
+	uint32_t len;
+	size_t n;
+	int ret;
+
+	memset(&h, 0, sizeof(h));
+	h.version_min = PROTO_VERSION_MIN;
+	h.version_max = PROTO_VERSION_MAX;
+	h.page_size = PROTO_PAGE_SIZE;
+	h.ram_size = s->pages * PROTO_PAGE_SIZE;
+	h.features = PROTO_F_KNOWN;
+	h.session = s->session;
+	h.layout = s->lay;
+	n = proto_enc_hello(buf, OUTBUF_SIZE, &h);
+	ret = chan_write(&s->main, buf, n, NULL, 0);
+	if (ret) {
+		src_fail(s, "sending HELLO: %s", chan_strerror(ret));
+		return ret;
+	}
+	ret = chan_read_frame(&s->main, &type, buf, &len, err, sizeof(err));
+	if (!ret)
+		ret = proto_decode(type, buf, len, &s->lay, &m, err, sizeof(err));
+	if (ret) {
+		src_fail(s, "handshake: %s", err);
+		return ret;
+	}
+	if (type == MSG_ERROR) {
+		src_fail(s, "destination refused the migration (error %u): %s",
+			 m.u.error.code, m.u.error.text);
+		return -EPROTO;
+	}
+	if (type != MSG_HELLO_ACK) {
+		src_fail(s, "handshake: expected HELLO_ACK, got %s",
+			 proto_type_name(type));
+		return -EPROTO;
+	}
+	if (m.u.ack.version < PROTO_VERSION_MIN || m.u.ack.version > PROTO_VERSION_MAX ||
+	    m.u.ack.page_size != PROTO_PAGE_SIZE || m.u.ack.session != s->session ||
+	    (m.u.ack.features & ~h.features)) {
+		src_fail(s, "handshake: bad HELLO_ACK (version %u, page size %u, features %#llx, we speak %u..%u and offered %#llx)",
+			 m.u.ack.version, m.u.ack.page_size,
+			 (unsigned long long)m.u.ack.features, PROTO_VERSION_MIN,
+			 PROTO_VERSION_MAX, (unsigned long long)h.features);
+		return -EPROTO;
+	}
+	s->preempt = m.u.ack.features & PROTO_F_PREEMPT;
+	s->zero_ok = m.u.ack.features & PROTO_F_ZERO;
+	s->sum->preempt = s->preempt;
+	if (s->preempt) {
+		ret = open_conn(s, lfd);
+		if (ret < 0) {
+			src_fail(s, "opening the preempt channel: %s", strerror(-ret));
+			return ret;
+		}
+		s->pre.fd = ret;
+		n = proto_enc_preempt_hello(buf, s->session);
+		ret = chan_write(&s->pre, buf, n, NULL, 0);
+		if (ret) {
+			src_fail(s, "preempt channel: %s", chan_strerror(ret));
+			return ret;
+		}
+	}
+	/* ADVISE, (no DISCARD: nothing was precopied), LISTEN, RUN. */
+	n = proto_enc_empty(buf, MSG_ADVISE);
+	n += proto_enc_empty(buf + n, MSG_LISTEN);
+	n += proto_enc_empty(buf + n, MSG_RUN);
+	ret = chan_write(&s->main, buf, n, NULL, 0);
+	if (ret)
+		src_fail(s, "sending postcopy commands: %s", chan_strerror(ret));
+	return ret;
+}
+
+static void *progress_thread(void *arg)
+{
+	struct source *s = arg;
+
+	while (!atomic_load(&s->stopping) && !atomic_load(&s->failed)) {
+		fprintf(stderr, "\rumemd: sent %llu/%llu pages, %llu requests, acked %llu   ",
+			(unsigned long long)atomic_load(&s->nsent),
+			(unsigned long long)s->pages,
+			(unsigned long long)atomic_load(&s->requests),
+			(unsigned long long)atomic_load(&s->acked));
+		usleep(250000);
+	}
+	fprintf(stderr, "\n");
+	return NULL;
+}
+
+int umemd_source(const struct umemd_opts *o, struct umemd_summary *sum)
+{
+	struct source s;
+	pthread_t rp, pre, prog;
+	bool rp_started = false, pre_started = false, prog_started = false;
+	uint64_t t0 = now_ns(), one = 1;
+	int lfd = -1, ret;
+
+	memset(&s, 0, sizeof(s));
+	s.o = o;
+	s.sum = sum;
+	sum->role = "source";
+	pthread_mutex_init(&s.qlock, NULL);
+	pthread_mutex_init(&s.elock, NULL);
+	pthread_cond_init(&s.qcond, NULL);
+	s.stop_fd = eventfd(0, EFD_CLOEXEC);
+	chan_init(&s.main, "main", s.stop_fd);
+	chan_init(&s.pre, "preempt", s.stop_fd);
+	s.out = malloc(OUTBUF_SIZE);
+	if (getrandom(&s.session, sizeof(s.session), 0) != sizeof(s.session))
+		s.session = t0;
+	if (s.stop_fd < 0 || !s.out || map_ram(&s))
+		goto out;
+	s.sent = calloc(s.pages, 1);
+	s.qcap = 65536;
+	s.q = calloc(s.qcap, sizeof(uint64_t));
+	if (!s.sent || !s.q) {
+		src_fail(&s, "out of memory");
+		goto out;
+	}
+	if (o->listen) {
+		lfd = net_listen(o->listen);
+		if (lfd < 0) {
+			src_fail(&s, "listen on %s: %s", o->listen, strerror(-lfd));
+			goto out;
+		}
+	}
+	ret = open_conn(&s, lfd);
+	if (ret < 0) {
+		src_fail(&s, "%s %s: %s", lfd >= 0 ? "accept on" : "connect to",
+			 lfd >= 0 ? o->listen : o->connect, strerror(-ret));
+		goto out;
+	}
+	s.main.fd = ret;
+	t0 = now_ns();
+	if (handshake(&s, lfd))
+		goto out;
+	if (pthread_create(&rp, NULL, rp_thread, &s) == 0)
+		rp_started = true;
+	if (s.preempt && pthread_create(&pre, NULL, preempt_thread, &s) == 0)
+		pre_started = true;
+	if (o->progress && pthread_create(&prog, NULL, progress_thread, &s) == 0)
+		prog_started = true;
+	ret = background(&s);
+	if (atomic_load(&s.failed)) {
+		/* reason already recorded */
+	} else if (ret) {
+		src_fail(&s, "main channel: %s%s", chan_strerror(ret), gone(ret));
+	} else {
+		uint8_t end[PROTO_HDR_LEN];
+
+		ret = chan_write(&s.main, end, proto_enc_empty(end, MSG_END), NULL, 0);
+		if (ret)
+			src_fail(&s, "sending END: %s%s", chan_strerror(ret), gone(ret));
+	}
+	/* Wait for DONE (rp thread exits) or a failure. */
+	if (rp_started)
+		pthread_join(rp, NULL);
+	rp_started = false;
+out:
+	atomic_store(&s.stopping, true);
+	if (atomic_load(&s.failed) || !atomic_load(&s.done)) {
+		if (!atomic_load(&s.failed))
+			src_fail(&s, "return path closed before DONE");
+		if (s.main.fd >= 0) {
+			uint8_t e[PROTO_HDR_LEN + 8 + PROTO_MAX_TEXT];
+
+			/* Best effort: tell the destination why we stop. */
+			shutdown(s.main.fd, SHUT_RD);
+			if (!strstr(s.err, "destination"))
+				chan_write(&s.main, e, proto_enc_error(e, PROTO_E_LOCAL, s.err), NULL, 0);
+			shutdown(s.main.fd, SHUT_RDWR);
+		}
+		if (s.pre.fd >= 0)
+			shutdown(s.pre.fd, SHUT_RDWR);
+	}
+	if (write(s.stop_fd, &one, sizeof(one)) < 0) {
+		/* cannot happen */
+	}
+	pthread_mutex_lock(&s.qlock);
+	pthread_cond_broadcast(&s.qcond);
+	pthread_mutex_unlock(&s.qlock);
+	if (rp_started)
+		pthread_join(rp, NULL);
+	if (pre_started)
+		pthread_join(pre, NULL);
+	if (prog_started)
+		pthread_join(prog, NULL);
+	sum->ok = !atomic_load(&s.failed) && atomic_load(&s.done);
+	snprintf(sum->error, sizeof(sum->error), "%s", s.err);
+	sum->total_ns = now_ns() - t0;
+	sum->pages = s.pages;
+	sum->pages_bg = atomic_load(&s.pages_bg);
+	sum->pages_req = atomic_load(&s.pages_req);
+	sum->pages_zero = atomic_load(&s.pages_zero);
+	sum->requests = atomic_load(&s.requests);
+	sum->requests_dup = atomic_load(&s.req_dup);
+	sum->bytes_main = s.main.bytes_out;
+	sum->bytes_preempt = s.pre.bytes_out;
+	chan_close(&s.main);
+	chan_close(&s.pre);
+	if (lfd >= 0)
+		close(lfd);
+	for (uint32_t i = 0; i < s.lay.nblocks; i++)
+		if (s.blk[i])
+			munmap((void *)s.blk[i], s.lay.blocks[i].length);
+	if (s.stop_fd >= 0)
+		close(s.stop_fd);
+	free(s.sent);
+	free(s.q);
+	free(s.out);
+	return sum->ok ? 0 : -1;
+}

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The end-of-run summary, for people (stderr) or as one JSON object (stdout). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "umemd.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t pct(const uint64_t *v, uint64_t n, unsigned int p)
+{
+	uint64_t i;
+
+	if (!n)
+		return 0;
+	i = (n * p + 99) / 100;
+	return v[i ? i - 1 : 0];
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+void summary_print(const struct umemd_summary *s, bool json)
+{
+	uint64_t p50 = 0, p99 = 0, max = 0;
+	double secs = (double)s->total_ns / 1e9;
+	double mib = (double)(s->bytes_main + s->bytes_preempt) / (1 << 20);
+
+	if (s->nlat) {
+		qsort(s->lat_ns, s->nlat, sizeof(uint64_t), cmp_u64);
+		p50 = pct(s->lat_ns, s->nlat, 50);
+		p99 = pct(s->lat_ns, s->nlat, 99);
+		max = s->lat_ns[s->nlat - 1];
+	}
+	if (json) {
+		printf("{\"role\":\"%s\",\"ok\":%s,", s->role, s->ok ? "true" : "false");
+		if (s->backend)
+			printf("\"backend\":\"%s\",", s->backend);
+		printf("\"error\":");
+		json_str(s->ok ? "" : s->error);
+		printf(",\"preempt\":%s,\"total_ms\":%.3f,\"pages\":%llu,"
+		       "\"pages_background\":%llu,\"pages_requested\":%llu,"
+		       "\"pages_zero\":%llu,\"requests\":%llu,"
+		       "\"requests_duplicate\":%llu,\"bytes_main\":%llu,"
+		       "\"bytes_preempt\":%llu",
+		       s->preempt ? "true" : "false", (double)s->total_ns / 1e6,
+		       (unsigned long long)s->pages,
+		       (unsigned long long)s->pages_bg,
+		       (unsigned long long)s->pages_req,
+		       (unsigned long long)s->pages_zero,
+		       (unsigned long long)s->requests,
+		       (unsigned long long)s->requests_dup,
+		       (unsigned long long)s->bytes_main,
+		       (unsigned long long)s->bytes_preempt);
+		if (!s->role[0] || s->role[0] == 'd')
+			printf(",\"latency_us\":{\"count\":%llu,\"p50\":%.1f,"
+			       "\"p99\":%.1f,\"max\":%.1f},\"blocked_ms\":%.3f,"
+			       "\"blocked_max_ms\":%.3f,\"blocked_source\":\"%s\"",
+			       (unsigned long long)s->nlat, p50 / 1e3, p99 / 1e3,
+			       max / 1e3, s->blocked_ns / 1e6,
+			       s->blocked_max_ns / 1e6,
+			       s->blocked_from_kernel ? "kernel" : "estimate");
+		printf("}\n");
+		fflush(stdout);
+		return;
+	}
+	fprintf(stderr, "umemd %s summary: %s%s%s\n", s->role,
+		s->ok ? "OK" : "FAILED", s->ok ? "" : ": ", s->ok ? "" : s->error);
+	fprintf(stderr, "  total time        %.3f s (%.1f MiB, %.1f MiB/s)%s%s\n",
+		secs, mib, secs > 0 ? mib / secs : 0.0,
+		s->backend ? ", backend " : "", s->backend ? s->backend : "");
+	fprintf(stderr, "  pages             %llu: background %llu, requested %llu, zero %llu\n",
+		(unsigned long long)s->pages, (unsigned long long)s->pages_bg,
+		(unsigned long long)s->pages_req, (unsigned long long)s->pages_zero);
+	fprintf(stderr, "  requests          %llu (%llu duplicates dropped), preempt channel %s\n",
+		(unsigned long long)s->requests,
+		(unsigned long long)s->requests_dup, s->preempt ? "on" : "off");
+	if (s->role[0] == 'd') {
+		fprintf(stderr, "  request latency   p50 %.1f us, p99 %.1f us, max %.1f us (%llu requests, fault read -> install)\n",
+			p50 / 1e3, p99 / 1e3, max / 1e3,
+			(unsigned long long)s->nlat);
+		fprintf(stderr, "  blocked time      %.3f ms total, %.3f ms longest (%s)\n",
+			s->blocked_ns / 1e6, s->blocked_max_ns / 1e6,
+			s->blocked_from_kernel ? "kernel counters" :
+			"sum of request latencies");
+	}
+}
