@@ -386,4 +386,80 @@ TEST_F(life, unload_refused_while_mapping_exists)
 	EXPECT_EQ(0, ut_wait_path(node, false, UT_WAIT_MS));
 }
 
+
+#define CG_ROOT	"/sys/fs/cgroup"
+
+/* Write @val to the cgroup file @dir/@file; 0 or -errno. */
+static int cg_write(const char *dir, const char *file, const char *val)
+{
+	char path[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	n = n < 0 ? -errno : 0;
+	close(fd);
+	return n;
+}
+
+/* memory.current of @dir in bytes, or -errno. */
+static long cg_memory_current(const char *dir)
+{
+	char path[256];
+	long v = -EIO;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/memory.current", dir);
+	f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -EIO;
+	fclose(f);
+	return v;
+}
+
+/*
+ * Pages are charged to the memory cgroup of the task that created the
+ * region, also when the daemon installing them runs elsewhere: create the
+ * region from inside a fresh cgroup, move back out, fill 16 MiB, and the
+ * fresh cgroup's memory.current must account for it.
+ */
+TEST_F_TIMEOUT(life, memcg_charged_to_creator, 60)
+{
+	char cg[128], pid[32];
+	struct ut_region r;
+	long before, after;
+
+	if (!exists(CG_ROOT "/cgroup.controllers"))
+		SKIP(return, "no cgroup v2 at " CG_ROOT);
+	/* The root may refuse (or already have) +memory; the child tells. */
+	cg_write(CG_ROOT, "cgroup.subtree_control", "+memory");
+	snprintf(cg, sizeof(cg), CG_ROOT "/umem-selftest-%d", (int)getpid());
+	ASSERT_EQ(0, mkdir(cg, 0755) ? -errno : 0);
+	if (!exists(cg) || cg_memory_current(cg) < 0) {
+		rmdir(cg);
+		SKIP(return, "memory controller not available in %s", cg);
+	}
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	ASSERT_EQ(0, cg_write(cg, "cgroup.procs", pid));
+	ASSERT_EQ(0, ut_region_init(&r, 16 * MiB, "cg"));
+	/* Everything from here on runs outside the creator's cgroup. */
+	ASSERT_EQ(0, cg_write(CG_ROOT, "cgroup.procs", pid));
+	before = cg_memory_current(cg);
+	ASSERT_GE(before, 0);
+	EXPECT_EQ(0, fill_region(r.server_fd, 16 * MiB));
+	after = cg_memory_current(cg);
+	TH_LOG("creator cgroup memory.current %ld -> %ld", before, after);
+	EXPECT_GE(after - before, 15 * MiB);
+	ut_region_fini(&r);
+	/* Freed pages are uncharged; then the cgroup can go. */
+	EXPECT_LT(cg_memory_current(cg), before + MiB);
+	EXPECT_EQ(0, rmdir(cg) ? -errno : 0);
+}
+
 TEST_HARNESS_MAIN
