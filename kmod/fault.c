@@ -18,16 +18,18 @@
  * Locking: called with mmap_lock held for read, or on 6.12 with only the
  * per-VMA lock (FAULT_FLAG_VMA_LOCK; umem_map_pages() opts in); whichever
  * it is, umem_release_fault_lock() drops it.  Takes the page lock and then
- * region->lock.
+ * region->lock.  Tracepoints: umem_fault_start, umem_task_woken.
  */
 #include <linux/file.h>
 #include <linux/hash.h>
+#include <linux/log2.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/sched/signal.h>
 #include <linux/wait.h>
 
 #include "umem_internal.h"
+#include "umem_trace.h"
 #include "compat.h"
 
 struct umem_waiter {
@@ -102,6 +104,8 @@ static void umem_wait_page(struct umem_region *r, pgoff_t pgoff)
 	struct umem_waiter w = { .pgoff = pgoff };
 	wait_queue_head_t *wq = umem_fault_wq(r, pgoff);
 	u64 start, waited;
+	unsigned int bucket;
+	bool present;
 
 	init_waitqueue_func_entry(&w.wq, umem_wake_function);
 	w.wq.private = current;
@@ -120,11 +124,16 @@ static void umem_wait_page(struct umem_region *r, pgoff_t pgoff)
 	remove_wait_queue(wq, &w.wq);
 	waited = ktime_get_ns() - start;
 	atomic_dec(&r->waiting);
+	present = test_bit(pgoff, r->present);
+	trace_umem_task_woken(r->id, pgoff, waited, present);
 
+	bucket = waited >> UMEM_HIST_SHIFT ? ilog2(waited >> UMEM_HIST_SHIFT) : 0;
+	bucket = min_t(unsigned int, bucket, UMEM_HIST_BUCKETS - 1);
 	spin_lock(&r->lock);
 	r->wait_ns_total += waited;
 	if (waited > r->wait_ns_max)
 		r->wait_ns_max = waited;
+	r->wait_hist[bucket]++;
 	spin_unlock(&r->lock);
 }
 
@@ -160,6 +169,7 @@ static vm_fault_t umem_fault_missing(struct umem_region *r, struct vm_fault *vmf
 
 	if (!umem_region_live(r))
 		return VM_FAULT_SIGBUS;
+	trace_umem_fault_start(r->id, vmf->pgoff, flags & UMEM_REQ_WRITE);
 	if (!test_bit(vmf->pgoff, r->requested)) {
 		req = umem_pending_alloc();
 		if (!req)

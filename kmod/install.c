@@ -15,7 +15,9 @@
  * calls report partial progress in their out field.
  *
  * Locking: region->install_rwsem (shared here, exclusive in discard) ->
- * page lock -> region->lock.
+ * page lock -> region->lock.  Tracepoints umem_page_installed and
+ * umem_discard fire after region->lock is dropped; the genl "complete"
+ * event is sent by the ioctl dispatch (main.c) once no lock is held.
  */
 #include <linux/fs.h>
 #include <linux/falloc.h>
@@ -26,10 +28,12 @@
 #include <linux/uio.h>
 
 #include "umem_internal.h"
+#include "umem_trace.h"
 
 /* Mark @pgoff present; its page lock is held or its data is in place. */
 static int umem_set_present(struct umem_region *r, pgoff_t pgoff)
 {
+	unsigned long npresent = 0;
 	int err = 0;
 
 	spin_lock(&r->lock);
@@ -38,10 +42,13 @@ static int umem_set_present(struct umem_region *r, pgoff_t pgoff)
 	} else {
 		__clear_bit(pgoff, r->requested);
 		r->installed++;
-		if (++r->npresent == r->npages)
+		npresent = ++r->npresent;
+		if (npresent == r->npages)
 			WRITE_ONCE(r->complete, true);
 	}
 	spin_unlock(&r->lock);
+	if (!err)
+		trace_umem_page_installed(r->id, pgoff, npresent);
 	return err;
 }
 
@@ -362,6 +369,7 @@ long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 {
 	struct umem_discard d;
 	pgoff_t i, first, end;
+	unsigned long discarded = 0;
 	int err;
 
 	if (copy_from_user(&d, arg, sizeof(d)))
@@ -378,33 +386,45 @@ long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 		if (__test_and_clear_bit(i, r->present)) {
 			r->npresent--;
 			r->discarded++;
+			discarded++;
 		}
 	}
+	if (discarded)
+		r->complete_notified = false;
 	spin_unlock(&r->lock);
+	trace_umem_discard(r->id, first, end - first, discarded);
 	err = vfs_fallocate(r->shmem, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			    d.offset, d.len);
 	up_write(&r->install_rwsem);
 	return err;
 }
 
+/* Snapshot of the counters; @hist (UMEM_HIST_BUCKETS, may be NULL). */
+void umem_get_stats(struct umem_region *r, struct umem_stats *st, u64 *hist)
+{
+	memset(st, 0, sizeof(*st));
+	spin_lock(&r->lock);
+	st->size = r->size;
+	st->page_size = PAGE_SIZE;
+	st->pages = r->npages;
+	st->pages_present = r->npresent;
+	st->requests = r->requests;
+	st->requests_pending = r->npending;
+	st->faults = r->faults;
+	st->wait_ns_total = r->wait_ns_total;
+	st->wait_ns_max = r->wait_ns_max;
+	st->installed = r->installed;
+	st->discarded = r->discarded;
+	if (hist)
+		memcpy(hist, r->wait_hist, sizeof(r->wait_hist));
+	spin_unlock(&r->lock);
+	st->waiting = atomic_read(&r->waiting);
+}
+
 long umem_ioctl_stats(struct umem_region *r, void __user *arg)
 {
 	struct umem_stats st;
 
-	memset(&st, 0, sizeof(st));
-	spin_lock(&r->lock);
-	st.size = r->size;
-	st.page_size = PAGE_SIZE;
-	st.pages = r->npages;
-	st.pages_present = r->npresent;
-	st.requests = r->requests;
-	st.requests_pending = r->npending;
-	st.faults = r->faults;
-	st.wait_ns_total = r->wait_ns_total;
-	st.wait_ns_max = r->wait_ns_max;
-	st.installed = r->installed;
-	st.discarded = r->discarded;
-	spin_unlock(&r->lock);
-	st.waiting = atomic_read(&r->waiting);
+	umem_get_stats(r, &st, NULL);
 	return copy_to_user(arg, &st, sizeof(st)) ? -EFAULT : 0;
 }

@@ -8,6 +8,8 @@
  * the request queue in queue.c and the install paths in install.c.
  *
  * Locking: nothing here takes a lock of its own; see umem_internal.h.
+ * The genl "complete" event is checked after the install ioctls return,
+ * with no lock held.
  */
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
@@ -139,22 +141,30 @@ static long umem_server_ioctl(struct file *file, unsigned int cmd,
 {
 	struct umem_region *r = file->private_data;
 	void __user *uarg = (void __user *)arg;
+	long ret;
 
 	switch (cmd) {
 	case UMEM_COPY:
-		return umem_ioctl_copy(r, uarg);
+		ret = umem_ioctl_copy(r, uarg);
+		break;
 	case UMEM_COPY_VEC:
-		return umem_ioctl_copy_vec(r, uarg);
+		ret = umem_ioctl_copy_vec(r, uarg);
+		break;
 	case UMEM_ZERO:
-		return umem_ioctl_zero(r, uarg);
+		ret = umem_ioctl_zero(r, uarg);
+		break;
 	case UMEM_MARK_PRESENT:
-		return umem_ioctl_mark_present(r, uarg);
+		ret = umem_ioctl_mark_present(r, uarg);
+		break;
 	case UMEM_DISCARD:
 		return umem_ioctl_discard(r, uarg);
 	case UMEM_STATS:
 		return umem_ioctl_stats(r, uarg);
+	default:
+		return -ENOTTY;
 	}
-	return -ENOTTY;
+	umem_genl_check_complete(r);
+	return ret;
 }
 
 /* The single abort point: the last close of the server fd. */
@@ -214,11 +224,16 @@ static int __init umem_init(void)
 	err = umem_region_init();
 	if (err)
 		goto err_queue;
-	err = misc_register(&umem_misc);
+	err = umem_genl_init();
 	if (err)
 		goto err_region;
+	err = misc_register(&umem_misc);
+	if (err)
+		goto err_genl;
 	return 0;
 
+err_genl:
+	umem_genl_exit();
 err_region:
 	umem_region_exit();
 err_queue:
@@ -228,6 +243,8 @@ err_queue:
 
 static void __exit umem_exit(void)
 {
+	/* Unregister first: waits for running genl requests. */
+	umem_genl_exit();
 	misc_deregister(&umem_misc);
 	umem_region_exit();
 	umem_queue_exit();

@@ -12,6 +12,7 @@
  *
  * Locking: region->lock guards the pending list, the bitmaps and the
  * counters; read_wq has its own lock and is taken after it is dropped.
+ * Tracepoint: umem_request_queued (after region->lock is dropped).
  */
 #include <linux/fs.h>
 #include <linux/pid.h>
@@ -21,6 +22,7 @@
 #include <linux/uaccess.h>
 
 #include "umem_internal.h"
+#include "umem_trace.h"
 
 /* How many records one pass of read() moves out under the lock. */
 #define UMEM_READ_BATCH	32
@@ -49,6 +51,7 @@ void umem_pending_free(struct umem_pending *req)
 bool umem_request_page(struct umem_region *r, pgoff_t pgoff, u32 flags,
 		       struct umem_pending *req)
 {
+	unsigned long npending = 0;
 	bool queued = false;
 
 	spin_lock(&r->lock);
@@ -73,15 +76,17 @@ bool umem_request_page(struct umem_region *r, pgoff_t pgoff, u32 flags,
 		req->time_ns = ktime_get_ns();
 		__set_bit(pgoff, r->requested);
 		list_add_tail(&req->node, &r->pending);
-		r->npending++;
+		npending = ++r->npending;
 		r->requests++;
 		req = NULL;
 		queued = true;
 	}
 	spin_unlock(&r->lock);
 	umem_pending_free(req);
-	if (queued)
+	if (queued) {
+		trace_umem_request_queued(r->id, pgoff, npending);
 		wake_up_interruptible_poll(&r->read_wq, EPOLLIN | EPOLLRDNORM);
+	}
 	return true;
 }
 
@@ -161,6 +166,7 @@ ssize_t umem_server_read(struct file *file, char __user *buf, size_t count,
 	BUILD_BUG_ON(sizeof(struct umem_request) != 32);
 	if (count < sizeof(rec))
 		return -EINVAL;
+	umem_region_note_daemon(r);
 
 	while (!umem_has_pending(r)) {
 		if (file->f_flags & O_NONBLOCK)

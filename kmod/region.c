@@ -11,7 +11,12 @@
  * module reference, so the module cannot be unloaded while one exists.
  *
  * Locking: umem_mutex guards umem_idr and node creation/removal; see
- * umem_internal.h for the per-region locks.
+ * umem_internal.h for the per-region locks.  The genl code (genl.c) looks
+ * at regions only through umem_region_for_each() and umem_region_find(),
+ * whose callbacks run under umem_mutex: a region found in the IDR cannot
+ * be freed before the mutex is dropped, so they take no reference (and so
+ * never drop a last one).  Genl events are sent here from process context
+ * with no spinlock held.
  */
 #include <linux/anon_inodes.h>
 #include <linux/cdev.h>
@@ -26,6 +31,7 @@
 #include <linux/slab.h>
 
 #include "umem_internal.h"
+#include "umem_trace.h"
 #include "compat.h"
 
 static DEFINE_MUTEX(umem_mutex);
@@ -81,8 +87,11 @@ static void umem_region_release(struct kref *ref)
 	idr_remove(&umem_idr, r->id);
 	device_destroy(&umem_class, MKDEV(MAJOR(umem_devt), r->id));
 	mutex_unlock(&umem_mutex);
+	umem_genl_event(r, UMEM_EVENT_DESTROYED);
 
 	WARN_ON_ONCE(!list_empty(&r->pending));
+	put_pid(r->daemon);
+	put_pid(r->creator);
 	fput(r->shmem);
 	mem_cgroup_put(r->memcg);
 	kvfree(r->present);
@@ -138,6 +147,7 @@ static void umem_region_free_unlisted(struct umem_region *r)
 {
 	if (r->shmem)
 		fput(r->shmem);
+	put_pid(r->creator);
 	mem_cgroup_put(r->memcg);
 	kvfree(r->present);
 	kvfree(r->requested);
@@ -171,6 +181,8 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 	r->npages = args->size >> PAGE_SHIFT;
 	r->state = UMEM_STATE_LIVE;
 	r->memcg = get_mem_cgroup_from_mm(current->mm);
+	r->creator = get_task_pid(current, PIDTYPE_TGID);
+	r->created_ns = ktime_get_ns();
 
 	err = -ENOMEM;
 	r->present = kvcalloc(BITS_TO_LONGS(r->npages), sizeof(long),
@@ -208,6 +220,7 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 	r->dev = dev;
 	__module_get(THIS_MODULE);
 	mutex_unlock(&umem_mutex);
+	umem_genl_event(r, UMEM_EVENT_CREATED);
 	return r;
 
 err_unlock:
@@ -221,15 +234,94 @@ err_free:
  * The daemon is gone: no page will ever arrive.  Every task waiting for a
  * missing page, and every later fault on one, gets SIGBUS (see fault.c for
  * why SIGBUS and not a silent retry).  Present pages stay mapped.
+ * Called from the server fd's release and from UMEM_CMD_FAIL (under
+ * umem_mutex); only the first call reports the detach.
  */
 void umem_region_detach(struct umem_region *r)
 {
+	unsigned long missing;
+	bool was_live;
+
 	spin_lock(&r->lock);
+	was_live = r->state == UMEM_STATE_LIVE;
 	r->state = UMEM_STATE_DETACHED;
+	missing = r->npages - r->npresent;
 	spin_unlock(&r->lock);
 	umem_queue_flush(r);
 	umem_wake_all(r);
 	wake_up_all(&r->read_wq);
+	if (!was_live)
+		return;
+	trace_umem_server_detached(r->id, missing, atomic_read(&r->waiting));
+	if (missing)
+		umem_genl_event(r, UMEM_EVENT_DETACHED);
+}
+
+/* Remember which process reads requests: the daemon, for umemctl list. */
+void umem_region_note_daemon(struct umem_region *r)
+{
+	struct pid *pid = task_tgid(current);
+	struct pid *old;
+
+	if (READ_ONCE(r->daemon) == pid)
+		return;
+	get_pid(pid);
+	spin_lock(&r->lock);
+	old = r->daemon;
+	r->daemon = pid;
+	spin_unlock(&r->lock);
+	put_pid(old);
+}
+
+/*
+ * Call @cb for each live region with id >= *@pos, in id order, under
+ * umem_mutex; stop when @cb returns non-zero and leave *@pos at that
+ * region's id (to resume a dump there).  Returns @cb's value or 0.
+ */
+int umem_region_for_each(int *pos, int (*cb)(struct umem_region *r, void *arg),
+			 void *arg)
+{
+	struct umem_region *r;
+	int id = *pos, ret = 0;
+
+	mutex_lock(&umem_mutex);
+	idr_for_each_entry_continue(&umem_idr, r, id) {
+		/* A dying region waits on umem_mutex to leave the IDR. */
+		if (!kref_read(&r->ref))
+			continue;
+		ret = cb(r, arg);
+		if (ret)
+			break;
+	}
+	*pos = id;
+	mutex_unlock(&umem_mutex);
+	return ret;
+}
+
+/*
+ * Call @cb, under umem_mutex, for the live region named @name (when not
+ * NULL) or else with id @id.  Returns @cb's value, or -ENOENT.
+ */
+int umem_region_find(const char *name, int id,
+		     int (*cb)(struct umem_region *r, void *arg), void *arg)
+{
+	struct umem_region *r = NULL, *it;
+	int ret = -ENOENT;
+
+	mutex_lock(&umem_mutex);
+	if (name) {
+		idr_for_each_entry(&umem_idr, it, id)
+			if (!strcmp(it->name, name)) {
+				r = it;
+				break;
+			}
+	} else if (id >= 0) {
+		r = idr_find(&umem_idr, id);
+	}
+	if (r && kref_read(&r->ref))
+		ret = cb(r, arg);
+	mutex_unlock(&umem_mutex);
+	return ret;
 }
 
 /*

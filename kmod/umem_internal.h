@@ -32,7 +32,9 @@
  *
  * Locking (outer to inner)
  * ------------------------
- *   umem_mutex            region IDR, names, node creation/removal, final put.
+ *   umem_mutex            region IDR, names, node creation/removal, final put;
+ *                         genl get/dump/fail read a region under it without
+ *                         taking a reference (umem_region_for_each/find).
  *   region->install_rwsem installs take it shared, discard exclusive: a page
  *                         is never written while it is being punched out.
  *   page lock             held by installers while filling a page and setting
@@ -100,6 +102,11 @@ struct umem_region {
 	unsigned long npresent;		/* lock */
 	u64 requests, faults, installed, discarded;	/* lock */
 	u64 wait_ns_total, wait_ns_max;			/* lock */
+	u64 wait_hist[UMEM_HIST_BUCKETS];		/* lock: log2 of wait ns */
+	bool complete_notified;		/* lock: UMEM_EVENT_COMPLETE sent */
+	struct pid *daemon;		/* lock: last reader of the server fd */
+	struct pid *creator;		/* creating process, fixed */
+	u64 created_ns;			/* CLOCK_MONOTONIC, fixed */
 	atomic_t waiting;
 
 	struct rw_semaphore install_rwsem;
@@ -125,6 +132,11 @@ struct umem_region *umem_region_create(const struct umem_create *args);
 void umem_region_get(struct umem_region *r);
 void umem_region_put(struct umem_region *r);
 void umem_region_detach(struct umem_region *r);
+void umem_region_note_daemon(struct umem_region *r);
+int umem_region_for_each(int *pos, int (*cb)(struct umem_region *r, void *arg),
+			 void *arg);
+int umem_region_find(const char *name, int id,
+		     int (*cb)(struct umem_region *r, void *arg), void *arg);
 int umem_server_mmap(struct file *file, struct vm_area_struct *vma);
 struct page *umem_get_page(struct umem_region *r, pgoff_t pgoff);
 
@@ -152,7 +164,14 @@ long umem_ioctl_zero(struct umem_region *r, void __user *arg);
 long umem_ioctl_mark_present(struct umem_region *r, void __user *arg);
 long umem_ioctl_discard(struct umem_region *r, void __user *arg);
 long umem_ioctl_stats(struct umem_region *r, void __user *arg);
+void umem_get_stats(struct umem_region *r, struct umem_stats *st, u64 *hist);
 ssize_t umem_server_write_iter(struct kiocb *iocb, struct iov_iter *from);
+
+/* genl.c */
+int umem_genl_init(void);
+void umem_genl_exit(void);
+void umem_genl_event(struct umem_region *r, enum umem_event event);
+void umem_genl_check_complete(struct umem_region *r);
 
 static inline bool umem_page_present(struct umem_region *r, pgoff_t pgoff)
 {

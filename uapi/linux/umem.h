@@ -16,6 +16,11 @@
  *     UMEM_COPY, UMEM_COPY_VEC, UMEM_ZERO, UMEM_MARK_PRESENT,
  *     UMEM_DISCARD, UMEM_STATS, mmap.
  *   - per-region node /dev/umem-<name>: open, lseek, mmap(MAP_SHARED).
+ * Generic netlink family "umem", version 1 (umem 0.2; the ioctl API above
+ * is unchanged, UMEM_API stays 1):
+ *   - UMEM_CMD_REGION_GET (dump: every region; do: one), UMEM_CMD_STATS_GET,
+ *     UMEM_CMD_FAIL (CAP_SYS_ADMIN), multicast group "events" carrying
+ *     UMEM_CMD_EVENT.
  *
  * Rules for every struct in this file: fixed-size types, naturally aligned,
  * explicit padding; every field named "reserved" or "pad" must be zero on
@@ -243,5 +248,119 @@ struct umem_stats {
 #define UMEM_MARK_PRESENT	_IOWR(UMEMIO, 0x13, struct umem_mark_present)
 #define UMEM_DISCARD		_IOW(UMEMIO, 0x14, struct umem_discard)
 #define UMEM_STATS		_IOR(UMEMIO, 0x15, struct umem_stats)
+
+/*
+ * Generic netlink family (see Documentation/umem.rst, "Generic netlink").
+ * Strict validation: unknown attributes, wrong types and attributes that
+ * are output-only are rejected, with an extended ack message.
+ *
+ * UMEM_CMD_REGION_GET
+ *   dump request: no attributes; one reply message per region.
+ *   do request:   [UMEM_ATTR_REGION_ID] or [UMEM_ATTR_REGION_NAME].
+ *   reply:        the "region" attributes: REGION_ID, REGION_NAME, SIZE,
+ *                 PAGE_SIZE, PAGES, PAGES_PRESENT, PAGES_MISSING, WAITING,
+ *                 REQUESTS_QUEUED, SERVER_ATTACHED, [DAEMON_PID],
+ *                 CREATOR_PID, AGE_NS.
+ * UMEM_CMD_STATS_GET
+ *   request:      [UMEM_ATTR_REGION_ID] or [UMEM_ATTR_REGION_NAME].
+ *   reply:        the "region" attributes, and
+ *                 [UMEM_ATTR_STATS]            (the UMEM_STATS figures)
+ *                   [UMEM_STATS_ATTR_*]        u64 each
+ *                 [UMEM_ATTR_WAIT_HIST]        log2 histogram of waits
+ *                   [UMEM_HIST_ATTR_BUCKET]    u64, UMEM_HIST_BUCKETS
+ *                   ...                        times, bucket 0 first
+ * UMEM_CMD_FAIL (needs CAP_SYS_ADMIN)
+ *   request:      [UMEM_ATTR_REGION_ID] or [UMEM_ATTR_REGION_NAME].
+ *   The region behaves as if its server fd had been closed: queued
+ *   requests are dropped, every task waiting for a missing page and every
+ *   later fault on one gets SIGBUS.  EALREADY if already detached.
+ * UMEM_CMD_EVENT (multicast group UMEM_GENL_MCGRP_EVENTS, never a request)
+ *                 [UMEM_ATTR_EVENT] (enum umem_event), REGION_ID,
+ *                 REGION_NAME, PAGES, PAGES_MISSING.
+ */
+#define UMEM_GENL_NAME		"umem"
+#define UMEM_GENL_VERSION	1
+#define UMEM_GENL_MCGRP_EVENTS	"events"
+
+/*
+ * Wait histogram: bucket i counts waits of [2^(i+S), 2^(i+S+1)) ns, with
+ * S = UMEM_HIST_SHIFT; bucket 0 also holds shorter waits and the last
+ * bucket longer ones.
+ */
+#define UMEM_HIST_BUCKETS	32
+#define UMEM_HIST_SHIFT		10
+
+enum umem_genl_cmd {
+	UMEM_CMD_UNSPEC,
+	UMEM_CMD_REGION_GET,
+	UMEM_CMD_STATS_GET,
+	UMEM_CMD_FAIL,
+	UMEM_CMD_EVENT,
+	__UMEM_CMD_MAX,
+	UMEM_CMD_MAX = __UMEM_CMD_MAX - 1
+};
+
+enum umem_genl_attr {
+	UMEM_ATTR_UNSPEC,
+	UMEM_ATTR_PAD,
+	UMEM_ATTR_REGION_ID,		/* u32, in/out */
+	UMEM_ATTR_REGION_NAME,		/* NUL-terminated string, in/out */
+	UMEM_ATTR_SIZE,			/* u64, bytes */
+	UMEM_ATTR_PAGE_SIZE,		/* u32 */
+	UMEM_ATTR_PAGES,		/* u64 */
+	UMEM_ATTR_PAGES_PRESENT,	/* u64 */
+	UMEM_ATTR_PAGES_MISSING,	/* u64 */
+	UMEM_ATTR_WAITING,		/* u32, tasks blocked on a missing page */
+	UMEM_ATTR_REQUESTS_QUEUED,	/* u64, not yet read by the daemon */
+	UMEM_ATTR_SERVER_ATTACHED,	/* u8, 1 while the server fd is open */
+	UMEM_ATTR_DAEMON_PID,		/* u32, process that last read requests */
+	UMEM_ATTR_CREATOR_PID,		/* u32, process that created the region */
+	UMEM_ATTR_AGE_NS,		/* u64, since creation */
+	UMEM_ATTR_STATS,		/* nested, UMEM_STATS_ATTR_* */
+	UMEM_ATTR_WAIT_HIST,		/* nested, UMEM_HIST_ATTR_BUCKET */
+	UMEM_ATTR_EVENT,		/* u32, enum umem_event */
+	__UMEM_ATTR_MAX,
+	UMEM_ATTR_MAX = __UMEM_ATTR_MAX - 1
+};
+
+/* Inside UMEM_ATTR_STATS: struct umem_stats, one u64 attribute a field. */
+enum umem_stats_attr {
+	UMEM_STATS_ATTR_UNSPEC,
+	UMEM_STATS_ATTR_PAD,
+	UMEM_STATS_ATTR_SIZE,
+	UMEM_STATS_ATTR_PAGE_SIZE,
+	UMEM_STATS_ATTR_PAGES,
+	UMEM_STATS_ATTR_PAGES_PRESENT,
+	UMEM_STATS_ATTR_REQUESTS,
+	UMEM_STATS_ATTR_REQUESTS_PENDING,
+	UMEM_STATS_ATTR_FAULTS,
+	UMEM_STATS_ATTR_WAITING,
+	UMEM_STATS_ATTR_WAIT_NS_TOTAL,
+	UMEM_STATS_ATTR_WAIT_NS_MAX,
+	UMEM_STATS_ATTR_INSTALLED,
+	UMEM_STATS_ATTR_DISCARDED,
+	__UMEM_STATS_ATTR_MAX,
+	UMEM_STATS_ATTR_MAX = __UMEM_STATS_ATTR_MAX - 1
+};
+
+/* Inside UMEM_ATTR_WAIT_HIST. */
+enum umem_hist_attr {
+	UMEM_HIST_ATTR_UNSPEC,
+	UMEM_HIST_ATTR_PAD,
+	UMEM_HIST_ATTR_BUCKET,		/* u64, repeated */
+	__UMEM_HIST_ATTR_MAX,
+	UMEM_HIST_ATTR_MAX = __UMEM_HIST_ATTR_MAX - 1
+};
+
+/* UMEM_ATTR_EVENT values. */
+enum umem_event {
+	UMEM_EVENT_UNSPEC,
+	UMEM_EVENT_CREATED,		/* region created */
+	UMEM_EVENT_COMPLETE,		/* every page present */
+	UMEM_EVENT_DETACHED,		/* server gone (or FAIL) with pages missing */
+	UMEM_EVENT_DESTROYED,		/* last reference dropped */
+	__UMEM_EVENT_MAX,
+	UMEM_EVENT_MAX = __UMEM_EVENT_MAX - 1
+};
 
 #endif /* _UAPI_LINUX_UMEM_H */

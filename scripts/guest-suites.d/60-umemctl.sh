@@ -1,0 +1,180 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# umemctl against live regions, inside the guest (module loaded, cwd = repo
+# root, userspace built on the host): list while regions come and go, stats,
+# watch with --count/--timeout, fail as root (the waiter gets SIGBUS) and
+# refused as nobody (who can still list and read stats), --json output,
+# errors.  Regions are made by a small python helper (UMEM_CREATE ioctl).
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+. userspace/tests/suite-lib.sh
+
+UMEMCTL=$PWD/userspace/build/bin/umemctl
+if [ ! -x "$UMEMCTL" ]; then
+	t_fail "umemctl not built ($UMEMCTL): run make -C userspace on the host"
+	t_done
+	exit
+fi
+if [ ! -e /dev/umem ] || ! command -v python3 >/dev/null; then
+	t_skip "umemctl: /dev/umem or python3 missing"
+	t_done
+	exit
+fi
+
+WORK=$(mktemp -d /tmp/umemctl.XXXXXX)
+chmod 755 "$WORK"
+cp "$UMEMCTL" "$WORK/umemctl"	# reachable by nobody whatever the repo's modes
+U=$WORK/umemctl
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# hold NAME PAGES ZERO_PAGES: create a region, zero-fill the first
+# ZERO_PAGES pages, keep the server fd until killed.
+cat >"$WORK/hold.py" <<'PY'
+import fcntl, os, signal, struct, sys
+name, pages, zero = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+IOWR = lambda nr, size: (3 << 30) | (size << 16) | (0xB9 << 8) | nr
+ctl = os.open("/dev/umem", os.O_RDWR)
+arg = bytearray(struct.pack("<QII32s32xIi", pages * 4096, 4096, 0,
+                            name.encode(), 0, 0))
+sfd = fcntl.ioctl(ctl, IOWR(0x01, 88), arg)
+if zero:
+    fcntl.ioctl(sfd, IOWR(0x12, 32), bytearray(struct.pack("<QQQq", 0, zero * 4096, 0, 0)))
+print("ready", flush=True)
+while True:
+    signal.pause()
+PY
+# touch NAME PAGE: map the node and read one page (waits, maybe SIGBUS).
+cat >"$WORK/touch.py" <<'PY'
+import mmap, os, sys
+fd = os.open("/dev/umem-" + sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, (int(sys.argv[2]) + 1) * 4096, mmap.MAP_SHARED)
+m[int(sys.argv[2]) * 4096]
+PY
+
+hold() {	# hold NAME PAGES ZERO -> sets HOLD_PID
+	python3 "$WORK/hold.py" "$@" >"$WORK/hold-$1" 2>&1 &
+	HOLD_PID=$!
+	pids+=("$HOLD_PID")
+	for _ in $(seq 200); do
+		grep -q ready "$WORK/hold-$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+# umemctl --json list prints one region per line: grep is enough (and
+# much cheaper than a python start under TCG).
+region_json() {	# region_json FILE NAME ERE-after-the-name
+	grep -Eq "\"name\": \"$2\", .*$3" "$1"
+}
+
+# ---- help and usage
+"$U" --help >"$WORK/help" 2>&1
+t_check $? "umemctl --help exits 0"
+grep -q "umemctl \[--json\] COMMAND" "$WORK/help"; t_check $? "--help prints the usage"
+"$U" frobnicate >/dev/null 2>&1
+t_check $(($? == 2 ? 0 : 1)) "unknown command: exit 2"
+
+# ---- list while regions come and go
+hold uc-a 4 1; t_check $? "region uc-a created"
+A=$HOLD_PID
+hold uc-b 8 8; t_check $? "region uc-b created"
+B=$HOLD_PID
+"$U" list >"$WORK/list1" 2>&1
+t_check $? "umemctl list"
+grep -Eq '^[0-9]+ +uc-a +16K +4 +1 +3 ' "$WORK/list1" &&
+	grep -Eq '^[0-9]+ +uc-b +32K +8 +8 +0 ' "$WORK/list1"
+t_check $? "list shows both regions with their pages"
+"$U" --json list >"$WORK/list1.json"
+region_json "$WORK/list1.json" uc-a '"pages": 4, "pages_present": 1, .*"server_attached": true, .*"creator_pid": [1-9]'
+t_check $? "list --json: uc-a has 4 pages, 1 present, a server, a creator"
+kill "$B"; wait "$B" 2>/dev/null
+for _ in $(seq 100); do "$U" list | grep -q ' uc-b ' || break; sleep 0.05; done
+"$U" --json list >"$WORK/list2.json"
+region_json "$WORK/list2.json" uc-a '' && ! region_json "$WORK/list2.json" uc-b ''
+t_check $? "uc-b gone from the list once its holder exits"
+
+# ---- stats
+"$U" stats uc-a >"$WORK/stats" 2>&1
+t_check $? "umemctl stats uc-a"
+grep -Eq '^  pages_present +1$' "$WORK/stats" && grep -q '^wait time histogram:' "$WORK/stats"
+t_check $? "stats prints the figures and the histogram"
+"$U" --json stats uc-a >"$WORK/stats.json"
+region_json "$WORK/stats.json" uc-a '"stats": \{.*"pages": 4,' &&
+	[ "$(grep -o '"wait_hist": \[[^]]*\]' "$WORK/stats.json" | tr -cd , | wc -c)" = 31 ]
+t_check $? "stats --json"
+"$U" stats no-such-region >/dev/null 2>"$WORK/stats.err"
+rc=$?
+[ $rc -eq 1 ] && grep -q "no such region" "$WORK/stats.err"
+t_check $? "stats of a missing region: exit 1, the kernel's message"
+
+# ---- watch: c: created, complete, destroyed; d: created, detached, destroyed
+"$U" --json watch --count 6 --timeout 60 >"$WORK/watch" 2>"$WORK/watch.err" &
+W=$!
+for _ in $(seq 200); do grep -q watching "$WORK/watch.err" && break; sleep 0.05; done
+hold uc-c 2 2; C=$HOLD_PID		# created, complete
+hold uc-d 2 1; D=$HOLD_PID		# created
+kill "$C" "$D"; wait "$C" "$D" 2>/dev/null	# destroyed; detached+destroyed
+timeout 60 tail --pid="$W" -f /dev/null
+wait "$W"
+t_check $? "watch --count 6 ends by itself"
+sum=$(sed -E 's/.*"event": "([a-z]+)", "id": [0-9]+, "name": "([^"]+)".*/\2:\1/' "$WORK/watch" | tr '\n' ' ')
+case "$sum" in
+*uc-c:created*uc-c:complete*uc-c:destroyed*) r=0 ;; *) r=1 ;;
+esac
+t_check $r "watch: uc-c created, complete, destroyed ($sum)"
+case "$sum" in
+*uc-d:created*uc-d:detached*uc-d:destroyed*) r=0 ;; *) r=1 ;;
+esac
+t_check $r "watch: uc-d created, detached, destroyed"
+"$U" watch --count 1 --timeout 60 >"$WORK/watch2" 2>"$WORK/watch2.err" &
+W=$!
+for _ in $(seq 200); do grep -q watching "$WORK/watch2.err" && break; sleep 0.05; done
+hold uc-e 1 0; E=$HOLD_PID
+wait "$W"
+grep -Eq ' created +uc-e \(id [0-9]+\) pages 1 missing 1$' "$WORK/watch2"
+t_check $? "watch (text): one line per event"
+"$U" watch --timeout 0.5 >/dev/null 2>&1
+t_check $? "watch --timeout with no events exits 0"
+
+# ---- fail: refused as nobody, works as root, waiter gets SIGBUS
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+python3 "$WORK/touch.py" uc-e 0 &
+T=$!
+for _ in $(seq 200); do
+	"$U" --json list >"$WORK/l.json"
+	region_json "$WORK/l.json" uc-e '"waiting": 1,' && break
+	sleep 0.05
+done
+region_json "$WORK/l.json" uc-e '"waiting": 1,'
+t_check $? "a task waits on uc-e"
+"${NOBODY[@]}" "$U" list >"$WORK/nb-list" 2>&1
+t_check $? "nobody: list works"
+grep -q ' uc-e ' "$WORK/nb-list"; t_check $? "nobody: list shows uc-e"
+"${NOBODY[@]}" "$U" stats uc-e >/dev/null 2>&1
+t_check $? "nobody: stats works"
+"${NOBODY[@]}" "$U" fail uc-e >/dev/null 2>"$WORK/nb-fail"
+rc=$?
+[ $rc -eq 1 ] && grep -q "Operation not permitted (UMEM_CMD_FAIL needs CAP_SYS_ADMIN)" "$WORK/nb-fail"
+t_check $? "nobody: fail refused with EPERM ($(cat "$WORK/nb-fail"))"
+kill -0 "$T" 2>/dev/null; t_check $? "the waiter still waits"
+"$U" --json fail uc-e >"$WORK/fail.json"
+t_check $? "root: umemctl fail uc-e"
+[ "$(cat "$WORK/fail.json")" = '{"failed": "uc-e"}' ]; t_check $? "fail --json"
+wait "$T"
+rc=$?
+t_check $(($rc == 128 + 7 ? 0 : 1)) "the waiter got SIGBUS (status $rc)"
+"$U" --json list >"$WORK/l.json"
+region_json "$WORK/l.json" uc-e '"waiting": 0, .*"server_attached": false,'
+t_check $? "uc-e listed as detached, nobody waiting"
+"$U" fail uc-e >/dev/null 2>"$WORK/fail2"
+[ $? -eq 1 ] && grep -q "already detached" "$WORK/fail2"
+t_check $? "second fail: EALREADY"
+kill "$A" "$E" 2>/dev/null
+t_done
