@@ -30,10 +30,10 @@ export KSFT_DIR
 DEPS_STAMP := $(BUILD)/.deps.stamp
 KSFT_STAMP := $(KSFT_DIR)/.stamp
 
-.PHONY: all module selftests userspace modules-all ksft-headers lint check \
+.PHONY: all module selftests userspace bench-tools modules-all ksft-headers lint check \
 	deps demo bench clean help
 
-all: module selftests userspace
+all: module selftests userspace bench-tools
 
 help:
 	@sed -n '3,15p' $(REPO)/Makefile | sed 's/^# \{0,1\}//'
@@ -90,8 +90,20 @@ demo: all modules-all
 		$(foreach v,$(DEMO_VARS),$(if $($(v)),$(v)=$($(v)))) \
 		userspace/demo.sh
 
-bench:
-	@echo "make bench: not implemented yet (the benchmarks issue)" >&2; exit 1
+# Benchmarks, umem against userfaultfd, in a VM (newest kernel); raw data in
+# build/bench/<date>/, summary + plots in bench/results/<date>/ (see
+# Documentation/benchmarks.md).   make bench [QUICK=1]
+BENCH_KVER ?= $(KVER)
+
+bench: modules-all
+	$(MAKE) -C $(REPO)/bench
+	@$(REPO)/scripts/vm-run.sh $(BENCH_KVER) env QUICK=$(if $(QUICK),$(QUICK),0) \
+		bench/run.sh
+	@$(REPO)/bench/report.sh "$$(cat $(BUILD)/bench/LAST)"
+
+# The benchmark binary, built on the host (guests see the tree read-only).
+bench-tools: $(DEPS_STAMP)
+	$(MAKE) -C $(REPO)/bench
 
 # ---------------------------------------------------------------- lint
 lint: ksft-headers

@@ -1,0 +1,116 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# bench/run.sh - run the umem vs. userfaultfd benchmarks, then summarise and
+# plot (bench/report.sh, on the host: python and gnuplot are slow under TCG).
+# Runs as root in a guest (scripts/vm-run.sh KVER bench/run.sh), cwd
+# = repo root, bench/build/umembench prebuilt on the host (make -C bench).
+#
+# Environment:
+#   QUICK=1       the ~2 minute subset (fewer pages, repetitions, points)
+#   SMOKE=1       a seconds-long run for the guest test suite (no meaning)
+#   BENCH_OUT     result directory (default build/bench/<UTC date-time>);
+#                 the path is also written to build/bench/LAST
+#
+# Every measurement is repeated REPS times; the repetitions are interleaved
+# (for each repetition, every backend in turn) so that drift of a noisy
+# host hits every backend alike.  Ratios are computed per repetition
+# against the baseline of the same repetition, then the median is taken.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=bench/build/umembench
+[ -x "$BIN" ] || { echo "bench/run.sh: $BIN missing: run make -C bench on the host" >&2; exit 1; }
+
+if [ ! -e /dev/umem ]; then
+	ko=build/mod-$(uname -r)/umem.ko
+	[ -f "$ko" ] || { echo "bench/run.sh: /dev/umem missing and no $ko" >&2; exit 1; }
+	insmod "$ko"
+	for _ in $(seq 50); do [ -e /dev/umem ] && break; sleep 0.1; done
+fi
+
+if [ "${SMOKE:-0}" = 1 ]; then
+	MODE=smoke; LAT_PAGES=100; LAT_REPS=1; INST_PAGES=256; INST_REPS=1
+	BATCHES="1 64"; THR_PAGES=128; THR_REPS=1; THREADS="1 4"; BT_REPS=1
+elif [ "${QUICK:-0}" = 1 ]; then
+	MODE=quick; LAT_PAGES=1000; LAT_REPS=3; INST_PAGES=1024; INST_REPS=3
+	BATCHES="1 16 256"; THR_PAGES=512; THR_REPS=3; THREADS="1 4 32"
+	BT_REPS=3
+else
+	MODE=full; LAT_PAGES=3000; LAT_REPS=9; INST_PAGES=4096; INST_REPS=5
+	BATCHES="1 4 16 64 256 1024"; THR_PAGES=2048; THR_REPS=5
+	THREADS="1 2 4 8 16 32"; BT_REPS=5
+fi
+STAMP=$(date -u +%Y-%m-%d-%H%M)
+OUT=${BENCH_OUT:-build/bench/$STAMP}
+mkdir -p "$OUT/lat"
+if [ -z "${BENCH_OUT:-}" ]; then echo "$OUT" >build/bench/LAST; fi
+
+LAT_BACKENDS="shmem umem-copy umem-write uffd-copy uffd-minor"
+INST_METHODS="umem-copy umem-copy-vec umem-write uffd-copy uffd-minor"
+THR_BACKENDS="umem-copy umem-vec umem-write uffd-copy uffd-minor"
+
+{
+	echo "mode=$MODE"
+	echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "kernel=$(uname -r)"
+	echo "cpus=$(nproc)"
+	echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
+	echo "virt=$(systemd-detect-virt 2>/dev/null || echo unknown) (as seen from the guest)"
+	echo "git=$(git -C . describe --always --dirty 2>/dev/null || echo unknown)"
+	echo "lat_pages=$LAT_PAGES lat_reps=$LAT_REPS inst_pages=$INST_PAGES inst_reps=$INST_REPS thr_pages=$THR_PAGES thr_reps=$THR_REPS bt_reps=$BT_REPS"
+} >"$OUT/meta.txt"
+
+t_start=$(date +%s)
+echo "bench: $MODE run into $OUT"
+# Let the freshly booted guest settle, and warm every path once (discarded);
+# not for the smoke test, whose figures mean nothing anyway.
+if [ "$MODE" != smoke ]; then
+	command -v udevadm >/dev/null && udevadm settle --timeout=10 || true
+	for b in $LAT_BACKENDS; do "$BIN" lat "$b" 64 /tmp/umembench-warmup.txt; done
+	rm -f /tmp/umembench-warmup.txt
+fi
+
+# (1) fault service latency
+for rep in $(seq "$LAT_REPS"); do
+	for b in $LAT_BACKENDS; do
+		"$BIN" lat "$b" "$LAT_PAGES" "$OUT/lat/$b.$rep.txt"
+	done
+done
+echo "bench: latency done ($(( $(date +%s) - t_start )) s)"
+
+# (2) install throughput
+echo "rep,method,batch,npages,ns,pages_per_s" >"$OUT/install.csv"
+for rep in $(seq "$INST_REPS"); do
+	for m in memcpy memcpy-hot pwrite-hot; do
+		echo "$rep,$("$BIN" install "$m" 16 "$INST_PAGES")" >>"$OUT/install.csv"
+	done
+	for bs in $BATCHES; do
+		for m in $INST_METHODS; do
+			echo "$rep,$("$BIN" install "$m" "$bs" "$INST_PAGES")" >>"$OUT/install.csv"
+		done
+	done
+done
+echo "bench: install done ($(( $(date +%s) - t_start )) s)"
+
+# (3) many faulting threads
+echo "rep,backend,threads,npages,ns,faults_per_s,blocktime_ns" >"$OUT/threads.csv"
+for rep in $(seq "$THR_REPS"); do
+	for t in $THREADS; do
+		for b in $THR_BACKENDS; do
+			echo "$rep,$("$BIN" threads "$b" "$t" "$THR_PAGES")" >>"$OUT/threads.csv"
+		done
+	done
+done
+echo "bench: threads done ($(( $(date +%s) - t_start )) s)"
+
+# (5) blocktime: 2 "vCPU" threads, all blocked at once
+echo "rep,backend,threads,npages,ns,faults_per_s,blocktime_ns" >"$OUT/blocktime.csv"
+for rep in $(seq "$BT_REPS"); do
+	for b in $THR_BACKENDS; do
+		echo "$rep,$("$BIN" threads "$b" 2 "$THR_PAGES" blocktime)" >>"$OUT/blocktime.csv"
+	done
+done
+echo "bench: blocktime done ($(( $(date +%s) - t_start )) s)"
+echo "elapsed_s=$(( $(date +%s) - t_start ))" >>"$OUT/meta.txt"
+
+echo "bench: raw results in $OUT ($(( $(date +%s) - t_start )) s); bench/report.sh makes the summary and plots"

@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Summarise a bench/run.sh result directory: CSV summaries, gnuplot data
+files and summary.md.  Usage: summarize.py DIR
+
+Every ratio is computed per repetition against the baseline measured in the
+same repetition, then the median over repetitions is reported together with
+its spread (min..max over repetitions)."""
+import csv
+import glob
+import os
+import statistics
+import sys
+from collections import defaultdict
+
+D = sys.argv[1]
+LAT = ["shmem", "umem-copy", "umem-write", "uffd-copy", "uffd-minor"]
+INST = ["umem-copy", "umem-copy-vec", "umem-write", "uffd-copy", "uffd-minor"]
+THR = ["umem-copy", "umem-vec", "umem-write", "uffd-copy", "uffd-minor"]
+
+
+def pct(sorted_v, q):
+    if not sorted_v:
+        return float("nan")
+    i = min(len(sorted_v) - 1, max(0, int(round(q * (len(sorted_v) - 1)))))
+    return sorted_v[i]
+
+
+def med(v):
+    return statistics.median(v) if v else float("nan")
+
+
+def spread(v):
+    return (min(v), max(v)) if v else (float("nan"), float("nan"))
+
+
+def us(ns):
+    return ns / 1000.0
+
+
+def rows(name):
+    """Rows of a CSV of the run; none if the run broke off before it."""
+    path = os.path.join(D, name)
+    if not os.path.exists(path):
+        return []
+    return list(csv.DictReader(open(path)))
+
+
+meta = {}
+for line in open(os.path.join(D, "meta.txt")):
+    for part in line.strip().split(" ") if line.startswith("lat_pages") else [line.strip()]:
+        if "=" in part:
+            k, v = part.split("=", 1)
+            meta[k] = v
+
+md = []
+md.append(f"Mode **{meta.get('mode')}**, measured {meta.get('date')} on kernel "
+          f"`{meta.get('kernel')}`, {meta.get('cpus')} vCPUs "
+          f"(`{meta.get('cpu')}`, virtualisation: {meta.get('virt')}), "
+          f"tree `{meta.get('git')}`; the run took {meta.get('elapsed_s', '?')} s.")
+md.append("")
+md.append(f"Parameters: {meta.get('lat_pages')} faults per latency run x "
+          f"{meta.get('lat_reps')} repetitions; {meta.get('inst_pages')} pages per "
+          f"install run x {meta.get('inst_reps')}; {meta.get('thr_pages')} pages per "
+          f"threads run x {meta.get('thr_reps')}; blocktime x {meta.get('bt_reps')}.")
+md.append("")
+targets = []
+
+# ------------------------------------------------------------------ (1) latency
+lat = defaultdict(dict)   # backend -> rep -> sorted samples
+for f in glob.glob(os.path.join(D, "lat", "*.txt")):
+    base = os.path.basename(f)[:-4]
+    b, rep = base.rsplit(".", 1)
+    lat[b][int(rep)] = sorted(int(x) for x in open(f) if x.strip())
+reps = sorted(set().union(*[set(v) for v in lat.values()])) if lat else []
+stats = {b: {r: (pct(s, 0.5), pct(s, 0.99), s[-1] if s else float("nan"))
+             for r, s in lat[b].items()} for b in lat}
+
+
+def ratio(b, base, k):
+    v = [stats[b][r][k] / stats[base][r][k] for r in reps
+         if r in stats.get(b, {}) and r in stats.get(base, {}) and stats[base][r][k]]
+    return med(v), spread(v)
+
+
+with open(os.path.join(D, "lat_summary.csv"), "w") as f:
+    w = csv.writer(f)
+    w.writerow(["backend", "p50_ns", "p99_ns", "max_ns", "p50_min_ns", "p50_max_ns",
+                "p50_vs_uffd_copy", "p99_vs_uffd_copy", "p50_vs_shmem"])
+    md.append("## 1. Local fault service latency")
+    md.append("")
+    md.append("One task touches one page at a time (shuffled order); a daemon thread "
+              "blocked in `read()` serves each request from memory. Time from just "
+              "before the access to its return. Medians over repetitions of each "
+              "repetition's p50/p99/max; spread = min..max of the p50s. Ratios "
+              "are per-repetition ratios against the baseline of the same "
+              "repetition, median over repetitions.")
+    md.append("")
+    md.append("| backend | p50 µs | p99 µs | max µs | p50 spread µs | p50 / uffd-copy | p99 / uffd-copy | p50 / shmem floor |")
+    md.append("|---|---|---|---|---|---|---|---|")
+    for b in LAT:
+        if b not in stats:
+            continue
+        p50 = med([x[0] for x in stats[b].values()])
+        p99 = med([x[1] for x in stats[b].values()])
+        mx = med([x[2] for x in stats[b].values()])
+        lo, hi = spread([x[0] for x in stats[b].values()])
+        r50, _ = ratio(b, "uffd-copy", 0)
+        r99, _ = ratio(b, "uffd-copy", 1)
+        rfl, _ = ratio(b, "shmem", 0)
+        w.writerow([b, p50, p99, mx, lo, hi, f"{r50:.3f}", f"{r99:.3f}", f"{rfl:.3f}"])
+        md.append(f"| {b} | {us(p50):.1f} | {us(p99):.1f} | {us(mx):.1f} | "
+                  f"{us(lo):.1f}..{us(hi):.1f} | {r50:.2f} | {r99:.2f} | {rfl:.2f} |")
+    md.append("")
+    # Like for like: umem-copy vs uffd-copy, umem-write vs uffd-minor.
+    for a, base in (("umem-copy", "uffd-copy"), ("umem-write", "uffd-minor")):
+        if a in stats and base in stats:
+            r50, s50 = ratio(a, base, 0)
+            r99, s99 = ratio(a, base, 1)
+            ok = r50 <= 1.0 and r99 <= 1.0
+            targets.append((f"Fault latency {a}/{base}: p50 ratio ≤ 1.0 and p99 ratio ≤ 1.0",
+                            f"p50 {r50:.2f} (spread {s50[0]:.2f}..{s50[1]:.2f}), "
+                            f"p99 {r99:.2f} (spread {s99[0]:.2f}..{s99[1]:.2f})", ok))
+    md.append("![fault latency CDF](lat_cdf.png)")
+    md.append("")
+
+for b in lat:
+    pooled = sorted(x for s in lat[b].values() for x in s)
+    n = len(pooled)
+    step = max(1, n // 2000)
+    with open(os.path.join(D, f"lat_cdf_{b}.dat"), "w") as f:
+        for i in range(0, n, step):
+            f.write(f"{pooled[i] / 1000.0:.3f} {(i + 1) / n:.5f}\n")
+        if n:
+            f.write(f"{pooled[-1] / 1000.0:.3f} 1.0\n")
+
+# ------------------------------------------------------------------ (2) install
+inst = defaultdict(dict)  # (method, batch) -> rep -> pps
+for row in rows("install.csv"):
+    inst[(row["method"], int(row["batch"]))][int(row["rep"])] = float(row["pages_per_s"])
+ireps = sorted(set().union(*[set(v) for v in inst.values()])) if inst else []
+REFS = ("memcpy", "memcpy-hot", "pwrite-hot")
+batches = sorted({b for (m, b) in inst if m not in REFS})
+
+# The copy limit of each repetition: the faster of memcpy and pwrite into
+# already allocated shmem (under TCG the emulated SSE memcpy is slower than
+# the kernel's rep movs; on hardware it is the other way round).
+LIMIT = ("copy limit", 0)
+for r in ireps:
+    c = [inst[k][r] for k in (("memcpy-hot", 16), ("pwrite-hot", 16)) if r in inst.get(k, {})]
+    if c:
+        inst[LIMIT][r] = max(c)
+
+
+def iratio(key, base):
+    v = [inst[key][r] / inst[base][r] for r in ireps
+         if r in inst.get(key, {}) and r in inst.get(base, {})]
+    return med(v), spread(v)
+
+
+md.append("## 2. Install throughput")
+md.append("")
+md.append("Pages per second installed with no fault pending, 4 KiB pages, BATCH "
+          "pages per call. References: `memcpy` = memcpy into a fresh shmem "
+          "mapping (first-touch fault + page allocation + copy); `memcpy-hot` = "
+          "memcpy into already allocated shmem (the copy alone, by user space); "
+          "`pwrite-hot` = `pwrite()` into already allocated shmem (the copy "
+          "alone, by the kernel, as the install ioctls do it). The **copy "
+          "limit** of a repetition is the faster of memcpy-hot and pwrite-hot in "
+          "that repetition. Ratios are per repetition against single-page "
+          "`UFFDIO_COPY` (`uffd-copy`, batch 1), the fresh memcpy and the copy "
+          "limit of the same repetition, median over repetitions.")
+md.append("")
+md.append("| method | batch | pages/s (median) | spread | / uffd-copy x1 | / memcpy (fresh) | / copy limit |")
+md.append("|---|---|---|---|---|---|---|")
+with open(os.path.join(D, "install_summary.csv"), "w") as f:
+    w = csv.writer(f)
+    w.writerow(["method", "batch", "pps", "pps_min", "pps_max", "vs_uffd_copy_1",
+                "vs_memcpy", "vs_copy_limit"])
+    keys = [(m, 16) for m in REFS if (m, 16) in inst]
+    keys += [(m, b) for m in INST for b in batches if (m, b) in inst]
+    for k in keys:
+        p = med(list(inst[k].values()))
+        lo, hi = spread(list(inst[k].values()))
+        r1, _ = iratio(k, ("uffd-copy", 1))
+        rm, _ = iratio(k, ("memcpy", 16))
+        rh, _ = iratio(k, LIMIT)
+        w.writerow([k[0], k[1], f"{p:.0f}", f"{lo:.0f}", f"{hi:.0f}", f"{r1:.3f}",
+                    f"{rm:.3f}", f"{rh:.3f}"])
+        md.append(f"| {k[0]} | {k[1] if k[0] not in REFS else '(16)'} | {p:,.0f} | "
+                  f"{lo:,.0f}..{hi:,.0f} | {r1:.2f} | {rm:.2f} | {rh:.2f} |")
+md.append("")
+with open(os.path.join(D, "install.dat"), "w") as f:
+    f.write("# batch " + " ".join(INST) + " " + " ".join(REFS) + "\n")
+    for b in batches:
+        row = [str(b)]
+        for m in INST + list(REFS):
+            key = (m, b) if m in INST else (m, 16)
+            row.append(f"{med(list(inst[key].values())):.0f}" if key in inst else "NaN")
+        f.write(" ".join(row) + "\n")
+# Target: the best batch size (median pages/s) of each batched umem form.
+for m in ("umem-copy-vec", "umem-write", "umem-copy"):
+    cand = [b for b in batches if b > 1 and (m, b) in inst]
+    if not cand or ("uffd-copy", 1) not in inst or LIMIT not in inst:
+        continue
+    b = max(cand, key=lambda x: med(list(inst[(m, x)].values())))
+    k = (m, b)
+    r1, s1 = iratio(k, ("uffd-copy", 1))
+    rh, sh = iratio(k, LIMIT)
+    rm, sm = iratio(k, ("memcpy", 16))
+    targets.append((f"Batched install {m} (best batch: {b}): ≥ 2x single-page "
+                    f"UFFDIO_COPY and ≥ 50 % of the copy limit",
+                    f"{r1:.2f}x uffd-copy x1 (spread {s1[0]:.2f}..{s1[1]:.2f}); "
+                    f"{100 * rh:.0f} % of the copy limit (spread "
+                    f"{100 * sh[0]:.0f}..{100 * sh[1]:.0f} %); "
+                    f"{100 * rm:.0f} % of a fresh-shmem memcpy",
+                    r1 >= 2.0 and rh >= 0.5))
+md.append("![install throughput](install.png)")
+md.append("")
+
+# ------------------------------------------------------------------ (3) threads
+thr = defaultdict(dict)   # (backend, threads) -> rep -> fps
+for row in rows("threads.csv"):
+    thr[(row["backend"], int(row["threads"]))][int(row["rep"])] = float(row["faults_per_s"])
+treps = sorted(set().union(*[set(v) for v in thr.values()])) if thr else []
+tcounts = sorted({t for (_, t) in thr})
+
+
+def tratio(key, base):
+    v = [thr[key][r] / thr[base][r] for r in treps
+         if r in thr.get(key, {}) and r in thr.get(base, {})]
+    return med(v), spread(v)
+
+
+md.append("## 3. Many faulting threads")
+md.append("")
+md.append("N threads fault distinct pages concurrently; one daemon thread reads "
+          "requests (up to 64 per `read()`) and installs each with a single-page "
+          "call (`umem-vec`: all requests of one `read()` in one `UMEM_COPY_VEC`). "
+          "Aggregate faults/s, median over repetitions; ratio against uffd-copy "
+          "with the same thread count in the same repetition.")
+md.append("")
+md.append("| backend | " + " | ".join(f"{t} thr" for t in tcounts) + " | 32/1 ratio |")
+md.append("|---|" + "---|" * (len(tcounts) + 1))
+with open(os.path.join(D, "threads_summary.csv"), "w") as f:
+    w = csv.writer(f)
+    w.writerow(["backend", "threads", "fps", "fps_min", "fps_max", "vs_uffd_copy", "vs_1_thread"])
+    for b in THR:
+        cells = []
+        for t in tcounts:
+            k = (b, t)
+            if k not in thr:
+                cells.append("-")
+                continue
+            p = med(list(thr[k].values()))
+            lo, hi = spread(list(thr[k].values()))
+            ru, _ = tratio(k, ("uffd-copy", t))
+            r1, _ = tratio(k, (b, tcounts[0]))
+            w.writerow([b, t, f"{p:.0f}", f"{lo:.0f}", f"{hi:.0f}", f"{ru:.3f}", f"{r1:.3f}"])
+            cells.append(f"{p:,.0f} ({ru:.2f})")
+        hi_t = tcounts[-1] if tcounts else 0
+        rr, _ = tratio((b, hi_t), (b, tcounts[0])) if tcounts else (float("nan"), None)
+        md.append(f"| {b} | " + " | ".join(cells) + f" | {rr:.2f} |")
+md.append("")
+md.append("Cells: faults/s (ratio to uffd-copy at the same thread count).")
+md.append("")
+with open(os.path.join(D, "threads.dat"), "w") as f:
+    f.write("# threads " + " ".join(THR) + "\n")
+    for t in tcounts:
+        f.write(str(t) + " " + " ".join(
+            f"{med(list(thr[(b, t)].values())):.0f}" if (b, t) in thr else "NaN"
+            for b in THR) + "\n")
+if tcounts:
+    for b in ("umem-copy", "umem-vec", "umem-write"):
+        if (b, tcounts[-1]) in thr:
+            r, s = tratio((b, tcounts[-1]), (b, tcounts[0]))
+            targets.append((f"No collapse for {b}: faults/s at {tcounts[-1]} threads ≥ "
+                            f"{tcounts[0]} thread",
+                            f"{r:.2f}x (spread {s[0]:.2f}..{s[1]:.2f})", r >= 1.0))
+md.append("![faults/s against threads](threads.png)")
+md.append("")
+
+# ------------------------------------------------------------------ (5) blocktime
+bt = defaultdict(dict)
+for row in rows("blocktime.csv"):
+    bt[row["backend"]][int(row["rep"])] = (int(row["blocktime_ns"]), int(row["ns"]),
+                                           int(row["npages"]))
+md.append("## 5. Blocktime")
+md.append("")
+md.append("Two faulting threads (the two vCPUs), as in section 3; blocktime is "
+          "the time during which both were inside a fault at once (QEMU's "
+          "definition), as a fraction of the run, and per fault. This run adds "
+          "a mutex around each access to count blocked threads, so its faults/s "
+          "are not comparable to section 3.")
+md.append("")
+md.append("| backend | blocktime / run | blocktime per fault µs | / uffd-copy |")
+md.append("|---|---|---|---|")
+breps = sorted(set().union(*[set(v) for v in bt.values()])) if bt else []
+for b in THR:
+    if b not in bt:
+        continue
+    frac = med([v[0] / v[1] for v in bt[b].values()])
+    per = med([v[0] / v[2] for v in bt[b].values()])
+    rr = med([bt[b][r][0] / bt["uffd-copy"][r][0] for r in breps
+              if r in bt[b] and r in bt.get("uffd-copy", {}) and bt["uffd-copy"][r][0]])
+    md.append(f"| {b} | {100 * frac:.0f} % | {us(per):.1f} | {rr:.2f} |")
+md.append("")
+
+md.append("## 4. End to end over a network")
+md.append("")
+md.append("**Not done** in this round: no netem/veth end-to-end figures, no "
+          "preempt vs. no-preempt comparison, no total-migration-time figures.")
+md.append("")
+
+md.append("## Targets")
+md.append("")
+md.append("| target | measured | met |")
+md.append("|---|---|---|")
+for name, val, ok in targets:
+    md.append(f"| {name} | {val} | {'**met**' if ok else '**not met**'} |")
+md.append("| Preempt: request p50 ≤ 2x (RTT + one page's serialisation), ≥ 10x lower than without | not measured (section 4 not done) | n/a |")
+md.append("| Total migration time ≤ 1.10 x size / rate | not measured (section 4 not done) | n/a |")
+md.append("")
+
+with open(os.path.join(D, "summary.md"), "w") as f:
+    f.write("\n".join(md) + "\n")
+print("\n".join(md))
