@@ -177,7 +177,7 @@ mig_fake_dest() {
 mig_bad_input_cases() { # BACKEND
 	local b=$1
 	mig_fake_source garbage "unknown frame type|expected HELLO" "$b"
-	mig_fake_source version "unsupported protocol version 7\.\.9 \(this umemd speaks 1\.\.1\)" "$b"
+	mig_fake_source version "unsupported protocol version 7\.\.9 \(this umemd speaks 1\.\.2\)" "$b"
 	mig_fake_source hello-oversize "HELLO frame of [0-9]+ bytes" "$b"
 	mig_fake_source runfirst "RUN not allowed in state NONE" "$b"
 	mig_fake_source truncated "middle of a frame" "$b"
@@ -190,4 +190,157 @@ mig_bad_input_cases() { # BACKEND
 	mig_fake_dest refuse "refused the migration.*no room"
 	mig_fake_dest req-past-end "REQ offset .* past the end"
 	mig_fake_dest die "destination"
+}
+
+# ---- precopy of a running writer (issue 5) ----
+# A "guest" keeps writing its shared mapping of a RAM file (umem-vmm
+# --writer: per-page generation counters) while umemd --outgoing --pid
+# runs precopy rounds, then stops it (SIGSTOP) and switches to postcopy.
+# The writer stays stopped, so the file then holds exactly the last value
+# of every page written before the switch: the destination VMM must read
+# that, page for page (--expect-file).  Needs RAM file in $PCFILE's
+# directory (tmpfs: /dev/shm or /tmp).
+#
+# mig_precopy DESC BACKEND "SRC OPTS" CHECK_REGEX [USR1_AFTER_SEC]
+#   CHECK_REGEX is matched against the source's JSON summary.
+mig_precopy() {
+	local desc=$1 backend=$2 sopts=$3 re=$4 usr1=${5:-} drc src vrc wpid sjson
+	PCFILE=${PCDIR:-/dev/shm}/umem-precopy-$$-$PORT.img
+	"$BIN/umem-vmm" --make-image "$PCFILE" --size "$SIZE" --seed "$SEED" || {
+		t_fail "$desc: cannot create $PCFILE"
+		return
+	}
+	"$BIN/umem-vmm" --writer "$PCFILE" --threads 2 --rate "${PCRATE:-40000}" \
+		2>"$WORK/writer-$PORT.err" &
+	wpid=$!
+	sleep 0.3
+	mig_start_dest "$backend"
+	SLOG=$WORK/src-$PORT.err
+	sjson=$WORK/src-$PORT.json
+	# shellcheck disable=SC2086
+	$SRC_RUN "$BIN/umemd" --outgoing --ram "$PCFILE" --connect "$ADDR:$PORT" \
+		--connect-wait 20 --pid "$wpid" --json $sopts >"$sjson" 2>"$SLOG" &
+	SPID=$!
+	mig_start_vmm --expect-file "$PCFILE" --threads 2 --pattern random --duration 1 --verify-all
+	if [ -n "$usr1" ]; then
+		sleep "$usr1"
+		kill -USR1 "$SPID" 2>/dev/null
+	fi
+	vrc=99
+	[ -n "$VPID" ] && wait_pid "$VPID" "$TMO" && vrc=$WAIT_RC
+	wait_pid "$SPID" "$TMO"; src=$WAIT_RC
+	wait_pid "$DPID" "$TMO"; drc=$WAIT_RC
+	kill -9 "$wpid" 2>/dev/null
+	wait "$wpid" 2>/dev/null
+	if [ "$drc" = 0 ] && [ "$src" = 0 ] && [ "$vrc" = 0 ] &&
+	   grep -q '"ok":true' "$DJSON" && grep -qE "$re" "$sjson"; then
+		t_ok "$desc: every page holds the writer's last value ($(sed -n 's/.*"dirty_tracking":"\([a-z -]*[a-z]\).*"rounds":\([0-9]*\),"round_pages":\(\[[0-9,]*\]\).*"pages_discarded":\([0-9]*\),"switch":"\([^"]*\)".*"downtime_ms":\([0-9.]*\).*/\1; rounds \2 \3; discarded \4; switch: \5; downtime \6 ms/p' "$sjson"))"
+	else
+		t_fail "$desc: dest=$drc source=$src vmm=$vrc (want summary /$re/)"
+		cat "$sjson" | sed 's/^/#   /'
+		mig_dump
+	fi
+	rm -f "$PCFILE"
+}
+
+# A VMM that is not running precopy-able: --pid without a shared mapping.
+mig_precopy_nomap() {
+	local src
+	mig_image
+	PORT=$((PORT + 1))
+	SLOG=$WORK/src-$PORT.err
+	sleep 60 &
+	local spid=$!
+	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --connect "$ADDR:$PORT" --connect-wait 1 \
+		--pid "$spid" --dirty soft-dirty >/dev/null 2>"$SLOG"
+	src=$?
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	if [ "$src" != 0 ] && grep -q "has no writable shared mapping" "$SLOG"; then
+		t_ok "--pid of a process without a mapping of the RAM file: refused ($(grep -m1 'source:' "$SLOG" | cut -c1-120))"
+	else
+		t_fail "--pid without a mapping: source exit $src"
+		sed 's/^/#   /' "$SLOG" | tail -n 5
+	fi
+}
+
+# ---- postcopy recovery (--recover) ----
+# Break every connection 3 times at random moments during postcopy, with a
+# workload running: mig_recover_cut DESC BACKEND MODE [SRC OPTS]
+#   MODE proxy: the source connects through tcp-proxy.py (in the
+#               destination's namespace), which is killed and restarted;
+#   MODE hook:  the source's own --test-cut (give N in SRC OPTS).
+mig_recover_cut() {
+	local desc=$1 backend=$2 mode=$3 sopts=${4:-} drc src vrc i n ppid pport target
+	mig_image
+	mig_start_dest "$backend" --recover --recover-wait 60 -v
+	target=$ADDR:$PORT
+	if [ "$mode" = proxy ]; then
+		pport=$((PORT + 5000))
+		$DST_RUN python3 userspace/tests/tcp-proxy.py "$ADDR:$pport" "$ADDR:$PORT" &
+		ppid=$!
+		target=$ADDR:$pport
+		sleep 0.5
+	fi
+	SLOG=$WORK/src-$PORT.err
+	# shellcheck disable=SC2086
+	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --connect "$target" --connect-wait 20 \
+		--recover --throttle 4 -v $sopts >/dev/null 2>"$SLOG" &
+	SPID=$!
+	mig_start_vmm --threads 2 --pattern random --duration 4 --verify-all
+	# Cut only in postcopy: a cut during the handshake fails, as it should.
+	for i in $(seq 100); do
+		grep -q "RUN: the guest runs" "$DLOG" 2>/dev/null && break
+		sleep 0.1
+	done
+	if [ "$mode" = proxy ]; then
+		for i in 1 2 3; do
+			sleep "0.$((2 + RANDOM % 7))"
+			kill -9 "$ppid" 2>/dev/null
+			wait "$ppid" 2>/dev/null
+			sleep "0.$((RANDOM % 5))"
+			$DST_RUN python3 userspace/tests/tcp-proxy.py "$ADDR:$pport" "$ADDR:$PORT" &
+			ppid=$!
+		done
+	fi
+	vrc=99
+	[ -n "$VPID" ] && wait_pid "$VPID" "$TMO" && vrc=$WAIT_RC
+	wait_pid "$SPID" "$TMO"; src=$WAIT_RC
+	wait_pid "$DPID" "$TMO"; drc=$WAIT_RC
+	if [ "$mode" = proxy ]; then
+		kill -9 "$ppid" 2>/dev/null
+		wait "$ppid" 2>/dev/null
+	fi
+	n=$(sed -n 's/.*"resumes":\([0-9]*\).*/\1/p' "$DJSON")
+	if [ "$drc" = 0 ] && [ "$src" = 0 ] && [ "$vrc" = 0 ] &&
+	   grep -q '"ok":true' "$DJSON" && [ "${n:-0}" -ge 1 ]; then
+		t_ok "$desc: $n resume(s), every page verified, no task killed"
+	else
+		t_fail "$desc: dest=$drc source=$src vmm=$vrc resumes=${n:-?}"
+		mig_dump
+	fi
+}
+
+# The source dies during postcopy and never comes back: the destination
+# stays paused for --recover-wait, then gives up; no VMM thread hangs.
+mig_recover_giveup() { # DESC BACKEND
+	local desc=$1 backend=$2 drc vrc t0
+	mig_image
+	mig_start_dest "$backend" --recover --recover-wait 3 --no-preempt
+	mig_start_src --recover --throttle 4
+	mig_start_vmm --threads 2 --pattern random --duration 30 --verify-all
+	sleep 1.5
+	kill -9 "$SPID" 2>/dev/null
+	t0=$(date +%s)
+	wait_pid "$SPID" 5
+	wait_pid "$DPID" 30; drc=$WAIT_RC
+	vrc=99
+	[ -n "$VPID" ] && wait_pid "$VPID" 20 && vrc=$WAIT_RC
+	if [ "$drc" = 1 ] && grep -q "paused" "$DLOG" && grep -q "did not come back" "$DLOG" &&
+	   [ "$vrc" != 124 ] && [ "$vrc" != 0 ] && [ "$vrc" != 99 ]; then
+		t_ok "$desc: destination paused, gave up after $(( $(date +%s) - t0 )) s, VMM released (exit $vrc)"
+	else
+		t_fail "$desc: dest=$drc vmm=$vrc (want 1, and a released VMM)"
+		mig_dump
+	fi
 }

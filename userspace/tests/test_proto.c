@@ -214,6 +214,27 @@ static void test_pages(void)
 		be32(buf + 8, 2);
 		OK(parse(buf, n, &lay, &m) == -EPROTO, "DISCARD count vs length: %s", err);
 	}
+	{
+		/* v2 recovery frames */
+		uint8_t map[34];
+
+		memset(map, 0, sizeof(map));
+		map[0] = 0x05;
+		n = proto_enc_recv_map(buf, &lay, 0, 272, map);
+		OK(parse(buf, n, &lay, &m) == (int)n && m.u.map.page == 0 && m.u.map.bits == 272 &&
+		   m.u.map.map[0] == 0x05, "RECV_MAP of all 272 pages");
+		n = proto_enc_recv_map(buf, &lay, 8, 272, map);
+		OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "past the end"),
+		   "RECV_MAP past the end: %s", err);
+		n = proto_enc_recv_map(buf, &lay, 0, 8, map);
+		be32(buf + 16, 9);
+		OK(parse(buf, n, &lay, &m) == -EPROTO, "RECV_MAP bits vs length: %s", err);
+		n = proto_enc_resume(buf, 2, 0x1234);
+		OK(parse(buf, n, &lay, &m) == (int)n && m.u.preempt.session == 0x1234 &&
+		   m.u.preempt.version == 2, "RESUME round trip");
+		n = proto_enc_u64(buf, MSG_RESUME_OK, 273);
+		OK(parse(buf, n, &lay, &m) == -EPROTO, "RESUME_OK with more pages than RAM: %s", err);
+	}
 	n = proto_enc_u64(buf, MSG_DONE, 273);
 	OK(parse(buf, n, &lay, &m) == -EPROTO, "DONE with more pages than RAM: %s", err);
 	n = proto_enc_error(buf, 2, "bad\x01thing");

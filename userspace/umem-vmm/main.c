@@ -6,6 +6,11 @@
  *       write a guest RAM image whose page i depends only on (S, i).
  *   umem-vmm --check-image FILE --seed S
  *       verify such an image (or any file holding it).
+ *   umem-vmm --writer FILE [--threads N] [--pattern seq|random|hotset] [--rate N]
+ *       a running "guest" for precopy tests: map FILE shared and keep
+ *       writing pages, each with a per-page generation counter (header
+ *       at offset 0: page index ^ WRITER_MAGIC, generation; the
+ *       generation again at offset 4088), until killed.
  *   umem-vmm --region PATH|SOCKET [--backend B] --seed S [--size SZ]
  *            [--threads N] [--pattern seq|random|hotset] [--duration SEC]
  *            [--verify-all] [--no-wait-run]
@@ -13,7 +18,9 @@
  *       and check each against the deterministic content.  PATH is a umem
  *       node (/dev/umem-NAME); SOCKET is umemd's --vmm-socket (needed for
  *       the uffd backends, optional for umem).  Exit 0 only if every page
- *       read was right (and, with a socket, umemd said DONE).
+ *       read was right (and, with a socket, umemd said DONE).  With
+ *       --expect-file FILE a page is right when it equals that page of
+ *       FILE (the frozen source RAM after a precopy migration).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,6 +52,11 @@ struct vmm {
 	enum pattern_kind pattern;
 	double duration;
 	bool verify_all, wait_run, json;
+	const uint8_t *expect;		/* --expect-file mapping */
+	uint64_t expect_size;
+	uint64_t rate;			/* --writer: pages/s (0: flat out) */
+	bool pattern_set;
+	atomic_uint_fast64_t *gen;	/* --writer: per-page generation */
 	uint8_t *ram;
 	struct umem_region *r;
 	int sock;
@@ -296,7 +308,9 @@ static uint64_t rnd(uint64_t *s)
 static bool touch(struct vmm *v, uint64_t page)
 {
 	uint64_t t = now_ns(), dt;
-	bool ok = pattern_check(v->seed, page, v->ram + page * PATTERN_PAGE);
+	bool ok = v->expect ?
+		  !memcmp(v->expect + page * PATTERN_PAGE, v->ram + page * PATTERN_PAGE, PATTERN_PAGE) :
+		  pattern_check(v->seed, page, v->ram + page * PATTERN_PAGE);
 
 	dt = now_ns() - t;
 	atomic_fetch_add(&v->accesses, 1);
@@ -349,14 +363,102 @@ static void *vcpu_run(void *arg)
 	return NULL;
 }
 
+/* ---- --writer ---- */
+
+#define WRITER_MAGIC 0x57524954455200ULL
+
+static uint64_t next_page(struct vmm *v, struct vcpu *c, uint64_t page)
+{
+	uint64_t hot = v->pages / 10 ? v->pages / 10 : 1;
+
+	switch (v->pattern) {
+	case PAT_SEQ:
+		return (page + v->threads) % v->pages;
+	case PAT_RANDOM:
+		return rnd(&c->rng) % v->pages;
+	case PAT_HOTSET:
+	default:
+		return rnd(&c->rng) % 10 ? rnd(&c->rng) % hot : rnd(&c->rng) % v->pages;
+	}
+}
+
+static void *writer_run(void *arg)
+{
+	struct vcpu *c = arg;
+	struct vmm *v = c->v;
+	uint64_t page = c->id, n = 0, t0 = now_ns();
+
+	for (;;) {
+		uint8_t *p;
+		uint64_t g, w;
+
+		page = next_page(v, c, page);
+		p = v->ram + page * PATTERN_PAGE;
+		g = atomic_fetch_add(&v->gen[page], 1) + 1;
+		w = page ^ WRITER_MAGIC;
+		memcpy(p, &w, 8);
+		memcpy(p + 8, &g, 8);
+		memcpy(p + PATTERN_PAGE - 8, &g, 8);
+		atomic_fetch_add(&v->accesses, 1);
+		if (v->rate && !(++n % 16)) {
+			/* each thread writes rate / threads pages per second */
+			uint64_t due = t0 + n * 1000000000ULL * v->threads / v->rate;
+			uint64_t now = now_ns();
+
+			if (due > now)
+				usleep((useconds_t)((due - now) / 1000));
+		}
+	}
+	return NULL;
+}
+
+static int writer(struct vmm *v, const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	struct vcpu *cpus;
+	pthread_t th;
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		log_msg("%s: %s", path, strerror(errno));
+		return 1;
+	}
+	v->size = (uint64_t)st.st_size;
+	v->pages = v->size / PATTERN_PAGE;
+	v->ram = mmap(NULL, v->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	v->gen = calloc(v->pages ? v->pages : 1, sizeof(*v->gen));
+	cpus = calloc(v->threads, sizeof(*cpus));
+	if (v->ram == MAP_FAILED || !v->pages || !v->gen || !cpus) {
+		log_msg("%s: cannot map it for writing", path);
+		return 1;
+	}
+	fprintf(stderr, "umem-vmm: writer pid %d: %u threads writing %s (%llu pages)\n",
+		(int)getpid(), v->threads, path, (unsigned long long)v->pages);
+	for (unsigned int i = 0; i < v->threads; i++) {
+		cpus[i].v = v;
+		cpus[i].id = i;
+		cpus[i].rng = (v->seed + 1) * 0x9e3779b97f4a7c15ULL + i * 7919 + 1;
+		if (pthread_create(&th, NULL, writer_run, &cpus[i])) {
+			log_msg("cannot start writer %u", i);
+			return 1;
+		}
+	}
+	for (;;)
+		pause();
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: umem-vmm --make-image FILE --size SZ --seed S\n"
 "       umem-vmm --check-image FILE --seed S\n"
+"       umem-vmm --writer FILE [--threads N] [--pattern P] [--rate PAGES_PER_SEC]\n"
 "       umem-vmm --region PATH|SOCKET [--backend umem|uffd|uffd-minor] --seed S\n"
 "                [--size SZ] [--threads N] [--pattern seq|random|hotset]\n"
-"                [--duration SEC] [--verify-all] [--no-wait-run] [--json]\n");
+"                [--duration SEC] [--verify-all] [--no-wait-run] [--json]\n"
+"                [--expect-file FILE]\n");
 }
 
 int main(int argc, char **argv)
@@ -374,10 +476,13 @@ int main(int argc, char **argv)
 		{ "verify-all", no_argument, NULL, 'V' },
 		{ "no-wait-run", no_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "writer", required_argument, NULL, 'w' },
+		{ "rate", required_argument, NULL, 'X' },
+		{ "expect-file", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *make = NULL, *check = NULL;
+	const char *make = NULL, *check = NULL, *wfile = NULL, *efile = NULL;
 	struct vmm v;
 	struct vcpu *cpus;
 	pthread_t *th;
@@ -419,6 +524,7 @@ int main(int argc, char **argv)
 			v.threads = (unsigned int)n;
 			break;
 		case 'p':
+			v.pattern_set = true;
 			if (!strcmp(optarg, "seq"))
 				v.pattern = PAT_SEQ;
 			else if (!strcmp(optarg, "random"))
@@ -440,6 +546,14 @@ int main(int argc, char **argv)
 		case 'V': v.verify_all = true; break;
 		case 'R': v.wait_run = false; break;
 		case 'j': v.json = true; break;
+		case 'w': wfile = optarg; break;
+		case 'E': efile = optarg; break;
+		case 'X':
+			if (parse_u64(optarg, &v.rate)) {
+				log_msg("bad --rate %s", optarg);
+				return 2;
+			}
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -453,6 +567,27 @@ int main(int argc, char **argv)
 	}
 	if (check)
 		return check_image(check, v.seed);
+	if (wfile) {
+		if (!v.pattern_set)
+			v.pattern = PAT_HOTSET;
+		return writer(&v, wfile);
+	}
+	if (efile) {
+		int fd = open(efile, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		void *p = MAP_FAILED;
+
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0)
+			p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+		if (fd >= 0)
+			close(fd);
+		if (p == MAP_FAILED) {
+			log_msg("--expect-file %s: %s", efile, strerror(errno));
+			return 1;
+		}
+		v.expect = p;
+		v.expect_size = (uint64_t)st.st_size;
+	}
 	if (!v.region) {
 		usage(stderr);
 		return 2;
@@ -472,6 +607,11 @@ int main(int argc, char **argv)
 	if (rc)
 		return 1;
 	v.pages = v.size / PATTERN_PAGE;
+	if (v.expect && v.expect_size != v.size) {
+		log_msg("--expect-file is %llu bytes, the region %llu",
+			(unsigned long long)v.expect_size, (unsigned long long)v.size);
+		return 1;
+	}
 	sigbus_ram = v.ram;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_sigbus;

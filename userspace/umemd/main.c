@@ -3,6 +3,7 @@
  * umemd - postcopy live migration daemon.
  *
  *   umemd --outgoing --ram FILE [--ram FILE2 ...] (--listen ADDR:PORT | --connect ADDR:PORT)
+ *         [--pid PID [--postcopy-after N] [--max-rounds N]] [--stop-cmd CMD]
  *   umemd --incoming (--listen ADDR:PORT | --connect ADDR:PORT)
  *         --backend umem|uffd|uffd-minor [--name NAME] [--vmm-socket PATH]
  *         [--no-preempt] [--bg-follow on|off] [--json] [-v]
@@ -24,10 +25,23 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: umemd --outgoing --ram FILE [--ram FILE ...] (--listen|--connect) ADDR:PORT\n"
 "             [--bg-follow on|off] [--json]\n"
+"             [--pid PID [--postcopy-after N] [--max-rounds N] [--dirty M]]\n"
+"             [--stop-cmd CMD]\n"
 "       umemd --incoming (--listen|--connect) ADDR:PORT --backend umem|uffd|uffd-minor\n"
 "             [--name NAME] [--vmm-socket PATH] [--no-preempt] [--json]\n"
+"       umemd --probe-dirty    exit 0 if soft-dirty tracking works on this kernel\n"
 "\n"
-"  --outgoing           serve RAM from FILE(s) (the stopped guest's RAM backing)\n"
+"  --outgoing           serve RAM from FILE(s) (the guest's RAM backing)\n"
+"  --pid PID            the VMM runs and writes its shared mapping of FILE:\n"
+"                       precopy rounds with soft-dirty tracking, then stop it\n"
+"                       (SIGSTOP) and switch to postcopy.  SIGUSR1 to umemd\n"
+"                       switches now (the current round is cut short)\n"
+"  --postcopy-after N   switch after N precopy rounds (default: when the dirty\n"
+"                       set stops shrinking, or after --max-rounds, default 30)\n"
+"  --stop-cmd CMD       stop the VMM with 'sh -c CMD' instead of SIGSTOP\n"
+"  --dirty METHOD       auto (default: soft-dirty if the kernel has it, else\n"
+"                       hash), soft-dirty, or hash (re-read and hash every\n"
+"                       sent page each round; any kernel)\n"
 "  --incoming           receive RAM into a region the VMM maps\n"
 "  --listen ADDR:PORT   wait for the peer (ADDR may be empty: any)\n"
 "  --connect ADDR:PORT  connect to the peer (retried for --connect-wait seconds)\n"
@@ -38,9 +52,23 @@ static void usage(FILE *f)
 "  --no-preempt         requested pages on the main stream, no second channel\n"
 "  --bg-follow on|off   move the background cursor next to the last request (source; default on)\n"
 "  --throttle N         (testing) source sleeps 1 ms every N background pages\n"
+"  --recover            (both sides; protocol v2) a broken connection in postcopy\n"
+"                       pauses the migration instead of failing it: faulting\n"
+"                       tasks keep waiting, the side that connected connects\n"
+"                       again, the destination sends its received map and the\n"
+"                       source re-sends what is missing.  SIGTERM gives up.\n"
+"  --recover-wait SEC   give up after SEC paused (default 60): the migration\n"
+"                       fails (umem: waiting tasks get SIGBUS)\n"
+"  --test-cut N         (testing) source cuts the link every N pages, 3 times\n"
 "  --json               print the summary as one JSON object on stdout\n"
 "  --progress           progress on stderr even when it is not a terminal\n"
 "  -v, --verbose        more messages\n");
+}
+
+static void on_sigusr1(int sig)
+{
+	(void)sig;
+	umemd_switch_requested = 1;
 }
 
 int main(int argc, char **argv)
@@ -61,12 +89,22 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "progress", no_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "pid", required_argument, NULL, 'p' },
+		{ "postcopy-after", required_argument, NULL, 'A' },
+		{ "max-rounds", required_argument, NULL, 'M' },
+		{ "stop-cmd", required_argument, NULL, 'x' },
+		{ "probe-dirty", no_argument, NULL, 'D' },
+		{ "dirty", required_argument, NULL, 'y' },
+		{ "recover", no_argument, NULL, 'R' },
+		{ "recover-wait", required_argument, NULL, 'w' },
+		{ "test-cut", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct umemd_opts o;
 	struct umemd_summary sum;
 	uint64_t v;
+	bool probe = false;
 	int c, ret;
 
 	log_set_prog("umemd");
@@ -76,6 +114,7 @@ int main(int argc, char **argv)
 	o.preempt = true;
 	o.bg_follow = true;
 	o.connect_wait_ms = 30000;
+	o.recover_wait_ms = 60000;
 	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'O': o.outgoing = true; break;
@@ -116,9 +155,62 @@ int main(int argc, char **argv)
 		case 'j': o.json = true; break;
 		case 'G': o.progress = true; break;
 		case 'v': o.verbose++; break;
+		case 'p':
+			if (parse_u64(optarg, &v) || !v || v > 0x7fffffff) {
+				log_msg("bad --pid %s", optarg);
+				return 2;
+			}
+			o.pid = (int)v;
+			break;
+		case 'A':
+		case 'M':
+			if (parse_u64(optarg, &v) || !v || v > UMEMD_MAX_ROUNDS) {
+				log_msg("bad --%s %s (1..%d)", c == 'A' ? "postcopy-after" : "max-rounds",
+					optarg, UMEMD_MAX_ROUNDS);
+				return 2;
+			}
+			if (c == 'A')
+				o.postcopy_after = (uint32_t)v;
+			else
+				o.max_rounds = (uint32_t)v;
+			break;
+		case 'x': o.stop_cmd = optarg; break;
+		case 'R': o.recover = true; break;
+		case 'w':
+			if (parse_u64(optarg, &v) || !v || v > 86400) {
+				log_msg("bad --recover-wait %s", optarg);
+				return 2;
+			}
+			o.recover_wait_ms = (int)v * 1000;
+			break;
+		case 'C':
+			if (parse_u64(optarg, &o.test_cut) || !o.test_cut) {
+				log_msg("bad --test-cut %s", optarg);
+				return 2;
+			}
+			break;
+		case 'y':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "soft-dirty") &&
+			    strcmp(optarg, "hash")) {
+				log_msg("--dirty takes auto, soft-dirty or hash");
+				return 2;
+			}
+			o.dirty = optarg;
+			break;
+		case 'D': probe = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (probe) {
+		char why[160];
+
+		if (umemd_probe_soft_dirty(why, sizeof(why))) {
+			printf("soft-dirty: unavailable: %s\n", why);
+			return 1;
+		}
+		printf("soft-dirty: ok\n");
+		return 0;
 	}
 	if (optind != argc || o.outgoing == o.incoming ||
 	    !o.listen == !o.connect) {
@@ -134,8 +226,24 @@ int main(int argc, char **argv)
 		log_msg("unknown backend %s (umem, uffd, uffd-minor)", o.backend);
 		return 2;
 	}
+	if (!o.outgoing && (o.pid || o.stop_cmd || o.postcopy_after || o.max_rounds || o.dirty)) {
+		log_msg("--pid, --stop-cmd, --postcopy-after and --max-rounds are for --outgoing");
+		return 2;
+	}
+	if ((o.postcopy_after || o.max_rounds || o.dirty) && !o.pid) {
+		log_msg("--postcopy-after/--max-rounds/--dirty need --pid (precopy rounds)");
+		return 2;
+	}
 	o.progress |= isatty(STDERR_FILENO);
 	signal(SIGPIPE, SIG_IGN);
+	if (o.outgoing) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_sigusr1;
+		sa.sa_flags = SA_RESTART;
+		sigaction(SIGUSR1, &sa, NULL);
+	}
 	ret = o.outgoing ? umemd_source(&o, &sum) : umemd_dest(&o, &sum);
 	if (!sum.ok)
 		log_msg("%s: %s", sum.role, sum.error);

@@ -48,6 +48,9 @@ const char *proto_type_name(uint16_t type)
 	case MSG_ZERO: return "ZERO";
 	case MSG_END: return "END";
 	case MSG_PREEMPT_HELLO: return "PREEMPT_HELLO";
+	case MSG_RESUME: return "RESUME";
+	case MSG_RECV_MAP: return "RECV_MAP";
+	case MSG_RESUME_OK: return "RESUME_OK";
 	case MSG_HELLO_ACK: return "HELLO_ACK";
 	case MSG_REQ: return "REQ";
 	case MSG_ACK: return "ACK";
@@ -78,8 +81,15 @@ static int len_bounds(uint16_t type, uint32_t *min, uint32_t *max)
 	case MSG_ZERO: case MSG_REQ:
 		*min = *max = 16;
 		return 0;
-	case MSG_PREEMPT_HELLO:
+	case MSG_PREEMPT_HELLO: case MSG_RESUME:
 		*min = *max = 24;
+		return 0;
+	case MSG_RECV_MAP:
+		*min = 16 + 1;
+		*max = 16 + PROTO_MAP_BITS / 8;
+		return 0;
+	case MSG_RESUME_OK:
+		*min = *max = 8;
 		return 0;
 	case MSG_HELLO_ACK:
 		*min = *max = 24;
@@ -279,13 +289,36 @@ int proto_decode(uint16_t type, const uint8_t *p, uint32_t len,
 		m->u.ack.features = get64(p + 8);
 		m->u.ack.session = get64(p + 16);
 		return 0;
-	case MSG_PREEMPT_HELLO:
+	case MSG_PREEMPT_HELLO: case MSG_RESUME:
 		if (memcmp(p, PROTO_MAGIC, 8))
-			return fail(err, errlen, "PREEMPT_HELLO: bad magic");
+			return fail(err, errlen, "%s: bad magic", proto_type_name(type));
 		m->u.preempt.version = get32(p + 8);
 		if (get32(p + 12))
-			return fail(err, errlen, "PREEMPT_HELLO reserved field not zero");
+			return fail(err, errlen, "%s reserved field not zero", proto_type_name(type));
 		m->u.preempt.session = get64(p + 16);
+		return 0;
+	case MSG_RECV_MAP: {
+		uint64_t pg = get64(p);
+		uint32_t bits = get32(p + 8);
+
+		if (get32(p + 12))
+			return fail(err, errlen, "RECV_MAP reserved field not zero");
+		if (!bits || bits > PROTO_MAP_BITS || len != 16 + (bits + 7) / 8)
+			return fail(err, errlen, "RECV_MAP of %u bytes for %u pages", len, bits);
+		if (!lay || pg > lay->total_pages || bits > lay->total_pages - pg)
+			return fail(err, errlen, "RECV_MAP pages %llu+%u past the end",
+				    (unsigned long long)pg, bits);
+		m->u.map.page = pg;
+		m->u.map.bits = bits;
+		m->u.map.map = p + 16;
+		return 0;
+	}
+	case MSG_RESUME_OK:
+		m->u.pages = get64(p);
+		if (lay && m->u.pages > lay->total_pages)
+			return fail(err, errlen, "RESUME_OK claims %llu pages of %llu",
+				    (unsigned long long)m->u.pages,
+				    (unsigned long long)lay->total_pages);
 		return 0;
 	case MSG_PAGE:
 		m->u.page.data = p + 16;
@@ -445,11 +478,41 @@ size_t proto_enc_hello_ack(uint8_t *out, uint32_t version, uint32_t page_size,
 	return PROTO_HDR_LEN + 24;
 }
 
-size_t proto_enc_preempt_hello(uint8_t *out, uint64_t session)
+static size_t enc_session(uint8_t *out, uint16_t type, uint32_t version,
+			  uint64_t session)
+{
+	proto_enc_hdr(out, type, 24);
+	memcpy(out + 8, PROTO_MAGIC, 8);
+	put32(out + 16, version);
+	put32(out + 20, 0);
+	put64(out + 24, session);
+	return PROTO_HDR_LEN + 24;
+}
+
+size_t proto_enc_resume(uint8_t *out, uint32_t version, uint64_t session)
+{
+	return enc_session(out, MSG_RESUME, version, session);
+}
+
+size_t proto_enc_recv_map(uint8_t *out, const struct proto_layout *lay,
+			  uint64_t page, uint32_t bits, const uint8_t *map)
+{
+	uint32_t n = (bits + 7) / 8;
+
+	(void)lay;
+	proto_enc_hdr(out, MSG_RECV_MAP, 16 + n);
+	put64(out + 8, page);
+	put32(out + 16, bits);
+	put32(out + 20, 0);
+	memcpy(out + 24, map, n);
+	return PROTO_HDR_LEN + 16 + n;
+}
+
+size_t proto_enc_preempt_hello(uint8_t *out, uint32_t version, uint64_t session)
 {
 	proto_enc_hdr(out, MSG_PREEMPT_HELLO, 24);
 	memcpy(out + 8, PROTO_MAGIC, 8);
-	put32(out + 16, PROTO_VERSION_MAX);
+	put32(out + 16, version);
 	put32(out + 20, 0);
 	put64(out + 24, session);
 	return PROTO_HDR_LEN + 24;

@@ -14,7 +14,7 @@
 
 #define PROTO_MAGIC		"UMEMPOST"	/* 8 bytes, no NUL on the wire */
 #define PROTO_VERSION_MIN	1
-#define PROTO_VERSION_MAX	1
+#define PROTO_VERSION_MAX	2
 #define PROTO_HDR_LEN		8
 #define PROTO_PAGE_SIZE		4096U
 #define PROTO_MAX_BLOCKS	64
@@ -27,7 +27,9 @@
 /* Features: offered by the source, accepted (a subset) by the destination. */
 #define PROTO_F_PREEMPT		(1ULL << 0)	/* second channel for requested pages */
 #define PROTO_F_ZERO		(1ULL << 1)	/* ZERO frames for zero pages */
-#define PROTO_F_KNOWN		(PROTO_F_PREEMPT | PROTO_F_ZERO)
+#define PROTO_F_RECOVER		(1ULL << 2)	/* v2: postcopy pauses on a broken connection */
+#define PROTO_F_KNOWN		(PROTO_F_PREEMPT | PROTO_F_ZERO | PROTO_F_RECOVER)
+#define PROTO_MAP_BITS		32768		/* pages per RECV_MAP frame */
 
 enum proto_type {
 	/* source -> destination */
@@ -40,11 +42,14 @@ enum proto_type {
 	MSG_ZERO	= 0x07,
 	MSG_END		= 0x08,
 	MSG_PREEMPT_HELLO = 0x09,
+	MSG_RESUME	= 0x0a,		/* v2: first frame of a resumed main connection */
 	/* destination -> source (return path) */
 	MSG_HELLO_ACK	= 0x41,
 	MSG_REQ		= 0x42,
 	MSG_ACK		= 0x43,
 	MSG_DONE	= 0x44,
+	MSG_RECV_MAP	= 0x45,		/* v2: received map, after RESUME */
+	MSG_RESUME_OK	= 0x46,		/* v2: end of the received map */
 	/* either way */
 	MSG_ERROR	= 0x7f,
 };
@@ -100,7 +105,12 @@ struct proto_msg {
 		struct {
 			uint32_t version;
 			uint64_t session;
-		} preempt;		/* PREEMPT_HELLO */
+		} preempt;		/* PREEMPT_HELLO, RESUME */
+		struct {
+			uint64_t page;
+			uint32_t bits;
+			const uint8_t *map;
+		} map;			/* RECV_MAP */
 		struct {
 			uint64_t page;
 			uint32_t count;	/* PAGE: 1 */
@@ -165,7 +175,12 @@ size_t proto_enc_hdr(uint8_t *out, uint16_t type, uint32_t len);
 size_t proto_enc_hello(uint8_t *out, size_t outlen, const struct proto_hello *h);
 size_t proto_enc_hello_ack(uint8_t *out, uint32_t version, uint32_t page_size,
 			   uint64_t features, uint64_t session);
-size_t proto_enc_preempt_hello(uint8_t *out, uint64_t session);
+size_t proto_enc_preempt_hello(uint8_t *out, uint32_t version, uint64_t session);
+/* RESUME: same layout as PREEMPT_HELLO. */
+size_t proto_enc_resume(uint8_t *out, uint32_t version, uint64_t session);
+/* RECV_MAP for pages [page, page + bits): bit i set = page + i received. */
+size_t proto_enc_recv_map(uint8_t *out, const struct proto_layout *lay,
+			  uint64_t page, uint32_t bits, const uint8_t *map);
 size_t proto_enc_empty(uint8_t *out, uint16_t type);
 /* PAGE header only (16-byte payload prefix); the data follows. */
 size_t proto_enc_page_hdr(uint8_t *out, const struct proto_layout *lay,
@@ -181,7 +196,9 @@ size_t proto_enc_discard(uint8_t *out, size_t outlen,
 			 const struct proto_layout *lay, const uint64_t *pages,
 			 const uint32_t *counts, uint32_t n);
 
-#define PROTO_MAX_FRAME	(PROTO_HDR_LEN + 16 + PROTO_PAGE_SIZE)
+/* The largest frame of any type (a full DISCARD: 16400 bytes; PAGE is
+ * 4120, HELLO at most 4664): the size of every receive buffer. */
+#define PROTO_MAX_FRAME	(PROTO_HDR_LEN + 8 + 16 * PROTO_MAX_DISCARD)
 #define PROTO_HELLO_FIXED	48
 #define PROTO_HELLO_BLOCK	72
 

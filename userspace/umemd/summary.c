@@ -68,6 +68,19 @@ void summary_print(const struct umemd_summary *s, bool json)
 		       (unsigned long long)s->requests_dup,
 		       (unsigned long long)s->bytes_main,
 		       (unsigned long long)s->bytes_preempt);
+		if (s->precopy || s->switch_reason) {
+			printf(",\"precopy\":{\"dirty_tracking\":");
+			json_str(s->dirty_method ? s->dirty_method : "none");
+			printf(",\"rounds\":%u,\"round_pages\":[", s->rounds);
+			for (uint32_t i = 0; i < s->rounds; i++)
+				printf("%s%llu", i ? "," : "", (unsigned long long)s->round_pages[i]);
+			printf("],\"pages_discarded\":%llu,\"switch\":",
+			       (unsigned long long)s->pages_discarded);
+			json_str(s->switch_reason ? s->switch_reason : "");
+			printf(",\"precopy_ms\":%.3f,\"downtime_ms\":%.3f,\"freeze_max_ms\":%.3f}",
+			       s->precopy_ns / 1e6, s->downtime_ns / 1e6, s->freeze_max_ns / 1e6);
+		}
+		printf(",\"resumes\":%u,\"paused_ms\":%.3f", s->resumes, s->paused_ns / 1e6);
 		if (!s->role[0] || s->role[0] == 'd')
 			printf(",\"latency_us\":{\"count\":%llu,\"p50\":%.1f,"
 			       "\"p99\":%.1f,\"max\":%.1f},\"blocked_ms\":%.3f,"
@@ -91,6 +104,21 @@ void summary_print(const struct umemd_summary *s, bool json)
 	fprintf(stderr, "  requests          %llu (%llu duplicates dropped), preempt channel %s\n",
 		(unsigned long long)s->requests,
 		(unsigned long long)s->requests_dup, s->preempt ? "on" : "off");
+	if (s->precopy || s->switch_reason) {
+		fprintf(stderr, "  dirty tracking    %s\n", s->dirty_method ? s->dirty_method : "none");
+		fprintf(stderr, "  precopy rounds    %u in %.3f s, pages per round:", s->rounds,
+			s->precopy_ns / 1e9);
+		for (uint32_t i = 0; i < s->rounds; i++)
+			fprintf(stderr, " %llu", (unsigned long long)s->round_pages[i]);
+		fprintf(stderr, "\n  switch            %s; %llu pages discarded; longest freeze %.3f ms\n",
+			s->switch_reason ? s->switch_reason : "-",
+			(unsigned long long)s->pages_discarded, s->freeze_max_ns / 1e6);
+		fprintf(stderr, "  downtime          %.3f ms (VMM stopped -> RUN sent)\n",
+			s->downtime_ns / 1e6);
+	}
+	if (s->resumes)
+		fprintf(stderr, "  recovery          %u resume(s), %.3f s paused\n", s->resumes,
+			s->paused_ns / 1e9);
 	if (s->role[0] == 'd') {
 		fprintf(stderr, "  request latency   p50 %.1f us, p99 %.1f us, max %.1f us (%llu requests, fault read -> install)\n",
 			p50 / 1e3, p99 / 1e3, max / 1e3,

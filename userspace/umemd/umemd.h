@@ -3,11 +3,13 @@
 #define UMEMD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "proto.h"
 
 #define UMEMD_MAX_RAM_FILES	PROTO_MAX_BLOCKS
+#define UMEMD_MAX_ROUNDS	64
 
 struct umemd_opts {
 	bool outgoing, incoming;
@@ -17,6 +19,14 @@ struct umemd_opts {
 	const char *ram[UMEMD_MAX_RAM_FILES];
 	int nram;
 	bool bg_follow;
+	int pid;			/* running VMM: precopy with dirty tracking */
+	uint32_t postcopy_after;	/* switch after N precopy rounds (0: auto) */
+	uint32_t max_rounds;		/* auto mode: give up converging after this */
+	const char *stop_cmd;		/* hook that stops the VMM (default SIGSTOP) */
+	const char *dirty;		/* auto, soft-dirty, hash */
+	bool recover;			/* v2: pause and reconnect on a broken link */
+	int recover_wait_ms;		/* give up after this long paused */
+	uint64_t test_cut;		/* testing: cut the link every N postcopy pages */
 	/* destination */
 	const char *backend;
 	const char *name;
@@ -40,6 +50,17 @@ struct umemd_summary {
 	uint64_t requests, requests_dup;
 	uint64_t bytes_main, bytes_preempt;
 	bool preempt;
+	/* source, precopy (--pid) */
+	bool precopy;
+	const char *dirty_method;
+	const char *switch_reason;
+	uint32_t rounds;
+	uint64_t round_pages[UMEMD_MAX_ROUNDS];
+	uint64_t pages_discarded;
+	uint64_t precopy_ns, downtime_ns, freeze_max_ns;
+	/* both roles, --recover */
+	uint32_t resumes;
+	uint64_t paused_ns;
 	/* destination only */
 	uint64_t *lat_ns;		/* one per requested page installed */
 	uint64_t nlat;
@@ -49,5 +70,9 @@ struct umemd_summary {
 
 int umemd_source(const struct umemd_opts *o, struct umemd_summary *s);
 int umemd_dest(const struct umemd_opts *o, struct umemd_summary *s);
+/* Set by SIGUSR1 (main.c): switch a precopy migration to postcopy now. */
+extern volatile int umemd_switch_requested;
+/* 0 if soft-dirty tracking works on this kernel, else -errno + @why. */
+int umemd_probe_soft_dirty(char *why, size_t len);
 void summary_print(const struct umemd_summary *s, bool json);
 #endif

@@ -1,0 +1,67 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Postcopy recovery inside the guest, between two network namespaces: with
+# --recover on both sides, the source connects through a TCP proxy that
+# is killed (and restarted) three times at random points during postcopy
+# with a workload running, so every connection breaks at once; every
+# run must finish with every page verified and no task killed.  Then the
+# source's own --test-cut hook, and a give-up case (source killed for
+# good: the destination stays paused for --recover-wait, then fails, and
+# no VMM thread hangs).  umem backend, then the userfaultfd backends.
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+. userspace/tests/suite-lib.sh
+
+BIN=$PWD/userspace/build/bin
+[ -x "${UMEMD_BIN:-}/umemd" ] && BIN=$UMEMD_BIN
+if [ ! -x "$BIN/umemd" ] || [ ! -x "$BIN/umem-vmm" ]; then
+	t_fail "userspace not built ($BIN): run make -C userspace on the host"
+	t_done
+fi
+
+WORK=$(mktemp -d /tmp/umemd-recover.XXXXXX)
+NS_SRC=rc-src-$$
+NS_DST=rc-dst-$$
+cleanup() {
+	ip netns del "$NS_SRC" 2>/dev/null
+	ip netns del "$NS_DST" 2>/dev/null
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+if ! command -v ip >/dev/null ||
+   ! ip netns add "$NS_SRC" || ! ip netns add "$NS_DST" ||
+   ! ip link add rsrc netns "$NS_SRC" type veth peer name rdst netns "$NS_DST"; then
+	t_skip "network namespaces / veth unavailable: recovery not run"
+	t_done
+fi
+ip -n "$NS_SRC" addr add 10.79.0.1/24 dev rsrc
+ip -n "$NS_DST" addr add 10.79.0.2/24 dev rdst
+for ns in "$NS_SRC" "$NS_DST"; do
+	ip -n "$ns" link set lo up
+done
+ip -n "$NS_SRC" link set rsrc up
+ip -n "$NS_DST" link set rdst up
+
+ADDR=10.79.0.2
+SRC_ADDR=10.79.0.1
+SRC_RUN="ip netns exec $NS_SRC"
+DST_RUN="ip netns exec $NS_DST"
+SIZE=${UMEMD_TEST_SIZE:-16M}
+TMO=150
+. userspace/tests/migrate-lib.sh
+
+backends=
+[ -e /dev/umem ] && backends=umem
+"$BIN/test-libumem" uffd >/dev/null 2>&1 && backends="$backends uffd"
+[ -n "$backends" ] || t_skip "neither /dev/umem nor userfaultfd usable"
+for b in $backends; do
+	mig_recover_cut "$b, TCP proxy killed 3 times" "$b" proxy
+	mig_recover_cut "$b, 3 link cuts (--test-cut)" "$b" hook "--test-cut 700"
+	mig_recover_giveup "$b, source gone for good" "$b"
+done
+if [ -e /dev/umem ]; then
+	left=$(ls /dev/umem-* 2>/dev/null | wc -l)
+	t_check "$left" "no /dev/umem-* node left behind ($left)"
+fi
+t_done
