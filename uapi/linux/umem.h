@@ -91,10 +91,11 @@ struct umem_api {
  * @size:      in: bytes; a non-zero multiple of @page_size (else EINVAL).
  * @page_size: in: 4096 (UMEM_PAGE_SIZE_4K).  Other sizes: EINVAL, for now.
  * @flags:     in: UMEM_CREATE_* (none defined yet; must be 0).
- * @name:      in: region name; the node is UMEM_NODE_PREFIX @name.
+ * @name:      in: region name; the node is UMEM_NODE_PREFIX @name.  Bytes
+ *                 after the terminating NUL must be zero.
  *                 Duplicate: EEXIST.  Bad characters or empty: EINVAL.
- * @id:        out: region id (its node's minor number).
- * @server_fd: out: the server fd (O_RDWR | O_CLOEXEC).
+ * @id:        out: region id (its node's minor number); 0 on input.
+ * @server_fd: out: the server fd (O_RDWR | O_CLOEXEC); 0 on input.
  * Memory is shmem, charged to the memory cgroup of the creating task.
  */
 #define UMEM_PAGE_SIZE_4K	4096U
