@@ -356,6 +356,14 @@ static void *preempt_thread(void *arg)
 				 proto_type_name(type));
 			ret = -EPROTO;
 		}
+		/*
+		 * END means every page is here.  A page the source had already
+		 * queued on this channel (the two channels are not ordered
+		 * against each other, and after a resume the main stream may
+		 * resend it) can still arrive: it is a harmless duplicate.
+		 */
+		if (!ret && get_state(d) == PC_END)
+			continue;
 		if (!ret && !pc_allowed(get_state(d), type)) {
 			snprintf(err, sizeof(err), "%s not allowed in state %s",
 				 proto_type_name(type), pc_state_name(get_state(d)));
