@@ -357,14 +357,12 @@ static void *preempt_thread(void *arg)
 			ret = -EPROTO;
 		}
 		/*
-		 * END means every page is here.  A page the source had already
-		 * queued on this channel (the two channels are not ordered
-		 * against each other, and after a resume the main stream may
-		 * resend it) can still arrive: it is a harmless duplicate.
+		 * END on the main stream means the source has sent every page
+		 * or is still sending the last ones here: the two connections
+		 * are not ordered against each other.  So pages stay allowed
+		 * on this channel in END; DONE waits for them.
 		 */
-		if (!ret && get_state(d) == PC_END)
-			continue;
-		if (!ret && !pc_allowed(get_state(d), type)) {
+		if (!ret && !pc_allowed(get_state(d), type) && get_state(d) != PC_END) {
 			snprintf(err, sizeof(err), "%s not allowed in state %s",
 				 proto_type_name(type), pc_state_name(get_state(d)));
 			ret = -EPROTO;
@@ -474,8 +472,9 @@ static int wait_attached(struct dest *d)
 static int open_conn(struct dest *d, int lfd)
 {
 	if (lfd >= 0)
-		return net_accept(lfd, d->stop_fd);
-	return net_connect(d->o->connect, d->o->connect_wait_ms, d->stop_fd);
+		return net_accept(lfd, d->stop_fd, d->o->link_timeout_ms);
+	return net_connect(d->o->connect, d->o->connect_wait_ms, d->stop_fd,
+			   d->o->link_timeout_ms);
 }
 
 static void send_error(struct dest *d, uint32_t code, const char *text)
@@ -699,9 +698,10 @@ static int reopen_conn(struct dest *d, int lfd, uint64_t deadline)
 			return -errno;
 		if (p[1].revents)
 			return -ECANCELED;
-		return net_accept(lfd, d->stop_fd);
+		return net_accept(lfd, d->stop_fd, d->o->link_timeout_ms);
 	}
-	return net_connect(d->o->connect, ms, d->stop_fd);
+	return net_connect(d->o->connect, ms, d->stop_fd,
+			   d->o->link_timeout_ms);
 }
 
 static void *preempt_thread(void *arg);
