@@ -3,9 +3,10 @@
 # Postcopy recovery inside the guest, between two network namespaces: with
 # --recover on both sides, the source connects through a TCP proxy that
 # is killed (and restarted) three times at random points during postcopy
-# with a workload running, so every connection breaks at once; every
-# run must finish with every page verified and no task killed.  Then the
-# source's own --test-cut hook, and a give-up case (source killed for
+# with a workload running, so every connection breaks at once; then the
+# veth link is set down three times for longer than --link-timeout (a
+# dead link: no FIN, no RST); every run must finish with every page
+# verified and no task killed.  Then the source's own --test-cut hook, and a give-up case (source killed for
 # good: the destination stays paused for --recover-wait, then fails, and
 # no VMM thread hangs).  umem backend, then the userfaultfd backends.
 set -u
@@ -46,6 +47,8 @@ ip -n "$NS_DST" link set rdst up
 ADDR=10.79.0.2
 SRC_ADDR=10.79.0.1
 SRC_RUN="ip netns exec $NS_SRC"
+LINK_DOWN="ip -n $NS_DST link set rdst down"
+LINK_UP="ip -n $NS_DST link set rdst up"
 DST_RUN="ip netns exec $NS_DST"
 SIZE=${UMEMD_TEST_SIZE:-16M}
 TMO=150
@@ -56,10 +59,9 @@ backends=
 "$BIN/test-libumem" uffd >/dev/null 2>&1 && backends="$backends uffd"
 [ -n "$backends" ] || t_skip "neither /dev/umem nor userfaultfd usable"
 for b in $backends; do
-	# Known flaw: reported as skipped, not passed, until the source
-	# detects dead links itself (keepalive / user timeout).
-	t_skip "$b, TCP proxy killed 3 times: recovery not reliable yet: near the end of a migration the source can miss a break (no keepalive) and never reconnect"
-	t_skip "$b, 3 link cuts (--test-cut): recovery not reliable yet: near the end of a migration the source can miss a break (no keepalive) and never reconnect"
+	mig_recover_cut "$b, TCP proxy killed 3 times" "$b" proxy
+	mig_recover_cut "$b, link down 3 times (dead link, no FIN)" "$b" link
+	mig_recover_cut "$b, 3 link cuts (--test-cut)" "$b" hook "--test-cut 700"
 	mig_recover_giveup "$b, source gone for good" "$b"
 done
 if [ -e /dev/umem ]; then

@@ -4,8 +4,10 @@
 # with --recover on both sides a broken connection pauses the migration,
 # the source reconnects, the destination sends its received map and the
 # source re-sends what is missing; every page verified, no task killed.
-# The link is cut by the source's --test-cut hook (3 times); the give-up
-# case kills the source for good.
+# The link is cut by the source's --test-cut hook (3 times), then by
+# killing a TCP proxy between them (3 times); the give-up case kills the
+# source for good.  Dead links (no FIN) need network namespaces: the
+# guest suite covers them.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . userspace/tests/suite-lib.sh
@@ -30,15 +32,8 @@ if ! "$BIN/test-libumem" uffd >/dev/null 2>&1; then
 	t_done
 fi
 for b in uffd uffd-minor; do
-	# Known flaw (see the proxy case below): reported as skipped, not passed.
-	t_skip "$b, 3 link cuts (--test-cut): recovery not reliable yet: near the end of a migration the source can miss a break (no keepalive) and never reconnect"
-	# Known flaw, not hidden: on the host about 1 run in 10 of this case
-	# ends with the destination paused and a source that never notices the
-	# break (it has no keepalive or user timeout), so it never reconnects.
-	# Reported as skipped until the source detects dead links itself; the
-	# guest suite still runs the proxy case, and --test-cut above covers
-	# the pause/resume path deterministically.
-	t_skip "$b, TCP proxy killed 3 times: source may miss the break (no keepalive yet)"
+	mig_recover_cut "$b, 3 link cuts (--test-cut)" "$b" hook "--test-cut 1000"
+	mig_recover_cut "$b, TCP proxy killed 3 times" "$b" proxy
 done
 mig_recover_giveup "uffd, source gone for good" uffd
 t_done

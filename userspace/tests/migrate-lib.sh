@@ -269,11 +269,17 @@ mig_precopy_nomap() {
 # workload running: mig_recover_cut DESC BACKEND MODE [SRC OPTS]
 #   MODE proxy: the source connects through tcp-proxy.py (in the
 #               destination's namespace), which is killed and restarted;
-#   MODE hook:  the source's own --test-cut (give N in SRC OPTS).
+#   MODE hook:  the source's own --test-cut (give N in SRC OPTS);
+#   MODE link:  the link goes down for 3 s (LINK_DOWN / LINK_UP: commands
+#               the suite defines), longer than --link-timeout 1 on both
+#               sides: no FIN, no RST, only silence, so both daemons must
+#               notice the dead link themselves.
 mig_recover_cut() {
-	local desc=$1 backend=$2 mode=$3 sopts=${4:-} drc src vrc i n ppid pport target
+	local desc=$1 backend=$2 mode=$3 sopts=${4:-} drc src vrc i n ppid pport target lt= cuts=3
 	mig_image
-	mig_start_dest "$backend" --recover --recover-wait 60 -v
+	[ "$mode" = link ] && lt="--link-timeout 1"
+	# shellcheck disable=SC2086
+	mig_start_dest "$backend" --recover --recover-wait 60 -v $lt
 	target=$ADDR:$PORT
 	if [ "$mode" = proxy ]; then
 		pport=$((PORT + 5000))
@@ -285,7 +291,7 @@ mig_recover_cut() {
 	SLOG=$WORK/src-$PORT.err
 	# shellcheck disable=SC2086
 	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --connect "$target" --connect-wait 20 \
-		--recover --throttle 4 -v $sopts >/dev/null 2>"$SLOG" &
+		--recover --throttle 2 -v $lt $sopts >/dev/null 2>"$SLOG" &
 	SPID=$!
 	mig_start_vmm --threads 2 --pattern random --duration 4 --verify-all
 	# Cut only in postcopy: a cut during the handshake fails, as it should.
@@ -293,14 +299,29 @@ mig_recover_cut() {
 		grep -q "RUN: the guest runs" "$DLOG" 2>/dev/null && break
 		sleep 0.1
 	done
-	if [ "$mode" = proxy ]; then
+	if [ "$mode" != hook ]; then
+		cuts=0
 		for i in 1 2 3; do
 			sleep "0.$((2 + RANDOM % 7))"
-			kill -9 "$ppid" 2>/dev/null
-			wait "$ppid" 2>/dev/null
-			sleep "0.$((RANDOM % 5))"
-			$DST_RUN python3 userspace/tests/tcp-proxy.py "$ADDR:$pport" "$ADDR:$PORT" &
-			ppid=$!
+			kill -0 "$DPID" 2>/dev/null || break
+			cuts=$((cuts + 1))
+			if [ "$mode" = proxy ]; then
+				kill -9 "$ppid" 2>/dev/null
+				wait "$ppid" 2>/dev/null
+				sleep "0.$((RANDOM % 5))"
+				$DST_RUN python3 userspace/tests/tcp-proxy.py "$ADDR:$pport" "$ADDR:$PORT" &
+				ppid=$!
+			else
+				$LINK_DOWN
+				sleep 3
+				$LINK_UP
+			fi
+			# The next cut only once this one was noticed and resumed.
+			for n in $(seq 150); do
+				kill -0 "$DPID" 2>/dev/null || break
+				[ "$(grep -c '^umemd: resumed' "$DLOG")" -ge "$i" ] && break
+				sleep 0.1
+			done
 		done
 	fi
 	vrc=99
@@ -314,9 +335,9 @@ mig_recover_cut() {
 	n=$(sed -n 's/.*"resumes":\([0-9]*\).*/\1/p' "$DJSON")
 	if [ "$drc" = 0 ] && [ "$src" = 0 ] && [ "$vrc" = 0 ] &&
 	   grep -q '"ok":true' "$DJSON" && [ "${n:-0}" -ge 1 ]; then
-		t_ok "$desc: $n resume(s), every page verified, no task killed"
+		t_ok "$desc: $n resume(s) after $cuts cut(s), every page verified, no task killed"
 	else
-		t_fail "$desc: dest=$drc source=$src vmm=$vrc resumes=${n:-?}"
+		t_fail "$desc: dest=$drc source=$src vmm=$vrc resumes=${n:-?} cuts=$cuts"
 		mig_dump
 	fi
 }

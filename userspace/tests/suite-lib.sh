@@ -76,6 +76,17 @@ wait_pid() {
 		fi
 		sleep 0.1
 	done
+	# WAIT_PID_DEBUG=FILE: before killing, append every umemd's thread
+	# stacks (gdb) and the TCP sockets to FILE, to debug a hang.
+	if [ -n "${WAIT_PID_DEBUG:-}" ]; then
+		local p
+		for p in $(pgrep -x umemd); do
+			echo "=== $p $(tr '\0' ' ' <"/proc/$p/cmdline")"
+			command -v gdb >/dev/null &&
+				gdb -p "$p" -batch -ex 'thread apply all bt' 2>&1 | grep -E '^#|^Thread'
+		done >>"$WAIT_PID_DEBUG"
+		ss -tnpi >>"$WAIT_PID_DEBUG" 2>&1
+	fi
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	return 0

@@ -304,7 +304,7 @@ static int fake_source(const char *addr, const char *what)
 	uint16_t type;
 	uint32_t len;
 	size_t n;
-	int fd = net_connect(addr, 10000, -1);
+	int fd = net_connect(addr, 10000, -1, 0);
 
 	if (fd < 0) {
 		fprintf(stderr, "fake-source: connect %s: %s\n", addr, strerror(-fd));
@@ -408,7 +408,7 @@ static int fake_dest(const char *addr, const char *what)
 	uint16_t type;
 	uint32_t len;
 	size_t n;
-	int fd = net_connect(addr, 10000, -1);
+	int fd = net_connect(addr, 10000, -1, 0);
 
 	if (fd < 0) {
 		fprintf(stderr, "fake-dest: connect %s: %s\n", addr, strerror(-fd));

@@ -42,12 +42,29 @@ const char *chan_strerror(int err)
 	}
 }
 
-static void tune(int fd)
+/*
+ * A peer behind a dead link sends no FIN or RST: without a bound, a reader
+ * would wait forever and so would the tasks faulting on its pages.
+ * Keepalive probes find an idle dead link; TCP_USER_TIMEOUT bounds how long
+ * sent data (and SYNs) may stay unacknowledged.  Both give up after
+ * @link_ms (0: kernel defaults, about two hours / fifteen minutes).
+ */
+static void tune(int fd, int link_ms)
 {
 	int one = 1;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	if (link_ms > 0) {
+		int probe_s = link_ms / 3000 > 0 ? link_ms / 3000 : 1;
+		int cnt = 3;
+		unsigned int user_ms = (unsigned int)link_ms;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &probe_s, sizeof(probe_s));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &probe_s, sizeof(probe_s));
+		setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms));
+	}
 }
 
 static int resolve(const char *hostport, bool passive, struct addrinfo **res)
@@ -107,7 +124,7 @@ static int wait_readable(int fd, int stop_fd, int timeout_ms)
 	return ret;
 }
 
-int net_accept(int lfd, int stop_fd)
+int net_accept(int lfd, int stop_fd, int link_ms)
 {
 	int ret = wait_readable(lfd, stop_fd, -1);
 
@@ -116,11 +133,11 @@ int net_accept(int lfd, int stop_fd)
 	ret = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	if (ret < 0)
 		return -errno;
-	tune(ret);
+	tune(ret, link_ms);
 	return ret;
 }
 
-int net_connect(const char *hostport, int wait_ms, int stop_fd)
+int net_connect(const char *hostport, int wait_ms, int stop_fd, int link_ms)
 {
 	struct addrinfo *res;
 	uint64_t deadline = now_ns() + (uint64_t)wait_ms * 1000000ULL;
@@ -134,15 +151,15 @@ int net_connect(const char *hostport, int wait_ms, int stop_fd)
 			ret = -errno;
 			break;
 		}
+		tune(fd, link_ms);
 		if (connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
-			tune(fd);
 			ret = fd;
 			break;
 		}
 		ret = -errno;
 		close(fd);
 		if ((ret != -ECONNREFUSED && ret != -ENETUNREACH &&
-		     ret != -EHOSTUNREACH) || now_ns() > deadline)
+		     ret != -EHOSTUNREACH && ret != -ETIMEDOUT) || now_ns() > deadline)
 			break;
 		if (wait_readable(stop_fd, -1, 100) > 0) {
 			ret = -ECANCELED;

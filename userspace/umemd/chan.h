@@ -32,10 +32,14 @@ void chan_init(struct chan *c, const char *name, int stop_fd);
 void chan_close(struct chan *c);
 /* Listen on "ADDR:PORT"; returns the listening fd or -errno. */
 int net_listen(const char *hostport);
-/* Accept one connection, or -ECANCELED when stop_fd fires. */
-int net_accept(int lfd, int stop_fd);
+/*
+ * Accept one connection, or -ECANCELED when stop_fd fires.  @link_ms: a
+ * dead link is reported (as an error on the socket) after about this
+ * long; 0 leaves the kernel's defaults.
+ */
+int net_accept(int lfd, int stop_fd, int link_ms);
 /* Connect to "ADDR:PORT", retrying refused connections for @wait_ms. */
-int net_connect(const char *hostport, int wait_ms, int stop_fd);
+int net_connect(const char *hostport, int wait_ms, int stop_fd, int link_ms);
 int chan_read_frame(struct chan *c, uint16_t *type, uint8_t *payload,
 		    uint32_t *len, char *err, size_t errlen);
 /* Write @a then @b (either may be empty) as one unit; -errno on failure. */

@@ -9,6 +9,7 @@
  *         [--no-preempt] [--bg-follow on|off] [--json] [-v]
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -46,6 +47,10 @@ static void usage(FILE *f)
 "  --listen ADDR:PORT   wait for the peer (ADDR may be empty: any)\n"
 "  --connect ADDR:PORT  connect to the peer (retried for --connect-wait seconds)\n"
 "  --connect-wait SEC   default 30\n"
+"  --link-timeout SEC   a connection whose peer stops answering (dead link,\n"
+"                       no FIN or RST) is declared broken after about SEC\n"
+"                       seconds: TCP keepalive + TCP_USER_TIMEOUT (default\n"
+"                       10; 0: the kernel's defaults, hours)\n"
 "  --backend NAME       region backend (default umem)\n"
 "  --name NAME          region name (umem node /dev/umem-NAME)\n"
 "  --vmm-socket PATH    unix socket handing the region to the VMM\n"
@@ -61,6 +66,8 @@ static void usage(FILE *f)
 "                       fails (umem: waiting tasks get SIGBUS)\n"
 "  --test-cut N         (testing) source cuts the link every N pages, 3 times\n"
 "  --json               print the summary as one JSON object on stdout\n"
+"  --latency-log FILE   (incoming) write every request latency, fault read ->\n"
+"                       page installed, in nanoseconds, one per line, sorted\n"
 "  --progress           progress on stderr even when it is not a terminal\n"
 "  -v, --verbose        more messages\n");
 }
@@ -71,6 +78,25 @@ static void on_sigusr1(int sig)
 	umemd_switch_requested = 1;
 }
 
+/* After summary_print(), which sorted @s->lat_ns. */
+static int write_latency_log(const char *path, const struct umemd_summary *s)
+{
+	FILE *f = fopen(path, "w");
+	uint64_t i;
+
+	if (!f) {
+		log_msg("--latency-log %s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < s->nlat; i++)
+		fprintf(f, "%llu\n", (unsigned long long)s->lat_ns[i]);
+	if (fclose(f)) {
+		log_msg("--latency-log %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -79,6 +105,7 @@ int main(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "connect", required_argument, NULL, 'c' },
 		{ "connect-wait", required_argument, NULL, 'W' },
+		{ "link-timeout", required_argument, NULL, 'K' },
 		{ "ram", required_argument, NULL, 'r' },
 		{ "backend", required_argument, NULL, 'b' },
 		{ "name", required_argument, NULL, 'n' },
@@ -87,6 +114,7 @@ int main(int argc, char **argv)
 		{ "bg-follow", required_argument, NULL, 'f' },
 		{ "throttle", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "latency-log", required_argument, NULL, 'L' },
 		{ "progress", no_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "pid", required_argument, NULL, 'p' },
@@ -114,6 +142,7 @@ int main(int argc, char **argv)
 	o.preempt = true;
 	o.bg_follow = true;
 	o.connect_wait_ms = 30000;
+	o.link_timeout_ms = 10000;
 	o.recover_wait_ms = 60000;
 	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
 		switch (c) {
@@ -127,6 +156,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			o.connect_wait_ms = (int)v * 1000;
+			break;
+		case 'K':
+			if (parse_u64(optarg, &v) || v > 3600) {
+				log_msg("bad --link-timeout %s (seconds, 0..3600)", optarg);
+				return 2;
+			}
+			o.link_timeout_ms = (int)v * 1000;
 			break;
 		case 'r':
 			if (o.nram == UMEMD_MAX_RAM_FILES) {
@@ -153,6 +189,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'j': o.json = true; break;
+		case 'L': o.latency_log = optarg; break;
 		case 'G': o.progress = true; break;
 		case 'v': o.verbose++; break;
 		case 'p':
@@ -226,6 +263,10 @@ int main(int argc, char **argv)
 		log_msg("unknown backend %s (umem, uffd, uffd-minor)", o.backend);
 		return 2;
 	}
+	if (o.latency_log && !o.incoming) {
+		log_msg("--latency-log is for --incoming");
+		return 2;
+	}
 	if (!o.outgoing && (o.pid || o.stop_cmd || o.postcopy_after || o.max_rounds || o.dirty)) {
 		log_msg("--pid, --stop-cmd, --postcopy-after and --max-rounds are for --outgoing");
 		return 2;
@@ -250,6 +291,8 @@ int main(int argc, char **argv)
 	summary_print(&sum, false);
 	if (o.json)
 		summary_print(&sum, true);
+	if (o.latency_log && write_latency_log(o.latency_log, &sum))
+		ret = -1;
 	free(sum.lat_ns);
 	return ret ? 1 : 0;
 }

@@ -501,16 +501,18 @@ out:
 static int open_conn(struct source *s, int lfd)
 {
 	if (lfd >= 0)
-		return net_accept(lfd, s->stop_fd);
-	return net_connect(s->o->connect, s->o->connect_wait_ms, s->stop_fd);
+		return net_accept(lfd, s->stop_fd, s->o->link_timeout_ms);
+	return net_connect(s->o->connect, s->o->connect_wait_ms, s->stop_fd,
+			   s->o->link_timeout_ms);
 }
 
 /* As open_conn(), with our own bound on connect retries. */
 static int open_conn_wait(struct source *s, int lfd, int wait_ms)
 {
 	if (lfd >= 0)
-		return net_accept(lfd, s->stop_fd);
-	return net_connect(s->o->connect, wait_ms, s->stop_fd);
+		return net_accept(lfd, s->stop_fd, s->o->link_timeout_ms);
+	return net_connect(s->o->connect, wait_ms, s->stop_fd,
+			   s->o->link_timeout_ms);
 }
 
 static int handshake(struct source *s, int lfd)

@@ -15,6 +15,7 @@ struct umemd_opts {
 	bool outgoing, incoming;
 	const char *listen, *connect;
 	int connect_wait_ms;
+	int link_timeout_ms;		/* dead link reported after this (0: kernel) */
 	/* source */
 	const char *ram[UMEMD_MAX_RAM_FILES];
 	int nram;
@@ -33,6 +34,7 @@ struct umemd_opts {
 	const char *vmm_socket;
 	bool preempt;
 	bool json;
+	const char *latency_log;	/* destination: one request latency (ns) per line */
 	bool progress;		/* stderr is a terminal */
 	int verbose;
 	/* testing hooks */
