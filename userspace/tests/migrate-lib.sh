@@ -180,6 +180,8 @@ mig_bad_input_cases() { # BACKEND
 	mig_fake_source version "unsupported protocol version 7\.\.9 \(this umemd speaks 1\.\.2\)" "$b"
 	mig_fake_source hello-oversize "HELLO frame of [0-9]+ bytes" "$b"
 	mig_fake_source runfirst "RUN not allowed in state NONE" "$b"
+	mig_fake_source devstate-gap "DEVICE_STATE bytes 50\+10 of 100, expected offset 10" "$b"
+	mig_fake_source devstate-short "RUN after 10 of 100 bytes of device state" "$b"
 	mig_fake_source truncated "middle of a frame" "$b"
 	mig_fake_source eof "source died|closed" "$b"
 	mig_fake_source duplicate "duplicate PAGE for page 3" "$b"
@@ -201,10 +203,14 @@ mig_bad_input_cases() { # BACKEND
 # that, page for page (--expect-file).  Needs RAM file in $PCFILE's
 # directory (tmpfs: /dev/shm or /tmp).
 #
+# A device-state blob (--device-state, 70001 random bytes: nine pieces,
+# the last one short) must arrive byte for byte (--device-state-out).
+#
 # mig_precopy DESC BACKEND "SRC OPTS" CHECK_REGEX [USR1_AFTER_SEC]
 #   CHECK_REGEX is matched against the source's JSON summary.
 mig_precopy() {
 	local desc=$1 backend=$2 sopts=$3 re=$4 usr1=${5:-} drc src vrc wpid sjson
+	local ds=$WORK/devstate.in ds_out=$WORK/devstate.out.$RANDOM
 	PCFILE=${PCDIR:-/dev/shm}/umem-precopy-$$-$PORT.img
 	"$BIN/umem-vmm" --make-image "$PCFILE" --size "$SIZE" --seed "$SEED" || {
 		t_fail "$desc: cannot create $PCFILE"
@@ -214,12 +220,14 @@ mig_precopy() {
 		2>"$WORK/writer-$PORT.err" &
 	wpid=$!
 	sleep 0.3
-	mig_start_dest "$backend"
+	head -c 70001 /dev/urandom >"$ds"
+	mig_start_dest "$backend" --device-state-out "$ds_out"
 	SLOG=$WORK/src-$PORT.err
 	sjson=$WORK/src-$PORT.json
 	# shellcheck disable=SC2086
 	$SRC_RUN "$BIN/umemd" --outgoing --ram "$PCFILE" --connect "$ADDR:$PORT" \
-		--connect-wait 20 --pid "$wpid" --json $sopts >"$sjson" 2>"$SLOG" &
+		--connect-wait 20 --pid "$wpid" --json --device-state "$ds" $sopts \
+		>"$sjson" 2>"$SLOG" &
 	SPID=$!
 	mig_start_vmm --expect-file "$PCFILE" --threads 2 --pattern random --duration 1 --verify-all
 	if [ -n "$usr1" ]; then
@@ -233,14 +241,15 @@ mig_precopy() {
 	kill -9 "$wpid" 2>/dev/null
 	wait "$wpid" 2>/dev/null
 	if [ "$drc" = 0 ] && [ "$src" = 0 ] && [ "$vrc" = 0 ] &&
-	   grep -q '"ok":true' "$DJSON" && grep -qE "$re" "$sjson"; then
-		t_ok "$desc: every page holds the writer's last value ($(sed -n 's/.*"dirty_tracking":"\([a-z -]*[a-z]\).*"rounds":\([0-9]*\),"round_pages":\(\[[0-9,]*\]\).*"pages_discarded":\([0-9]*\),"switch":"\([^"]*\)".*"downtime_ms":\([0-9.]*\).*/\1; rounds \2 \3; discarded \4; switch: \5; downtime \6 ms/p' "$sjson"))"
+	   grep -q '"ok":true' "$DJSON" && grep -qE "$re" "$sjson" &&
+	   cmp -s "$ds" "$ds_out"; then
+		t_ok "$desc: every page holds the writer's last value, device state intact ($(sed -n 's/.*"dirty_tracking":"\([a-z -]*[a-z]\).*"rounds":\([0-9]*\),"round_pages":\(\[[0-9,]*\]\).*"pages_discarded":\([0-9]*\),"switch":"\([^"]*\)".*"downtime_ms":\([0-9.]*\).*/\1; rounds \2 \3; discarded \4; switch: \5; downtime \6 ms/p' "$sjson"))"
 	else
-		t_fail "$desc: dest=$drc source=$src vmm=$vrc (want summary /$re/)"
+		t_fail "$desc: dest=$drc source=$src vmm=$vrc (want summary /$re/; device state: $(cmp "$ds" "$ds_out" 2>&1 || true))"
 		cat "$sjson" | sed 's/^/#   /'
 		mig_dump
 	fi
-	rm -f "$PCFILE"
+	rm -f "$PCFILE" "$ds" "$ds_out"
 }
 
 # A VMM that is not running precopy-able: --pid without a shared mapping.

@@ -268,6 +268,44 @@ static void test_state(void)
 	OK(pc_step(&s, MSG_HELLO_ACK, err, sizeof(err)) == -EPROTO, "return-path frame on the main stream: %s", err);
 }
 
+static void test_devstate(void)
+{
+	struct proto_layout lay;
+	struct proto_msg m;
+	enum pc_state s = PC_NONE;
+	size_t n;
+
+	make_layout(&lay, 1 << 20, 0);
+	n = proto_enc_devstate_hdr(buf, 20000, 8192, 100);
+	memset(buf + n, 0x33, 100);
+	n += 100;
+	OK(proto_parse(buf, n, &lay, &m, NULL, err, sizeof(err)) == (int)n &&
+	   m.type == MSG_DEVICE_STATE && m.u.devstate.total == 20000 &&
+	   m.u.devstate.offset == 8192 && m.u.devstate.len == 100 &&
+	   m.u.devstate.data[99] == 0x33, "DEVICE_STATE round trip");
+	n = proto_enc_devstate_hdr(buf, 100, 95, 10) + 10;
+	OK(proto_parse(buf, n, &lay, &m, NULL, err, sizeof(err)) == -EPROTO,
+	   "DEVICE_STATE past its total: %s", err);
+	n = proto_enc_devstate_hdr(buf, (uint64_t)PROTO_MAX_DEVSTATE + 1, 0, 10) + 10;
+	OK(proto_parse(buf, n, &lay, &m, NULL, err, sizeof(err)) == -EPROTO,
+	   "DEVICE_STATE over 16 MiB: %s", err);
+	n = proto_enc_devstate_hdr(buf, 100, 0, 0);
+	OK(proto_parse(buf, n, &lay, &m, NULL, err, sizeof(err)) == -EPROTO,
+	   "empty DEVICE_STATE piece: %s", err);
+	proto_enc_hdr(buf, MSG_DEVICE_STATE, 16 + PROTO_DEVSTATE_CHUNK + 1);
+	OK(proto_check_hdr(buf, &m.type, &m.len, err, sizeof(err)) == -EPROTO,
+	   "DEVICE_STATE piece over %u bytes: %s", PROTO_DEVSTATE_CHUNK, err);
+	OK(pc_step(&s, MSG_DEVICE_STATE, err, sizeof(err)) == -EPROTO,
+	   "DEVICE_STATE before LISTEN: %s", err);
+	pc_step(&s, MSG_ADVISE, err, sizeof(err));
+	pc_step(&s, MSG_LISTEN, err, sizeof(err));
+	OK(pc_step(&s, MSG_DEVICE_STATE, err, sizeof(err)) == 0 && s == PC_LISTENING,
+	   "DEVICE_STATE between LISTEN and RUN");
+	pc_step(&s, MSG_RUN, err, sizeof(err));
+	OK(pc_step(&s, MSG_DEVICE_STATE, err, sizeof(err)) == -EPROTO,
+	   "DEVICE_STATE after RUN: %s", err);
+}
+
 static void test_garbage(void)
 {
 	struct proto_layout lay;
@@ -337,6 +375,24 @@ static int fake_source(const char *addr, const char *what)
 	}
 	if (!strcmp(what, "runfirst")) {
 		n = proto_enc_empty(buf, MSG_RUN);
+		chan_write(&c, buf, n, NULL, 0);
+		goto expect_error;
+	}
+	if (!strcmp(what, "devstate-gap") || !strcmp(what, "devstate-short")) {
+		bool gap = !strcmp(what, "devstate-gap");
+
+		n = proto_enc_empty(buf, MSG_ADVISE);
+		n += proto_enc_empty(buf + n, MSG_LISTEN);
+		n += proto_enc_devstate_hdr(buf + n, 100, 0, 10);
+		memset(buf + n, 0xd5, 10);
+		n += 10;
+		if (gap) {	/* bytes 10..49 never sent */
+			n += proto_enc_devstate_hdr(buf + n, 100, 50, 10);
+			memset(buf + n, 0xd5, 10);
+			n += 10;
+		} else {	/* RUN with 90 bytes missing */
+			n += proto_enc_empty(buf + n, MSG_RUN);
+		}
 		chan_write(&c, buf, n, NULL, 0);
 		goto expect_error;
 	}
@@ -507,6 +563,7 @@ int main(int argc, char **argv)
 	test_hello();
 	test_pages();
 	test_state();
+	test_devstate();
 	test_garbage();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;

@@ -60,6 +60,9 @@ struct dest {
 	pthread_mutex_t slock;		/* state, end_seen */
 	enum pc_state state;
 	bool end_seen;
+	/* DEVICE_STATE pieces, main thread only */
+	uint8_t *ds;
+	uint64_t ds_total, ds_got;
 	struct chan main, pre;
 	bool preempt;
 	int stop_fd;
@@ -585,7 +588,7 @@ static int handshake(struct dest *d, int lfd, uint8_t *buf)
 	d->pages = d->lay.total_pages;
 	d->session = h.session;
 	/* What the peer offers vs what we want. */
-	want = PROTO_F_ZERO | (d->o->preempt ? PROTO_F_PREEMPT : 0) |
+	want = PROTO_F_ZERO | PROTO_F_DEVSTATE | (d->o->preempt ? PROTO_F_PREEMPT : 0) |
 	       (d->o->recover ? PROTO_F_RECOVER : 0);
 	feats = h.features & want & PROTO_F_KNOWN;
 	if (d->o->verbose)
@@ -841,6 +844,77 @@ static int dest_resume(struct dest *d, int lfd, uint8_t *buf)
 	return -ETIMEDOUT;
 }
 
+/* ---- device state (DEVSTATE): LISTEN, pieces, RUN ---- */
+
+/* One DEVICE_STATE frame: pieces come in order and agree on the total. */
+static int device_state_piece(struct dest *d, const struct proto_msg *m,
+			      char *err, size_t errlen)
+{
+	if (!d->ds) {
+		d->ds = malloc(m->u.devstate.total ? m->u.devstate.total : 1);
+		if (!d->ds) {
+			snprintf(err, errlen, "device state of %llu bytes: out of memory",
+				 (unsigned long long)m->u.devstate.total);
+			return -ENOMEM;
+		}
+		d->ds_total = m->u.devstate.total;
+	}
+	if (m->u.devstate.total != d->ds_total || m->u.devstate.offset != d->ds_got) {
+		snprintf(err, errlen,
+			 "DEVICE_STATE bytes %llu+%u of %llu, expected offset %llu of %llu",
+			 (unsigned long long)m->u.devstate.offset, m->u.devstate.len,
+			 (unsigned long long)m->u.devstate.total,
+			 (unsigned long long)d->ds_got, (unsigned long long)d->ds_total);
+		return -EPROTO;
+	}
+	memcpy(d->ds + d->ds_got, m->u.devstate.data, m->u.devstate.len);
+	d->ds_got += m->u.devstate.len;
+	return 0;
+}
+
+/*
+ * At RUN: the blob must be whole; --device-state-out gets it (an empty
+ * file if the source sent none) before the VMM hears RUN.  Written to a
+ * temporary name and renamed, so a reader never sees half of it.
+ */
+static int device_state_done(struct dest *d, char *err, size_t errlen)
+{
+	const char *path = d->o->device_state_out;
+	char tmp[4096];
+	FILE *f;
+
+	if (d->ds_got != d->ds_total) {
+		snprintf(err, errlen, "RUN after %llu of %llu bytes of device state",
+			 (unsigned long long)d->ds_got, (unsigned long long)d->ds_total);
+		return -EPROTO;
+	}
+	d->sum->device_state_bytes = d->ds_got;
+	if (!path)
+		return 0;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp)) {
+		snprintf(err, errlen, "--device-state-out: path too long");
+		return -ENAMETOOLONG;
+	}
+	f = fopen(tmp, "we");
+	if (!f || (d->ds_got && fwrite(d->ds, 1, d->ds_got, f) != d->ds_got) ||
+	    fflush(f) || fsync(fileno(f))) {
+		snprintf(err, errlen, "--device-state-out %.150s: %s", tmp, strerror(errno));
+		if (f)
+			fclose(f);
+		unlink(tmp);
+		return -EIO;
+	}
+	if (fclose(f) || rename(tmp, path)) {
+		snprintf(err, errlen, "--device-state-out %.150s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -EIO;
+	}
+	if (d->verbose)
+		log_msg("device state: %llu bytes written to %s",
+			(unsigned long long)d->ds_got, path);
+	return 0;
+}
+
 /* ---- main stream ---- */
 
 static int main_loop(struct dest *d, uint8_t *buf)
@@ -910,7 +984,21 @@ static int main_loop(struct dest *d, uint8_t *buf)
 			}
 			d->fault_on = true;
 			break;
+		case MSG_DEVICE_STATE:
+			ret = device_state_piece(d, &m, err, sizeof(err));
+			if (ret) {
+				dest_fail(d, "main channel: %s", err);
+				send_error(d, ret == -EPROTO ? PROTO_E_PROTO : PROTO_E_LOCAL, err);
+				return ret;
+			}
+			break;
 		case MSG_RUN:
+			ret = device_state_done(d, err, sizeof(err));
+			if (ret) {
+				dest_fail(d, "%s", err);
+				send_error(d, ret == -EPROTO ? PROTO_E_PROTO : PROTO_E_LOCAL, err);
+				return ret;
+			}
 			if (d->verbose)
 				log_msg("RUN: the guest runs here now");
 			vmm_notify(d, VMM_RUN, NULL);
@@ -1058,6 +1146,7 @@ out:
 		unlink(o->vmm_socket);
 	}
 	close(d.stop_fd);
+	free(d.ds);
 	free(d.pstate);
 	free(d.requested);
 	free(d.req_time);

@@ -40,6 +40,9 @@ static void usage(FILE *f)
 "  --postcopy-after N   switch after N precopy rounds (default: when the dirty\n"
 "                       set stops shrinking, or after --max-rounds, default 30)\n"
 "  --stop-cmd CMD       stop the VMM with 'sh -c CMD' instead of SIGSTOP\n"
+"  --device-state FILE  opaque device state (at most 16 MiB), read when the\n"
+"                       VMM is stopped (so --stop-cmd may write it) and sent\n"
+"                       between LISTEN and RUN\n"
 "  --dirty METHOD       auto (default: soft-dirty if the kernel has it, else\n"
 "                       hash), soft-dirty, or hash (re-read and hash every\n"
 "                       sent page each round; any kernel)\n"
@@ -55,6 +58,8 @@ static void usage(FILE *f)
 "  --name NAME          region name (umem node /dev/umem-NAME)\n"
 "  --vmm-socket PATH    unix socket handing the region to the VMM\n"
 "  --no-preempt         requested pages on the main stream, no second channel\n"
+"  --device-state-out FILE  (incoming) the source's device state is written\n"
+"                       here (empty if it sent none) before RUN is passed on\n"
 "  --bg-follow on|off   move the background cursor next to the last request (source; default on)\n"
 "  --throttle N         (testing) source sleeps 1 ms every N background pages\n"
 "  --recover            (both sides; protocol v2) a broken connection in postcopy\n"
@@ -115,6 +120,8 @@ int main(int argc, char **argv)
 		{ "throttle", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "latency-log", required_argument, NULL, 'L' },
+		{ "device-state", required_argument, NULL, 'S' },
+		{ "device-state-out", required_argument, NULL, 'U' },
 		{ "progress", no_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "pid", required_argument, NULL, 'p' },
@@ -190,6 +197,8 @@ int main(int argc, char **argv)
 			break;
 		case 'j': o.json = true; break;
 		case 'L': o.latency_log = optarg; break;
+		case 'S': o.device_state = optarg; break;
+		case 'U': o.device_state_out = optarg; break;
 		case 'G': o.progress = true; break;
 		case 'v': o.verbose++; break;
 		case 'p':
@@ -263,8 +272,12 @@ int main(int argc, char **argv)
 		log_msg("unknown backend %s (umem, uffd, uffd-minor)", o.backend);
 		return 2;
 	}
-	if (o.latency_log && !o.incoming) {
-		log_msg("--latency-log is for --incoming");
+	if ((o.latency_log || o.device_state_out) && !o.incoming) {
+		log_msg("--latency-log and --device-state-out are for --incoming");
+		return 2;
+	}
+	if (o.device_state && !o.outgoing) {
+		log_msg("--device-state is for --outgoing (--device-state-out on --incoming)");
 		return 2;
 	}
 	if (!o.outgoing && (o.pid || o.stop_cmd || o.postcopy_after || o.max_rounds || o.dirty)) {

@@ -48,6 +48,7 @@ const char *proto_type_name(uint16_t type)
 	case MSG_ZERO: return "ZERO";
 	case MSG_END: return "END";
 	case MSG_PREEMPT_HELLO: return "PREEMPT_HELLO";
+	case MSG_DEVICE_STATE: return "DEVICE_STATE";
 	case MSG_RESUME: return "RESUME";
 	case MSG_RECV_MAP: return "RECV_MAP";
 	case MSG_RESUME_OK: return "RESUME_OK";
@@ -90,6 +91,10 @@ static int len_bounds(uint16_t type, uint32_t *min, uint32_t *max)
 		return 0;
 	case MSG_RESUME_OK:
 		*min = *max = 8;
+		return 0;
+	case MSG_DEVICE_STATE:
+		*min = 16 + 1;
+		*max = 16 + PROTO_DEVSTATE_CHUNK;
 		return 0;
 	case MSG_HELLO_ACK:
 		*min = *max = 24;
@@ -311,6 +316,22 @@ int proto_decode(uint16_t type, const uint8_t *p, uint32_t len,
 		m->u.map.page = pg;
 		m->u.map.bits = bits;
 		m->u.map.map = p + 16;
+		return 0;
+	}
+	case MSG_DEVICE_STATE: {
+		uint64_t total = get64(p), off = get64(p + 8);
+		uint32_t n = len - 16;
+
+		if (total > PROTO_MAX_DEVSTATE)
+			return fail(err, errlen, "DEVICE_STATE of %llu bytes (at most %u)",
+				    (unsigned long long)total, PROTO_MAX_DEVSTATE);
+		if (off > total || n > total - off)
+			return fail(err, errlen, "DEVICE_STATE bytes %llu+%u past its end %llu",
+				    (unsigned long long)off, n, (unsigned long long)total);
+		m->u.devstate.total = total;
+		m->u.devstate.offset = off;
+		m->u.devstate.len = n;
+		m->u.devstate.data = p + 16;
 		return 0;
 	}
 	case MSG_RESUME_OK:
@@ -557,6 +578,15 @@ size_t proto_enc_u64(uint8_t *out, uint16_t type, uint64_t v)
 	proto_enc_hdr(out, type, 8);
 	put64(out + 8, v);
 	return PROTO_HDR_LEN + 8;
+}
+
+size_t proto_enc_devstate_hdr(uint8_t *out, uint64_t total, uint64_t offset,
+			      uint32_t len)
+{
+	proto_enc_hdr(out, MSG_DEVICE_STATE, 16 + len);
+	put64(out + 8, total);
+	put64(out + 16, offset);
+	return PROTO_HDR_LEN + 16;
 }
 
 size_t proto_enc_error(uint8_t *out, uint32_t code, const char *text)

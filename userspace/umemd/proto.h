@@ -28,8 +28,12 @@
 #define PROTO_F_PREEMPT		(1ULL << 0)	/* second channel for requested pages */
 #define PROTO_F_ZERO		(1ULL << 1)	/* ZERO frames for zero pages */
 #define PROTO_F_RECOVER		(1ULL << 2)	/* v2: postcopy pauses on a broken connection */
-#define PROTO_F_KNOWN		(PROTO_F_PREEMPT | PROTO_F_ZERO | PROTO_F_RECOVER)
+#define PROTO_F_DEVSTATE	(1ULL << 3)	/* DEVICE_STATE frames between LISTEN and RUN */
+#define PROTO_F_KNOWN		(PROTO_F_PREEMPT | PROTO_F_ZERO | PROTO_F_RECOVER | \
+				 PROTO_F_DEVSTATE)
 #define PROTO_MAP_BITS		32768		/* pages per RECV_MAP frame */
+#define PROTO_MAX_DEVSTATE	(16U << 20)	/* device-state blob, bytes */
+#define PROTO_DEVSTATE_CHUNK	8192		/* data bytes per DEVICE_STATE frame */
 
 enum proto_type {
 	/* source -> destination */
@@ -43,6 +47,7 @@ enum proto_type {
 	MSG_END		= 0x08,
 	MSG_PREEMPT_HELLO = 0x09,
 	MSG_RESUME	= 0x0a,		/* v2: first frame of a resumed main connection */
+	MSG_DEVICE_STATE = 0x0b,	/* DEVSTATE: a piece of the device-state blob */
 	/* destination -> source (return path) */
 	MSG_HELLO_ACK	= 0x41,
 	MSG_REQ		= 0x42,
@@ -120,6 +125,12 @@ struct proto_msg {
 			uint32_t count;
 			const uint8_t *raw;
 		} discard;
+		struct {
+			uint64_t total;	/* whole blob, bytes */
+			uint64_t offset;
+			uint32_t len;
+			const uint8_t *data;
+		} devstate;		/* DEVICE_STATE */
 		uint64_t pages;		/* ACK, DONE */
 		struct {
 			uint32_t code;
@@ -190,6 +201,9 @@ size_t proto_enc_run(uint8_t *out, uint16_t type,
 		     const struct proto_layout *lay, uint64_t page,
 		     uint32_t count);
 size_t proto_enc_u64(uint8_t *out, uint16_t type, uint64_t v);
+/* DEVICE_STATE header (16-byte payload prefix); @len data bytes follow. */
+size_t proto_enc_devstate_hdr(uint8_t *out, uint64_t total, uint64_t offset,
+			      uint32_t len);
 size_t proto_enc_error(uint8_t *out, uint32_t code, const char *text);
 /* DISCARD with @n (page, count) ranges; each range within one block. */
 size_t proto_enc_discard(uint8_t *out, size_t outlen,

@@ -127,6 +127,8 @@ static bool src_pause(struct source *s, const char *what, int ret)
 	return true;
 }
 
+static int send_listen_run(struct source *s, const uint8_t *pre, size_t prelen);
+
 /* What a failed write to the destination most likely means. */
 static const char *gone(int ret)
 {
@@ -572,6 +574,10 @@ static int handshake(struct source *s, int lfd)
 	if (s->o->recover && !s->recover)
 		log_msg("the destination does not do RECOVER: a broken link will fail the migration");
 	s->zero_ok = m.u.ack.features & PROTO_F_ZERO;
+	if (s->o->device_state && !(m.u.ack.features & PROTO_F_DEVSTATE)) {
+		src_fail(s, "--device-state: the destination does not take device state (no DEVSTATE feature)");
+		return -EPROTO;
+	}
 	s->sum->preempt = s->preempt;
 	if (s->preempt) {
 		ret = open_conn(s, lfd);
@@ -591,9 +597,10 @@ static int handshake(struct source *s, int lfd)
 	 * precopy rounds and the switch (precopy_and_switch()). */
 	n = proto_enc_empty(buf, MSG_ADVISE);
 	if (!s->o->pid && !s->o->stop_cmd) {
-		n += proto_enc_empty(buf + n, MSG_LISTEN);
-		n += proto_enc_empty(buf + n, MSG_RUN);
-		atomic_store(&s->running, true);
+		ret = send_listen_run(s, buf, n);
+		if (!ret)
+			atomic_store(&s->running, true);
+		return ret;
 	}
 	ret = chan_write(&s->main, buf, n, NULL, 0);
 	if (ret)
@@ -1031,11 +1038,9 @@ static int precopy_and_switch(struct source *s, struct dirty *t)
 	struct umemd_summary *sum = s->sum;
 	uint8_t *dmap = calloc(s->pages, 1);
 	uint64_t prev = s->pages, t_start = now_ns(), t_stop, nd = 0;
-	uint8_t cmd[2 * PROTO_HDR_LEN];
 	const char *why = "no dirty tracking (--stop-cmd only)";
 	uint32_t max = s->o->max_rounds ? s->o->max_rounds : 30;
 	bool stopped = false;
-	size_t n;
 	int ret = -1;
 
 	if (!dmap) {
@@ -1112,13 +1117,8 @@ static int precopy_and_switch(struct source *s, struct dirty *t)
 		if (send_discards(s, dmap, &sum->pages_discarded))
 			goto fail;
 	}
-	n = proto_enc_empty(cmd, MSG_LISTEN);
-	n += proto_enc_empty(cmd + n, MSG_RUN);
-	ret = chan_write(&s->main, cmd, n, NULL, 0);
-	if (ret) {
-		src_fail(s, "sending LISTEN, RUN: %s%s", chan_strerror(ret), gone(ret));
+	if (send_listen_run(s, NULL, 0))
 		goto fail;
-	}
 	stopped = false;	/* RUN is out: the guest lives on the destination */
 	atomic_store(&s->running, true);
 	sum->downtime_ns = now_ns() - t_stop;
@@ -1134,6 +1134,103 @@ out:
 	return ret;
 }
 
+
+/* ---- the switch: LISTEN, device state, RUN ---- */
+
+/*
+ * Read --device-state FILE now: at the switch, once the VMM is stopped,
+ * so a --stop-cmd hook can write it.  At most PROTO_MAX_DEVSTATE bytes.
+ */
+static int load_device_state(struct source *s, uint8_t **blob, size_t *len)
+{
+	const char *path = s->o->device_state;
+	size_t cap = 65536, n = 0;
+	uint8_t *b = NULL;
+	int fd;
+
+	*blob = NULL;
+	*len = 0;
+	if (!path)
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		src_fail(s, "--device-state %s: %s", path, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (n == cap || !b) {
+			uint8_t *nb = n == cap ? realloc(b, cap *= 2) : malloc(cap);
+
+			if (!nb) {
+				free(b);
+				close(fd);
+				src_fail(s, "--device-state %s: out of memory", path);
+				return -1;
+			}
+			b = nb;
+		}
+		r = read(fd, b + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			src_fail(s, "--device-state %s: %s", path, strerror(errno));
+			break;
+		}
+		if (!r) {
+			close(fd);
+			*blob = b;
+			*len = n;
+			return 0;
+		}
+		n += (size_t)r;
+		if (n > PROTO_MAX_DEVSTATE) {
+			src_fail(s, "--device-state %s: larger than %u bytes", path,
+				 PROTO_MAX_DEVSTATE);
+			break;
+		}
+	}
+	free(b);
+	close(fd);
+	return -1;
+}
+
+/*
+ * @pre (ADVISE, DISCARDs, or nothing), LISTEN, the device-state blob in
+ * DEVICE_STATE pieces, RUN: the package of 000_* (LISTEN, device state,
+ * RUN), sent as consecutive frames on the main stream.
+ */
+static int send_listen_run(struct source *s, const uint8_t *pre, size_t prelen)
+{
+	uint8_t hdr[PROTO_HDR_LEN + 16], cmd[3 * PROTO_HDR_LEN];
+	uint8_t *blob;
+	size_t len, n = 0;
+	int ret;
+
+	if (load_device_state(s, &blob, &len))
+		return -ECANCELED;
+	if (prelen)
+		memcpy(cmd, pre, prelen);
+	n = prelen + proto_enc_empty(cmd + prelen, MSG_LISTEN);
+	ret = chan_write(&s->main, cmd, n, NULL, 0);
+	for (size_t off = 0; !ret && off < len; off += PROTO_DEVSTATE_CHUNK) {
+		uint32_t c = len - off < PROTO_DEVSTATE_CHUNK ? (uint32_t)(len - off) :
+			     PROTO_DEVSTATE_CHUNK;
+
+		ret = chan_write(&s->main, hdr, proto_enc_devstate_hdr(hdr, len, off, c),
+				 blob + off, c);
+	}
+	free(blob);
+	if (!ret)
+		ret = chan_write(&s->main, cmd, proto_enc_empty(cmd, MSG_RUN), NULL, 0);
+	if (ret)
+		src_fail(s, "sending LISTEN, device state, RUN: %s%s", chan_strerror(ret),
+			 gone(ret));
+	else
+		s->sum->device_state_bytes = len;
+	return ret;
+}
 
 /* ---- recovery (--recover, feature RECOVER) ---- */
 

@@ -41,6 +41,8 @@ bool pc_allowed(enum pc_state s, uint16_t type)
 		return s == PC_LISTENING;
 	case MSG_END:
 		return s == PC_RUNNING;
+	case MSG_DEVICE_STATE:
+		return s == PC_LISTENING;
 	case MSG_PAGE:
 	case MSG_ZERO:
 		return s >= PC_ADVISE && s <= PC_RUNNING;

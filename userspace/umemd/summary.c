@@ -68,6 +68,8 @@ void summary_print(const struct umemd_summary *s, bool json)
 		       (unsigned long long)s->requests_dup,
 		       (unsigned long long)s->bytes_main,
 		       (unsigned long long)s->bytes_preempt);
+		printf(",\"device_state_bytes\":%llu",
+		       (unsigned long long)s->device_state_bytes);
 		if (s->precopy || s->switch_reason) {
 			printf(",\"precopy\":{\"dirty_tracking\":");
 			json_str(s->dirty_method ? s->dirty_method : "none");
@@ -104,6 +106,9 @@ void summary_print(const struct umemd_summary *s, bool json)
 	fprintf(stderr, "  requests          %llu (%llu duplicates dropped), preempt channel %s\n",
 		(unsigned long long)s->requests,
 		(unsigned long long)s->requests_dup, s->preempt ? "on" : "off");
+	if (s->device_state_bytes)
+		fprintf(stderr, "  device state      %llu bytes (between LISTEN and RUN)\n",
+			(unsigned long long)s->device_state_bytes);
 	if (s->precopy || s->switch_reason) {
 		fprintf(stderr, "  dirty tracking    %s\n", s->dirty_method ? s->dirty_method : "none");
 		fprintf(stderr, "  precopy rounds    %u in %.3f s, pages per round:", s->rounds,

@@ -25,6 +25,7 @@ struct umemd_opts {
 	uint32_t max_rounds;		/* auto mode: give up converging after this */
 	const char *stop_cmd;		/* hook that stops the VMM (default SIGSTOP) */
 	const char *dirty;		/* auto, soft-dirty, hash */
+	const char *device_state;	/* opaque blob sent between LISTEN and RUN */
 	bool recover;			/* v2: pause and reconnect on a broken link */
 	int recover_wait_ms;		/* give up after this long paused */
 	uint64_t test_cut;		/* testing: cut the link every N postcopy pages */
@@ -34,6 +35,7 @@ struct umemd_opts {
 	const char *vmm_socket;
 	bool preempt;
 	bool json;
+	const char *device_state_out;	/* destination: where the blob goes */
 	const char *latency_log;	/* destination: one request latency (ns) per line */
 	bool progress;		/* stderr is a terminal */
 	int verbose;
@@ -52,6 +54,7 @@ struct umemd_summary {
 	uint64_t requests, requests_dup;
 	uint64_t bytes_main, bytes_preempt;
 	bool preempt;
+	uint64_t device_state_bytes;
 	/* source, precopy (--pid) */
 	bool precopy;
 	const char *dirty_method;
