@@ -78,6 +78,7 @@ if [ -e /dev/umem ]; then
 		mig_precopy_nomap
 	fi
 	mig_precopy "umem, content hash, --postcopy-after 2" umem "--dirty hash --postcopy-after 2" '"rounds":2,'
+	mig_precopy_cancel "umem, SIGTERM during precopy" umem
 	left=$(ls /dev/umem-* 2>/dev/null | wc -l)
 	t_check "$left" "no /dev/umem-* node left behind ($left)"
 else

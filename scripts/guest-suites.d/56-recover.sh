@@ -63,6 +63,7 @@ for b in $backends; do
 	mig_recover_cut "$b, link down 3 times (dead link, no FIN)" "$b" link
 	mig_recover_cut "$b, 3 link cuts (--test-cut)" "$b" hook "--test-cut 700"
 	mig_recover_giveup "$b, source gone for good" "$b"
+	mig_recover_cancel "$b, operator gives up (SIGTERM)" "$b"
 done
 if [ -e /dev/umem ]; then
 	left=$(ls /dev/umem-* 2>/dev/null | wc -l)

@@ -54,6 +54,7 @@ for b in uffd uffd-minor; do
 done
 # SIGUSR1 switches in the middle of a round (throttled: rounds are slow).
 mig_precopy "uffd, SIGUSR1 switches now" uffd "--postcopy-after 64 --throttle 8" '"switch":"SIGUSR1"' 0.5
+mig_precopy_cancel "uffd, SIGTERM during precopy" uffd
 if [ "$SOFT" = 1 ]; then
 	mig_precopy_nomap
 else

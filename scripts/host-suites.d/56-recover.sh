@@ -36,4 +36,5 @@ for b in uffd uffd-minor; do
 	mig_recover_cut "$b, TCP proxy killed 3 times" "$b" proxy
 done
 mig_recover_giveup "uffd, source gone for good" uffd
+mig_recover_cancel "uffd, operator gives up (SIGTERM)" uffd
 t_done

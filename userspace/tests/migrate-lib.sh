@@ -374,3 +374,77 @@ mig_recover_giveup() { # DESC BACKEND
 		mig_dump
 	fi
 }
+
+# The operator gives up (SIGTERM to the destination) while postcopy is
+# paused: no --recover-wait wait; the destination fails at once, says so,
+# and the VMM's waiting threads are released (umem: SIGBUS).
+mig_recover_cancel() { # DESC BACKEND
+	local desc=$1 backend=$2 drc vrc i t0
+	mig_image
+	mig_start_dest "$backend" --recover --recover-wait 120 --no-preempt -v
+	mig_start_src --recover --throttle 1
+	mig_start_vmm --threads 2 --pattern random --duration 30 --verify-all
+	for i in $(seq 100); do
+		grep -q "RUN: the guest runs" "$DLOG" 2>/dev/null && break
+		sleep 0.1
+	done
+	kill -9 "$SPID" 2>/dev/null
+	wait_pid "$SPID" 5
+	for i in $(seq 100); do
+		grep -q "postcopy paused" "$DLOG" 2>/dev/null && break
+		sleep 0.1
+	done
+	t0=$(date +%s)
+	kill -TERM "$DPID" 2>/dev/null
+	wait_pid "$DPID" 20; drc=$WAIT_RC
+	vrc=99
+	[ -n "$VPID" ] && wait_pid "$VPID" 20 && vrc=$WAIT_RC
+	if [ "$drc" = 1 ] && grep -q "cancelled by the operator" "$DLOG" &&
+	   [ "$vrc" != 124 ] && [ "$vrc" != 0 ] && [ "$vrc" != 99 ]; then
+		t_ok "$desc: paused destination gave up on SIGTERM after $(( $(date +%s) - t0 )) s (not --recover-wait 120), VMM released (exit $vrc)"
+	else
+		t_fail "$desc: dest=$drc vmm=$vrc (want 1, 'cancelled by the operator', a released VMM)"
+		mig_dump
+	fi
+}
+
+# SIGTERM to the source during precopy rounds: it fails cleanly and the
+# VMM keeps running on the source (it was never stopped for good).
+mig_precopy_cancel() { # DESC BACKEND
+	local desc=$1 backend=$2 src drc wpid st
+	PCFILE=${PCDIR:-/dev/shm}/umem-precopy-$$-$PORT.img
+	"$BIN/umem-vmm" --make-image "$PCFILE" --size "$SIZE" --seed "$SEED" || {
+		t_fail "$desc: cannot create $PCFILE"
+		return
+	}
+	"$BIN/umem-vmm" --writer "$PCFILE" --threads 2 --rate "${PCRATE:-40000}" \
+		2>"$WORK/writer-$PORT.err" &
+	wpid=$!
+	sleep 0.3
+	mig_start_dest "$backend"
+	SLOG=$WORK/src-$PORT.err
+	# shellcheck disable=SC2086
+	$SRC_RUN "$BIN/umemd" --outgoing --ram "$PCFILE" --connect "$ADDR:$PORT" \
+		--connect-wait 20 --pid "$wpid" --dirty hash --max-rounds 64 --throttle 1 \
+		>/dev/null 2>"$SLOG" &
+	SPID=$!
+	mig_start_vmm --threads 1 --pattern seq --duration 30
+	sleep 1.5
+	kill -TERM "$SPID" 2>/dev/null
+	wait_pid "$SPID" 20; src=$WAIT_RC
+	wait_pid "$DPID" 20; drc=$WAIT_RC
+	[ -n "$VPID" ] && wait_pid "$VPID" 20
+	sleep 0.2
+	st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$wpid/status" 2>/dev/null)
+	kill -9 "$wpid" 2>/dev/null
+	wait "$wpid" 2>/dev/null
+	rm -f "$PCFILE"
+	if [ "$src" = 1 ] && grep -q "cancelled by the operator" "$SLOG" &&
+	   grep -q "pages .*: background [1-9]" "$SLOG" &&
+	   [ "$drc" = 1 ] && [ -n "$st" ] && [ "$st" != T ]; then
+		t_ok "$desc: source gave up on SIGTERM in round 1, destination told, writer still running (state $st)"
+	else
+		t_fail "$desc: source=$src dest=$drc writer state '${st:-gone}' (want 1, 1, not T)"
+		mig_dump
+	fi
+}

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chan.h"
@@ -60,6 +61,7 @@ struct dest {
 	pthread_mutex_t slock;		/* state, end_seen */
 	enum pc_state state;
 	bool end_seen;
+	atomic_bool cancelled;		/* the operator gave up */
 	/* DEVICE_STATE pieces, main thread only */
 	uint8_t *ds;
 	uint64_t ds_total, ds_got;
@@ -461,11 +463,59 @@ static void *vmm_thread(void *arg)
 	return NULL;
 }
 
+/*
+ * The source sends nothing before HELLO_ACK, so anything readable on the
+ * main connection while we wait for the VMM means it gave up (ERROR) or
+ * went away: fail instead of waiting for a VMM nobody needs any more.
+ */
+static int source_gone(struct dest *d)
+{
+	struct pollfd p = { .fd = d->main.fd, .events = POLLIN | POLLRDHUP };
+	uint8_t *buf;
+	struct proto_msg m;
+	char err[256];
+	uint16_t type;
+	uint32_t len;
+	int ret;
+
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	buf = malloc(PROTO_MAX_FRAME);
+	if (!buf)
+		return 0;
+	ret = chan_read_frame(&d->main, &type, buf, &len, err, sizeof(err));
+	if (!ret && !proto_decode(type, buf, len, &d->lay, &m, err, sizeof(err)) &&
+	    type == MSG_ERROR)
+		dest_fail(d, "the source gave up while we waited for the VMM (error %u): %s",
+			  m.u.error.code, m.u.error.text);
+	else if (ret)
+		dest_fail(d, "waiting for the VMM: main channel: %s", err);
+	else
+		dest_fail(d, "%s from the source before HELLO_ACK", proto_type_name(type));
+	free(buf);
+	return -ECANCELED;
+}
+
 static int wait_attached(struct dest *d)
 {
 	pthread_mutex_lock(&d->vlock);
-	while (!d->attached && !atomic_load(&d->stopping))
-		pthread_cond_wait(&d->vcond, &d->vlock);
+	while (!d->attached && !atomic_load(&d->stopping)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&d->vcond, &d->vlock, &ts);
+		if (d->attached || atomic_load(&d->stopping))
+			break;
+		pthread_mutex_unlock(&d->vlock);
+		if (source_gone(d))
+			return -ECANCELED;
+		pthread_mutex_lock(&d->vlock);
+	}
 	pthread_mutex_unlock(&d->vlock);
 	return d->attached ? 0 : -ECANCELED;
 }
@@ -1012,6 +1062,14 @@ static int main_loop(struct dest *d, uint8_t *buf)
 	}
 }
 
+static void dest_cancel(void *arg)
+{
+	struct dest *d = arg;
+
+	atomic_store(&d->cancelled, true);
+	dest_fail(d, "cancelled by the operator (SIGTERM/SIGINT)");
+}
+
 static void *progress_thread(void *arg)
 {
 	struct dest *d = arg;
@@ -1038,6 +1096,9 @@ int umemd_dest(const struct umemd_opts *o, struct umemd_summary *sum)
 	struct dest d;
 	uint8_t *buf = malloc(PROTO_MAX_FRAME);
 	uint64_t t0 = now_ns();
+	struct cancel_watch cw;
+	pthread_t cancel_th;
+	bool cancel_on = false;
 	int lfd = -1, ret;
 
 	memset(&d, 0, sizeof(d));
@@ -1059,6 +1120,9 @@ int umemd_dest(const struct umemd_opts *o, struct umemd_summary *sum)
 		dest_fail(&d, "out of memory");
 		goto out;
 	}
+	cw = (struct cancel_watch){ o->cancel_fd, d.stop_fd, dest_cancel, &d };
+	if (o->cancel_fd >= 0 && !pthread_create(&cancel_th, NULL, cancel_watch, &cw))
+		cancel_on = true;
 	if (o->listen) {
 		lfd = net_listen(o->listen);
 		if (lfd < 0) {
@@ -1089,9 +1153,12 @@ out:
 		vmm_notify(&d, VMM_FAIL, d.err);
 		if (d.vmm_fd >= 0)
 			poll(&p, 1, 500);
-		send_error(&d, PROTO_E_LOCAL, d.err);
+		send_error(&d, atomic_load(&d.cancelled) ? PROTO_E_CANCEL : PROTO_E_LOCAL,
+			   d.err);
 	}
 	stop_all(&d);
+	if (cancel_on)
+		pthread_join(cancel_th, NULL);
 	if (d.main.fd >= 0)
 		shutdown(d.main.fd, SHUT_RDWR);
 	if (d.pre.fd >= 0)

@@ -11,6 +11,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +76,27 @@ static void usage(FILE *f)
 "  --latency-log FILE   (incoming) write every request latency, fault read ->\n"
 "                       page installed, in nanoseconds, one per line, sorted\n"
 "  --progress           progress on stderr even when it is not a terminal\n"
-"  -v, --verbose        more messages\n");
+"  -v, --verbose        more messages\n"
+"\n"
+"Signals: SIGUSR1 (outgoing, --pid) switches to postcopy now.  SIGTERM or\n"
+"SIGINT gives up on either side, paused or not: the migration fails with\n"
+"\"cancelled by the operator\", the peer gets ERROR (code 5), the summary is\n"
+"printed; before RUN a stopped VMM is resumed on the source; after RUN\n"
+"tasks waiting on the destination are released (umem: SIGBUS).\n"
+"Exit status: 0 migration complete, 1 failed, 2 bad usage.\n");
+}
+
+/* For the signal handler only: where SIGTERM / SIGINT say "give up". */
+static int cancel_fd = -1;
+
+static void on_cancel(int sig)
+{
+	uint64_t one = 1;
+
+	(void)sig;
+	if (write(cancel_fd, &one, sizeof(one)) < 0) {
+		/* eventfd: cannot fail short of overflow */
+	}
 }
 
 static void on_sigusr1(int sig)
@@ -297,6 +319,21 @@ int main(int argc, char **argv)
 		sa.sa_handler = on_sigusr1;
 		sa.sa_flags = SA_RESTART;
 		sigaction(SIGUSR1, &sa, NULL);
+	}
+	/* Giving up is a clean failure: summary, ERROR to the peer, the
+	 * region closed (umem: waiting tasks get SIGBUS). */
+	o.cancel_fd = cancel_fd = eventfd(0, EFD_CLOEXEC);
+	if (o.cancel_fd < 0) {
+		log_msg("eventfd: %s", strerror(errno));
+		return 1;
+	} else {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_cancel;
+		sa.sa_flags = SA_RESTART;
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGINT, &sa, NULL);
 	}
 	ret = o.outgoing ? umemd_source(&o, &sum) : umemd_dest(&o, &sum);
 	if (!sum.ok)

@@ -67,6 +67,7 @@ struct source {
 	bool recover;
 	uint32_t version;
 	atomic_bool running, paused;	/* RUN sent; link lost, reconnecting */
+	atomic_bool cancelled;		/* the operator gave up */
 	uint64_t cuts;			/* --test-cut */
 	bool precopy_phase;	/* a precopy round: SIGUSR1 ends it early */
 	pthread_mutex_t elock;
@@ -1384,8 +1385,19 @@ static void *progress_thread(void *arg)
 	return NULL;
 }
 
+static void src_cancel(void *arg)
+{
+	struct source *s = arg;
+
+	atomic_store(&s->cancelled, true);
+	src_fail(s, "cancelled by the operator (SIGTERM/SIGINT)");
+}
+
 int umemd_source(const struct umemd_opts *o, struct umemd_summary *sum)
 {
+	struct cancel_watch cw;
+	pthread_t cancel_th;
+	bool cancel_on = false;
 	struct source s;
 	struct dirty dt = { .pagemap_fd = -1 };
 	pthread_t rp, pre, prog;
@@ -1406,7 +1418,12 @@ int umemd_source(const struct umemd_opts *o, struct umemd_summary *sum)
 	s.out = malloc(OUTBUF_SIZE);
 	if (getrandom(&s.session, sizeof(s.session), 0) != sizeof(s.session))
 		s.session = t0;
-	if (s.stop_fd < 0 || !s.out || map_ram(&s))
+	if (s.stop_fd < 0 || !s.out)
+		goto out;
+	cw = (struct cancel_watch){ o->cancel_fd, s.stop_fd, src_cancel, &s };
+	if (o->cancel_fd >= 0 && !pthread_create(&cancel_th, NULL, cancel_watch, &cw))
+		cancel_on = true;
+	if (map_ram(&s))
 		goto out;
 	if (o->pid && precopy_setup(&s, &dt))
 		goto out;
@@ -1476,7 +1493,10 @@ out:
 			/* Best effort: tell the destination why we stop. */
 			shutdown(s.main.fd, SHUT_RD);
 			if (!strstr(s.err, "destination"))
-				chan_write(&s.main, e, proto_enc_error(e, PROTO_E_LOCAL, s.err), NULL, 0);
+				chan_write(&s.main, e,
+					   proto_enc_error(e, atomic_load(&s.cancelled) ?
+							   PROTO_E_CANCEL : PROTO_E_LOCAL, s.err),
+					   NULL, 0);
 			shutdown(s.main.fd, SHUT_RDWR);
 		}
 		if (s.pre.fd >= 0)
@@ -1494,6 +1514,8 @@ out:
 		pthread_join(pre, NULL);
 	if (prog_started)
 		pthread_join(prog, NULL);
+	if (cancel_on)
+		pthread_join(cancel_th, NULL);
 	sum->ok = !atomic_load(&s.failed) && atomic_load(&s.done);
 	snprintf(sum->error, sizeof(sum->error), "%s", s.err);
 	sum->total_ns = now_ns() - t0;

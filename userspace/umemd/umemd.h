@@ -39,6 +39,7 @@ struct umemd_opts {
 	const char *latency_log;	/* destination: one request latency (ns) per line */
 	bool progress;		/* stderr is a terminal */
 	int verbose;
+	int cancel_fd;			/* eventfd: readable once the operator gave up */
 	/* testing hooks */
 	uint64_t throttle_pages;	/* source: sleep 1 ms every N bg pages */
 };
