@@ -9,12 +9,17 @@
  *                        pages missing, destroyed
  * The attribute layout is drawn in uapi/linux/umem.h.
  *
- * Permission policy: reading (list, stats, events) is open to anyone, like
- * /proc/PID/fdinfo of the server fd would be to its owner; the figures are
- * metadata (names, sizes, counters, pids), never page data, which stays
- * behind the node's permissions.  UMEM_CMD_FAIL changes state and checks
- * CAP_SYS_ADMIN (netlink_capable(): of the opener of the socket too) in its
- * doit, as NBD does for its configuring commands.
+ * Permission policy: a region is visible (listed in a dump, answered by
+ * REGION_GET and STATS_GET) to whoever could open its node for reading:
+ * /dev/umem-NAME, looked up in the caller's mount namespace, must be the
+ * region's character device and pass path_permission(MAY_READ) for the
+ * caller (so chmod/chown or a udev rule on the node is the policy; root
+ * sees everything).  GET of a region the caller may not read is -EACCES.
+ * The events group is CAP_SYS_ADMIN only (GENL_MCAST_CAP_SYS_ADMIN): a
+ * multicast cannot be filtered per listener, and an event names regions a
+ * listener may not be allowed to see.  UMEM_CMD_FAIL changes state and
+ * checks CAP_SYS_ADMIN (netlink_capable(): of the opener of the socket
+ * too) in its doit, as NBD does for its configuring commands.
  *
  * Namespaces: regions and their nodes are global, so the family is not
  * netnsok: it answers in the initial network namespace only, and events go
@@ -28,7 +33,11 @@
  *
  * Locking: a region is read under umem_mutex through umem_region_for_each()
  * and umem_region_find() (region.c), without taking a reference, then
- * region->lock for a consistent snapshot of its counters.  Events are built
+ * region->lock for a consistent snapshot of its counters.  The permission
+ * check walks a path (it may sleep on VFS locks, and devtmpfs creates
+ * nodes while region creation holds umem_mutex), so it runs with no lock
+ * held, on a copy of the region's id, name and dev_t; the region is then
+ * looked up again by id, and skipped if it went away meanwhile.  Events are built
  * and multicast from process context with no spinlock held (GFP_KERNEL):
  * from UMEM_CREATE, the ioctl dispatch after an install, the server fd's
  * release (or UMEM_CMD_FAIL) and the final put.  The family is registered
@@ -36,6 +45,8 @@
  * pins the module, so no event can be sent once it is gone.
  */
 #include <linux/capability.h>
+#include <linux/fs.h>
+#include <linux/namei.h>
 #include <linux/module.h>
 #include <linux/pid.h>
 #include <linux/sched.h>
@@ -49,7 +60,8 @@ enum umem_genl_mcgrp {
 };
 
 static const struct genl_multicast_group umem_genl_mcgrps[] = {
-	[UMEM_MCGRP_EVENTS] = { .name = UMEM_GENL_MCGRP_EVENTS },
+	[UMEM_MCGRP_EVENTS] = { .name = UMEM_GENL_MCGRP_EVENTS,
+				.flags = GENL_MCAST_CAP_SYS_ADMIN },
 };
 
 /*
@@ -156,6 +168,44 @@ cancel:
 	return -EMSGSIZE;
 }
 
+/* ---------------------------------------------------------- permission */
+
+/* What the permission check needs, copied under umem_mutex. */
+struct umem_ident {
+	int id;
+	dev_t devt;
+	char name[UMEM_NAME_MAX];
+};
+
+/* Under umem_mutex: copy the first region seen, stop the walk. */
+static int umem_ident_one(struct umem_region *r, void *arg)
+{
+	struct umem_ident *ident = arg;
+
+	ident->id = r->id;
+	ident->devt = umem_region_devt(r);
+	strscpy(ident->name, r->name, sizeof(ident->name));
+	return 1;
+}
+
+/* Could the caller open the region's node for reading?  No lock held. */
+static bool umem_may_read(const struct umem_ident *ident)
+{
+	char node[sizeof("/dev/umem-") + UMEM_NAME_MAX];
+	struct inode *inode;
+	struct path path;
+	bool ok;
+
+	snprintf(node, sizeof(node), "/dev/umem-%s", ident->name);
+	if (kern_path(node, LOOKUP_FOLLOW, &path))
+		return false;
+	inode = d_inode(path.dentry);
+	ok = S_ISCHR(inode->i_mode) && inode->i_rdev == ident->devt &&
+	     !path_permission(&path, MAY_READ);
+	path_put(&path);
+	return ok;
+}
+
 /* ---------------------------------------------------------------- dump */
 
 struct umem_dump_ctx {
@@ -181,16 +231,30 @@ static int umem_dump_one(struct umem_region *r, void *arg)
 	return 0;
 }
 
-/* cb->args[0]: the region id to resume at. */
+/*
+ * cb->args[0]: the region id to resume at.  One region at a time: copy its
+ * identity, check permission with no lock held, then emit it if it still
+ * exists (a region that went away meanwhile is skipped).
+ */
 static int umem_nl_region_dumpit(struct sk_buff *skb,
 				 struct netlink_callback *cb)
 {
 	struct umem_dump_ctx ctx = { .skb = skb, .cb = cb };
-	int pos = cb->args[0];
-	int err;
+	struct umem_ident ident;
+	int pos, err = 0;
 
-	err = umem_region_for_each(&pos, umem_dump_one, &ctx);
-	cb->args[0] = pos;
+	for (;;) {
+		pos = cb->args[0];
+		if (umem_region_for_each(&pos, umem_ident_one, &ident) != 1)
+			break;		/* no region at or after pos */
+		if (umem_may_read(&ident)) {
+			err = umem_region_find(NULL, ident.id, umem_dump_one, &ctx);
+			if (err == -EMSGSIZE)
+				break;	/* this one goes in the next skb */
+		}
+		cb->args[0] = ident.id + 1;
+		err = 0;
+	}
 	if (err && !skb->len)
 		return err;
 	return skb->len;
@@ -249,6 +313,7 @@ static int umem_reply_one(struct umem_region *r, void *arg)
 static int umem_nl_reply(struct genl_info *info, bool stats)
 {
 	struct umem_reply_ctx ctx = { .stats = stats };
+	struct umem_ident ident;
 	struct nlattr *which;
 	const char *name;
 	void *hdr;
@@ -257,6 +322,16 @@ static int umem_nl_reply(struct genl_info *info, bool stats)
 	err = umem_nl_target(info, &name, &id, &which);
 	if (err)
 		return err;
+	err = umem_region_find(name, id, umem_ident_one, &ident);
+	if (err == -ENOENT) {
+		NL_SET_ERR_MSG_ATTR(info->extack, which, "no such region");
+		return err;
+	}
+	if (!umem_may_read(&ident)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, which,
+				    "no read permission on the region's node /dev/umem-NAME");
+		return -EACCES;
+	}
 
 	ctx.skb = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!ctx.skb)
@@ -267,7 +342,7 @@ static int umem_nl_reply(struct genl_info *info, bool stats)
 		err = -EMSGSIZE;
 		goto err_free;
 	}
-	err = umem_region_find(name, id, umem_reply_one, &ctx);
+	err = umem_region_find(NULL, ident.id, umem_reply_one, &ctx);
 	if (err == -ENOENT)
 		NL_SET_ERR_MSG_ATTR(info->extack, which, "no such region");
 	if (err)

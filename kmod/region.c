@@ -298,6 +298,12 @@ int umem_region_for_each(int *pos, int (*cb)(struct umem_region *r, void *arg),
 	return ret;
 }
 
+/* The device number of the region's node /dev/umem-NAME. */
+dev_t umem_region_devt(const struct umem_region *r)
+{
+	return MKDEV(MAJOR(umem_devt), r->id);
+}
+
 /*
  * Call @cb, under umem_mutex, for the live region named @name (when not
  * NULL) or else with id @id.  Returns @cb's value, or -ENOENT.

@@ -135,6 +135,7 @@ void umem_region_detach(struct umem_region *r);
 void umem_region_note_daemon(struct umem_region *r);
 int umem_region_for_each(int *pos, int (*cb)(struct umem_region *r, void *arg),
 			 void *arg);
+dev_t umem_region_devt(const struct umem_region *r);
 int umem_region_find(const char *name, int id,
 		     int (*cb)(struct umem_region *r, void *arg), void *arg);
 int umem_server_mmap(struct file *file, struct vm_area_struct *vma);

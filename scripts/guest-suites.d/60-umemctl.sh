@@ -3,7 +3,8 @@
 # umemctl against live regions, inside the guest (module loaded, cwd = repo
 # root, userspace built on the host): list while regions come and go, stats,
 # watch with --count/--timeout, fail as root (the waiter gets SIGBUS) and
-# refused as nobody (who can still list and read stats), --json output,
+# refused as nobody (who lists and reads only regions whose node it may
+# read, and may not watch), --json output,
 # errors.  Regions are made by a small python helper (UMEM_CREATE ioctl).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -154,11 +155,21 @@ for _ in $(seq 200); do
 done
 region_json "$WORK/l.json" uc-e '"waiting": 1,'
 t_check $? "a task waits on uc-e"
+# Visible to whoever may open the node: 0600 (the default) hides it.
 "${NOBODY[@]}" "$U" list >"$WORK/nb-list" 2>&1
 t_check $? "nobody: list works"
-grep -q ' uc-e ' "$WORK/nb-list"; t_check $? "nobody: list shows uc-e"
+! grep -q ' uc-e ' "$WORK/nb-list"; t_check $? "nobody: list hides uc-e (node 0600)"
+"${NOBODY[@]}" "$U" stats uc-e >/dev/null 2>"$WORK/nb-stats"
+[ $? -eq 1 ] && grep -q "no read permission" "$WORK/nb-stats"
+t_check $? "nobody: stats of uc-e refused ($(cat "$WORK/nb-stats"))"
+chmod 0644 /dev/umem-uc-e
+"${NOBODY[@]}" "$U" list >"$WORK/nb-list" 2>&1
+grep -q ' uc-e ' "$WORK/nb-list"; t_check $? "nobody: list shows uc-e once its node is 0644"
 "${NOBODY[@]}" "$U" stats uc-e >/dev/null 2>&1
 t_check $? "nobody: stats works"
+"${NOBODY[@]}" "$U" watch --timeout 0.5 >/dev/null 2>"$WORK/nb-watch"
+[ $? -eq 1 ] && grep -q "Operation not permitted" "$WORK/nb-watch"
+t_check $? "nobody: watch refused, events are CAP_SYS_ADMIN ($(cat "$WORK/nb-watch"))"
 "${NOBODY[@]}" "$U" fail uc-e >/dev/null 2>"$WORK/nb-fail"
 rc=$?
 [ $rc -eq 1 ] && grep -q "Operation not permitted (UMEM_CMD_FAIL needs CAP_SYS_ADMIN)" "$WORK/nb-fail"

@@ -549,8 +549,9 @@ static int cmd_watch(struct ctx *c, double timeout)
 	nl_socket_modify_cb(c->sock, NL_CB_VALID, NL_CB_CUSTOM, event_one, c);
 	r = nl_socket_add_membership(c->sock, grp);
 	if (r < 0) {
-		fprintf(stderr, "umemctl: watch: cannot join the group: %s\n",
-			nl_geterror(r));
+		fprintf(stderr, "umemctl: watch: cannot join the group: %s%s\n",
+			nl_geterror(r), r == -NLE_PERM ?
+			" (events are for CAP_SYS_ADMIN: they name every region)" : "");
 		return 1;
 	}
 	/* Tests wait for this line before making events. */
