@@ -142,10 +142,12 @@ static void vmm_notify(struct dest *d, uint16_t type, const char *text)
 
 /* ---- completion ---- */
 
+static int wait_attached(struct dest *d);
+
 static void check_complete(struct dest *d)
 {
 	uint8_t f[PROTO_HDR_LEN + 8];
-	bool now = false;
+	bool now = false, attached;
 
 	pthread_mutex_lock(&d->slock);
 	if (d->end_seen && atomic_load(&d->received) == d->pages &&
@@ -156,6 +158,18 @@ static void check_complete(struct dest *d)
 	pthread_mutex_unlock(&d->slock);
 	if (!now)
 		return;
+	/*
+	 * The region dies with us: a VMM that has not attached yet would
+	 * never get its RAM.  Hold DONE until it has (SIGTERM gives up).
+	 */
+	pthread_mutex_lock(&d->vlock);
+	attached = d->attached;
+	pthread_mutex_unlock(&d->vlock);
+	if (d->vmm_lfd >= 0 && !attached) {
+		log_msg("all %llu pages are here; waiting for the VMM on %s before DONE",
+			(unsigned long long)d->pages, d->o->vmm_socket);
+		wait_attached(d);
+	}
 	chan_write(&d->main, f, proto_enc_u64(f, MSG_DONE, d->pages), NULL, 0);
 	vmm_notify(d, VMM_DONE, "all pages present");
 	stop_all(d);
