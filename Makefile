@@ -90,13 +90,24 @@ demo: all modules-all
 		$(foreach v,$(DEMO_VARS),$(if $($(v)),$(v)=$($(v)))) \
 		userspace/demo.sh
 
+# A running QEMU guest (userspace/qemu/guest) migrated between two QEMUs in a
+# virtme-ng guest (newest kernel): device state by QEMU (x-ignore-shared),
+# RAM by umemd over a umem region; exit 0 only if the guest saw no mismatch
+# and kept running.   make demo-qemu [MIB=64]
+DEMO_QEMU_VARS := MIB PRINT PASSES
+
+demo-qemu: all modules-all
+	@$(REPO)/scripts/vm-run.sh $(DEMO_KVER) env \
+		$(foreach v,$(DEMO_QEMU_VARS),$(if $($(v)),$(v)=$($(v)))) \
+		userspace/qemu/demo-qemu.sh
+
 # Benchmarks, umem against userfaultfd, in a VM (newest kernel); raw data in
 # build/bench/<date>/, summary + plots in bench/results/<date>/ (see
 # Documentation/benchmarks.md).   make bench [QUICK=1]
 BENCH_KVER ?= $(KVER)
 
-bench: modules-all
-	$(MAKE) -C $(REPO)/bench
+# Section 4 (bench/net.sh) runs umemd and umem-vmm: userspace too.
+bench: modules-all bench-tools userspace
 	@$(REPO)/scripts/vm-run.sh $(BENCH_KVER) env QUICK=$(if $(QUICK),$(QUICK),0) \
 		bench/run.sh
 	@$(REPO)/bench/report.sh "$$(cat $(BUILD)/bench/LAST)"

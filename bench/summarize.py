@@ -53,6 +53,13 @@ for line in open(os.path.join(D, "meta.txt")):
             k, v = part.split("=", 1)
             meta[k] = v
 
+NMETA0 = {}
+if os.path.exists(os.path.join(D, "net_meta.txt")):
+    for line in open(os.path.join(D, "net_meta.txt")):
+        if "=" in line:
+            k, v = line.rstrip("\n").split("=", 1)
+            NMETA0[k] = v
+
 md = []
 md.append(f"Mode **{meta.get('mode')}**, measured {meta.get('date')} on kernel "
           f"`{meta.get('kernel')}`, {meta.get('cpus')} vCPUs "
@@ -62,7 +69,9 @@ md.append("")
 md.append(f"Parameters: {meta.get('lat_pages')} faults per latency run x "
           f"{meta.get('lat_reps')} repetitions; {meta.get('inst_pages')} pages per "
           f"install run x {meta.get('inst_reps')}; {meta.get('thr_pages')} pages per "
-          f"threads run x {meta.get('thr_reps')}; blocktime x {meta.get('bt_reps')}.")
+          f"threads run x {meta.get('thr_reps')}; blocktime x {meta.get('bt_reps')}"
+          + (f"; network: {NMETA0.get('size')} per migration x {NMETA0.get('reps')}."
+             if NMETA0.get("size") else "."))
 md.append("")
 targets = []
 
@@ -306,20 +315,285 @@ for b in THR:
     md.append(f"| {b} | {100 * frac:.0f} % | {us(per):.1f} | {rr:.2f} |")
 md.append("")
 
+# ------------------------------------------------------------------ (4) network
+net = [r for r in rows("net.csv")]
+nmeta = {}
+if os.path.exists(os.path.join(D, "net_meta.txt")):
+    for line in open(os.path.join(D, "net_meta.txt")):
+        if "=" in line:
+            k, v = line.rstrip("\n").split("=", 1)
+            nmeta[k] = v
+
+
+def fnum(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+PNAME = {"1": "preempt", "0": "nopreempt"}
+NPOINTS = [p for p in ("netem", "unshaped") if any(r["point"] == p for r in net)]
+NBACK = [b for b in ("umem", "uffd", "uffd-minor") if any(r["backend"] == b for r in net)]
+# (point, backend, preempt) -> rep -> dict of per-migration figures
+nres = defaultdict(dict)
+for r in net:
+    key = (r["point"], r["backend"], r["preempt"])
+    rep = int(r["rep"])
+    lf = os.path.join(D, "net", f"lat.{r['point']}.{r['backend']}.{PNAME[r['preempt']]}.{rep}.txt")
+    samples = []
+    if os.path.exists(lf):
+        samples = sorted(int(x) for x in open(lf) if x.strip())
+    if samples:
+        p50, p99 = pct(samples, 0.5) / 1e6, pct(samples, 0.99) / 1e6
+    else:   # umemd's own summary (µs)
+        p50, p99 = fnum(r["lat_p50_us"]) / 1e3, fnum(r["lat_p99_us"]) / 1e3
+    tot = fnum(r["total_ms"]) / 1e3
+    wire = fnum(r["bytes_main"]) + fnum(r["bytes_preempt"])
+    nres[key][rep] = {
+        "ok": r["ok"] == "1", "samples": samples, "p50": p50, "p99": p99,
+        "total": tot, "wire_bps": 8 * wire / tot if tot else float("nan"),
+        "size": fnum(r["size_bytes"]), "rate": fnum(r["rate_bps"]),
+        "requests": fnum(r["requests"]), "blocked": fnum(r["blocked_ms"]),
+        "bsrc": r["blocked_source"], "zero": fnum(r["pages_zero"]),
+        "pages": fnum(r["pages"]),
+        "bshare": fnum(r["blocked_ms"]) / (2 * fnum(r["total_ms"])) if fnum(r["total_ms"]) else float("nan"),
+    }
+
+
+# Round trips (µs) of a third connection during an extra migration (net.sh "probe").
+NLOADED = {}
+for fn in glob.glob(os.path.join(D, "net", "rtt_loaded.*.txt")):
+    _, p, b, _ = os.path.basename(fn).split(".")
+    v = sorted(float(x) for x in open(fn) if x.strip())
+    if v:
+        NLOADED[(p, b)] = v
+
+
+def nmed(key, f):
+    return med([v[f] for v in nres.get(key, {}).values() if v["ok"] and v[f] == v[f]])
+
+
+def nspread(key, f):
+    return spread([v[f] for v in nres.get(key, {}).values() if v["ok"] and v[f] == v[f]])
+
+
+def nratio(a, b, fa, fb=None):
+    """Per-repetition ratio a[fa] / b[fb], median and spread."""
+    fb = fb or fa
+    v = [nres[a][r][fa] / nres[b][r][fb] for r in nres.get(a, {})
+         if r in nres.get(b, {}) and nres[a][r]["ok"] and nres[b][r]["ok"]
+         and nres[b][r][fb]]
+    return med(v), spread(v)
+
+
 md.append("## 4. End to end over a network")
 md.append("")
-md.append("**Not done** in this round: no netem/veth end-to-end figures, no "
-          "preempt vs. no-preempt comparison, no total-migration-time figures.")
-md.append("")
+if not net:
+    why = nmeta.get("skipped", "not run (NET=0, or the run broke off before it)")
+    md.append(f"Not measured in this run: {why}.")
+    md.append("")
+else:
+    size_b = fnum(nmeta.get("size_bytes"))
+    rate = fnum(nmeta.get("rate_bps"))
+    delay = fnum(nmeta.get("delay_ms"))
+    n_ok = sum(1 for r in net if r["ok"] == "1")
+    netem_txt = (f"`tc netem delay {nmeta.get('delay_ms')}ms rate {rate / 1e9:g}gbit` on both "
+                 f"ends (RTT {2 * delay:g} ms)" if "netem" in NPOINTS else "")
+    md.append(f"Two network namespaces joined by a veth pair; points: "
+              f"{'**netem** = ' + netem_txt + ', ' if netem_txt else ''}"
+              f"**unshaped** = no qdisc{'' if 'unshaped' in NPOINTS else ' (not run)'}. "
+              f"`umemd --outgoing` in one namespace, `umemd --incoming --json "
+              f"--latency-log` and `umem-vmm` in the other; image {nmeta.get('size')} "
+              f"(`umem-vmm --make-image`: {100 * med([v['zero'] / v['pages'] for k in nres for v in nres[k].values() if v['pages']]):.0f} % "
+              f"zero pages, sent as ZERO frames without data), 2 vCPU threads reading "
+              f"random pages for the whole migration (`--threads 2 --pattern random`; "
+              f"the VMM is stopped when the destination umemd exits). "
+              f"{nmeta.get('reps')} repetition{'' if nmeta.get('reps') == '1' else 's'}, interleaved (each repetition runs every "
+              f"point, backend and preempt setting in turn); {n_ok} of {len(net)} "
+              f"migrations completed.")
+    if nmeta.get("netem_skip"):
+        md.append("")
+        md.append(f"**netem point skipped**: {nmeta['netem_skip']}.")
+    md.append("")
+    md.append("Request latency = umemd's fault read → page installed (`--latency-log`), "
+              "per migration p50/p99, then median over repetitions (spread = min..max "
+              "of the per-repetition p50). Total = the destination umemd's total time "
+              "(accept → all pages present). Wire rate = bytes received on both "
+              "channels / total; goodput = image size / total. Blocked = umemd's "
+              "`blocked_ms` (umem: the kernel's summed wait time of faulting tasks; "
+              "uffd: the sum of request latencies, an estimate), and as a share of "
+              "the two vCPU threads' time (2 x total).")
+    rtts = []
+    for p in NPOINTS:
+        if f"rtt_us_{p}" in nmeta:
+            rtts.append(f"{p} {fnum(nmeta[f'rtt_us_{p}']) / 1e3:.2f} ms "
+                        f"(min {fnum(nmeta.get(f'rtt_min_us_{p}')) / 1e3:.2f})")
+    if rtts:
+        md.append("")
+        md.append("Measured TCP round trip (1-byte ping-pong between the namespaces, "
+                  "median of 50, no load): " + "; ".join(rtts) + ".")
+    lrt = []
+    for p in NPOINTS:
+        for b in NBACK:
+            v = NLOADED.get((p, b))
+            if v:
+                lrt.append(f"{p}, {b}: p50 {pct(v, 0.5) / 1e3:.2f} ms, p90 "
+                           f"{pct(v, 0.9) / 1e3:.2f} ms ({len(v)} round trips)")
+    if lrt:
+        md.append("")
+        md.append("The same ping-pong on a third connection (one every 10 ms) during "
+                  "one extra migration with preempt per point and backend (not in the "
+                  "tables): what any second connection gets from the shared qdisc and "
+                  "the busy vCPUs -- " + "; ".join(lrt) + ".")
+    md.append("")
+    md.append("| point | backend | preempt | requests / migration | p50 ms | p99 ms | p50 spread ms | "
+              "total s | total spread s | wire rate Mbit/s | goodput Mbit/s | "
+              "total / (size / rate) | total / unshaped | blocked ms |")
+    md.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    with open(os.path.join(D, "net_summary.csv"), "w") as f:
+        w = csv.writer(f)
+        w.writerow(["point", "backend", "preempt", "migrations_ok", "requests", "p50_ms",
+                    "p99_ms", "p50_min_ms", "p50_max_ms", "total_s", "total_min_s",
+                    "total_max_s", "wire_mbps", "goodput_mbps", "vs_ideal", "vs_unshaped",
+                    "blocked_ms", "blocked_source"])
+        for p in NPOINTS:
+            for b in NBACK:
+                for pr in ("1", "0"):
+                    k = (p, b, pr)
+                    if k not in nres:
+                        continue
+                    okn = sum(1 for v in nres[k].values() if v["ok"])
+                    p50, p99 = nmed(k, "p50"), nmed(k, "p99")
+                    lo, hi = nspread(k, "p50")
+                    t = nmed(k, "total")
+                    tlo, thi = nspread(k, "total")
+                    wr = nmed(k, "wire_bps")
+                    gp = med([v["size"] * 8 / v["total"] for v in nres[k].values()
+                              if v["ok"] and v["total"]])
+                    if p == "netem" and rate:
+                        vi, _ = med([v["total"] / (v["size"] * 8 / v["rate"])
+                                     for v in nres[k].values() if v["ok"]]), None
+                    else:
+                        vi = float("nan")
+                    vu, _ = nratio(k, ("unshaped", b, pr), "total") if p != "unshaped" \
+                        else (float("nan"), None)
+                    bl = nmed(k, "blocked")
+                    bsrc = next(iter(nres[k].values()))["bsrc"]
+                    w.writerow([p, b, PNAME[pr], okn, nmed(k, "requests"), f"{p50:.3f}",
+                                f"{p99:.3f}", f"{lo:.3f}", f"{hi:.3f}", f"{t:.3f}",
+                                f"{tlo:.3f}", f"{thi:.3f}", f"{wr / 1e6:.1f}",
+                                f"{gp / 1e6:.1f}", f"{vi:.3f}", f"{vu:.3f}", f"{bl:.1f}", bsrc])
+
+                    def o(x, fmt):
+                        return "–" if x != x else format(x, fmt)
+                    md.append(f"| {p} | {b} | {'on' if pr == '1' else 'off'} | "
+                              f"{nmed(k, 'requests'):.0f} | {p50:.2f} | {p99:.2f} | "
+                              f"{lo:.2f}..{hi:.2f} | {t:.2f} | {tlo:.2f}..{thi:.2f} | "
+                              f"{wr / 1e6:.0f} | {gp / 1e6:.0f} | {o(vi, '.2f')} | "
+                              f"{o(vu, '.2f')} | {bl:.0f} ({bsrc}, "
+                              f"{100 * nmed(k, 'bshare'):.0f} %) |")
+    md.append("")
+    md.append("Preempt effect (per repetition, same point and backend, median; spread "
+              "min..max):")
+    md.append("")
+    md.append("| point | backend | p50 without / with preempt | p99 without / with | "
+              "total with / without |")
+    md.append("|---|---|---|---|---|")
+    for p in NPOINTS:
+        for b in NBACK:
+            on, off = (p, b, "1"), (p, b, "0")
+            if on not in nres or off not in nres:
+                continue
+            r50, s50 = nratio(off, on, "p50")
+            r99, s99 = nratio(off, on, "p99")
+            rt, st = nratio(on, off, "total")
+            md.append(f"| {p} | {b} | {r50:.1f} ({s50[0]:.1f}..{s50[1]:.1f}) | "
+                      f"{r99:.1f} ({s99[0]:.1f}..{s99[1]:.1f}) | "
+                      f"{rt:.2f} ({st[0]:.2f}..{st[1]:.2f}) |")
+    md.append("")
+    md.append("![request latency CDF with and without preempt](net_cdf.png)")
+    md.append("")
+    # Targets, on the shaped point only (they are stated for a 1 Gbit/s link).
+    if "netem" in NPOINTS and rate:
+        ser_ms = 4096 * 8 / rate * 1e3
+        bound = 2 * (2 * delay + ser_ms)
+        for b in NBACK:
+            on, off = ("netem", b, "1"), ("netem", b, "0")
+            if on not in nres:
+                continue
+            p50 = nmed(on, "p50")
+            lo, hi = nspread(on, "p50")
+            vals = [v["p50"] / bound for v in nres[on].values() if v["ok"]]
+            mtxt = ""
+            if "rtt_us_netem" in nmeta:
+                mb = 2 * (fnum(nmeta["rtt_us_netem"]) / 1e3 + ser_ms)
+                mtxt = f"; with the measured idle RTT the bound is {mb:.2f} ms ({p50 / mb:.1f}x)"
+            if NLOADED.get(("netem", b)):
+                lb = 2 * (pct(NLOADED[("netem", b)], 0.5) / 1e3 + ser_ms)
+                mtxt += (f"; with the RTT of a third connection during a migration "
+                         f"the bound is {lb:.2f} ms ({p50 / lb:.1f}x)")
+            targets.append((f"Preempt, {b}, netem: request p50 ≤ 2 x (RTT + one page's "
+                            f"serialisation) = 2 x ({2 * delay:g} + {ser_ms:.3f}) ms "
+                            f"= {bound:.2f} ms",
+                            f"p50 {p50:.2f} ms = {p50 / bound:.1f}x the bound (spread "
+                            f"{min(vals):.1f}..{max(vals):.1f}x){mtxt}", p50 <= bound))
+            if off in nres:
+                r, s = nratio(off, on, "p50")
+                targets.append((f"Preempt, {b}, netem: request p50 ≥ 10x lower than "
+                                f"without preempt",
+                                f"p50 without / with = {r:.1f} (spread {s[0]:.1f}..{s[1]:.1f})",
+                                r >= 10))
+        for b in NBACK:
+            for pr in ("1", "0"):
+                k = ("netem", b, pr)
+                if k not in nres:
+                    continue
+                v = [x["total"] / (x["size"] * 8 / x["rate"]) for x in nres[k].values() if x["ok"]]
+                r, s = med(v), spread(v)
+                u = ("unshaped", b, pr)
+                utxt = ""
+                if u in nres:
+                    ru, _ = nratio(k, u, "total")
+                    uw = nmed(u, "wire_bps")
+                    utxt = (f"; against the unshaped run's achieved rate ({nmed(u, 'total'):.2f} s, "
+                            f"wire {uw / 1e6:.0f} Mbit/s): {ru:.2f}x")
+                ideal = size_b * 8 / rate
+                targets.append((f"Total migration time, {b}, preempt {'on' if pr == '1' else 'off'}, "
+                                f"netem: ≤ 1.10 x size / rate ({ideal:.2f} s)",
+                                f"{nmed(k, 'total'):.2f} s = {r:.2f}x (spread {s[0]:.2f}..{s[1]:.2f}); "
+                                f"wire rate {nmed(k, 'wire_bps') / 1e6:.0f} Mbit/s{utxt}",
+                                r <= 1.10))
+    else:
+        targets.append(("Preempt: request p50 ≤ 2x (RTT + one page's serialisation), ≥ 10x "
+                        "lower than without", "not measured (no netem point in this run)", None))
+        targets.append(("Total migration time ≤ 1.10 x size / rate",
+                        "not measured (no netem point in this run)", None))
+
+# CDF data, pooled over repetitions: net_cdf_POINT_BACKEND_PREEMPT.dat (ms, fraction)
+for old in glob.glob(os.path.join(D, "net_cdf_*.dat")):
+    os.remove(old)
+for (p, b, pr), reps_ in nres.items():
+    pooled = sorted(x for v in reps_.values() if v["ok"] for x in v["samples"])
+    n = len(pooled)
+    if not n:
+        continue
+    step = max(1, n // 2000)
+    with open(os.path.join(D, f"net_cdf_{p}_{b}_{PNAME[pr]}.dat"), "w") as f:
+        for i in range(0, n, step):
+            f.write(f"{pooled[i] / 1e6:.4f} {(i + 1) / n:.5f}\n")
+        f.write(f"{pooled[-1] / 1e6:.4f} 1.0\n")
+if "netem" in NPOINTS and nmeta.get("rate_bps"):
+    with open(os.path.join(D, "net_cdf.gpvars"), "w") as f:
+        f.write(f"bound = {2 * (2 * fnum(nmeta['delay_ms']) + 4096 * 8 / fnum(nmeta['rate_bps']) * 1e3):.4f}\n")
+        f.write(f"delay_ms = {fnum(nmeta['delay_ms']):g}\nrate_gbit = {fnum(nmeta['rate_bps']) / 1e9:g}\n")
 
 md.append("## Targets")
 md.append("")
 md.append("| target | measured | met |")
 md.append("|---|---|---|")
 for name, val, ok in targets:
-    md.append(f"| {name} | {val} | {'**met**' if ok else '**not met**'} |")
-md.append("| Preempt: request p50 ≤ 2x (RTT + one page's serialisation), ≥ 10x lower than without | not measured (section 4 not done) | n/a |")
-md.append("| Total migration time ≤ 1.10 x size / rate | not measured (section 4 not done) | n/a |")
+    md.append(f"| {name} | {val} | {'n/a' if ok is None else '**met**' if ok else '**not met**'} |")
 md.append("")
 
 with open(os.path.join(D, "summary.md"), "w") as f:
