@@ -38,4 +38,58 @@ static inline void umem_release_fault_lock(struct vm_fault *vmf)
 }
 #endif
 
+/*
+ * One page of the backing file through its ->write_begin/->write_end: the
+ * page comes back locked and, when it is new, not zeroed (shmem's
+ * SGP_WRITE), so an install writes each byte once.  ->write_end marks it
+ * uptodate (zeroing what @copied did not cover), dirty, unlocks and drops
+ * it.  Since 6.12 both take a folio.  Called without i_rwsem: shmem needs
+ * it only to grow the file or check seals, and a region's backing never
+ * grows and has no seals.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+static inline int umem_write_begin(struct file *file, loff_t pos,
+				   struct page **pagep, void **fsdata)
+{
+	struct address_space *mapping = file->f_mapping;
+	struct folio *folio;
+	int err;
+
+	err = mapping->a_ops->write_begin(file, mapping, pos, PAGE_SIZE,
+					  &folio, fsdata);
+	if (!err)
+		*pagep = folio_file_page(folio, pos >> PAGE_SHIFT);
+	return err;
+}
+
+static inline void umem_write_end(struct file *file, loff_t pos,
+				  unsigned int copied, struct page *page,
+				  void *fsdata)
+{
+	struct address_space *mapping = file->f_mapping;
+
+	mapping->a_ops->write_end(file, mapping, pos, PAGE_SIZE, copied,
+				  page_folio(page), fsdata);
+}
+#else
+static inline int umem_write_begin(struct file *file, loff_t pos,
+				   struct page **pagep, void **fsdata)
+{
+	struct address_space *mapping = file->f_mapping;
+
+	return mapping->a_ops->write_begin(file, mapping, pos, PAGE_SIZE,
+					   pagep, fsdata);
+}
+
+static inline void umem_write_end(struct file *file, loff_t pos,
+				  unsigned int copied, struct page *page,
+				  void *fsdata)
+{
+	struct address_space *mapping = file->f_mapping;
+
+	mapping->a_ops->write_end(file, mapping, pos, PAGE_SIZE, copied,
+				  page, fsdata);
+}
+#endif
+
 #endif /* _UMEM_COMPAT_H */

@@ -23,10 +23,12 @@
 #include <linux/falloc.h>
 #include <linux/highmem.h>
 #include <linux/pagemap.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/uaccess.h>
 #include <linux/uio.h>
 
+#include "compat.h"
 #include "umem_internal.h"
 #include "umem_trace.h"
 
@@ -54,23 +56,29 @@ static int umem_set_present(struct umem_region *r, pgoff_t pgoff)
 
 /*
  * Fill page @pgoff from @src (a page of user memory) or with zeros when
- * @src is NULL, and make it present.
+ * @src is NULL, and make it present.  The page comes from the backing's
+ * ->write_begin (compat.h): locked, and not zeroed first when new, so a
+ * COPY writes each byte once; it is charged to the creator's memcg.
  */
 static int umem_fill_page(struct umem_region *r, pgoff_t pgoff,
 			  const void __user *src)
 {
+	loff_t pos = (loff_t)pgoff << PAGE_SHIFT;
+	struct mem_cgroup *old;
+	void *fsdata = NULL;
 	struct page *page;
 	void *kaddr;
 	int err;
 
 	for (;;) {
-		page = umem_get_page(r, pgoff);
-		if (IS_ERR(page))
-			return PTR_ERR(page);
-		lock_page(page);
+		old = set_active_memcg(r->memcg);
+		err = umem_write_begin(r->shmem, pos, &page, &fsdata);
+		set_active_memcg(old);
+		if (err)
+			return err;
 		if (test_bit(pgoff, r->present)) {
-			err = -EEXIST;
-			goto out;
+			umem_write_end(r->shmem, pos, 0, page, fsdata);
+			return -EEXIST;
 		}
 		kaddr = kmap_local_page(page);
 		if (src)
@@ -80,17 +88,15 @@ static int umem_fill_page(struct umem_region *r, pgoff_t pgoff,
 		kunmap_local(kaddr);
 		if (!src || !err)
 			break;
-		unlock_page(page);
-		put_page(page);
+		/* Nothing copied: a new page is zeroed, an old one kept. */
+		umem_write_end(r->shmem, pos, 0, page, fsdata);
 		if (fault_in_readable(src, PAGE_SIZE))
 			return -EFAULT;
 	}
 	flush_dcache_page(page);
-	set_page_dirty(page);
+	/* Present before the page lock goes (in ->write_end). */
 	err = umem_set_present(r, pgoff);
-out:
-	unlock_page(page);
-	put_page(page);
+	umem_write_end(r->shmem, pos, PAGE_SIZE, page, fsdata);
 	return err;
 }
 
