@@ -12,6 +12,7 @@
 #   make check           everything: host suites + selftests in a VM per kernel
 #   make deps            install build/test dependencies (scripts/deps.sh)
 #   make demo            a postcopy migration in a VM (BACKEND=umem|uffd|uffd-minor)
+#   make demo-qemu       a running QEMU guest migrated, RAM by umem, in a VM (MIB=64)
 
 SHELL := /bin/bash
 REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -31,12 +32,12 @@ DEPS_STAMP := $(BUILD)/.deps.stamp
 KSFT_STAMP := $(KSFT_DIR)/.stamp
 
 .PHONY: all module selftests userspace bench-tools modules-all ksft-headers lint check \
-	deps demo bench clean help
+	deps demo demo-qemu bench clean help
 
 all: module selftests userspace bench-tools
 
 help:
-	@sed -n '3,15p' $(REPO)/Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,16p' $(REPO)/Makefile | sed 's/^# \{0,1\}//'
 
 # ---------------------------------------------------------------- deps
 deps:

@@ -1,0 +1,86 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The QEMU test guest (userspace/qemu/guest) on the host, without the
+# module: it boots under qemu-system-x86_64 (TCG), verifies its RAM pass
+# after pass, reports a word changed behind its back, and survives QEMU's
+# own postcopy migration driven by userspace/qemu/qemu_migrate.py (root:
+# userfaultfd).  The umem flow runs in the guests
+# (scripts/guest-suites.d/81-qemu-migrate.sh).
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+. userspace/tests/suite-lib.sh
+
+QEMU=${QEMU:-$(command -v qemu-system-x86_64)}
+if [ -z "$QEMU" ] || [ ! -x "$QEMU" ]; then
+	t_skip "qemu-system-x86_64 not installed"
+	t_done
+fi
+if ! make -s -C userspace qemu-guest >/tmp/qemu-guest-build.log 2>&1; then
+	tail -n 20 /tmp/qemu-guest-build.log | sed 's/^/# /'
+	t_fail "build the test guest (-Wall -Wextra -Werror)"
+	t_done
+fi
+ELF=userspace/build/qemu/umem-guest.elf
+readelf -n "$ELF" 2>/dev/null | grep -A1 -w Xen | grep -q '0x00000012'
+t_check $? "the test guest is an ELF with a PVH entry note (Xen, type 18)"
+
+WORK=$(mktemp -d /tmp/qemu-guest.XXXXXX)
+RAM=/dev/shm/umem-qemu-guest-$$.ram
+QPID=
+cleanup() {
+	[ -n "$QPID" ] && kill -9 "$QPID" 2>/dev/null
+	rm -f "$RAM"
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# 10 MiB of RAM, the guest checks 8 MiB from 2 MiB up.
+truncate -s 10M "$RAM"
+"$QEMU" -accel tcg -M pc -cpu qemu64 -m 10M -nodefaults -no-user-config -display none \
+	-no-reboot -object "memory-backend-file,id=ram0,size=10M,mem-path=$RAM,share=on" \
+	-machine memory-backend=ram0 -kernel "$ELF" -append "mib=8 print=1" \
+	-serial "file:$WORK/serial" </dev/null >"$WORK/qemu.log" 2>&1 &
+QPID=$!
+passes() { sed -n 's/^pass \([0-9]*\): .*/\1/p' "$WORK/serial" 2>/dev/null | tail -n 1; }
+for _ in $(seq 300); do
+	[ "$(passes)" -ge 3 ] 2>/dev/null && break
+	kill -0 "$QPID" 2>/dev/null || break
+	sleep 0.1
+done
+p=$(passes)
+[ "${p:-0}" -ge 3 ] && grep -q '^umem-guest: 8 MiB at 0x00200000, 2048 pages' "$WORK/serial" &&
+	! grep -q MISMATCH "$WORK/serial"
+t_check $? "the guest boots (PVH), checks 8 MiB (2048 pages), ${p:-0} passes, no mismatch"
+[ "${p:-0}" -ge 3 ] || sed 's/^/#   /' "$WORK/qemu.log" "$WORK/serial" | tail -n 10
+
+# Change one slot (page 7, slot 2) behind the guest's back.
+printf 'XXXXXXXX' | dd of="$RAM" bs=1 seek=$((0x200000 + 7 * 4096 + 2 * 512)) conv=notrunc \
+	status=none
+for _ in $(seq 100); do
+	grep -q '^MISMATCH' "$WORK/serial" && break
+	sleep 0.1
+done
+grep -q '^MISMATCH pass [0-9]* page 7 (0x00207000) word 256: got 0x58585858' "$WORK/serial" &&
+	tr -d '\r' <"$WORK/serial" | grep -q '^pass [0-9]*: 2048 pages, [12] mismatches, total [12]$'
+t_check $? "a word changed in the RAM file is reported: $(tr -d '\r' <"$WORK/serial" | grep -m1 '^MISMATCH')"
+kill -9 "$QPID" 2>/dev/null
+wait "$QPID" 2>/dev/null
+QPID=
+
+# QEMU's own postcopy of the running guest, on loopback.
+if [ "$(id -u)" != 0 ]; then
+	t_skip "QEMU postcopy of the test guest: needs root (userfaultfd)"
+	t_done
+fi
+timeout -k 10 120 python3 userspace/qemu/qemu_migrate.py --mode postcopy --mib 18 \
+	--qemu "$QEMU" --guest "$ELF" --port $((20000 + RANDOM % 20000)) \
+	--qport $((40000 + RANDOM % 20000)) --print-every 1 --timeout 20 \
+	--workdir "$WORK/pc" >"$WORK/pc.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q '^RESULT .*"ok": true' "$WORK/pc.out"; then
+	t_ok "QEMU postcopy-ram of the running guest (16 MiB checked): no mismatch, kept running"
+else
+	t_fail "QEMU postcopy-ram of the running guest: exit $rc"
+	grep -v '^RESULT' "$WORK/pc.out" | tail -n 15 | sed 's/^/#   /'
+fi
+t_done

@@ -1,0 +1,675 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""qemu_migrate.py - migrate a running QEMU guest, RAM by umem or by QEMU.
+
+Runs two unmodified qemu-system-x86_64 (TCG, -M pc) on the tiny test guest
+(userspace/qemu/guest: it fills its RAM with a known pattern and keeps
+verifying and rewriting it, printing "pass G: P pages, M mismatches, total
+T" on its serial port), and migrates the guest from one to the other.
+
+--mode umem (needs the umem module, run as root):
+  source QEMU: RAM in memory-backend-file mem-path=/dev/shm/FILE,share=on;
+  umemd --incoming --backend umem --name NAME creates /dev/umem-NAME when
+  umemd --outgoing --ram /dev/shm/FILE has connected; umemd --outgoing
+  runs with --stop-cmd, which blocks until the source QEMU has stopped, so
+  no page leaves before the guest's last write; the destination QEMU maps
+  /dev/umem-NAME (share=on) and waits with -incoming defer; both QEMUs
+  have capability x-ignore-shared, so QEMU's own migration carries the
+  device state only.  Then QMP migrate on the running source: QEMU stops
+  it at the end (STOP event), this script lets umemd go, and the
+  destination starts the guest by itself, which runs while its pages
+  arrive.  --stop-first instead: QMP stop, umemd, migrate, QMP cont.
+
+--mode postcopy [--preempt]: QEMU's own postcopy (postcopy-ram, and
+  postcopy-preempt with --preempt) between two QEMUs with anonymous RAM
+  (memory-backend-ram): migrate, then migrate-start-postcopy at once.
+
+Both modes wait for --passes-before verify passes on the source first and
+for --passes-after passes on the destination after the RAM transfer ended.
+Output: a log with timestamps, then one line "RESULT {json}".  Exit status
+0 only if the migration completed, the guest reported no mismatch and it
+kept running (made --passes-after passes) after the RAM transfer ended.
+"""
+
+import argparse
+import errno
+import json
+import os
+import re
+import signal
+import stat
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True   # the repo is read-only in the test VMs
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from qtest_umem import LineSock, Timeout  # noqa: E402
+
+PASS_RE = re.compile(r"^pass (\d+): (\d+) pages, (\d+) mismatches, total (\d+)")
+T0 = time.monotonic()
+
+
+def log(msg):
+    print(f"[{time.monotonic() - T0:7.2f} s] {msg}", flush=True)
+
+
+class Fail(Exception):
+    pass
+
+
+class QMP:
+    """QMP over a unix socket; keeps the events it reads (with timestamps)."""
+
+    def __init__(self, path, timeout):
+        self.s = LineSock(path, timeout)
+        self.events = []
+        greeting = json.loads(self.s.readline())
+        if "QMP" not in greeting:
+            raise Fail(f"bad QMP greeting {greeting}")
+        self.execute("qmp_capabilities")
+
+    def execute(self, cmd, timeout=None, **args):
+        msg = {"execute": cmd}
+        if args:
+            msg["arguments"] = args
+        self.s.send((json.dumps(msg) + "\n").encode())
+        while True:
+            ans = json.loads(self.s.readline(timeout))
+            if "event" in ans:
+                self.events.append(ans)
+                continue
+            if "error" in ans:
+                raise Fail(f"QMP {cmd}: {ans['error'].get('desc')}")
+            return ans.get("return")
+
+    def poll_events(self, secs=0.0):
+        """Read the events that arrive within @secs."""
+        end = time.monotonic() + secs
+        while True:
+            try:
+                line = self.s.readline(max(end - time.monotonic(), 0.001))
+            except Timeout:
+                return
+            ans = json.loads(line)
+            if "event" in ans:
+                self.events.append(ans)
+
+    def event_time(self, name, status=None):
+        """Wall-clock time (s) of the first event @name (MIGRATION: @status)."""
+        for e in self.events:
+            if e["event"] == name and (status is None or e.get("data", {}).get("status") == status):
+                ts = e["timestamp"]
+                return ts["seconds"] + ts["microseconds"] / 1e6
+        return None
+
+
+class Serial:
+    """The guest's serial log: pass lines and mismatches."""
+
+    def __init__(self, path):
+        self.path = path
+        self.pos = 0
+        self.buf = ""
+        self.last_pass = 0
+        self.total_bad = 0
+        self.pages = 0
+        self.mismatches = []
+        self.lines = []
+
+    def update(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.pos)
+                data = f.read()
+        except OSError:
+            return self
+        self.pos += len(data)
+        self.buf += data.decode(errors="replace").replace("\r", "")
+        *full, self.buf = self.buf.split("\n")
+        for line in full:
+            self.lines.append((time.monotonic(), line))
+            m = PASS_RE.match(line)
+            if m:
+                self.last_pass = int(m.group(1))
+                self.pages = int(m.group(2))
+                self.total_bad = int(m.group(4))
+            elif line.startswith("MISMATCH"):
+                self.mismatches.append(line)
+        return self
+
+
+class Run:
+    def __init__(self, a):
+        self.a = a
+        self.procs = []
+        self.work = a.workdir
+        os.makedirs(self.work, exist_ok=True)
+        self.size = a.mib << 20
+        self.pages = self.size // 4096
+        self.res = {"mode": a.mode, "preempt": a.preempt, "ram_mib": a.mib,
+                    "guest_mib": a.mib - 2, "pages": self.pages, "ok": False, "error": ""}
+
+    # ---- processes
+    def spawn(self, name, cmd, ns=None, stdout=None, stderr=None):
+        if ns:
+            cmd = ["ip", "netns", "exec", ns] + cmd
+        out = open(stdout or f"{self.work}/{name}.out", "w")
+        err = open(stderr or f"{self.work}/{name}.err", "w")
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                             start_new_session=True)
+        p.name = name
+        self.procs.append(p)
+        return p
+
+    def kill_all(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def wait_until(self, what, cond, secs, procs=(), step=0.05):
+        end = time.monotonic() + secs
+        while time.monotonic() < end:
+            v = cond()
+            if v:
+                return v
+            for p in procs:
+                if p.poll() is not None:
+                    raise Fail(f"{what}: {p.name} exited with status {p.returncode} "
+                               f"({self.tail(p.name)})")
+            time.sleep(step)
+        raise Fail(f"{what}: not within {secs:.0f} s")
+
+    def tail(self, name, n=3):
+        out = []
+        for ext in ("err", "out"):
+            try:
+                with open(f"{self.work}/{name}.{ext}") as f:
+                    out += [l.strip() for l in f.read().splitlines() if l.strip()][-n:]
+            except OSError:
+                pass
+        return " | ".join(out[-n:])
+
+    # ---- QEMU
+    def qemu(self, side, backend, incoming, ns):
+        a = self.a
+        qmp = f"{self.work}/{side}.qmp"
+        serial = f"{self.work}/{side}.serial"
+        for f in (qmp, serial):
+            if os.path.exists(f):
+                os.unlink(f)
+        cmd = [a.qemu, "-accel", "tcg", "-M", "pc", "-cpu", "qemu64", "-m", f"{a.mib}M",
+               "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+               "-object", backend, "-machine", "memory-backend=ram0",
+               "-kernel", a.guest, "-append", f"mib={a.mib - 2} print={a.print_every}",
+               "-serial", f"file:{serial}", "-qmp", f"unix:{qmp},server=on,wait=off"]
+        if incoming:
+            cmd += ["-incoming", "defer"]
+        log(f"{side} QEMU: {' '.join(cmd)}")
+        p = self.spawn(f"qemu-{side}", cmd, ns)
+        t = time.monotonic()
+        qs = []
+
+        def connect():
+            # the socket file appears at bind(), before QEMU listens
+            try:
+                qs.append(QMP(qmp, a.timeout))
+                return True
+            except (FileNotFoundError, ConnectionRefusedError):
+                return False
+        self.wait_until(f"{side} QEMU's QMP socket", connect, a.start_timeout, [p])
+        q = qs[0]
+        log(f"{side} QEMU up (pid {p.pid}, {time.monotonic() - t:.1f} s)")
+        return p, q, Serial(serial)
+
+    def caps(self, q, names):
+        have = {c["capability"] for c in q.execute("query-migrate-capabilities")}
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise Fail(f"this QEMU lacks migration capabilities {missing}")
+        q.execute("migrate-set-capabilities",
+                  capabilities=[{"capability": n, "state": True} for n in names])
+
+    def wait_passes(self, side, ser, n, secs, procs):
+        start = ser.update().last_pass
+        self.wait_until(f"{n} verify passes on the {side}",
+                        lambda: ser.update().last_pass >= start + n, secs, procs)
+        return ser.last_pass
+
+    def migrate_status(self, q):
+        return (q.execute("query-migrate") or {}).get("status", "none")
+
+    def wait_migrated(self, qs, qd, procs):
+        """Source migration completed, destination received it."""
+        def done():
+            st = self.migrate_status(qs)
+            if st in ("failed", "cancelled"):
+                raise Fail(f"source migration {st}: {qs.execute('query-migrate').get('error-desc', '')}")
+            return st == "completed"
+        self.wait_until("QEMU migration completed on the source", done, self.a.timeout * 4, procs,
+                        0.01)
+
+        def dest_done():
+            st = self.migrate_status(qd)
+            if st == "failed":
+                raise Fail("destination: incoming migration failed")
+            return st == "completed"
+        self.wait_until("incoming migration completed on the destination", dest_done,
+                        self.a.timeout, procs, 0.01)
+
+    # ---- the two flows
+    def run_umem(self):
+        a = self.a
+        name = f"qm{os.getpid()}"
+        node = f"/dev/umem-{name}"
+        ram = f"/dev/shm/umem-qemu-{os.getpid()}.ram"
+        self.ramfile = ram
+        with open(ram, "wb") as f:
+            f.truncate(self.size)
+        qs_p, qs, ss = self.qemu(
+            "source", f"memory-backend-file,id=ram0,size={a.mib}M,mem-path={ram},share=on",
+            False, a.src_ns)
+        self.qs = qs
+        n = self.wait_passes("source", ss, a.passes_before, a.timeout * 2, [qs_p])
+        log(f"source guest is at pass {n}: {ss.lines[0][1] if ss.lines else ''}")
+
+        # umemd pair; the source's --stop-cmd blocks until we stop QEMU: it
+        # says it is ready (a file), then reads one byte from a FIFO.
+        req, fifo = f"{self.work}/stop-requested", f"{self.work}/stopped.fifo"
+        for f in (req, fifo):
+            if os.path.exists(f):
+                os.unlink(f)
+        os.mkfifo(fifo, 0o600)
+        stop_cmd = (f"touch {req} && [ \"$(timeout {int(a.timeout * 10)} head -c 1 {fifo})\" = g ]")
+        dst = [a.umemd, "--incoming", "--listen", f"{a.dst_addr}:{a.port}", "--backend", "umem",
+               "--name", name, "--json", "--progress", "--latency-log", f"{self.work}/latency.ns"
+               ] + a.umemd_dst_opt
+        src = [a.umemd, "--outgoing", "--ram", ram, "--connect", f"{a.dst_addr}:{a.port}",
+               "--connect-wait", "20", "--stop-cmd", stop_cmd, "--json"] + a.umemd_src_opt
+        log(f"destination: {' '.join(dst)}")
+        ud = self.spawn("umemd-dst", dst, a.dst_ns, stdout=f"{self.work}/umemd-dst.json")
+        time.sleep(0.3)
+        log(f"source: {' '.join(src[:-3 - len(a.umemd_src_opt)])} --stop-cmd '...' --json "
+            f"{' '.join(a.umemd_src_opt)}")
+        us = self.spawn("umemd-src", src, a.src_ns, stdout=f"{self.work}/umemd-src.json")
+
+        def is_node():
+            try:
+                return stat.S_ISCHR(os.stat(node).st_mode)
+            except OSError:
+                return False
+        self.wait_until(f"{node} (created by umemd --incoming)", is_node, 30, [ud, us])
+        hold = os.open(node, os.O_RDWR)   # keeps the region while QEMU starts
+        log(f"{node} exists ({self.size >> 20} MiB); umemd --outgoing waits in --stop-cmd")
+        try:
+            qd_p, qd, ds = self.qemu(
+                "destination",
+                f"memory-backend-file,id=ram0,size={a.mib}M,mem-path={node},share=on",
+                True, a.dst_ns)
+            self.qd = qd
+            maps = open(f"/proc/{qd_p.pid}/maps").read()
+            if f"umem-{name}" not in maps or not is_node():
+                raise Fail(f"destination QEMU did not map {node}")
+            log(f"destination QEMU maps the region: "
+                f"{[l.split()[-2] + ' ' + l.split()[-1] for l in maps.splitlines() if name in l][0]}")
+        finally:
+            os.close(hold)
+        self.caps(qd, ["x-ignore-shared", "events"])
+        qd.execute("migrate-incoming", uri=f"tcp:{a.dst_addr}:{a.qport}")
+        self.caps(qs, ["x-ignore-shared", "events"])
+        self.wait_until("umemd --outgoing ready (in --stop-cmd)", lambda: os.path.exists(req),
+                        30, [ud, us])
+
+        procs = [qs_p, qd_p, ud]
+        last_src = ss.update().last_pass
+        if a.stop_first:
+            log(f"QMP stop on the source (guest at pass {last_src}), let umemd serve RAM, "
+                "QMP migrate (device state), QMP cont on the destination")
+            t_stop = time.monotonic()
+            qs.execute("stop")
+        else:
+            log(f"QMP migrate (device state) from the running source (guest at pass {last_src}); "
+                "umemd serves RAM once QEMU has stopped the source")
+            t_stop = None
+            qs.execute("migrate", uri=f"tcp:{a.dst_addr}:{a.qport}")
+
+            def stopped():
+                qs.poll_events(0.005)
+                if qs.event_time("STOP"):
+                    return True
+                if self.migrate_status(qs) in ("failed", "cancelled"):
+                    raise Fail("source migration failed before the source stopped")
+                return False
+            self.wait_until("the source QEMU stopped by its migration", stopped,
+                            a.timeout * 2, procs, 0.0)
+            t_stop = time.monotonic()
+        if a.test_corrupt is not None:
+            # (testing) change one slot of guest page N in the stopped
+            # source's RAM: the destination guest must report it.
+            with open(ram, "r+b") as f:
+                f.seek(0x200000 + a.test_corrupt * 4096 + 3 * 512)
+                f.write(b"\xde\xad\xbe\xef" * 2)
+            log(f"(test) corrupted guest page {a.test_corrupt} in the source's RAM file")
+        self.release(fifo, t_stop)
+        if a.stop_first:
+            qs.execute("migrate", uri=f"tcp:{a.dst_addr}:{a.qport}")
+        self.wait_migrated(qs, qd, procs)
+        st = qd.execute("query-status")["status"]
+        if st != "running":
+            qd.execute("cont")
+        t_run = time.monotonic()
+        qs.poll_events(0.2)
+        qd.poll_events(0.2)
+        self.res["downtime_ms"] = self.downtime(qs, qd, t_run - t_stop)
+        log(f"destination runs ({'was ' + repr(st) + ', QMP cont' if st != 'running' else 'started by QEMU'}); "
+            f"downtime {self.res['downtime_ms']:.0f} ms (source STOP -> destination RESUME)")
+        ms = qs.execute("query-migrate")
+        self.res["qemu_device_state_bytes"] = ms.get("ram", {}).get("transferred")
+        self.res["qemu_migrate_total_ms"] = ms.get("total-time")
+
+        # The RAM transfer; the guest verifies meanwhile.
+        last = 0
+        end = time.monotonic() + a.timeout * 10
+        while ud.poll() is None:
+            if time.monotonic() > end:
+                raise Fail("umemd --incoming did not finish in time")
+            for p in (qs_p, qd_p):
+                if p.poll() is not None:
+                    raise Fail(f"{p.name} exited ({p.returncode}): {self.tail(p.name)}")
+            if ds.update().last_pass != last:
+                last = ds.last_pass
+                log(f"destination guest: pass {last}, mismatches total {ds.total_bad}"
+                    f"{self.umemd_progress()}")
+            time.sleep(0.02)
+        t_done, t_done_wall = time.monotonic(), time.time()
+        # from the STOP event (wall clock, as QMP timestamps are) if there is one
+        t_ev = qs.event_time("STOP")
+        self.res["ram_done_ms"] = ((t_done_wall - t_ev) if t_ev else (t_done - t_stop)) * 1e3
+        self.res["pass_at_ram_done"] = ds.update().last_pass
+        log(f"umemd --incoming done (exit {ud.returncode}) {self.res['ram_done_ms'] / 1e3:.2f} s "
+            "after the stop; "
+            f"guest at pass {ds.last_pass}")
+        try:
+            us.wait(a.timeout)
+        except subprocess.TimeoutExpired:
+            raise Fail("umemd --outgoing did not exit after the destination finished")
+        self.res["umemd_dst"] = self.read_json("umemd-dst.json")
+        self.res["umemd_src"] = self.read_json("umemd-src.json")
+        self.res["umemd_dst_exit"] = ud.returncode
+        self.res["umemd_src_exit"] = us.returncode
+        self.finish(ss, ds, qd_p, [qs_p, qd_p])
+
+    def run_postcopy(self):
+        a = self.a
+        backend = f"memory-backend-ram,id=ram0,size={a.mib}M"
+        qs_p, qs, ss = self.qemu("source", backend, False, a.src_ns)
+        self.qs = qs
+        n = self.wait_passes("source", ss, a.passes_before, a.timeout * 2, [qs_p])
+        log(f"source guest is at pass {n}")
+        qd_p, qd, ds = self.qemu("destination", backend, True, a.dst_ns)
+        self.qd = qd
+        caps = ["postcopy-ram", "events"] + (["postcopy-preempt"] if a.preempt else [])
+        self.caps(qd, caps + ["postcopy-blocktime"])
+        qd.execute("migrate-incoming", uri=f"tcp:{a.dst_addr}:{a.qport}")
+        self.caps(qs, caps)
+        log(f"capabilities {', '.join(caps)} (+ postcopy-blocktime on the destination)")
+        last_src = ss.update().last_pass
+        log(f"migrate + migrate-start-postcopy (source guest at pass {last_src})")
+        t_mig = time.monotonic()
+        qs.execute("migrate", uri=f"tcp:{a.dst_addr}:{a.qport}")
+        qs.execute("migrate-start-postcopy")
+        procs = [qs_p, qd_p]
+        last = 0
+
+        def running():
+            nonlocal last
+            if ds.update().last_pass != last:
+                last = ds.last_pass
+                log(f"destination guest: pass {last}, mismatches total {ds.total_bad}")
+            st = self.migrate_status(qs)
+            if st in ("failed", "cancelled"):
+                raise Fail(f"source migration {st}")
+            return st == "completed"
+        self.wait_until("QEMU postcopy migration completed", running, a.timeout * 10, procs)
+        t_done = time.monotonic()
+        self.wait_migrated(qs, qd, procs)
+        qs.poll_events(0.2)
+        qd.poll_events(0.2)
+        t_stop = qs.event_time("STOP")
+        # the destination's "completed": every page placed there
+        t_end = qd.event_time("MIGRATION", "completed") or qs.event_time("MIGRATION", "completed")
+        self.res["downtime_ms"] = self.downtime(qs, qd, None)
+        self.res["ram_done_ms"] = ((t_end - t_stop) * 1e3 if t_stop and t_end
+                                   else (t_done - t_mig) * 1e3)
+        self.res["pass_at_ram_done"] = ds.update().last_pass
+        ms, md = qs.execute("query-migrate"), qd.execute("query-migrate")
+        ram = ms.get("ram", {})
+        self.res["qemu"] = {
+            "total_ms": ms.get("total-time"), "downtime_ms": ms.get("downtime"),
+            "ram_transferred": ram.get("transferred"), "pages_normal": ram.get("normal"),
+            "pages_duplicate": ram.get("duplicate"),
+            "postcopy_requests": ram.get("postcopy-requests"),
+            "precopy_bytes": ram.get("precopy-bytes"),
+            "postcopy_bytes": ram.get("postcopy-bytes"),
+            "downtime_bytes": ram.get("downtime-bytes"),
+            "blocktime_ms": md.get("postcopy-blocktime"),
+            "vcpu_blocktime_ms": md.get("postcopy-vcpu-blocktime"),
+        }
+        log(f"QEMU migration completed: source says total {ms.get('total-time')} ms, "
+            f"downtime {ms.get('downtime')} ms; STOP -> completed {self.res['ram_done_ms']:.0f} ms; "
+            f"guest at pass {ds.last_pass}")
+        self.finish(ss, ds, qd_p, procs)
+
+    def release(self, fifo, t):
+        """Let umemd --outgoing's --stop-cmd return: write "g" to its FIFO."""
+        while True:
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:
+                if e.errno != errno.ENXIO or time.monotonic() - t > self.a.timeout:  # no reader yet
+                    raise Fail(f"umemd --outgoing's --stop-cmd is not waiting: {e}")
+                time.sleep(0.005)
+        os.write(fd, b"g")
+        os.close(fd)
+
+    def downtime(self, qs, qd, fallback_s):
+        t_stop, t_resume = qs.event_time("STOP"), qd.event_time("RESUME")
+        if t_stop and t_resume:
+            return (t_resume - t_stop) * 1e3
+        return fallback_s * 1e3 if fallback_s is not None else None
+
+    def umemd_progress(self):
+        """umemd --incoming's last --progress line, if any."""
+        try:
+            with open(f"{self.work}/umemd-dst.err", "rb") as f:
+                f.seek(max(0, os.path.getsize(f.name) - 400))
+                tail = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        parts = [p.strip() for p in re.split(r"[\r\n]", tail) if "pages (" in p]
+        return f"; {parts[-1]}" if parts else ""
+
+    def finish(self, ss, ds, qd_p, procs):
+        a = self.a
+        at = self.res["pass_at_ram_done"]
+        try:
+            self.wait_passes("destination, after the RAM transfer", ds, a.passes_after,
+                             a.timeout * 2, procs)
+        except Fail as e:
+            self.res["error"] = str(e)
+        ds.update()
+        ss.update()
+        g = self.res["guest"] = {
+            "source_last_pass": ss.last_pass,
+            "destination_first_pass": next((int(PASS_RE.match(l).group(1)) for _, l in ds.lines
+                                            if PASS_RE.match(l)), None),
+            "pass_at_ram_done": at, "last_pass": ds.last_pass,
+            "passes_after_ram_done": ds.last_pass - at,
+            "mismatches": ds.total_bad + len(ss.mismatches),
+            "mismatch_lines": (ss.mismatches + ds.mismatches)[:20],
+            "pages": ds.pages,
+        }
+        log(f"destination guest: pass {ds.last_pass} ({g['passes_after_ram_done']} passes after "
+            f"the RAM transfer ended), mismatches {g['mismatches']}")
+        self.res["serial_source_tail"] = [l for _, l in ss.lines[-3:]]
+        self.res["serial_destination_head"] = [l for _, l in ds.lines[:3]]
+        self.res["serial_destination_tail"] = [l for _, l in ds.lines[-3:]]
+        ok = (not self.res["error"] and g["mismatches"] == 0 and
+              g["passes_after_ram_done"] >= a.passes_after and qd_p.poll() is None)
+        if self.a.mode == "umem":
+            d = self.res.get("umemd_dst") or {}
+            ok = ok and d.get("ok") is True and self.res["umemd_dst_exit"] == 0 \
+                and self.res["umemd_src_exit"] == 0
+        self.res["ok"] = bool(ok)
+
+    def read_json(self, f):
+        try:
+            with open(f"{self.work}/{f}") as fh:
+                for line in fh:
+                    if line.startswith("{"):
+                        return json.loads(line)
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def quit(self):
+        for q in (getattr(self, "qd", None), getattr(self, "qs", None)):
+            if q:
+                try:
+                    q.execute("quit", 5)
+                except Exception:  # noqa: BLE001 - best effort
+                    pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    here = os.path.dirname(os.path.abspath(__file__))
+    top = os.path.dirname(here)
+    ap.add_argument("--mode", choices=["umem", "postcopy"], default="umem")
+    ap.add_argument("--preempt", action="store_true", help="postcopy: also postcopy-preempt")
+    ap.add_argument("--mib", type=int, default=64,
+                    help="guest RAM in MiB; the guest checks all of it above 2 MiB (default 64)")
+    ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--guest", default=f"{top}/build/qemu/umem-guest.elf")
+    ap.add_argument("--umemd", default=f"{top}/build/bin/umemd")
+    ap.add_argument("--umemd-src-opt", action="append", default=[],
+                    help="extra option for umemd --outgoing (repeat)")
+    ap.add_argument("--umemd-dst-opt", action="append", default=[],
+                    help="extra option for umemd --incoming (repeat), e.g. --no-preempt")
+    ap.add_argument("--src-ns", help="network namespace of the source side")
+    ap.add_argument("--dst-ns", help="network namespace of the destination side")
+    ap.add_argument("--dst-addr", default="127.0.0.1", help="destination's address")
+    ap.add_argument("--port", type=int, default=4444, help="umemd port")
+    ap.add_argument("--qport", type=int, default=4445, help="QEMU migration port")
+    ap.add_argument("--passes-before", type=int, default=3)
+    ap.add_argument("--passes-after", type=int, default=3)
+    ap.add_argument("--print-every", type=int, default=1, help="guest prints every Nth pass")
+    ap.add_argument("--timeout", type=float, default=60,
+                    help="base timeout (s); longer steps use multiples of it")
+    ap.add_argument("--start-timeout", type=float, default=120, help="QEMU startup (s)")
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--stop-first", action="store_true",
+                    help="umem: QMP stop on the source before QMP migrate, then QMP cont on "
+                    "the destination (default: migrate the running source; QEMU stops it at the "
+                    "end and the destination starts by itself)")
+    ap.add_argument("--test-corrupt", type=int, metavar="N",
+                    help="(testing, umem) overwrite a word pair of guest page N in the "
+                    "source's RAM after the stop: the guest must report mismatches")
+    a = ap.parse_args()
+    if a.mib < 3:
+        ap.error("--mib must be at least 3")
+
+    r = Run(a)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    rc = 1
+    try:
+        if a.mode == "umem":
+            r.run_umem()
+        else:
+            r.run_postcopy()
+        rc = 0 if r.res["ok"] else 1
+    except (Fail, Timeout, EOFError, OSError) as e:
+        r.res["error"] = f"{type(e).__name__}: {e}"
+        log(f"FAILED: {r.res['error']}")
+    finally:
+        r.quit()
+        r.kill_all()
+        if getattr(r, "ramfile", None):
+            try:
+                os.unlink(r.ramfile)
+            except OSError:
+                pass
+    report(r.res)
+    print("RESULT " + json.dumps(r.res), flush=True)
+    return rc
+
+
+def fmt(v, unit="", nd=0):
+    if v is None:
+        return "?"
+    return f"{v:.{nd}f}{unit}" if isinstance(v, float) else f"{v}{unit}"
+
+
+def report(res):
+    """The human-readable summary (before the RESULT line)."""
+    g = res.get("guest") or {}
+    print("", flush=True)
+    print(f"== {res['mode']}{' + preempt' if res.get('preempt') else ''}: "
+          f"{res['ram_mib']} MiB of guest RAM ({res['pages']} pages), "
+          f"{'OK' if res['ok'] else 'FAILED'}{': ' + res['error'] if res['error'] else ''}")
+    print(f"  downtime            {fmt(res.get('downtime_ms'), ' ms', 1)} "
+          "(source QMP STOP event -> destination RESUME event)")
+    print(f"  RAM transfer        {fmt(res.get('ram_done_ms'), ' ms')} "
+          "(source stopped -> last page on the destination)")
+    d = res.get("umemd_dst")
+    if d:
+        lat = d.get("latency_us", {})
+        print(f"  umemd --incoming    {'ok' if d.get('ok') else 'FAILED ' + d.get('error', '')}, "
+              f"total {fmt(d.get('total_ms'), ' ms', 0)} (from the source's connection, "
+              "includes starting the destination QEMU)")
+        print(f"  pages               {d.get('pages')}: requested {d.get('pages_requested')}, "
+              f"background {d.get('pages_background')} (zero {d.get('pages_zero')}), "
+              f"preempt channel {'on' if d.get('preempt') else 'off'}")
+        print(f"  request latency     {lat.get('count')} requests: p50 {fmt(lat.get('p50'), ' us')}, "
+              f"p99 {fmt(lat.get('p99'), ' us')}, max {fmt(lat.get('max'), ' us')}")
+        print(f"  blocked             {fmt(d.get('blocked_ms'), ' ms', 1)} in total, longest "
+              f"{fmt(d.get('blocked_max_ms'), ' ms', 1)} ({d.get('blocked_source')})")
+        print(f"  device state        {fmt(res.get('qemu_device_state_bytes'), ' bytes')} by QEMU "
+              "(x-ignore-shared: no guest RAM)")
+    q = res.get("qemu")
+    if q:
+        print(f"  QEMU query-migrate  total-time {fmt(q.get('total_ms'), ' ms')}, "
+              f"{fmt(q.get('ram_transferred'), ' bytes')} of RAM "
+              f"(precopy {q.get('precopy_bytes')}, postcopy {q.get('postcopy_bytes')}), "
+              f"postcopy-requests {q.get('postcopy_requests')}")
+        print(f"  postcopy-blocktime  {fmt(q.get('blocktime_ms'), ' ms')} "
+              f"(per vCPU {q.get('vcpu_blocktime_ms')})")
+    if g:
+        print(f"  guest               source stopped after pass {g.get('source_last_pass')}; "
+              f"pass {g.get('pass_at_ram_done')} when the RAM transfer ended, "
+              f"pass {g.get('last_pass')} at the end ({g.get('passes_after_ram_done')} more); "
+              f"mismatches {g.get('mismatches')}")
+        for line in g.get("mismatch_lines", []):
+            print(f"    {line}")
+    for key, what in (("serial_source_tail", "source serial, last lines"),
+                      ("serial_destination_head", "destination serial, first lines"),
+                      ("serial_destination_tail", "destination serial, last lines")):
+        if res.get(key):
+            print(f"  {what}:")
+            for line in res[key]:
+                print(f"    {line}")
+    print("", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
