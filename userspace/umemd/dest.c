@@ -65,6 +65,7 @@ struct dest {
 	/* DEVICE_STATE pieces, main thread only */
 	uint8_t *ds;
 	uint64_t ds_total, ds_got;
+	uint64_t t_run, t_done;		/* RUN received; every page present */
 	struct chan main, pre;
 	bool preempt;
 	int stop_fd;
@@ -153,6 +154,7 @@ static void check_complete(struct dest *d)
 	if (d->end_seen && atomic_load(&d->received) == d->pages &&
 	    !atomic_load(&d->finished) && !atomic_load(&d->failed)) {
 		atomic_store(&d->finished, true);
+		d->t_done = now_ns();
 		now = true;
 	}
 	pthread_mutex_unlock(&d->slock);
@@ -1063,6 +1065,7 @@ static int main_loop(struct dest *d, uint8_t *buf)
 				send_error(d, ret == -EPROTO ? PROTO_E_PROTO : PROTO_E_LOCAL, err);
 				return ret;
 			}
+			d->t_run = now_ns();
 			if (d->verbose)
 				log_msg("RUN: the guest runs here now");
 			vmm_notify(d, VMM_RUN, NULL);
@@ -1190,6 +1193,8 @@ out:
 		snprintf(d.err, sizeof(d.err), "migration did not complete");
 	snprintf(sum->error, sizeof(sum->error), "%s", d.err);
 	sum->total_ns = now_ns() - t0;
+	if (d.t_run && d.t_done > d.t_run)
+		sum->postcopy_ns = d.t_done - d.t_run;
 	sum->pages = d.pages;
 	sum->pages_bg = atomic_load(&d.pages_bg);
 	sum->pages_req = atomic_load(&d.pages_req);

@@ -70,6 +70,8 @@ void summary_print(const struct umemd_summary *s, bool json)
 		       (unsigned long long)s->bytes_preempt);
 		printf(",\"device_state_bytes\":%llu",
 		       (unsigned long long)s->device_state_bytes);
+		if (s->role[0] == 'd')
+			printf(",\"postcopy_ms\":%.3f", s->postcopy_ns / 1e6);
 		if (s->precopy || s->switch_reason) {
 			printf(",\"precopy\":{\"dirty_tracking\":");
 			json_str(s->dirty_method ? s->dirty_method : "none");
@@ -125,6 +127,9 @@ void summary_print(const struct umemd_summary *s, bool json)
 		fprintf(stderr, "  recovery          %u resume(s), %.3f s paused\n", s->resumes,
 			s->paused_ns / 1e9);
 	if (s->role[0] == 'd') {
+		if (s->postcopy_ns)
+			fprintf(stderr, "  postcopy          %.3f s (RUN -> every page present)\n",
+				s->postcopy_ns / 1e9);
 		fprintf(stderr, "  request latency   p50 %.1f us, p99 %.1f us, max %.1f us (%llu requests, fault read -> install)\n",
 			p50 / 1e3, p99 / 1e3, max / 1e3,
 			(unsigned long long)s->nlat);

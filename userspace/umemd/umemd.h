@@ -56,6 +56,7 @@ struct umemd_summary {
 	uint64_t bytes_main, bytes_preempt;
 	bool preempt;
 	uint64_t device_state_bytes;
+	uint64_t postcopy_ns;		/* destination: RUN -> every page present */
 	/* source, precopy (--pid) */
 	bool precopy;
 	const char *dirty_method;
