@@ -285,6 +285,12 @@ mig_precopy_nomap() {
 #               notice the dead link themselves.
 mig_recover_cut() {
 	local desc=$1 backend=$2 mode=$3 sopts=${4:-} drc src vrc i n ppid pport target lt= cuts=3
+	# The workload's faults alone finish 16 MiB in about 1.5 s under TCG,
+	# before a cut at a random moment is sure to land: the timed cuts
+	# get an image big enough that the first one always breaks a live
+	# migration (mig_image sees this SIZE).
+	local SIZE=$SIZE
+	[ "$mode" != hook ] && SIZE=${RECOVER_CUT_SIZE:-64M}
 	mig_image
 	[ "$mode" = link ] && lt="--link-timeout 1"
 	# shellcheck disable=SC2086
