@@ -537,8 +537,13 @@ static int cmd_threads(enum kind k, size_t nthreads, size_t npages,
 		if (pthread_create(&th[i], NULL, fault_main, &tc[i]))
 			die("pthread_create");
 	}
-	pthread_barrier_wait(&bar);
+	/*
+	 * The clock starts before the barrier releases the threads: taken
+	 * after it, a thread could already be blocked in its first fault,
+	 * and blocktime could exceed the run time at small sizes.
+	 */
 	t0 = now_ns();
+	pthread_barrier_wait(&bar);
 	for (size_t i = 0; i < nthreads; i++)
 		pthread_join(th[i], NULL);
 	t1 = now_ns();
