@@ -23,37 +23,20 @@ fi
 t_run_tap test-libumem timeout 120 "$BIN/test-libumem" umem
 
 WORK=$(mktemp -d /tmp/umemd-guest.XXXXXX)
-NS_SRC=umem-src-$$
-NS_DST=umem-dst-$$
 cleanup() {
-	ip netns del "$NS_SRC" 2>/dev/null
-	ip netns del "$NS_DST" 2>/dev/null
+	mig_netns_down
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+. userspace/tests/migrate-lib.sh
 
-if ! command -v ip >/dev/null ||
-   ! ip netns add "$NS_SRC" || ! ip netns add "$NS_DST" ||
-   ! ip link add vsrc netns "$NS_SRC" type veth peer name vdst netns "$NS_DST"; then
+if ! mig_netns_up umem 10.77.0 vsrc vdst; then
 	t_skip "network namespaces / veth unavailable: migrations not run"
 	t_done
 fi
-ip -n "$NS_SRC" addr add 10.77.0.1/24 dev vsrc
-ip -n "$NS_DST" addr add 10.77.0.2/24 dev vdst
-for ns in "$NS_SRC" "$NS_DST"; do
-	ip -n "$ns" link set lo up
-done
-ip -n "$NS_SRC" link set vsrc up
-ip -n "$NS_DST" link set vdst up
 t_ok "two network namespaces joined by a veth pair (10.77.0.1 <-> 10.77.0.2)"
-
-ADDR=10.77.0.2
-SRC_ADDR=10.77.0.1
-SRC_RUN="ip netns exec $NS_SRC"
-DST_RUN="ip netns exec $NS_DST"
 SIZE=${UMEMD_TEST_SIZE:-32M}
 TMO=150
-. userspace/tests/migrate-lib.sh
 
 mig_full "umem, preempt" umem "" "" "--threads 2 --pattern random --duration 2 --verify-all" true
 mig_full "umem, no preempt" umem "--no-preempt" "" "--threads 2 --pattern hotset --duration 2 --verify-all" false

@@ -19,39 +19,22 @@ if [ ! -x "$BIN/umemd" ] || [ ! -x "$BIN/umem-vmm" ]; then
 fi
 
 WORK=$(mktemp -d /tmp/umemd-precopy.XXXXXX)
-NS_SRC=pc-src-$$
-NS_DST=pc-dst-$$
 cleanup() {
-	ip netns del "$NS_SRC" 2>/dev/null
-	ip netns del "$NS_DST" 2>/dev/null
+	mig_netns_down
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+. userspace/tests/migrate-lib.sh
 
-if ! command -v ip >/dev/null ||
-   ! ip netns add "$NS_SRC" || ! ip netns add "$NS_DST" ||
-   ! ip link add psrc netns "$NS_SRC" type veth peer name pdst netns "$NS_DST"; then
+if ! mig_netns_up pc 10.78.0 psrc pdst; then
 	t_skip "network namespaces / veth unavailable: precopy migrations not run"
 	t_done
 fi
-ip -n "$NS_SRC" addr add 10.78.0.1/24 dev psrc
-ip -n "$NS_DST" addr add 10.78.0.2/24 dev pdst
-for ns in "$NS_SRC" "$NS_DST"; do
-	ip -n "$ns" link set lo up
-done
-ip -n "$NS_SRC" link set psrc up
-ip -n "$NS_DST" link set pdst up
-
-ADDR=10.78.0.2
-SRC_ADDR=10.78.0.1
-SRC_RUN="ip netns exec $NS_SRC"
-DST_RUN="ip netns exec $NS_DST"
 SIZE=${UMEMD_TEST_SIZE:-16M}
 TMO=150
 PCRATE=${PCRATE:-5000}
 PCDIR=/dev/shm
 [ -d /dev/shm ] && [ -w /dev/shm ] || PCDIR=$WORK
-. userspace/tests/migrate-lib.sh
 
 if probe=$("$BIN/umemd" --probe-dirty); then
 	SOFT=1

@@ -21,38 +21,21 @@ if [ ! -x "$BIN/umemd" ] || [ ! -x "$BIN/umem-vmm" ]; then
 fi
 
 WORK=$(mktemp -d /tmp/umemd-recover.XXXXXX)
-NS_SRC=rc-src-$$
-NS_DST=rc-dst-$$
 cleanup() {
-	ip netns del "$NS_SRC" 2>/dev/null
-	ip netns del "$NS_DST" 2>/dev/null
+	mig_netns_down
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+. userspace/tests/migrate-lib.sh
 
-if ! command -v ip >/dev/null ||
-   ! ip netns add "$NS_SRC" || ! ip netns add "$NS_DST" ||
-   ! ip link add rsrc netns "$NS_SRC" type veth peer name rdst netns "$NS_DST"; then
+if ! mig_netns_up rc 10.79.0 rsrc rdst; then
 	t_skip "network namespaces / veth unavailable: recovery not run"
 	t_done
 fi
-ip -n "$NS_SRC" addr add 10.79.0.1/24 dev rsrc
-ip -n "$NS_DST" addr add 10.79.0.2/24 dev rdst
-for ns in "$NS_SRC" "$NS_DST"; do
-	ip -n "$ns" link set lo up
-done
-ip -n "$NS_SRC" link set rsrc up
-ip -n "$NS_DST" link set rdst up
-
-ADDR=10.79.0.2
-SRC_ADDR=10.79.0.1
-SRC_RUN="ip netns exec $NS_SRC"
 LINK_DOWN="ip -n $NS_DST link set rdst down"
 LINK_UP="ip -n $NS_DST link set rdst up"
-DST_RUN="ip netns exec $NS_DST"
 SIZE=${UMEMD_TEST_SIZE:-16M}
 TMO=150
-. userspace/tests/migrate-lib.sh
 
 backends=
 [ -e /dev/umem ] && backends=umem

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Migration scenarios shared by the host suite (loopback, uffd backends)
 # and the guest suite (two network namespaces, umem backend).  Source
-# suite-lib.sh first, then set:
+# suite-lib.sh first, then set (before calling any mig_* function):
 #   BIN      directory with umemd, umem-vmm, test-proto
 #   WORK     scratch directory
 #   ADDR     address the destination listens on
@@ -10,6 +10,39 @@
 #   DST_RUN  command prefix for the destination   (e.g. "ip netns exec b")
 #   SIZE     image size (e.g. 64M), SEED
 #   TMO      per-step timeout in seconds
+
+# The guest suites run the two sides in two network namespaces:
+#   mig_netns_up TAG NET SRC_IF DST_IF
+# makes TAG-src-$$ and TAG-dst-$$ joined by a veth pair (SRC_IF in the
+# source's, DST_IF in the destination's), NET.1 and NET.2 (/24), lo up;
+# sets NS_SRC, NS_DST, SRC_ADDR, ADDR, SRC_RUN, DST_RUN.  Returns 1 when
+# namespaces or veth are unavailable.  mig_netns_down removes them (safe
+# to call twice, or after a failed mig_netns_up).
+mig_netns_up() {
+	local tag=$1 net=$2 sif=$3 dif=$4 ns
+	NS_SRC=$tag-src-$$
+	NS_DST=$tag-dst-$$
+	command -v ip >/dev/null &&
+		ip netns add "$NS_SRC" && ip netns add "$NS_DST" &&
+		ip link add "$sif" netns "$NS_SRC" type veth peer name "$dif" netns "$NS_DST" ||
+		return 1
+	ip -n "$NS_SRC" addr add "$net.1/24" dev "$sif" &&
+		ip -n "$NS_DST" addr add "$net.2/24" dev "$dif" || return 1
+	for ns in "$NS_SRC" "$NS_DST"; do
+		ip -n "$ns" link set lo up || return 1
+	done
+	ip -n "$NS_SRC" link set "$sif" up && ip -n "$NS_DST" link set "$dif" up || return 1
+	SRC_ADDR=$net.1
+	ADDR=$net.2
+	SRC_RUN="ip netns exec $NS_SRC"
+	DST_RUN="ip netns exec $NS_DST"
+}
+
+mig_netns_down() {
+	[ -n "${NS_SRC:-}" ] && ip netns del "$NS_SRC" 2>/dev/null
+	[ -n "${NS_DST:-}" ] && ip netns del "$NS_DST" 2>/dev/null
+	return 0
+}
 
 PORT=${PORT:-$((20000 + RANDOM % 20000))}
 SEED=${SEED:-7}
