@@ -403,6 +403,8 @@ class Run:
             raise Fail("umemd --outgoing did not exit after the destination finished")
         self.res["umemd_dst"] = self.read_json("umemd-dst.json")
         self.res["umemd_src"] = self.read_json("umemd-src.json")
+        # In umem mode the preempt channel is umemd's (negotiated), not --preempt.
+        self.res["preempt"] = bool((self.res["umemd_dst"] or {}).get("preempt"))
         self.res["umemd_dst_exit"] = ud.returncode
         self.res["umemd_src_exit"] = us.returncode
         self.finish(ss, ds, qd_p, [qs_p, qd_p])
