@@ -40,6 +40,7 @@ TMO=150
 
 mig_full "umem, preempt" umem "" "" "--threads 2 --pattern random --duration 2 --verify-all" true
 mig_full "umem, no preempt" umem "--no-preempt" "" "--threads 2 --pattern hotset --duration 2 --verify-all" false
+mig_bw_cap "source --max-bandwidth 40" 40
 
 # VMM by path: /dev/umem-NAME, no socket.
 mig_image

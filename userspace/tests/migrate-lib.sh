@@ -487,3 +487,31 @@ mig_precopy_cancel() { # DESC BACKEND
 		mig_dump
 	fi
 }
+
+# --max-bandwidth MBIT with nothing faulting (umem backend, no VMM: the
+# destination maps the region itself), so the background stream carries
+# every page: its average rate must stay under the cap.  An upper bound
+# only (a slow host lowers the rate, never raises it), not a timing
+# assertion.  mig_bw_cap DESC MBIT
+mig_bw_cap() {
+	local desc=$1 mbit=$2 drc src rate SIZE=8M
+	mig_image
+	PORT=$((PORT + 1))
+	$DST_RUN "$BIN/umemd" --incoming --listen "$ADDR:$PORT" --backend umem --name "bw$PORT" \
+		--json >"$WORK/bw-dst.json" 2>"$WORK/bw-dst.err" &
+	DPID=$!
+	sleep 0.2
+	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --connect "$ADDR:$PORT" --connect-wait 20 \
+		--max-bandwidth "$mbit" --json >"$WORK/bw-src.json" 2>"$WORK/bw-src.err" &
+	SPID=$!
+	wait_pid "$SPID" "$TMO"; src=$WAIT_RC
+	wait_pid "$DPID" "$TMO"; drc=$WAIT_RC
+	rate=$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("%.1f" % (s["bytes_main"] * 8 / s["total_ms"] / 1000) if s["ok"] and s["pages_background"] == s["pages"] else "bad")' "$WORK/bw-src.json" 2>/dev/null)
+	if [ "$src" = 0 ] && [ "$drc" = 0 ] && [ -n "$rate" ] && [ "$rate" != bad ] &&
+	   python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) * 1.02 else 1)' "$rate" "$mbit"; then
+		t_ok "$desc: every page by the background stream at $rate Mbit/s (cap $mbit)"
+	else
+		t_fail "$desc: source=$src dest=$drc rate ${rate:-?} Mbit/s (cap $mbit)"
+		sed 's/^/#   /' "$WORK/bw-src.json" "$WORK/bw-src.err" "$WORK/bw-dst.err" | tail -n 20
+	fi
+}

@@ -63,6 +63,9 @@ static void usage(FILE *f)
 "  --device-state-out FILE  (incoming) the source's device state is written\n"
 "                       here (empty if it sent none) before RUN is passed on\n"
 "  --bg-follow on|off   move the background cursor next to the last request (source; default on)\n"
+"  --max-bandwidth MBIT (outgoing) cap the background stream, precopy rounds\n"
+"                       included, at MBIT megabits per second; requested pages\n"
+"                       on the preempt channel are not capped (default: none)\n"
 "  --throttle N         (testing) source sleeps 1 ms every N background pages\n"
 "  --recover            (both sides; protocol v2) a broken connection in postcopy\n"
 "                       pauses the migration instead of failing it: faulting\n"
@@ -139,6 +142,7 @@ int main(int argc, char **argv)
 		{ "vmm-socket", required_argument, NULL, 's' },
 		{ "no-preempt", no_argument, NULL, 'P' },
 		{ "bg-follow", required_argument, NULL, 'f' },
+		{ "max-bandwidth", required_argument, NULL, 'B' },
 		{ "throttle", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "latency-log", required_argument, NULL, 'L' },
@@ -210,6 +214,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			o.bg_follow = !strcmp(optarg, "on");
+			break;
+		case 'B':
+			if (parse_u64(optarg, &v) || !v || v > 1000000) {
+				log_msg("bad --max-bandwidth %s (Mbit/s, 1..1000000)", optarg);
+				return 2;
+			}
+			o.max_bw_bytes = v * 125000;
 			break;
 		case 'T':
 			if (parse_u64(optarg, &o.throttle_pages)) {
@@ -300,6 +311,10 @@ int main(int argc, char **argv)
 	}
 	if (o.device_state && !o.outgoing) {
 		log_msg("--device-state is for --outgoing (--device-state-out on --incoming)");
+		return 2;
+	}
+	if (o.max_bw_bytes && !o.outgoing) {
+		log_msg("--max-bandwidth is for --outgoing");
 		return 2;
 	}
 	if (!o.outgoing && (o.pid || o.stop_cmd || o.postcopy_after || o.max_rounds || o.dirty)) {

@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chan.h"
@@ -337,9 +338,47 @@ static bool next_unsent(struct source *s, uint64_t *cursor, uint64_t *low)
 	return false;
 }
 
+/*
+ * --max-bandwidth: pace the background stream (precopy rounds and the
+ * postcopy background; requested pages on the preempt channel are
+ * neither counted nor slowed), like QEMU's max-postcopy-bandwidth.
+ * Sleeps in slices of at most 5 ms; without a preempt channel it returns
+ * after one slice so that the caller serves queued requests first.
+ */
+struct pacer {
+	uint64_t t0, bytes;
+};
+
+static int pace(struct source *s, struct pacer *p, size_t bytes)
+{
+	uint64_t due, now;
+	int ret;
+
+	if (!s->o->max_bw_bytes)
+		return 0;
+	p->bytes += bytes;
+	due = p->t0 + (uint64_t)((double)p->bytes * 1e9 / (double)s->o->max_bw_bytes);
+	if (due <= now_ns() + 1000000)
+		return 0;	/* less than 1 ms ahead of the cap */
+	ret = flush_out(s);
+	if (ret)
+		return ret;
+	while ((now = now_ns()) < due && !atomic_load(&s->failed) &&
+	       !atomic_load(&s->paused)) {
+		uint64_t d = due - now < 5000000 ? due - now : 5000000;
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)d };
+
+		nanosleep(&ts, NULL);
+		if (!s->preempt)
+			break;
+	}
+	return 0;
+}
+
 static int background(struct source *s)
 {
 	uint64_t cursor = 0, low = 0, since_throttle = 0;
+	struct pacer pc = { .t0 = now_ns() };
 	int ret;
 
 	while (!atomic_load(&s->failed)) {
@@ -396,6 +435,9 @@ static int background(struct source *s)
 						   &s->lay, page, n);
 			atomic_fetch_add(&s->pages_zero, n);
 			atomic_fetch_add(&s->pages_bg, n);
+			ret = pace(s, &pc, PROTO_HDR_LEN + 16);
+			if (ret)
+				return ret;
 			if (s->hash && s->precopy_phase) {
 				static const uint8_t zero[PROTO_PAGE_SIZE];
 				uint64_t hz = page_hash(zero);
@@ -414,6 +456,9 @@ static int background(struct source *s)
 				s->hash[page] = page_hash(s->out + s->outlen);
 			s->outlen += PROTO_PAGE_SIZE;
 			atomic_fetch_add(&s->pages_bg, 1);
+			ret = pace(s, &pc, PROTO_HDR_LEN + 16 + PROTO_PAGE_SIZE);
+			if (ret)
+				return ret;
 			cursor = page + 1;
 		}
 		if (s->o->throttle_pages && ++since_throttle >= s->o->throttle_pages) {

@@ -20,6 +20,7 @@ struct umemd_opts {
 	const char *ram[UMEMD_MAX_RAM_FILES];
 	int nram;
 	bool bg_follow;
+	uint64_t max_bw_bytes;		/* background cap, bytes/s (0: none) */
 	int pid;			/* running VMM: precopy with dirty tracking */
 	uint32_t postcopy_after;	/* switch after N precopy rounds (0: auto) */
 	uint32_t max_rounds;		/* auto mode: give up converging after this */
