@@ -510,9 +510,18 @@ class Run:
             self.res["error"] = str(e)
         ds.update()
         ss.update()
+        src_last = ss.last_pass
+        dst_lines = [l for _, l in ds.lines]
+        if ss.buf and dst_lines:
+            # A pass line the guest began printing on the source (its pass
+            # was done there) and finished printing on the destination.
+            m = PASS_RE.match(ss.buf + dst_lines[0])
+            if m:
+                src_last = int(m.group(1))
+                dst_lines = dst_lines[1:]
         g = self.res["guest"] = {
-            "source_last_pass": ss.last_pass,
-            "destination_first_pass": next((int(PASS_RE.match(l).group(1)) for _, l in ds.lines
+            "source_last_pass": src_last,
+            "destination_first_pass": next((int(PASS_RE.match(l).group(1)) for l in dst_lines
                                             if PASS_RE.match(l)), None),
             "pass_at_ram_done": at, "last_pass": ds.last_pass,
             "passes_after_ram_done": ds.last_pass - at,
