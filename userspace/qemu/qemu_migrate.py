@@ -44,7 +44,8 @@ import time
 
 sys.dont_write_bytecode = True   # the repo is read-only in the test VMs
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qtest_umem import LineSock, Timeout  # noqa: E402
+import qtest_umem  # noqa: E402
+from qtest_umem import Timeout  # noqa: E402
 
 PASS_RE = re.compile(r"^pass (\d+): (\d+) pages, (\d+) mismatches, total (\d+)")
 T0 = time.monotonic()
@@ -58,30 +59,10 @@ class Fail(Exception):
     pass
 
 
-class QMP:
-    """QMP over a unix socket; keeps the events it reads (with timestamps)."""
+class QMP(qtest_umem.QMP):
+    """qtest_umem's QMP client, failing with Fail, plus event helpers."""
 
-    def __init__(self, path, timeout):
-        self.s = LineSock(path, timeout)
-        self.events = []
-        greeting = json.loads(self.s.readline())
-        if "QMP" not in greeting:
-            raise Fail(f"bad QMP greeting {greeting}")
-        self.execute("qmp_capabilities")
-
-    def execute(self, cmd, timeout=None, **args):
-        msg = {"execute": cmd}
-        if args:
-            msg["arguments"] = args
-        self.s.send((json.dumps(msg) + "\n").encode())
-        while True:
-            ans = json.loads(self.s.readline(timeout))
-            if "event" in ans:
-                self.events.append(ans)
-                continue
-            if "error" in ans:
-                raise Fail(f"QMP {cmd}: {ans['error'].get('desc')}")
-            return ans.get("return")
+    error = Fail
 
     def poll_events(self, secs=0.0):
         """Read the events that arrive within @secs."""

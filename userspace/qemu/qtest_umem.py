@@ -137,11 +137,17 @@ class QTest:
 
 
 class QMP:
+    """QMP over a unix socket; keeps the events it reads.  Errors are
+    raised as self.error (a subclass may pick its own exception)."""
+
+    error = RuntimeError
+
     def __init__(self, path, timeout):
         self.s = LineSock(path, timeout)
+        self.events = []
         greeting = json.loads(self.s.readline())
         if "QMP" not in greeting:
-            raise RuntimeError(f"bad QMP greeting {greeting}")
+            raise self.error(f"bad QMP greeting {greeting}")
         self.execute("qmp_capabilities")
 
     def execute(self, cmd, timeout=None, **args):
@@ -152,9 +158,10 @@ class QMP:
         while True:
             ans = json.loads(self.s.readline(timeout))
             if "event" in ans:
+                self.events.append(ans)
                 continue
             if "error" in ans:
-                raise RuntimeError(f"QMP {cmd}: {ans['error'].get('desc')}")
+                raise self.error(f"QMP {cmd}: {ans['error'].get('desc')}")
             return ans.get("return")
 
     def hmp(self, line, timeout=None):
