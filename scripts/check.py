@@ -33,6 +33,7 @@ RESULTS = os.path.join(BUILD, "results")
 PF_RE = re.compile(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?\s*$")
 TOTALS_RE = re.compile(
     r"^# Totals: pass:(\d+) fail:(\d+) xfail:(\d+) xpass:(\d+) skip:(\d+) error:(\d+)")
+NOT_OK_RE = re.compile(r"^\s*not ok \d+(?!.*# SKIP)")
 KSFT_SKIP = 4
 TIMEOUT_RCS = (124, 137)
 GUEST_ENV = ("GUEST_TEST_TIMEOUT", "GUEST_SUITE_TIMEOUT")
@@ -42,11 +43,19 @@ HOST_SUITE_TIMEOUT = int(os.environ.get("HOST_SUITE_TIMEOUT", "600"))
 class Count:
     def __init__(self, passed=0, failed=0, skipped=0, note=""):
         self.passed, self.failed, self.skipped, self.note = passed, failed, skipped, note
+        self.fails = []     # the "not ok" lines, for the closing recap
 
-    def add(self, other):
+    def add(self, other, label=None):
         self.passed += other.passed
         self.failed += other.failed
         self.skipped += other.skipped
+        if label is not None and other.failed:
+            # name every failure once more just above the closing line,
+            # where a log tail (CI) still shows it
+            named = other.fails or [other.note or "failed"]
+            self.fails.extend(f"{label}: {f}" for f in named)
+        else:
+            self.fails.extend(other.fails)
 
     def __str__(self):
         s = f"{self.passed} passed, {self.failed} failed"
@@ -59,6 +68,7 @@ def count_output(text, rc):
     """Count one suite from its stdout and exit status (None = unknown)."""
     pf = None
     totals = []
+    fails = [l.strip() for l in text.splitlines() if NOT_OK_RE.match(l)]
     for line in text.splitlines():
         m = PF_RE.match(line)
         if m:
@@ -91,6 +101,7 @@ def count_output(text, rc):
         else:
             notes.insert(0, "no summary line")
         c.note = "; ".join(notes)
+        c.fails = fails
         return c
     # a summary, but the suite did not end cleanly: one more failure
     # (unless it already reports failures and merely exited non-zero)
@@ -101,6 +112,7 @@ def count_output(text, rc):
     elif rc not in (0, KSFT_SKIP):
         notes.pop()
     c.note = "; ".join(notes)
+    c.fails = fails + ([c.note] if c.note else [])
     return c
 
 
@@ -122,6 +134,7 @@ def summarize_dir(resdir, label):
     if manifest is None:
         lines.append(f"{label}: no results (VM did not boot or guest-check did not start)")
         total.failed += 1
+        total.fails.append(lines[-1])
         return lines, total, False
     for ent in manifest.splitlines():
         parts = ent.split("\t")
@@ -135,11 +148,12 @@ def summarize_dir(resdir, label):
             rct = read(os.path.join(resdir, rcfile))
             rc = int(rct.strip()) if rct and rct.strip().lstrip("-").isdigit() else None
         c = count_output(text, rc)
-        total.add(c)
+        total.add(c, f"{label}/{name}")
         lines.append(f"{label}/{name}: {c}" + (f" ({c.note})" if c.note else ""))
     if read(os.path.join(resdir, "done")) is None:
         lines.append(f"{label}: guest-check broke off (no 'done' marker)")
         total.failed += 1
+        total.fails.append(lines[-1])
         ok = False
     return lines, total, ok
 
@@ -171,7 +185,7 @@ def run_host_suites():
         with open(os.path.join(out, name + ".tap"), "w") as f:
             f.write(text)
         c = count_output(text, rc)
-        total.add(c)
+        total.add(c, f"host/{name}")
         line = (f"host/{name}: {c}" + (f" ({c.note})" if c.note else "")
                 + f" [{time.monotonic() - t0:.0f}s]")
         print(line, flush=True)
@@ -183,7 +197,9 @@ def run_guest(kver):
     resdir = os.path.join(RESULTS, kver)
     ko = os.path.join(BUILD, f"mod-{kver}", "umem.ko")
     if not os.path.isfile(ko):
-        return [f"{kver}: {ko} missing (make modules-all)"], Count(failed=1), False
+        c = Count(failed=1)
+        c.fails = [f"{kver}: {ko} missing (make modules-all)"]
+        return c.fails[:], c, False
     subprocess.run(["rm", "-rf", resdir], check=False)
     os.makedirs(RESULTS, exist_ok=True)
     log = os.path.join(RESULTS, f"{kver}.console.log")
@@ -207,12 +223,24 @@ def run_guest(kver):
     return lines, total, ok
 
 
+def print_recap(count, limit=40):
+    """Name the failures again just above the closing line."""
+    if not count.fails:
+        return
+    print("check: failed:", flush=True)
+    for f in count.fails[:limit]:
+        print("  " + f, flush=True)
+    if len(count.fails) > limit:
+        print(f"  ... and {len(count.fails) - limit} more", flush=True)
+
+
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--summarize":
         resdir = sys.argv[2].rstrip("/")
         lines, total, ok = summarize_dir(resdir, os.path.basename(resdir))
         for l in lines:
             print(l)
+        print_recap(total)
         print(total)
         return 0 if ok and total.failed == 0 else 1
     if len(sys.argv) != 1:
@@ -237,6 +265,7 @@ def main():
         for l in lines:
             print(l, flush=True)
 
+    print_recap(grand)
     if not all_ok:
         print("check: some suites or kernels could not run", flush=True)
     print(grand, flush=True)
