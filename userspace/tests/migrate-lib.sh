@@ -86,6 +86,32 @@ mig_start_vmm() { # EXTRA...
 	VPID=$!
 }
 
+# mig_wait_log REGEX: wait up to 10 s for REGEX in the destination's log.
+mig_wait_log() {
+	local i
+	for i in $(seq 100); do
+		grep -q "$1" "$DLOG" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "# waited 10 s for /$1/ in the destination's log"
+	return 1
+}
+
+# mig_kill_in_postcopy VICTIM FREEZE: kill -9 VICTIM in postcopy while
+# pages are still missing.  A fixed delay is not enough: on an idle host
+# the VMM's faults can finish a 64 MiB migration in about 1.3 s, and the
+# kill then lands on a migration that already succeeded.  So wait until
+# the destination says RUN, then SIGSTOP FREEZE (the source, so nothing
+# more is served; or the VMM, so its faults fetch nothing more) and give
+# the other side a moment to block on what is missing.  The caller sends
+# SIGCONT to FREEZE if it survives.
+mig_kill_in_postcopy() {
+	mig_wait_log "RUN: the guest runs"
+	kill -STOP "$2" 2>/dev/null
+	sleep 0.5
+	kill -9 "$1" 2>/dev/null
+}
+
 mig_dump() {
 	local f
 	for f in "$DLOG" "$SLOG" "$VLOG"; do
@@ -122,16 +148,15 @@ mig_full() {
 mig_kill_source() { # DESC BACKEND
 	local desc=$1 backend=$2 drc vrc src
 	mig_image
-	mig_start_dest "$backend" --no-preempt
+	mig_start_dest "$backend" --no-preempt -v
 	mig_start_src --throttle 2
 	mig_start_vmm --threads 2 --pattern random --duration 30 --verify-all
-	sleep 1.5
-	kill -9 "$SPID" 2>/dev/null
+	mig_kill_in_postcopy "$SPID" "$SPID"
 	wait_pid "$SPID" 5; src=$WAIT_RC
 	wait_pid "$DPID" 20; drc=$WAIT_RC
 	vrc=99
 	[ -n "$VPID" ] && wait_pid "$VPID" 20 && vrc=$WAIT_RC
-	if [ "$drc" = 1 ] && grep -qiE "source|closed" "$DLOG"; then
+	if [ "$drc" = 1 ] && grep -qiE "destination:.*(source|closed)" "$DLOG"; then
 		t_ok "$desc: destination exits 1 and says why: $(grep -m1 -E 'destination:' "$DLOG" | cut -c1-150)"
 	else
 		t_fail "$desc: destination exit $drc"
@@ -150,14 +175,13 @@ mig_kill_source() { # DESC BACKEND
 mig_kill_dest() { # DESC BACKEND
 	local desc=$1 backend=$2 src
 	mig_image
-	mig_start_dest "$backend"
+	mig_start_dest "$backend" -v
 	mig_start_src --throttle 2
 	mig_start_vmm --threads 1 --pattern hotset --duration 30
-	sleep 1
-	kill -9 "$DPID" 2>/dev/null
+	mig_kill_in_postcopy "$DPID" "$VPID"
 	wait_pid "$DPID" 5
 	wait_pid "$SPID" 20; src=$WAIT_RC
-	[ -n "$VPID" ] && wait_pid "$VPID" 20
+	[ -n "$VPID" ] && kill -CONT "$VPID" 2>/dev/null && wait_pid "$VPID" 20
 	if [ "$src" = 1 ] && grep -q "destination" "$SLOG"; then
 		t_ok "$desc: source exits 1: $(grep -m1 'source:' "$SLOG" | cut -c1-150)"
 	else
@@ -343,10 +367,7 @@ mig_recover_cut() {
 	SPID=$!
 	mig_start_vmm --threads 2 --pattern random --duration 4 --verify-all
 	# Cut only in postcopy: a cut during the handshake fails, as it should.
-	for i in $(seq 100); do
-		grep -q "RUN: the guest runs" "$DLOG" 2>/dev/null && break
-		sleep 0.1
-	done
+	mig_wait_log "RUN: the guest runs"
 	if [ "$mode" != hook ]; then
 		cuts=0
 		for i in 1 2 3; do
@@ -395,11 +416,10 @@ mig_recover_cut() {
 mig_recover_giveup() { # DESC BACKEND
 	local desc=$1 backend=$2 drc vrc t0
 	mig_image
-	mig_start_dest "$backend" --recover --recover-wait 3 --no-preempt
+	mig_start_dest "$backend" --recover --recover-wait 3 --no-preempt -v
 	mig_start_src --recover --throttle 1
 	mig_start_vmm --threads 2 --pattern random --duration 30 --verify-all
-	sleep 1.5
-	kill -9 "$SPID" 2>/dev/null
+	mig_kill_in_postcopy "$SPID" "$SPID"
 	t0=$(date +%s)
 	wait_pid "$SPID" 5
 	wait_pid "$DPID" 30; drc=$WAIT_RC
@@ -423,16 +443,9 @@ mig_recover_cancel() { # DESC BACKEND
 	mig_start_dest "$backend" --recover --recover-wait 120 --no-preempt -v
 	mig_start_src --recover --throttle 1
 	mig_start_vmm --threads 2 --pattern random --duration 30 --verify-all
-	for i in $(seq 100); do
-		grep -q "RUN: the guest runs" "$DLOG" 2>/dev/null && break
-		sleep 0.1
-	done
-	kill -9 "$SPID" 2>/dev/null
+	mig_kill_in_postcopy "$SPID" "$SPID"
 	wait_pid "$SPID" 5
-	for i in $(seq 100); do
-		grep -q "postcopy paused" "$DLOG" 2>/dev/null && break
-		sleep 0.1
-	done
+	mig_wait_log "postcopy paused"
 	t0=$(date +%s)
 	kill -TERM "$DPID" 2>/dev/null
 	wait_pid "$DPID" 20; drc=$WAIT_RC
