@@ -241,18 +241,31 @@ static int uffd_copy_counted(struct umem_region *r, uint64_t off,
 	return ret;
 }
 
-static int uffd_zero(struct umem_region *r, uint64_t off, uint64_t len)
+/*
+ * UFFDIO_ZEROPAGE and UFFDIO_CONTINUE work on a range and report how many
+ * bytes they did; on -EAGAIN (the mm is changing) go on from there.
+ */
+static int uffd_range_op(struct umem_region *r, unsigned long req,
+			 uint64_t off, uint64_t len)
 {
 	while (len) {
-		struct uffdio_zeropage z = {
-			.range = { .start = r->base + off, .len = len },
-		};
-		int ret = umem__ioctl(r->fault_fd, UFFDIO_ZEROPAGE, &z);
+		union {
+			struct uffdio_zeropage z;
+			struct uffdio_continue c;
+		} u = { 0 };
+		int64_t done;
+		int ret;
 
-		if (ret == -EAGAIN && z.zeropage > 0) {
-			off += (uint64_t)z.zeropage;
-			len -= (uint64_t)z.zeropage;
-			count_installed(r, (uint64_t)z.zeropage);
+		if (req == UFFDIO_ZEROPAGE)
+			u.z.range = (struct uffdio_range){ r->base + off, len };
+		else
+			u.c.range = (struct uffdio_range){ r->base + off, len };
+		ret = umem__ioctl(r->fault_fd, req, &u);
+		done = req == UFFDIO_ZEROPAGE ? u.z.zeropage : u.c.mapped;
+		if (ret == -EAGAIN && done > 0) {
+			off += (uint64_t)done;
+			len -= (uint64_t)done;
+			count_installed(r, (uint64_t)done);
 			continue;
 		}
 		if (ret == -EAGAIN)
@@ -265,28 +278,14 @@ static int uffd_zero(struct umem_region *r, uint64_t off, uint64_t len)
 	return 0;
 }
 
+static int uffd_zero(struct umem_region *r, uint64_t off, uint64_t len)
+{
+	return uffd_range_op(r, UFFDIO_ZEROPAGE, off, len);
+}
+
 static int uffd_continue(struct umem_region *r, uint64_t off, uint64_t len)
 {
-	while (len) {
-		struct uffdio_continue c = {
-			.range = { .start = r->base + off, .len = len },
-		};
-		int ret = umem__ioctl(r->fault_fd, UFFDIO_CONTINUE, &c);
-
-		if (ret == -EAGAIN && c.mapped > 0) {
-			off += (uint64_t)c.mapped;
-			len -= (uint64_t)c.mapped;
-			count_installed(r, (uint64_t)c.mapped);
-			continue;
-		}
-		if (ret == -EAGAIN)
-			continue;
-		if (ret < 0)
-			return map_gone(ret);
-		count_installed(r, len);
-		break;
-	}
-	return 0;
+	return uffd_range_op(r, UFFDIO_CONTINUE, off, len);
 }
 
 static int minor_write(struct umem_region *r, uint64_t off, const void *src,
