@@ -45,8 +45,8 @@ for b in $backends; do
 	mig_recover_cut "$b, TCP proxy killed 3 times" "$b" proxy
 	mig_recover_cut "$b, link down 3 times (dead link, no FIN)" "$b" link
 	mig_recover_cut "$b, 3 link cuts (--test-cut)" "$b" hook "--test-cut 700"
-	mig_recover_giveup "$b, source gone for good" "$b"
-	mig_recover_cancel "$b, operator gives up (SIGTERM)" "$b"
+	mig_recover_lost "$b, source gone for good" "$b" giveup
+	mig_recover_lost "$b, operator gives up (SIGTERM)" "$b" cancel
 done
 if [ -e /dev/umem ]; then
 	left=$(ls /dev/umem-* 2>/dev/null | wc -l)

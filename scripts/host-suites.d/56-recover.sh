@@ -35,6 +35,6 @@ for b in uffd uffd-minor; do
 	mig_recover_cut "$b, 3 link cuts (--test-cut)" "$b" hook "--test-cut 1000"
 	mig_recover_cut "$b, TCP proxy killed 3 times" "$b" proxy
 done
-mig_recover_giveup "uffd, source gone for good" uffd
-mig_recover_cancel "uffd, operator gives up (SIGTERM)" uffd
+mig_recover_lost "uffd, source gone for good" uffd giveup
+mig_recover_lost "uffd, operator gives up (SIGTERM)" uffd cancel
 t_done
