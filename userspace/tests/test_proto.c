@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "chan.h"
@@ -332,6 +334,127 @@ static void test_garbage(void)
 	OK(1, "200000 random frames parsed without a crash (%d accepted)", accepted);
 }
 
+/* ---- chan framing over a real socket ---- */
+
+#define CHAN_FRAMES 300
+
+/* @n PAGE frames for pages first.., each page filled with its number. */
+static size_t page_stream(uint8_t *out, const struct proto_layout *lay,
+			  uint64_t first, int n)
+{
+	size_t len = 0;
+
+	for (int i = 0; i < n; i++) {
+		len += proto_enc_page_hdr(out + len, lay, first + (uint64_t)i);
+		memset(out + len, (int)((first + (uint64_t)i) & 0xff), PROTO_PAGE_SIZE);
+		len += PROTO_PAGE_SIZE;
+	}
+	return len;
+}
+
+/* Child: write @len bytes in pieces of awkward sizes, then close. */
+static void write_pieces(int fd, const uint8_t *p, size_t len)
+{
+	static const size_t sizes[] = { 1, 7, 4113, 65537, 3, 20000, 16, 8192 };
+	size_t off = 0;
+
+	for (int i = 0; off < len; i++) {
+		size_t n = sizes[i % 8];
+
+		if (n > len - off)
+			n = len - off;
+		if (write(fd, p + off, n) != (ssize_t)n)
+			_exit(1);
+		off += n;
+	}
+	_exit(0);
+}
+
+static void test_chan(void)
+{
+	static uint8_t stream[CHAN_FRAMES * (PROTO_HDR_LEN + 16 + PROTO_PAGE_SIZE)];
+	struct proto_layout lay;
+	struct proto_msg m;
+	struct chan c;
+	uint16_t type;
+	uint32_t len;
+	int sv[2], good = 0, ret;
+	size_t n;
+	pid_t pid;
+
+	make_layout(&lay, 4 << 20, 0);
+	n = page_stream(stream, &lay, 0, CHAN_FRAMES);
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+		OK(0, "socketpair: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		write_pieces(sv[1], stream, n);
+	}
+	close(sv[1]);
+	chan_init(&c, "main", -1);
+	chan_attach(&c, sv[0]);
+	for (int i = 0; i < CHAN_FRAMES; i++) {
+		if (chan_read_frame(&c, &type, buf, &len, err, sizeof(err)) ||
+		    proto_decode(type, buf, len, &lay, &m, err, sizeof(err)) ||
+		    type != MSG_PAGE || m.u.page.page != (uint64_t)i ||
+		    m.u.page.data[0] != (i & 0xff) ||
+		    m.u.page.data[PROTO_PAGE_SIZE - 1] != (i & 0xff))
+			break;
+		good++;
+	}
+	ret = chan_read_frame(&c, &type, buf, &len, err, sizeof(err));
+	waitpid(pid, NULL, 0);
+	OK(good == CHAN_FRAMES && ret == -EPIPE && c.bytes_in == n,
+	   "%d of %d PAGE frames, written in pieces of 1..65537 bytes, framed intact; then a clean end (%d)",
+	   good, CHAN_FRAMES, ret);
+	chan_close(&c);
+
+	/* A frame cut short: -EIO, and how much of it came. */
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	n = page_stream(stream, &lay, 5, 2) - 1000;
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		write_pieces(sv[1], stream, n);
+	}
+	close(sv[1]);
+	chan_attach(&c, sv[0]);
+	ret = chan_read_frame(&c, &type, buf, &len, err, sizeof(err));
+	ret = ret ? ret : chan_read_frame(&c, &type, buf, &len, err, sizeof(err));
+	waitpid(pid, NULL, 0);
+	OK(ret == -EIO && strstr(err, "3112 of 4112 bytes"),
+	   "second frame cut 1000 bytes short: %s", err);
+	chan_close(&c);
+
+	/* Bytes buffered from a connection are dropped with it. */
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	n = page_stream(stream, &lay, 10, 2);
+	ret = write(sv[1], stream, n) == (ssize_t)n ? 0 : -1;
+	chan_attach(&c, sv[0]);
+	if (!ret)
+		ret = chan_read_frame(&c, &type, buf, &len, err, sizeof(err));
+	OK(!ret && chan_buffered(&c) == PROTO_HDR_LEN + 16 + PROTO_PAGE_SIZE,
+	   "one recv() took both frames: the second one is buffered (%zu bytes)",
+	   chan_buffered(&c));
+	close(sv[1]);
+	close(sv[0]);
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	n = page_stream(stream, &lay, 20, 1);
+	ret = write(sv[1], stream, n) == (ssize_t)n ? 0 : -1;
+	chan_attach(&c, sv[0]);
+	if (!ret)
+		ret = chan_read_frame(&c, &type, buf, &len, err, sizeof(err));
+	if (!ret)
+		ret = proto_decode(type, buf, len, &lay, &m, err, sizeof(err));
+	OK(!ret && m.u.page.page == 20 && m.u.page.data[0] == 20 && chan_buffered(&c) == 0,
+	   "after chan_attach() to a new connection its frame comes, not the old one's leftover");
+	close(sv[1]);
+	chan_close(&c);
+}
+
 /* ---- fake peers ---- */
 
 static int fake_source(const char *addr, const char *what)
@@ -349,7 +472,7 @@ static int fake_source(const char *addr, const char *what)
 		return 1;
 	}
 	chan_init(&c, "main", -1);
-	c.fd = fd;
+	chan_attach(&c, fd);
 	make_layout(&lay, 1 << 20, 0);
 	if (!strcmp(what, "garbage")) {
 		memcpy(buf, "GET / HTTP/1.0\r\n\r\nxxxxxxxxxxxxxxxxx", 34);
@@ -471,7 +594,7 @@ static int fake_dest(const char *addr, const char *what)
 		return 1;
 	}
 	chan_init(&c, "main", -1);
-	c.fd = fd;
+	chan_attach(&c, fd);
 	if (chan_read_frame(&c, &type, buf, &len, err, sizeof(err)) ||
 	    type != MSG_HELLO ||
 	    proto_decode_hello(buf, len, &h, err, sizeof(err)) ||
@@ -565,6 +688,7 @@ int main(int argc, char **argv)
 	test_state();
 	test_devstate();
 	test_garbage();
+	test_chan();
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
 }

@@ -24,11 +24,27 @@ void chan_init(struct chan *c, const char *name, int stop_fd)
 	pthread_mutex_init(&c->wlock, NULL);
 }
 
+void chan_attach(struct chan *c, int fd)
+{
+	pthread_mutex_lock(&c->wlock);
+	c->fd = fd;
+	c->rhead = 0;
+	c->rtail = 0;
+	pthread_mutex_unlock(&c->wlock);
+}
+
+size_t chan_buffered(const struct chan *c)
+{
+	return c->rtail - c->rhead;
+}
+
 void chan_close(struct chan *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
+	c->rhead = 0;
+	c->rtail = 0;
 }
 
 const char *chan_strerror(int err)
@@ -170,25 +186,48 @@ int net_connect(const char *hostport, int wait_ms, int stop_fd, int link_ms)
 	return ret;
 }
 
-/* Read exactly @len bytes.  *got tells how many arrived before an error. */
-static int read_exact(struct chan *c, uint8_t *buf, size_t len, size_t *got)
+/* Refill the empty receive buffer with what the socket has (at least 1 byte). */
+static int fill(struct chan *c)
 {
-	*got = 0;
-	while (*got < len) {
+	for (;;) {
 		int ret = wait_readable(c->fd, c->stop_fd, -1);
 		ssize_t n;
 
 		if (ret < 0)
 			return ret;
-		n = recv(c->fd, buf + *got, len - *got, 0);
+		n = recv(c->fd, c->rbuf, sizeof(c->rbuf), 0);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
 			return errno == ECONNRESET ? -EPIPE : -errno;
 		if (n == 0)
 			return -EPIPE;
-		*got += (size_t)n;
+		c->rhead = 0;
+		c->rtail = (size_t)n;
 		c->bytes_in += (uint64_t)n;
+		return 0;
+	}
+}
+
+/* Read exactly @len bytes.  *got tells how many arrived before an error. */
+static int read_exact(struct chan *c, uint8_t *buf, size_t len, size_t *got)
+{
+	*got = 0;
+	while (*got < len) {
+		size_t n;
+
+		if (c->rhead == c->rtail) {
+			int ret = fill(c);
+
+			if (ret)
+				return ret;
+		}
+		n = c->rtail - c->rhead;
+		if (n > len - *got)
+			n = len - *got;
+		memcpy(buf + *got, c->rbuf + c->rhead, n);
+		c->rhead += n;
+		*got += n;
 	}
 	return 0;
 }

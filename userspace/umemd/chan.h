@@ -20,15 +20,36 @@
 
 #include "proto.h"
 
+/*
+ * Bytes are read from the socket in chunks of up to CHAN_RBUF and framed
+ * from this buffer: one recv() serves many 4 KiB PAGE frames instead of
+ * a poll() and a recv() for every header and every payload.
+ */
+#define CHAN_RBUF (64 * 1024)
+
+/*
+ * Locking: one reader at a time (the thread that owns the channel's
+ * direction: dest main loop / preempt thread, source return path), which
+ * alone touches rbuf, rhead and rtail; writers serialise on wlock.
+ */
 struct chan {
 	int fd;
 	int stop_fd;			/* eventfd shared by every channel */
 	const char *name;		/* "main" or "preempt" */
 	pthread_mutex_t wlock;		/* one writer at a time */
 	uint64_t bytes_in, bytes_out;
+	size_t rhead, rtail;		/* unread bytes: rbuf[rhead, rtail) */
+	uint8_t rbuf[CHAN_RBUF];
 };
 
 void chan_init(struct chan *c, const char *name, int stop_fd);
+/*
+ * Use connection @fd from now on (a new one after a reconnect): bytes
+ * still buffered from the previous connection are dropped.
+ */
+void chan_attach(struct chan *c, int fd);
+/* Bytes received but not yet framed (a frame may be waiting in them). */
+size_t chan_buffered(const struct chan *c);
 void chan_close(struct chan *c);
 /* Listen on "ADDR:PORT"; returns the listening fd or -errno. */
 int net_listen(const char *hostport);

@@ -494,7 +494,7 @@ static int source_gone(struct dest *d)
 	uint32_t len;
 	int ret;
 
-	if (poll(&p, 1, 0) <= 0)
+	if (!chan_buffered(&d->main) && poll(&p, 1, 0) <= 0)
 		return 0;
 	buf = malloc(PROTO_MAX_FRAME);
 	if (!buf)
@@ -693,7 +693,7 @@ static int handshake(struct dest *d, int lfd, uint8_t *buf)
 		dest_fail(d, "opening the preempt channel: %s", strerror(-ret));
 		return ret;
 	}
-	d->pre.fd = ret;
+	chan_attach(&d->pre, ret);
 	ret = chan_read_frame(&d->pre, &type, buf, &len, err, sizeof(err));
 	if (!ret && type != MSG_PREEMPT_HELLO) {
 		snprintf(err, sizeof(err), "expected PREEMPT_HELLO, got %s",
@@ -787,9 +787,7 @@ static int resume_once(struct dest *d, int lfd, uint64_t deadline, uint8_t *buf,
 		snprintf(err, errlen, "waiting for the source: %s", strerror(-ret));
 		return ret;
 	}
-	pthread_mutex_lock(&d->main.wlock);
-	d->main.fd = ret;
-	pthread_mutex_unlock(&d->main.wlock);
+	chan_attach(&d->main, ret);	/* under wlock: REQ writers may be racing */
 	ret = chan_read_frame(&d->main, &type, buf, &len, err, errlen);
 	if (!ret)
 		ret = proto_decode(type, buf, len, &d->lay, &m, err, errlen);
@@ -827,7 +825,7 @@ static int resume_once(struct dest *d, int lfd, uint64_t deadline, uint8_t *buf,
 		snprintf(err, errlen, "reopening the preempt channel: %s", strerror(-ret));
 		return ret;
 	}
-	d->pre.fd = ret;
+	chan_attach(&d->pre, ret);
 	ret = chan_read_frame(&d->pre, &type, buf, &len, err, errlen);
 	if (!ret)
 		ret = proto_decode(type, buf, len, &d->lay, &m, err, errlen);
@@ -1153,7 +1151,7 @@ int umemd_dest(const struct umemd_opts *o, struct umemd_summary *sum)
 			  lfd >= 0 ? o->listen : o->connect, strerror(-ret));
 		goto out;
 	}
-	d.main.fd = ret;
+	chan_attach(&d.main, ret);
 	t0 = now_ns();
 	if (handshake(&d, lfd, buf))
 		goto out;

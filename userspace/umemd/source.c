@@ -631,7 +631,7 @@ static int handshake(struct source *s, int lfd)
 			src_fail(s, "opening the preempt channel: %s", strerror(-ret));
 			return ret;
 		}
-		s->pre.fd = ret;
+		chan_attach(&s->pre, ret);
 		n = proto_enc_preempt_hello(buf, s->version, s->session);
 		ret = chan_write(&s->pre, buf, n, NULL, 0);
 		if (ret) {
@@ -1295,7 +1295,7 @@ static int resume_once(struct source *s, int lfd, int wait_ms, char *err, size_t
 		snprintf(err, errlen, "reconnecting: %s", strerror(-ret));
 		return ret;
 	}
-	s->main.fd = ret;
+	chan_attach(&s->main, ret);
 	ret = chan_write(&s->main, buf, proto_enc_resume(buf, s->version, s->session), NULL, 0);
 	while (!ret) {
 		struct proto_msg m;
@@ -1351,7 +1351,7 @@ static int resume_once(struct source *s, int lfd, int wait_ms, char *err, size_t
 			snprintf(err, errlen, "reopening the preempt channel: %s", strerror(-ret));
 			return ret;
 		}
-		s->pre.fd = ret;
+		chan_attach(&s->pre, ret);
 		ret = chan_write(&s->pre, buf, proto_enc_preempt_hello(buf, s->version, s->session),
 				 NULL, 0);
 		if (ret) {
@@ -1492,7 +1492,7 @@ int umemd_source(const struct umemd_opts *o, struct umemd_summary *sum)
 			 lfd >= 0 ? o->listen : o->connect, strerror(-ret));
 		goto out;
 	}
-	s.main.fd = ret;
+	chan_attach(&s.main, ret);
 	t0 = now_ns();
 	if (handshake(&s, lfd))
 		goto out;
