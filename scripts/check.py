@@ -35,6 +35,9 @@ TOTALS_RE = re.compile(
     r"^# Totals: pass:(\d+) fail:(\d+) xfail:(\d+) xpass:(\d+) skip:(\d+) error:(\d+)")
 NOT_OK_RE = re.compile(r"^\s*not ok \d+(?!.*# SKIP)")
 KSFT_SKIP = 4
+KERNEL_BAD_RE = re.compile(
+    r"Kernel panic|BUG:|Oops|WARNING:|RIP:|general protection|Call Trace|"
+    r"hung task|lockdep|end Kernel panic|Rebooting")
 TIMEOUT_RCS = (124, 137)
 GUEST_ENV = ("GUEST_TEST_TIMEOUT", "GUEST_SUITE_TIMEOUT")
 HOST_SUITE_TIMEOUT = int(os.environ.get("HOST_SUITE_TIMEOUT", "600"))
@@ -205,6 +208,10 @@ def run_guest(kver):
     log = os.path.join(RESULTS, f"{kver}.console.log")
     t0 = time.monotonic()
     print(f"check: booting {kver} ...", flush=True)
+    # --verbose: the kernel's own messages go to the console log too, so
+    # a guest that panics and reboots (the VM just ends) leaves its trace
+    env = dict(os.environ)
+    env["VNG_OPTS"] = (env.get("VNG_OPTS", "") + " --verbose").strip()
     with open(log, "wb") as f:
         # the guest does not inherit our environment: forward the knobs
         fwd = [f"{k}={os.environ[k]}" for k in GUEST_ENV if k in os.environ]
@@ -212,14 +219,18 @@ def run_guest(kver):
                            + (["env"] + fwd if fwd else [])
                            + [os.path.join(REPO, "scripts", "guest-check.sh"), kver],
                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=f,
-                           stderr=subprocess.STDOUT)
+                           stderr=subprocess.STDOUT, env=env)
     dt = time.monotonic() - t0
     lines, total, ok = summarize_dir(resdir, kver)
     lines.append(f"{kver}: VM exit status {p.returncode}, {dt:.0f}s, console log {log}")
     if not ok:
-        # show the tail of the console log to explain why
-        text = read(log) or ""
-        lines.extend("  | " + l for l in text.splitlines()[-15:])
+        # explain why: the kernel's complaints, then the tail of the log
+        text = (read(log) or "").splitlines()
+        oops = [l for l in text if KERNEL_BAD_RE.search(l)][:40]
+        if oops:
+            lines.append(f"{kver}: the kernel said:")
+            lines.extend("  ! " + l for l in oops)
+        lines.extend("  | " + l for l in text[-15:])
     return lines, total, ok
 
 
