@@ -259,6 +259,22 @@ mig_bad_input_cases() { # BACKEND
 }
 
 # ---- precopy of a running writer (issue 5) ----
+
+# mig_precopy_writer DESC: a RAM file PCFILE of SIZE and a running VMM
+# (umem-vmm --writer, pid WPID) that keeps dirtying it, as a source's
+# guest would during precopy.  Returns 1 (after t_fail) when it cannot.
+mig_precopy_writer() {
+	PCFILE=${PCDIR:-/dev/shm}/umem-precopy-$$-$PORT.img
+	"$BIN/umem-vmm" --make-image "$PCFILE" --size "$SIZE" --seed "$SEED" || {
+		t_fail "$1: cannot create $PCFILE"
+		return 1
+	}
+	"$BIN/umem-vmm" --writer "$PCFILE" --threads 2 --rate "${PCRATE:-40000}" \
+		2>"$WORK/writer-$PORT.err" &
+	WPID=$!
+	sleep 0.3
+}
+
 # A "guest" keeps writing its shared mapping of a RAM file (umem-vmm
 # --writer: per-page generation counters) while umemd --outgoing --pid
 # runs precopy rounds, then stops it (SIGSTOP) and switches to postcopy.
@@ -275,15 +291,8 @@ mig_bad_input_cases() { # BACKEND
 mig_precopy() {
 	local desc=$1 backend=$2 sopts=$3 re=$4 usr1=${5:-} drc src vrc wpid sjson
 	local ds=$WORK/devstate.in ds_out=$WORK/devstate.out.$RANDOM
-	PCFILE=${PCDIR:-/dev/shm}/umem-precopy-$$-$PORT.img
-	"$BIN/umem-vmm" --make-image "$PCFILE" --size "$SIZE" --seed "$SEED" || {
-		t_fail "$desc: cannot create $PCFILE"
-		return
-	}
-	"$BIN/umem-vmm" --writer "$PCFILE" --threads 2 --rate "${PCRATE:-40000}" \
-		2>"$WORK/writer-$PORT.err" &
-	wpid=$!
-	sleep 0.3
+	mig_precopy_writer "$desc" || return
+	wpid=$WPID
 	head -c 70001 /dev/urandom >"$ds"
 	mig_start_dest "$backend" --device-state-out "$ds_out"
 	SLOG=$WORK/src-$PORT.err
@@ -454,15 +463,8 @@ mig_recover_lost() { # DESC BACKEND giveup|cancel
 # VMM keeps running on the source (it was never stopped for good).
 mig_precopy_cancel() { # DESC BACKEND
 	local desc=$1 backend=$2 src drc wpid st
-	PCFILE=${PCDIR:-/dev/shm}/umem-precopy-$$-$PORT.img
-	"$BIN/umem-vmm" --make-image "$PCFILE" --size "$SIZE" --seed "$SEED" || {
-		t_fail "$desc: cannot create $PCFILE"
-		return
-	}
-	"$BIN/umem-vmm" --writer "$PCFILE" --threads 2 --rate "${PCRATE:-40000}" \
-		2>"$WORK/writer-$PORT.err" &
-	wpid=$!
-	sleep 0.3
+	mig_precopy_writer "$desc" || return
+	wpid=$WPID
 	mig_start_dest "$backend"
 	SLOG=$WORK/src-$PORT.err
 	# shellcheck disable=SC2086
