@@ -11,23 +11,12 @@ cd "$(dirname "$0")/../.." || exit 1
 
 BIN=$PWD/userspace/build/bin
 [ -x "${UMEMD_BIN:-}/umemd" ] && BIN=$UMEMD_BIN
-QEMU=${QEMU:-$(command -v qemu-system-x86_64)}
-if [ -z "$QEMU" ] || [ ! -x "$QEMU" ]; then
-	t_skip "qemu-system-x86_64 not installed"
-	t_done
-fi
+t_need_qemu
 if [ ! -x "$BIN/umemd" ] || [ ! -x "$BIN/umem-vmm" ]; then
 	t_fail "userspace not built ($BIN): run make -C userspace on the host"
 	t_done
 fi
-if [ ! -e /dev/umem ]; then
-	t_fail "/dev/umem missing (module not loaded)"
-	t_done
-fi
-if ! command -v python3 >/dev/null; then
-	t_fail "python3 missing"
-	t_done
-fi
+t_need_umem_python
 
 WORK=$(mktemp -d /tmp/qemu-umem.XXXXXX)
 NS_SRC=qemu-src-$$

@@ -12,24 +12,12 @@ cd "$(dirname "$0")/../.." || exit 1
 . userspace/tests/suite-lib.sh
 . userspace/qemu/qemu-lib.sh
 
-QEMU=${QEMU:-$(command -v qemu-system-x86_64)}
-if [ -z "$QEMU" ] || [ ! -x "$QEMU" ]; then
-	t_skip "qemu-system-x86_64 not installed"
-	t_done
-fi
-export QEMU
+t_need_qemu
 if [ ! -x "$QM_BIN/umemd" ] || [ ! -f "$QM_GUEST" ]; then
 	t_fail "userspace or the test guest not built ($QM_BIN, $QM_GUEST): run make -C userspace on the host"
 	t_done
 fi
-if [ ! -e /dev/umem ]; then
-	t_fail "/dev/umem missing (module not loaded)"
-	t_done
-fi
-if ! command -v python3 >/dev/null; then
-	t_fail "python3 missing"
-	t_done
-fi
+t_need_umem_python
 
 WORK=$(mktemp -d /tmp/qemu-migrate.XXXXXX)
 cleanup() {

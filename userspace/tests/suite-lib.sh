@@ -91,3 +91,26 @@ wait_pid() {
 	wait "$pid" 2>/dev/null
 	return 0
 }
+
+# Preconditions of the QEMU suites.  t_need_qemu: QEMU (default: the
+# qemu-system-x86_64 on PATH) is exported, or the suite is skipped.
+t_need_qemu() {
+	QEMU=${QEMU:-$(command -v qemu-system-x86_64)}
+	if [ -z "$QEMU" ] || [ ! -x "$QEMU" ]; then
+		t_skip "qemu-system-x86_64 not installed"
+		t_done
+	fi
+	export QEMU
+}
+
+# t_need_umem_python: /dev/umem and python3, or the suite fails.
+t_need_umem_python() {
+	if [ ! -e /dev/umem ]; then
+		t_fail "/dev/umem missing (module not loaded)"
+		t_done
+	fi
+	if ! command -v python3 >/dev/null; then
+		t_fail "python3 missing"
+		t_done
+	fi
+}
