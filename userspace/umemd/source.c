@@ -5,6 +5,11 @@
  * postcopy (see precopy_and_switch()).  With --recover (feature RECOVER)
  * a broken connection in postcopy pauses; src_resume() reconnects.
  *
+ * This file is the session: connections, handshake, the background
+ * stream and its pacing, the request queue, the rp and preempt threads.
+ * Precopy and the switch are in precopy.c, dirty tracking in dirty.c,
+ * recovery in source_recover.c; struct source is in source.h.
+ *
  * Threads:
  *   main      handshake, ADVISE/LISTEN/RUN, then the background stream
  *             (pages in order, zero runs as ZERO), END, wait for DONE.
@@ -19,11 +24,8 @@
  * from travelling on both channels.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,56 +36,17 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "chan.h"
+#include "dirty.h"
+#include "source.h"
 #include "umemd.h"
 #include "util.h"
 
-#define OUTBUF_SIZE	(256 * 1024)
-
-struct source {
-	const struct umemd_opts *o;
-	struct umemd_summary *sum;
-	struct proto_layout lay;
-	const uint8_t *blk[PROTO_MAX_BLOCKS];
-	uint64_t pages;
-	uint64_t session;
-	atomic_uchar *sent;
-	atomic_uint_fast64_t nsent;
-	struct chan main, pre;
-	bool preempt;
-	bool zero_ok;
-	int stop_fd;
-	/* request queue (ring of page numbers) */
-	pthread_mutex_t qlock;
-	pthread_cond_t qcond;
-	uint64_t *q;
-	size_t qhead, qlen, qcap;
-	atomic_uint_fast64_t hint;	/* bg-follow: next page + 1, 0 = none */
-	atomic_bool done, failed, stopping;
-	/* --recover (feature RECOVER): a broken link in postcopy pauses */
-	bool recover;
-	uint32_t version;
-	atomic_bool running, paused;	/* RUN sent; link lost, reconnecting */
-	atomic_bool cancelled;		/* the operator gave up */
-	uint64_t cuts;			/* --test-cut */
-	bool precopy_phase;	/* a precopy round: SIGUSR1 ends it early */
-	pthread_mutex_t elock;
-	char err[256];
-	atomic_uint_fast64_t pages_bg, pages_req, pages_zero, requests, req_dup;
-	atomic_uint_fast64_t acked;
-	/* background output buffer (main thread only) */
-	uint8_t *out;
-	/* --dirty hash: a hash of every page as sent (precopy rounds) */
-	uint64_t *hash;
-	size_t outlen;
-};
-
 __attribute__((format(printf, 2, 3)))
-static void src_fail(struct source *s, const char *fmt, ...)
+void src_fail(struct source *s, const char *fmt, ...)
 {
 	va_list ap;
 	uint64_t one = 1;
@@ -104,66 +67,11 @@ static void src_fail(struct source *s, const char *fmt, ...)
 	pthread_mutex_unlock(&s->qlock);
 }
 
-/*
- * A channel failed.  In postcopy with RECOVER that pauses the migration
- * (both connections are shut so every thread notices) instead of failing
- * it; returns true then.  Protocol errors always fail.
- */
-static bool src_pause(struct source *s, const char *what, int ret)
-{
-	if (!s->recover || ret == -EPROTO || ret == -ECANCELED ||
-	    !atomic_load(&s->running) || atomic_load(&s->done) ||
-	    atomic_load(&s->failed))
-		return false;
-	if (!atomic_exchange(&s->paused, true)) {
-		log_msg("%s: %s: connection lost, postcopy paused (the guest keeps waiting)",
-			what, ret == -EPIPE ? "peer closed the connection" : strerror(-ret));
-		if (s->main.fd >= 0)
-			shutdown(s->main.fd, SHUT_RDWR);
-		if (s->pre.fd >= 0)
-			shutdown(s->pre.fd, SHUT_RDWR);
-		pthread_mutex_lock(&s->qlock);
-		pthread_cond_broadcast(&s->qcond);
-		pthread_mutex_unlock(&s->qlock);
-	}
-	return true;
-}
-
-static int send_listen_run(struct source *s, const uint8_t *pre, size_t prelen);
-
-/* What a failed write to the destination most likely means. */
-static const char *gone(int ret)
-{
-	return ret == -EPIPE || ret == -ECONNRESET ? " (destination died?)" : "";
-}
-
-static const uint8_t *page_data(const struct source *s, uint64_t page)
-{
-	uint32_t b = 0;
-	uint64_t off = 0;
-
-	proto_page_to_block(&s->lay, page, &b, &off);
-	return s->blk[b] + off;
-}
-
 static bool page_is_zero(const uint8_t *p)
 {
 	static const uint8_t zero[PROTO_PAGE_SIZE];
 
 	return !memcmp(p, zero, PROTO_PAGE_SIZE);
-}
-
-/* 64-bit hash of a page (content-based dirty tracking). */
-static uint64_t page_hash(const uint8_t *p)
-{
-	uint64_t h = 0x9e3779b97f4a7c15ULL, w;
-
-	for (unsigned int i = 0; i < PROTO_PAGE_SIZE; i += 8) {
-		memcpy(&w, p + i, 8);
-		h = (h ^ w) * 0xff51afd7ed558ccdULL;
-		h ^= h >> 29;
-	}
-	return h;
 }
 
 static bool claim(struct source *s, uint64_t page)
@@ -226,7 +134,7 @@ static int map_ram(struct source *s)
 
 /* ---- request queue ---- */
 
-static void queue_push(struct source *s, uint64_t page, uint32_t count)
+void queue_push(struct source *s, uint64_t page, uint32_t count)
 {
 	pthread_mutex_lock(&s->qlock);
 	for (uint32_t i = 0; i < count; i++) {
@@ -304,7 +212,7 @@ static int serve_request(struct source *s, struct chan *c, uint64_t page)
 	return send_page_now(s, c, page);
 }
 
-static void *preempt_thread(void *arg)
+void *src_preempt_thread(void *arg)
 {
 	struct source *s = arg;
 	uint64_t page;
@@ -375,7 +283,7 @@ static int pace(struct source *s, struct pacer *p, size_t bytes)
 	return 0;
 }
 
-static int background(struct source *s)
+int background(struct source *s)
 {
 	uint64_t cursor = 0, low = 0, since_throttle = 0;
 	struct pacer pc = { .t0 = now_ns() };
@@ -474,7 +382,7 @@ static int background(struct source *s)
 
 /* ---- return path ---- */
 
-static void *rp_thread(void *arg)
+void *src_rp_thread(void *arg)
 {
 	struct source *s = arg;
 	uint8_t *buf = malloc(PROTO_MAX_FRAME);
@@ -551,15 +459,6 @@ static int open_conn(struct source *s, int lfd)
 	if (lfd >= 0)
 		return net_accept(lfd, s->stop_fd, s->o->link_timeout_ms);
 	return net_connect(s->o->connect, s->o->connect_wait_ms, s->stop_fd,
-			   s->o->link_timeout_ms);
-}
-
-/* As open_conn(), with our own bound on connect retries. */
-static int open_conn_wait(struct source *s, int lfd, int wait_ms)
-{
-	if (lfd >= 0)
-		return net_accept(lfd, s->stop_fd, s->o->link_timeout_ms);
-	return net_connect(s->o->connect, wait_ms, s->stop_fd,
 			   s->o->link_timeout_ms);
 }
 
@@ -654,766 +553,6 @@ static int handshake(struct source *s, int lfd)
 	return ret;
 }
 
-/* ---- dirty tracking of a running VMM: soft-dirty bits ----
- *
- * Writing "4" to /proc/PID/clear_refs clears the soft-dirty bit of every
- * PTE of PID (and write-protects them); a later write sets it again, and
- * /proc/PID/pagemap reports it as bit 55.  We find PID's shared mappings
- * of our RAM files in /proc/PID/maps, by device and inode.
- *
- * Reading the bits and clearing them are two system calls: a write that
- * lands between them would be cleared without being seen.  So each round
- * freezes the VMM (SIGSTOP, wait until every thread is stopped) around
- * the read + clear, then lets it go (SIGCONT) -- as CRIU does.
- */
-#define PM_SOFT_DIRTY	(1ULL << 55)
-
-volatile int umemd_switch_requested;
-
-struct dvma {
-	uint64_t start, end;	/* PID's addresses */
-	uint64_t page;		/* global page of start */
-};
-
-struct dirty {
-	int pid;
-	int pagemap_fd;
-	struct dvma *v;
-	size_t nv;
-};
-
-static int write_clear_refs(int pid)
-{
-	char path[64];
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/clear_refs", pid);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (write(fd, "4", 1) != 1)
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-int umemd_probe_soft_dirty(char *why, size_t len)
-{
-	long psz = sysconf(_SC_PAGESIZE);
-	volatile uint8_t *p = mmap(NULL, (size_t)psz, PROT_READ | PROT_WRITE,
-				   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uint64_t e0 = 0, e1 = 0;
-	int fd, ret = 0;
-
-	if (p == MAP_FAILED) {
-		snprintf(why, len, "mmap: %s", strerror(errno));
-		return -ENOMEM;
-	}
-	p[0] = 1;
-	fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		snprintf(why, len, "/proc/self/pagemap: %s", strerror(errno));
-		goto out;
-	}
-	ret = write_clear_refs(getpid());
-	if (ret) {
-		snprintf(why, len, "writing 4 to /proc/self/clear_refs: %s", strerror(-ret));
-		goto out;
-	}
-	if (pread(fd, &e0, 8, (off_t)((uintptr_t)p / (uint64_t)psz * 8)) != 8)
-		e0 = ~0ULL;
-	p[0] = 2;
-	if (pread(fd, &e1, 8, (off_t)((uintptr_t)p / (uint64_t)psz * 8)) != 8)
-		e1 = 0;
-	if ((e0 & PM_SOFT_DIRTY) || !(e1 & PM_SOFT_DIRTY)) {
-		ret = -EOPNOTSUPP;
-		snprintf(why, len, "pagemap bit 55 does not track writes (kernel without CONFIG_MEM_SOFT_DIRTY?)");
-	}
-out:
-	if (fd >= 0)
-		close(fd);
-	munmap((void *)p, (size_t)psz);
-	return ret;
-}
-
-static void dirty_close(struct dirty *t)
-{
-	if (t->pagemap_fd >= 0)
-		close(t->pagemap_fd);
-	t->pagemap_fd = -1;
-	free(t->v);
-	t->v = NULL;
-	t->nv = 0;
-}
-
-/* Find PID's writable shared mappings of the RAM files. */
-static int dirty_open(struct source *s, struct dirty *t)
-{
-	const struct umemd_opts *o = s->o;
-	struct stat st[UMEMD_MAX_RAM_FILES];
-	char path[64], line[4096];
-	FILE *f;
-	size_t cap = 0;
-
-	t->pid = o->pid;
-	t->pagemap_fd = -1;
-	for (int i = 0; i < o->nram; i++)
-		if (stat(o->ram[i], &st[i]) < 0) {
-			src_fail(s, "%s: %s", o->ram[i], strerror(errno));
-			return -1;
-		}
-	snprintf(path, sizeof(path), "/proc/%d/maps", t->pid);
-	f = fopen(path, "re");
-	if (!f) {
-		src_fail(s, "--pid %d: %s: %s", t->pid, path, strerror(errno));
-		return -1;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long start, end, off, ino;
-		unsigned int maj, min;
-		char perms[8];
-
-		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu", &start, &end,
-			   perms, &off, &maj, &min, &ino) != 7)
-			continue;
-		if (perms[1] != 'w' || perms[3] != 's')
-			continue;
-		for (int i = 0; i < o->nram; i++) {
-			const struct proto_block *b = &s->lay.blocks[i];
-			uint64_t len = end - start;
-
-			if (ino != (unsigned long long)st[i].st_ino ||
-			    maj != major(st[i].st_dev) || min != minor(st[i].st_dev))
-				continue;
-			if (off % PROTO_PAGE_SIZE || off >= b->length)
-				continue;
-			if (len > b->length - off)
-				len = b->length - off;
-			if (t->nv == cap) {
-				struct dvma *nv = realloc(t->v, (cap ? cap * 2 : 8) * sizeof(*nv));
-
-				if (!nv) {
-					fclose(f);
-					src_fail(s, "out of memory");
-					return -1;
-				}
-				t->v = nv;
-				cap = cap ? cap * 2 : 8;
-			}
-			t->v[t->nv].start = start;
-			t->v[t->nv].end = start + len;
-			t->v[t->nv].page = b->base_page + off / PROTO_PAGE_SIZE;
-			t->nv++;
-		}
-	}
-	fclose(f);
-	if (!t->nv) {
-		src_fail(s, "--pid %d has no writable shared mapping of %s%s: nothing to track",
-			 t->pid, o->ram[0], o->nram > 1 ? " (or the other --ram files)" : "");
-		return -1;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", t->pid);
-	t->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (t->pagemap_fd < 0) {
-		src_fail(s, "%s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* OR the soft-dirty pages into @map (one byte per page); count new ones. */
-static int dirty_read(struct source *s, struct dirty *t, uint8_t *map, uint64_t *n)
-{
-	uint64_t buf[4096];
-
-	for (size_t i = 0; i < t->nv; i++) {
-		uint64_t npg = (t->v[i].end - t->v[i].start) / PROTO_PAGE_SIZE;
-
-		for (uint64_t done = 0; done < npg;) {
-			uint64_t want = npg - done < 4096 ? npg - done : 4096;
-			off_t at = (off_t)((t->v[i].start / PROTO_PAGE_SIZE + done) * 8);
-			ssize_t got = pread(t->pagemap_fd, buf, want * 8, at);
-
-			if (got <= 0 || got % 8) {
-				src_fail(s, "reading /proc/%d/pagemap: %s", t->pid,
-					 got < 0 ? strerror(errno) : "short read (did the VMM exit?)");
-				return -1;
-			}
-			for (uint64_t k = 0; k < (uint64_t)got / 8; k++) {
-				uint64_t pg = t->v[i].page + done + k;
-
-				if ((buf[k] & PM_SOFT_DIRTY) && pg < s->pages && !map[pg]) {
-					map[pg] = 1;
-					(*n)++;
-				}
-			}
-			done += (uint64_t)got / 8;
-		}
-	}
-	return 0;
-}
-
-static int task_states(int pid, bool *all_stopped)
-{
-	char path[64], st[512];
-	struct dirent *de;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	*all_stopped = true;
-	while ((de = readdir(d))) {
-		char p2[300];
-		char *c;
-		int fd;
-		ssize_t n;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(p2, sizeof(p2), "/proc/%d/task/%s/stat", pid, de->d_name);
-		fd = open(p2, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;	/* exited */
-		n = read(fd, st, sizeof(st) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		st[n] = 0;
-		c = strrchr(st, ')');
-		if (c && c[1] == ' ' && c[2] != 'T' && c[2] != 't' &&
-		    c[2] != 'Z' && c[2] != 'X')
-			*all_stopped = false;
-	}
-	closedir(d);
-	return 0;
-}
-
-/* SIGSTOP @pid and wait (up to 5 s) until every thread is stopped. */
-static int freeze(struct source *s, int pid)
-{
-	uint64_t deadline = now_ns() + 5000000000ULL;
-
-	if (kill(pid, SIGSTOP) < 0) {
-		src_fail(s, "stopping the VMM (pid %d): %s", pid, strerror(errno));
-		return -1;
-	}
-	for (;;) {
-		bool stopped = false;
-		int ret = task_states(pid, &stopped);
-
-		if (ret) {
-			src_fail(s, "VMM pid %d: %s", pid, strerror(-ret));
-			return -1;
-		}
-		if (stopped)
-			return 0;
-		if (now_ns() > deadline) {
-			kill(pid, SIGCONT);
-			src_fail(s, "VMM pid %d did not stop within 5 s", pid);
-			return -1;
-		}
-		usleep(200);
-	}
-}
-
-/* ---- precopy rounds and the switch to postcopy ---- */
-
-#define DISCARD_BUF	(PROTO_HDR_LEN + 8 + 16 * PROTO_MAX_DISCARD)
-
-/*
- * DISCARD every page set in @map that was already sent, and make it
- * unsent again (the background stream sends it again).  Clears @map.
- */
-static int send_discards(struct source *s, uint8_t *map, uint64_t *ndisc)
-{
-	uint8_t *buf = malloc(DISCARD_BUF);
-	uint64_t *pages = malloc(PROTO_MAX_DISCARD * sizeof(uint64_t));
-	uint32_t *counts = malloc(PROTO_MAX_DISCARD * sizeof(uint32_t));
-	uint32_t n = 0;
-	int ret = 0;
-
-	if (!buf || !pages || !counts) {
-		src_fail(s, "out of memory");
-		ret = -ENOMEM;
-		goto out;
-	}
-	for (uint32_t b = 0; b < s->lay.nblocks && !ret; b++) {
-		const struct proto_block *bl = &s->lay.blocks[b];
-		uint64_t end = bl->base_page + bl->pages;
-
-		for (uint64_t p = bl->base_page; p < end && !ret;) {
-			uint64_t start = p;
-			uint32_t cnt = 0;
-
-			while (p < end && cnt < PROTO_MAX_RUN && map[p] &&
-			       atomic_load(&s->sent[p])) {
-				atomic_store(&s->sent[p], 0);
-				atomic_fetch_sub(&s->nsent, 1);
-				p++;
-				cnt++;
-			}
-			if (!cnt) {
-				p++;
-				continue;
-			}
-			pages[n] = start;
-			counts[n] = cnt;
-			*ndisc += cnt;
-			if (++n == PROTO_MAX_DISCARD) {
-				ret = chan_write(&s->main, buf,
-						 proto_enc_discard(buf, DISCARD_BUF, &s->lay, pages, counts, n),
-						 NULL, 0);
-				n = 0;
-			}
-		}
-	}
-	if (!ret && n)
-		ret = chan_write(&s->main, buf,
-				 proto_enc_discard(buf, DISCARD_BUF, &s->lay, pages, counts, n),
-				 NULL, 0);
-	if (ret)
-		src_fail(s, "sending DISCARD: %s%s", chan_strerror(ret), gone(ret));
-out:
-	memset(map, 0, s->pages);
-	free(buf);
-	free(pages);
-	free(counts);
-	return ret;
-}
-
-static int stop_vmm(struct source *s)
-{
-	int rc;
-
-	if (!s->o->stop_cmd)
-		return freeze(s, s->o->pid);
-	rc = system(s->o->stop_cmd);
-	if (rc != 0) {
-		src_fail(s, "--stop-cmd '%s' failed (status %d); the VMM keeps running here",
-			 s->o->stop_cmd, rc);
-		return -1;
-	}
-	return 0;
-}
-
-/* --dirty hash: a sent page whose content no longer matches what was sent. */
-static void hash_scan(struct source *s, uint8_t *map, uint64_t *n)
-{
-	for (uint64_t p = 0; p < s->pages; p++)
-		if (atomic_load_explicit(&s->sent[p], memory_order_relaxed) &&
-		    !map[p] && page_hash(page_data(s, p)) != s->hash[p]) {
-			map[p] = 1;
-			(*n)++;
-		}
-}
-
-/* Freeze, read and clear the soft-dirty bits, thaw. */
-static int dirty_round(struct source *s, struct dirty *t, uint8_t *map, uint64_t *n)
-{
-	uint64_t t0 = now_ns(), dt;
-	int ret;
-
-	if (s->hash) {
-		hash_scan(s, map, n);
-		return 0;
-	}
-	if (freeze(s, t->pid))
-		return -1;
-	ret = dirty_read(s, t, map, n);
-	if (!ret) {
-		ret = write_clear_refs(t->pid);
-		if (ret)
-			src_fail(s, "clearing soft-dirty bits of pid %d: %s", t->pid, strerror(-ret));
-	}
-	kill(t->pid, SIGCONT);
-	dt = now_ns() - t0;
-	if (dt > s->sum->freeze_max_ns)
-		s->sum->freeze_max_ns = dt;
-	return ret ? -1 : 0;
-}
-
-/*
- * --pid: pick the dirty tracking method and find the VMM's mappings,
- * before any connection is made (a bad --pid fails fast).
- */
-static int precopy_setup(struct source *s, struct dirty *t)
-{
-	struct umemd_summary *sum = s->sum;
-	const char *m = s->o->dirty ? s->o->dirty : "auto";
-	char err[160];
-
-	t->pid = s->o->pid;
-	if (kill(t->pid, 0) < 0) {
-		src_fail(s, "--pid %d: %s", t->pid, strerror(errno));
-		return -1;
-	}
-	if (strcmp(m, "hash") && umemd_probe_soft_dirty(err, sizeof(err))) {
-		if (!strcmp(m, "soft-dirty")) {
-			src_fail(s, "--dirty soft-dirty: %s", err);
-			return -1;
-		}
-		log_msg("soft-dirty unavailable (%s): tracking dirty pages by content hash", err);
-		m = "hash";
-	}
-	sum->precopy = true;
-	if (!strcmp(m, "hash")) {
-		s->hash = calloc(s->pages, sizeof(uint64_t));
-		if (!s->hash) {
-			src_fail(s, "out of memory");
-			return -1;
-		}
-		sum->dirty_method = "content hash (a 64-bit hash per page, every page re-read each round)";
-		return 0;
-	}
-	if (dirty_open(s, t))
-		return -1;
-	sum->dirty_method = "soft-dirty (/proc/PID/clear_refs 4, /proc/PID/pagemap bit 55)";
-	return 0;
-}
-
-/*
- * --pid: precopy rounds while the VMM runs, then stop it and switch:
- * DISCARD (sent & dirty), LISTEN, RUN.  Without --pid (only --stop-cmd):
- * no rounds, just the stop and the switch.  Returns 0 once RUN is sent.
- */
-static int precopy_and_switch(struct source *s, struct dirty *t)
-{
-	struct umemd_summary *sum = s->sum;
-	uint8_t *dmap = calloc(s->pages, 1);
-	uint64_t prev = s->pages, t_start = now_ns(), t_stop, nd = 0;
-	const char *why = "no dirty tracking (--stop-cmd only)";
-	uint32_t max = s->o->max_rounds ? s->o->max_rounds : 30;
-	bool stopped = false;
-	int ret = -1;
-
-	if (!dmap) {
-		src_fail(s, "out of memory");
-		goto out;
-	}
-	if (max > UMEMD_MAX_ROUNDS)
-		max = UMEMD_MAX_ROUNDS;
-	if (s->o->pid) {
-		ret = s->hash ? 0 : write_clear_refs(t->pid);
-		if (ret) {
-			src_fail(s, "clearing soft-dirty bits of pid %d: %s", t->pid, strerror(-ret));
-			goto out;
-		}
-		for (uint32_t round = 1;; round++) {
-			uint64_t before = atomic_load(&s->pages_bg);
-
-			s->precopy_phase = true;
-			ret = background(s);
-			s->precopy_phase = false;
-			if (ret || atomic_load(&s->failed)) {
-				if (!atomic_load(&s->failed))
-					src_fail(s, "main channel: %s%s", chan_strerror(ret), gone(ret));
-				goto fail;
-			}
-			sum->round_pages[round - 1] = atomic_load(&s->pages_bg) - before;
-			sum->rounds = round;
-			if (s->o->verbose)
-				log_msg("precopy round %u: %llu pages", round,
-					(unsigned long long)sum->round_pages[round - 1]);
-			if (umemd_switch_requested) {
-				why = "SIGUSR1";
-				break;
-			}
-			if (s->o->postcopy_after && round >= s->o->postcopy_after) {
-				why = "--postcopy-after";
-				break;
-			}
-			if (!s->o->postcopy_after && round >= max) {
-				why = "round limit";
-				break;
-			}
-			nd = 0;
-			if (dirty_round(s, t, dmap, &nd))
-				goto fail;
-			if (umemd_switch_requested) {
-				why = "SIGUSR1";
-				break;
-			}
-			if (!nd && !s->o->postcopy_after) {
-				why = "converged (nothing dirtied)";
-				break;
-			}
-			if (!s->o->postcopy_after && nd >= prev) {
-				why = "dirty set stopped shrinking";
-				break;
-			}
-			prev = nd;
-			if (send_discards(s, dmap, &sum->pages_discarded))
-				goto fail;
-		}
-	}
-	/* The switch.  dmap may still hold the last round's dirty pages. */
-	t_stop = now_ns();
-	sum->precopy_ns = t_stop - t_start;
-	if (stop_vmm(s))
-		goto fail;
-	stopped = !s->o->stop_cmd;
-	if (s->o->pid && sum->precopy) {
-		if (s->hash)
-			hash_scan(s, dmap, &nd);
-		else if (dirty_read(s, t, dmap, &nd))
-			goto fail;
-		if (send_discards(s, dmap, &sum->pages_discarded))
-			goto fail;
-	}
-	if (send_listen_run(s, NULL, 0))
-		goto fail;
-	stopped = false;	/* RUN is out: the guest lives on the destination */
-	atomic_store(&s->running, true);
-	sum->downtime_ns = now_ns() - t_stop;
-	sum->switch_reason = why;
-	ret = 0;
-	goto out;
-fail:
-	ret = -1;
-	if (stopped && kill(s->o->pid, SIGCONT) == 0)
-		log_msg("migration failed before RUN: VMM pid %d resumed on the source", s->o->pid);
-out:
-	free(dmap);
-	return ret;
-}
-
-
-/* ---- the switch: LISTEN, device state, RUN ---- */
-
-/*
- * Read --device-state FILE now: at the switch, once the VMM is stopped,
- * so a --stop-cmd hook can write it.  At most PROTO_MAX_DEVSTATE bytes.
- */
-static int load_device_state(struct source *s, uint8_t **blob, size_t *len)
-{
-	const char *path = s->o->device_state;
-	size_t cap = 65536, n = 0;
-	uint8_t *b = NULL;
-	int fd;
-
-	*blob = NULL;
-	*len = 0;
-	if (!path)
-		return 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		src_fail(s, "--device-state %s: %s", path, strerror(errno));
-		return -1;
-	}
-	for (;;) {
-		ssize_t r;
-
-		if (n == cap || !b) {
-			uint8_t *nb = n == cap ? realloc(b, cap *= 2) : malloc(cap);
-
-			if (!nb) {
-				free(b);
-				close(fd);
-				src_fail(s, "--device-state %s: out of memory", path);
-				return -1;
-			}
-			b = nb;
-		}
-		r = read(fd, b + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			src_fail(s, "--device-state %s: %s", path, strerror(errno));
-			break;
-		}
-		if (!r) {
-			close(fd);
-			*blob = b;
-			*len = n;
-			return 0;
-		}
-		n += (size_t)r;
-		if (n > PROTO_MAX_DEVSTATE) {
-			src_fail(s, "--device-state %s: larger than %u bytes", path,
-				 PROTO_MAX_DEVSTATE);
-			break;
-		}
-	}
-	free(b);
-	close(fd);
-	return -1;
-}
-
-/*
- * @pre (ADVISE, DISCARDs, or nothing), LISTEN, the device-state blob in
- * DEVICE_STATE pieces, RUN: the package of 000_* (LISTEN, device state,
- * RUN), sent as consecutive frames on the main stream.
- */
-static int send_listen_run(struct source *s, const uint8_t *pre, size_t prelen)
-{
-	uint8_t hdr[PROTO_HDR_LEN + 16], cmd[3 * PROTO_HDR_LEN];
-	uint8_t *blob;
-	size_t len, n = 0;
-	int ret;
-
-	if (load_device_state(s, &blob, &len))
-		return -ECANCELED;
-	if (prelen)
-		memcpy(cmd, pre, prelen);
-	n = prelen + proto_enc_empty(cmd + prelen, MSG_LISTEN);
-	ret = chan_write(&s->main, cmd, n, NULL, 0);
-	for (size_t off = 0; !ret && off < len; off += PROTO_DEVSTATE_CHUNK) {
-		uint32_t c = len - off < PROTO_DEVSTATE_CHUNK ? (uint32_t)(len - off) :
-			     PROTO_DEVSTATE_CHUNK;
-
-		ret = chan_write(&s->main, hdr, proto_enc_devstate_hdr(hdr, len, off, c),
-				 blob + off, c);
-	}
-	free(blob);
-	if (!ret)
-		ret = chan_write(&s->main, cmd, proto_enc_empty(cmd, MSG_RUN), NULL, 0);
-	if (ret)
-		src_fail(s, "sending LISTEN, device state, RUN: %s%s", chan_strerror(ret),
-			 gone(ret));
-	else
-		s->sum->device_state_bytes = len;
-	return ret;
-}
-
-/* ---- recovery (--recover, feature RECOVER) ---- */
-
-/*
- * One attempt at resuming on a new connection: RESUME, then the
- * destination's received map (RECV_MAP ... RESUME_OK), which becomes our
- * sent map: what did not arrive is sent again.  Then the preempt channel.
- */
-static int resume_once(struct source *s, int lfd, int wait_ms, char *err, size_t errlen)
-{
-	uint8_t *buf = s->out;
-	uint64_t next = 0, nsent = 0;
-	int ret = open_conn_wait(s, lfd, wait_ms);
-
-	if (ret < 0) {
-		snprintf(err, errlen, "reconnecting: %s", strerror(-ret));
-		return ret;
-	}
-	chan_attach(&s->main, ret);
-	ret = chan_write(&s->main, buf, proto_enc_resume(buf, s->version, s->session), NULL, 0);
-	while (!ret) {
-		struct proto_msg m;
-		uint16_t type;
-		uint32_t len;
-
-		ret = chan_read_frame(&s->main, &type, buf, &len, err, errlen);
-		if (!ret)
-			ret = proto_decode(type, buf, len, &s->lay, &m, err, errlen);
-		if (ret)
-			break;
-		if (type == MSG_ERROR) {
-			snprintf(err, errlen, "destination refused to resume (error %u): %.200s",
-				 m.u.error.code, m.u.error.text);
-			return -EPROTO;
-		}
-		if (type == MSG_REQ) {
-			queue_push(s, m.u.page.page, m.u.page.count);
-			continue;
-		}
-		if (type == MSG_RECV_MAP) {
-			if (m.u.map.page != next) {
-				snprintf(err, errlen, "RECV_MAP for page %llu, expected %llu",
-					 (unsigned long long)m.u.map.page, (unsigned long long)next);
-				return -EPROTO;
-			}
-			for (uint32_t i = 0; i < m.u.map.bits; i++) {
-				bool got = m.u.map.map[i / 8] & (1u << (i % 8));
-
-				atomic_store(&s->sent[next + i], got);
-				nsent += got;
-			}
-			next += m.u.map.bits;
-			continue;
-		}
-		if (type == MSG_RESUME_OK && next == s->pages && m.u.pages == nsent)
-			break;
-		snprintf(err, errlen, "resuming: unexpected %s (map %llu/%llu pages)",
-			 proto_type_name(type), (unsigned long long)next,
-			 (unsigned long long)s->pages);
-		return -EPROTO;
-	}
-	if (ret) {
-		if (ret == -EPROTO)
-			return ret;
-		snprintf(err, errlen, "resuming: %s", chan_strerror(ret));
-		return ret;
-	}
-	atomic_store(&s->nsent, nsent);
-	if (s->preempt) {
-		ret = open_conn_wait(s, lfd, 5000);
-		if (ret < 0) {
-			snprintf(err, errlen, "reopening the preempt channel: %s", strerror(-ret));
-			return ret;
-		}
-		chan_attach(&s->pre, ret);
-		ret = chan_write(&s->pre, buf, proto_enc_preempt_hello(buf, s->version, s->session),
-				 NULL, 0);
-		if (ret) {
-			snprintf(err, errlen, "preempt channel: %s", chan_strerror(ret));
-			return ret;
-		}
-	}
-	return 0;
-}
-
-/* Paused: reconnect (bounded: --recover-wait), resume, restart threads. */
-static int src_resume(struct source *s, int lfd, pthread_t *rp, bool *rp_started,
-		      pthread_t *pre, bool *pre_started)
-{
-	uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)s->o->recover_wait_ms * 1000000ULL;
-	unsigned int backoff_ms = 100;
-	char err[256] = "";
-
-	if (*rp_started)
-		pthread_join(*rp, NULL);
-	if (*pre_started)
-		pthread_join(*pre, NULL);
-	*rp_started = *pre_started = false;
-	s->outlen = 0;
-	for (;;) {
-		uint64_t now = now_ns();
-		int ret;
-
-		chan_close(&s->main);
-		chan_close(&s->pre);
-		if (now >= deadline || atomic_load(&s->failed))
-			break;
-		ret = resume_once(s, lfd, (int)((deadline - now) / 1000000ULL), err, sizeof(err));
-		if (!ret) {
-			atomic_store(&s->paused, false);
-			s->sum->resumes++;
-			s->sum->paused_ns += now_ns() - t0;
-			log_msg("resumed after %.3f s paused (resume %u): %llu of %llu pages at the destination",
-				(double)(now_ns() - t0) / 1e9, s->sum->resumes,
-				(unsigned long long)atomic_load(&s->nsent),
-				(unsigned long long)s->pages);
-			if (pthread_create(rp, NULL, rp_thread, s) == 0)
-				*rp_started = true;
-			if (s->preempt && pthread_create(pre, NULL, preempt_thread, s) == 0)
-				*pre_started = true;
-			return 0;
-		}
-		if (ret == -EPROTO) {
-			src_fail(s, "%s", err);
-			return ret;
-		}
-		if (s->o->verbose)
-			log_msg("resume attempt failed (%s); retrying in %u ms", err, backoff_ms);
-		usleep(backoff_ms * 1000);
-		backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
-	}
-	if (!atomic_load(&s->failed))
-		src_fail(s, "postcopy paused and the destination did not come back within %d s%s%s",
-			 s->o->recover_wait_ms / 1000, err[0] ? ": " : "", err);
-	return -ETIMEDOUT;
-}
-
 static void *progress_thread(void *arg)
 {
 	struct source *s = arg;
@@ -1496,9 +635,9 @@ int umemd_source(const struct umemd_opts *o, struct umemd_summary *sum)
 	t0 = now_ns();
 	if (handshake(&s, lfd))
 		goto out;
-	if (pthread_create(&rp, NULL, rp_thread, &s) == 0)
+	if (pthread_create(&rp, NULL, src_rp_thread, &s) == 0)
 		rp_started = true;
-	if (s.preempt && pthread_create(&pre, NULL, preempt_thread, &s) == 0)
+	if (s.preempt && pthread_create(&pre, NULL, src_preempt_thread, &s) == 0)
 		pre_started = true;
 	if (o->progress && pthread_create(&prog, NULL, progress_thread, &s) == 0)
 		prog_started = true;
