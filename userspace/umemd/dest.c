@@ -23,6 +23,11 @@
  * so a second copy of a page is a protocol error, detected before it can
  * overwrite anything); requested[] is set once per page by the fault
  * thread, which is the de-duplication of requests.
+ *
+ * This file is the session: handshake, the main stream, installing
+ * pages, DISCARD, device state, the fault and preempt threads and
+ * completion.  The region and the VMM socket are in dest_vmm.c, recovery
+ * in dest_recover.c; struct dest is in dest.h.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,62 +39,16 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "chan.h"
+#include "dest.h"
 #include "libumem.h"
 #include "umemd.h"
 #include "util.h"
 #include "vmmsock.h"
 
-enum { PG_MISSING, PG_INSTALLING, PG_PRESENT };
-
 #define ACK_EVERY	4096
-
-struct dest {
-	const struct umemd_opts *o;
-	struct umemd_summary *sum;
-	struct proto_layout lay;
-	uint64_t pages;
-	uint64_t session;
-	struct umem_region *region;
-	atomic_uchar *pstate;
-	atomic_uchar *requested;
-	atomic_uint_fast64_t *req_time;
-	atomic_uint_fast64_t received;
-	pthread_mutex_t slock;		/* state, end_seen */
-	enum pc_state state;
-	bool end_seen;
-	atomic_bool cancelled;		/* the operator gave up */
-	/* DEVICE_STATE pieces, main thread only */
-	uint8_t *ds;
-	uint64_t ds_total, ds_got;
-	uint64_t t_run, t_done;		/* RUN received; every page present */
-	struct chan main, pre;
-	bool preempt;
-	int stop_fd;
-	pthread_mutex_t elock;
-	char err[256];
-	atomic_bool failed, finished, stopping;
-	atomic_uint_fast64_t pages_bg, pages_req, pages_zero, requests, faults, dup;
-	pthread_mutex_t llock;
-	uint64_t *lat;
-	uint64_t nlat;
-	/* VMM side */
-	int vmm_lfd, vmm_fd;
-	pthread_mutex_t vlock;
-	pthread_cond_t vcond;
-	bool attached, run_sent;
-	/* threads */
-	pthread_t fault_th, pre_th, vmm_th, prog_th;
-	bool fault_on, pre_on, vmm_on, prog_on;
-	int verbose;
-	/* --recover */
-	bool recover;
-	uint32_t version;
-	atomic_bool paused;
-};
 
 static void stop_all(struct dest *d)
 {
@@ -105,7 +64,7 @@ static void stop_all(struct dest *d)
 }
 
 __attribute__((format(printf, 2, 3)))
-static void dest_fail(struct dest *d, const char *fmt, ...)
+void dest_fail(struct dest *d, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -120,7 +79,7 @@ static void dest_fail(struct dest *d, const char *fmt, ...)
 	stop_all(d);
 }
 
-static enum pc_state get_state(struct dest *d)
+enum pc_state get_state(struct dest *d)
 {
 	enum pc_state s;
 
@@ -130,20 +89,7 @@ static enum pc_state get_state(struct dest *d)
 	return s;
 }
 
-static void vmm_notify(struct dest *d, uint16_t type, const char *text)
-{
-	pthread_mutex_lock(&d->vlock);
-	if (d->vmm_fd >= 0 && d->attached) {
-		if (type == VMM_RUN)
-			d->run_sent = true;
-		vmm_send(d->vmm_fd, type, d->pages * PROTO_PAGE_SIZE, 0, text, -1);
-	}
-	pthread_mutex_unlock(&d->vlock);
-}
-
 /* ---- completion ---- */
-
-static int wait_attached(struct dest *d);
 
 static void check_complete(struct dest *d)
 {
@@ -287,8 +233,6 @@ static int handle_discard(struct dest *d, const struct proto_msg *m)
 	return 0;
 }
 
-static bool dest_pause(struct dest *d, const char *what, int ret);
-
 /* ---- fault thread: backend requests -> REQ frames ---- */
 
 static void *fault_thread(void *arg)
@@ -348,7 +292,7 @@ static void *fault_thread(void *arg)
 
 /* ---- preempt channel ---- */
 
-static void *preempt_thread(void *arg)
+void *dest_preempt_thread(void *arg)
 {
 	struct dest *d = arg;
 	uint8_t *buf = malloc(PROTO_MAX_FRAME);
@@ -402,140 +346,6 @@ static void *preempt_thread(void *arg)
 	return NULL;
 }
 
-/* ---- VMM socket ---- */
-
-static void *vmm_thread(void *arg)
-{
-	struct dest *d = arg;
-	struct pollfd p[2] = {
-		{ .fd = d->vmm_lfd, .events = POLLIN },
-		{ .fd = d->stop_fd, .events = POLLIN },
-	};
-	struct vmm_msg m;
-	int fd = -1, ret;
-
-	while (poll(p, 2, -1) < 0 && errno == EINTR)
-		;
-	if (p[1].revents)
-		return NULL;
-	fd = accept4(d->vmm_lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (fd < 0) {
-		dest_fail(d, "VMM socket accept: %s", strerror(errno));
-		return NULL;
-	}
-	ret = vmm_send(fd, VMM_HELLO, umem_region_size(d->region), 0,
-		       umem_region_backend(d->region),
-		       umem_region_export_fd(d->region));
-	while (!ret) {
-		int rfd = -1;
-
-		ret = vmm_recv(fd, &m, &rfd, 200);
-		if (ret == 0) {
-			if (atomic_load(&d->stopping))
-				break;
-			continue;
-		}
-		if (ret < 0)
-			break;
-		ret = 0;
-		if (m.type != VMM_ATTACH) {
-			if (rfd >= 0)
-				close(rfd);
-			continue;
-		}
-		if (umem_region_needs_attach(d->region)) {
-			if (rfd < 0 || m.size != umem_region_size(d->region)) {
-				dest_fail(d, "VMM attach without a userfaultfd or with size %llu",
-					  (unsigned long long)m.size);
-				break;
-			}
-			ret = umem_region_attach(d->region, rfd, m.base);
-			if (ret) {
-				dest_fail(d, "attaching the VMM's userfaultfd: %s",
-					  umem_strerror(ret));
-				break;
-			}
-		} else if (rfd >= 0) {
-			close(rfd);
-		}
-		pthread_mutex_lock(&d->vlock);
-		d->vmm_fd = fd;
-		d->attached = true;
-		pthread_cond_broadcast(&d->vcond);
-		pthread_mutex_unlock(&d->vlock);
-		if (d->verbose)
-			log_msg("VMM attached");
-		if (get_state(d) >= PC_RUNNING)
-			vmm_notify(d, VMM_RUN, NULL);
-		break;
-	}
-	if (ret < 0 && !atomic_load(&d->stopping))
-		log_msg("VMM socket: %s", ret == -EPIPE ? "VMM disconnected" :
-			strerror(-ret));
-	pthread_mutex_lock(&d->vlock);
-	if (!d->attached)
-		close(fd);
-	pthread_mutex_unlock(&d->vlock);
-	return NULL;
-}
-
-/*
- * The source sends nothing before HELLO_ACK, so anything readable on the
- * main connection while we wait for the VMM means it gave up (ERROR) or
- * went away: fail instead of waiting for a VMM nobody needs any more.
- */
-static int source_gone(struct dest *d)
-{
-	struct pollfd p = { .fd = d->main.fd, .events = POLLIN | POLLRDHUP };
-	uint8_t *buf;
-	struct proto_msg m;
-	char err[256];
-	uint16_t type;
-	uint32_t len;
-	int ret;
-
-	if (!chan_buffered(&d->main) && poll(&p, 1, 0) <= 0)
-		return 0;
-	buf = malloc(PROTO_MAX_FRAME);
-	if (!buf)
-		return 0;
-	ret = chan_read_frame(&d->main, &type, buf, &len, err, sizeof(err));
-	if (!ret && !proto_decode(type, buf, len, &d->lay, &m, err, sizeof(err)) &&
-	    type == MSG_ERROR)
-		dest_fail(d, "the source gave up while we waited for the VMM (error %u): %s",
-			  m.u.error.code, m.u.error.text);
-	else if (ret)
-		dest_fail(d, "waiting for the VMM: main channel: %s", err);
-	else
-		dest_fail(d, "%s from the source before HELLO_ACK", proto_type_name(type));
-	free(buf);
-	return -ECANCELED;
-}
-
-static int wait_attached(struct dest *d)
-{
-	pthread_mutex_lock(&d->vlock);
-	while (!d->attached && !atomic_load(&d->stopping)) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&d->vcond, &d->vlock, &ts);
-		if (d->attached || atomic_load(&d->stopping))
-			break;
-		pthread_mutex_unlock(&d->vlock);
-		if (source_gone(d))
-			return -ECANCELED;
-		pthread_mutex_lock(&d->vlock);
-	}
-	pthread_mutex_unlock(&d->vlock);
-	return d->attached ? 0 : -ECANCELED;
-}
-
 /* ---- handshake ---- */
 
 static int open_conn(struct dest *d, int lfd)
@@ -546,68 +356,12 @@ static int open_conn(struct dest *d, int lfd)
 			   d->o->link_timeout_ms);
 }
 
-static void send_error(struct dest *d, uint32_t code, const char *text)
+void send_error(struct dest *d, uint32_t code, const char *text)
 {
 	uint8_t e[PROTO_HDR_LEN + 8 + PROTO_MAX_TEXT];
 
 	if (d->main.fd >= 0)
 		chan_write(&d->main, e, proto_enc_error(e, code, text), NULL, 0);
-}
-
-static int setup_region(struct dest *d)
-{
-	struct umem_region_config cfg;
-	char name[32];
-	int ret;
-
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.backend = d->o->backend;
-	if (d->o->name)
-		snprintf(name, sizeof(name), "%s", d->o->name);
-	else
-		snprintf(name, sizeof(name), "umemd-%d", (int)getpid());
-	cfg.name = name;
-	cfg.size = d->pages * PROTO_PAGE_SIZE;
-	cfg.log = log_libumem;
-	cfg.log_opaque = &d->verbose;
-	ret = umem_region_create(&cfg, &d->region);
-	if (ret) {
-		dest_fail(d, "creating a %s region of %llu bytes: %s", d->o->backend,
-			  (unsigned long long)cfg.size, umem_strerror(ret));
-		return ret;
-	}
-	if (d->o->verbose)
-		log_msg("region %s (%s) ready%s%s", name, d->o->backend,
-			umem_region_path(d->region) ? " at " : "",
-			umem_region_path(d->region) ? umem_region_path(d->region) : "");
-	if (d->o->vmm_socket) {
-		d->vmm_lfd = vmm_listen(d->o->vmm_socket);
-		if (d->vmm_lfd < 0) {
-			dest_fail(d, "VMM socket %s: %s", d->o->vmm_socket,
-				  strerror(-d->vmm_lfd));
-			return d->vmm_lfd;
-		}
-		if (pthread_create(&d->vmm_th, NULL, vmm_thread, d)) {
-			dest_fail(d, "cannot start the VMM thread");
-			return -EAGAIN;
-		}
-		d->vmm_on = true;
-		if (umem_region_needs_attach(d->region)) {
-			if (d->o->verbose)
-				log_msg("waiting for the VMM on %s", d->o->vmm_socket);
-			ret = wait_attached(d);
-			if (ret)
-				return ret;
-		}
-	} else if (umem_region_needs_attach(d->region)) {
-		/* No VMM: serve our own mapping (useful for tests). */
-		ret = umem_region_map(d->region, NULL);
-		if (ret) {
-			dest_fail(d, "mapping the region: %s", umem_strerror(ret));
-			return ret;
-		}
-	}
-	return 0;
 }
 
 static int handshake(struct dest *d, int lfd, uint8_t *buf)
@@ -711,7 +465,7 @@ static int handshake(struct dest *d, int lfd, uint8_t *buf)
 		dest_fail(d, "preempt channel: %s", err);
 		return ret;
 	}
-	if (pthread_create(&d->pre_th, NULL, preempt_thread, d)) {
+	if (pthread_create(&d->pre_th, NULL, dest_preempt_thread, d)) {
 		dest_fail(d, "cannot start the preempt thread");
 		return -EAGAIN;
 	}
@@ -719,194 +473,6 @@ static int handshake(struct dest *d, int lfd, uint8_t *buf)
 	return 0;
 }
 
-
-/* ---- recovery (--recover, feature RECOVER) ---- */
-
-/*
- * A channel broke.  In postcopy (RUN seen) with RECOVER the migration
- * pauses instead of failing: the region stays, faulting tasks keep
- * waiting, both connections are shut so every thread notices.
- */
-static bool dest_pause(struct dest *d, const char *what, int ret)
-{
-	enum pc_state st = get_state(d);
-
-	if (!d->recover || ret == -EPROTO || ret == -ECANCELED ||
-	    (st != PC_RUNNING && st != PC_END) || atomic_load(&d->finished) ||
-	    atomic_load(&d->failed))
-		return false;
-	if (!atomic_exchange(&d->paused, true)) {
-		log_msg("%s: %s: connection lost, postcopy paused (%llu/%llu pages; faulting tasks keep waiting)",
-			what, ret == -EPIPE ? "peer closed the connection" : strerror(-ret),
-			(unsigned long long)atomic_load(&d->received),
-			(unsigned long long)d->pages);
-		if (d->main.fd >= 0)
-			shutdown(d->main.fd, SHUT_RDWR);
-		if (d->pre.fd >= 0)
-			shutdown(d->pre.fd, SHUT_RDWR);
-	}
-	return true;
-}
-
-/* Wait for a new connection (accept or connect) until @deadline. */
-static int reopen_conn(struct dest *d, int lfd, uint64_t deadline)
-{
-	uint64_t now = now_ns();
-	int ms = now < deadline ? (int)((deadline - now) / 1000000ULL) : 0;
-
-	if (lfd >= 0) {
-		struct pollfd p[2] = {
-			{ .fd = lfd, .events = POLLIN },
-			{ .fd = d->stop_fd, .events = POLLIN },
-		};
-		int n = poll(p, 2, ms);
-
-		if (n == 0)
-			return -ETIMEDOUT;
-		if (n < 0)
-			return -errno;
-		if (p[1].revents)
-			return -ECANCELED;
-		return net_accept(lfd, d->stop_fd, d->o->link_timeout_ms);
-	}
-	return net_connect(d->o->connect, ms, d->stop_fd,
-			   d->o->link_timeout_ms);
-}
-
-static void *preempt_thread(void *arg);
-static int resume_once(struct dest *d, int lfd, uint64_t deadline, uint8_t *buf,
-		       char *err, size_t errlen)
-{
-	struct proto_msg m;
-	uint16_t type;
-	uint32_t len;
-	uint64_t have = 0;
-	int ret = reopen_conn(d, lfd, deadline);
-
-	if (ret < 0) {
-		snprintf(err, errlen, "waiting for the source: %s", strerror(-ret));
-		return ret;
-	}
-	chan_attach(&d->main, ret);	/* under wlock: REQ writers may be racing */
-	ret = chan_read_frame(&d->main, &type, buf, &len, err, errlen);
-	if (!ret)
-		ret = proto_decode(type, buf, len, &d->lay, &m, err, errlen);
-	if (!ret && (type != MSG_RESUME || m.u.preempt.session != d->session ||
-		     m.u.preempt.version != d->version)) {
-		snprintf(err, errlen, "expected RESUME of session %#llx, got %s",
-			 (unsigned long long)d->session, proto_type_name(type));
-		send_error(d, PROTO_E_PROTO, err);
-		return -EAGAIN;		/* not our source: wait for another */
-	}
-	if (ret)
-		return ret == -EPROTO ? -EAGAIN : ret;
-	for (uint64_t p = 0; p < d->pages && !ret; p += PROTO_MAP_BITS) {
-		uint32_t bits = d->pages - p < PROTO_MAP_BITS ? (uint32_t)(d->pages - p) : PROTO_MAP_BITS;
-		uint8_t map[PROTO_MAP_BITS / 8];
-
-		memset(map, 0, sizeof(map));
-		for (uint32_t i = 0; i < bits; i++)
-			if (atomic_load(&d->pstate[p + i]) == PG_PRESENT) {
-				map[i / 8] |= (uint8_t)(1u << (i % 8));
-				have++;
-			}
-		ret = chan_write(&d->main, buf, proto_enc_recv_map(buf, &d->lay, p, bits, map), NULL, 0);
-	}
-	if (!ret)
-		ret = chan_write(&d->main, buf, proto_enc_u64(buf, MSG_RESUME_OK, have), NULL, 0);
-	if (ret) {
-		snprintf(err, errlen, "sending the received map: %s", chan_strerror(ret));
-		return ret;
-	}
-	if (!d->preempt)
-		return 0;
-	ret = reopen_conn(d, lfd, now_ns() + 5000000000ULL);
-	if (ret < 0) {
-		snprintf(err, errlen, "reopening the preempt channel: %s", strerror(-ret));
-		return ret;
-	}
-	chan_attach(&d->pre, ret);
-	ret = chan_read_frame(&d->pre, &type, buf, &len, err, errlen);
-	if (!ret)
-		ret = proto_decode(type, buf, len, &d->lay, &m, err, errlen);
-	if (!ret && (type != MSG_PREEMPT_HELLO || m.u.preempt.session != d->session)) {
-		snprintf(err, errlen, "preempt channel: expected PREEMPT_HELLO of this session");
-		return -EAGAIN;
-	}
-	return ret;
-}
-
-/* Paused: take the source back (bounded by --recover-wait), then go on. */
-static int dest_resume(struct dest *d, int lfd, uint8_t *buf)
-{
-	/* Our own clock: the thread that paused may still be logging. */
-	uint64_t t0 = now_ns();
-	uint64_t deadline = t0 + (uint64_t)d->o->recover_wait_ms * 1000000ULL;
-	char err[256] = "";
-
-	if (d->pre_on)
-		pthread_join(d->pre_th, NULL);
-	d->pre_on = false;
-	for (;;) {
-		uint8_t out[64 * (PROTO_HDR_LEN + 16)];
-		size_t len = 0;
-		int ret;
-
-		pthread_mutex_lock(&d->main.wlock);
-		chan_close(&d->main);
-		pthread_mutex_unlock(&d->main.wlock);
-		chan_close(&d->pre);
-		if (atomic_load(&d->failed) || atomic_load(&d->finished))
-			return -ECANCELED;
-		if (now_ns() >= deadline)
-			break;
-		ret = resume_once(d, lfd, deadline, buf, err, sizeof(err));
-		if (ret) {
-			if (d->verbose)
-				log_msg("resume attempt failed: %s", err);
-			if (ret == -ECANCELED)
-				return ret;
-			continue;
-		}
-		pthread_mutex_lock(&d->slock);
-		if (d->state == PC_END) {
-			d->state = PC_RUNNING;	/* the source sends END again */
-			d->end_seen = false;
-		}
-		pthread_mutex_unlock(&d->slock);
-		if (d->preempt) {
-			if (pthread_create(&d->pre_th, NULL, preempt_thread, d)) {
-				dest_fail(d, "cannot start the preempt thread");
-				return -EAGAIN;
-			}
-			d->pre_on = true;
-		}
-		atomic_store(&d->paused, false);
-		d->sum->resumes++;
-		d->sum->paused_ns += now_ns() - t0;
-		log_msg("resumed after %.3f s paused (resume %u)",
-			(double)(now_ns() - t0) / 1e9, d->sum->resumes);
-		/* Requests made while paused (or lost with the link). */
-		for (uint64_t p = 0; p < d->pages && !ret; p++) {
-			if (!atomic_load(&d->requested[p]) ||
-			    atomic_load(&d->pstate[p]) == PG_PRESENT)
-				continue;
-			len += proto_enc_run(out + len, MSG_REQ, &d->lay, p, 1);
-			if (len + PROTO_HDR_LEN + 16 > sizeof(out)) {
-				ret = chan_write(&d->main, out, len, NULL, 0);
-				len = 0;
-			}
-		}
-		if (!ret && len)
-			ret = chan_write(&d->main, out, len, NULL, 0);
-		if (ret && !dest_pause(d, "return path", ret))
-			return ret;
-		return 0;
-	}
-	dest_fail(d, "postcopy paused and the source did not come back within %d s%s%s",
-		  d->o->recover_wait_ms / 1000, err[0] ? ": " : "", err);
-	return -ETIMEDOUT;
-}
 
 /* ---- device state (DEVSTATE): LISTEN, pieces, RUN ---- */
 
