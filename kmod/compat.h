@@ -9,6 +9,7 @@
 
 #include <linux/version.h>
 #include <linux/mm.h>
+#include <linux/pagemap.h>
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
 static inline void umem_vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
@@ -20,6 +21,13 @@ static inline void umem_vm_flags_set(struct vm_area_struct *vma, vm_flags_t flag
 {
 	vma->vm_flags |= flags;
 }
+#endif
+
+/* struct device_type's ->devnode() takes a const device since 6.2. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+#define umem_devnode_dev	const struct device
+#else
+#define umem_devnode_dev	struct device
 #endif
 
 /*

@@ -2,23 +2,53 @@
 /*
  * umem fault path.
  *
- * A fault on a present page maps the shmem page.  A fault on a missing page
- * queues one request for it (however many tasks fault on it) and sleeps,
- * killable, until the page is installed or the daemon is gone:
+ * A fault on a present page maps the backing's page.  A fault on a missing
+ * page queues one request for it (however many tasks fault on it), then,
+ * like handle_userfault():
  *
- *  - FAULT_FLAG_ALLOW_RETRY: pin the vma's file, drop mmap_lock (or the VMA
- *    lock), sleep, and return VM_FAULT_RETRY; the core retries the fault
- *    and finds the page present.  This is the common case for user faults
- *    and for GUP with a "locked" argument.
- *  - FAULT_FLAG_RETRY_NOWAIT: the caller must not sleep and keeps the lock;
- *    queue the request and return VM_FAULT_RETRY at once.
- *  - neither: sleep with the lock held, then map.  Only GUP callers that
- *    cannot retry end up here.
+ *  - FAULT_FLAG_RETRY_NOWAIT: the caller must not sleep and keeps its
+ *    lock (KVM's async page faults, FOLL_NOWAIT): return VM_FAULT_RETRY.
+ *  - FAULT_FLAG_ALLOW_RETRY: pin the vma's file, drop mmap_lock (or the
+ *    VMA lock), sleep ONCE and return VM_FAULT_RETRY.  The core retries
+ *    the fault, which maps the page, or finds it missing again (a discard
+ *    after the install, a wake-up for a signal) and queues a new request:
+ *    a task never sleeps on a page that has no request.  User faults,
+ *    uaccess from syscalls, and get_user_pages() with FOLL_UNLOCKABLE
+ *    (O_DIRECT, process_vm_readv(), KVM, core dumps) all come this way.
+ *  - neither (get_user_pages_remote() without a "locked" argument:
+ *    /proc/PID/mem, ptrace(PTRACE_PEEKDATA) and other access_remote_vm()
+ *    users): the fault cannot drop the target's mmap_lock, and sleeping on
+ *    the daemon while holding it could deadlock against the daemon or the
+ *    target's own threads.  The request is queued (so the page arrives
+ *    and a later access succeeds) and the fault fails with VM_FAULT_SIGBUS
+ *    at once, which the caller reports as EIO/EFAULT.
+ *
+ * No sleeping at all for a task that is exiting (PF_EXITING: the last
+ * clear_child_tid/robust-list writes) or dumping core (PF_DUMPCORE: the
+ * core dump reads every page through get_dump_page(); the daemon may be
+ * one of the threads it has just killed): missing pages are holes in the
+ * core and the task finishes dying.
+ *
+ * The sleep state comes from the fault flags: TASK_INTERRUPTIBLE with
+ * FAULT_FLAG_INTERRUPTIBLE (so SIGSTOP, ptrace stops, the cgroup freezer,
+ * system suspend and a VMM's vCPU-kick signal handler all work on a task
+ * blocked on a missing page), else TASK_KILLABLE with FAULT_FLAG_KILLABLE,
+ * else TASK_UNINTERRUPTIBLE.  One exception: a kernel-mode fault (not
+ * FAULT_FLAG_USER) that comes back with FAULT_FLAG_TRIED while a signal
+ * is pending belongs to a caller that retries regardless of non-fatal
+ * signals (x86's uaccess fault handler does); sleeping interruptibly again
+ * would spin, so it sleeps killable.
+ *
+ * Large folios: the backing is shmem and may hold 2 MiB folios (the
+ * shmem_enabled sysfs knob, "force" included).  Every check here works on
+ * the folio; a folio whose pages are not all present is never handed to
+ * the core (which could map all of it with one PMD): only the faulting
+ * page is mapped, with vm_insert_page() (the vma is VM_MIXEDMAP for that).
  *
  * Locking: called with mmap_lock held for read, or on 6.12 with only the
  * per-VMA lock (FAULT_FLAG_VMA_LOCK; umem_map_pages() opts in); whichever
- * it is, umem_release_fault_lock() drops it.  Takes the page lock and then
- * region->lock.  Tracepoints: umem_fault_start, umem_task_woken.
+ * it is, umem_release_fault_lock() drops it.  Takes the folio lock and
+ * then region->lock.  Tracepoints: umem_fault_start, umem_task_woken.
  */
 #include <linux/file.h>
 #include <linux/hash.h>
@@ -93,39 +123,22 @@ void umem_wake_all(struct umem_region *r)
 		__wake_up(&r->fault_wq[i], TASK_NORMAL, 0, NULL);
 }
 
-static bool umem_region_live(struct umem_region *r)
+static unsigned int umem_blocking_state(const struct vm_fault *vmf)
 {
-	return READ_ONCE(r->state) == UMEM_STATE_LIVE;
+	unsigned int flags = vmf->flags;
+
+	if ((flags & FAULT_FLAG_INTERRUPTIBLE) &&
+	    ((flags & FAULT_FLAG_USER) || !(flags & FAULT_FLAG_TRIED) ||
+	     !signal_pending(current)))
+		return TASK_INTERRUPTIBLE;
+	if (flags & (FAULT_FLAG_KILLABLE | FAULT_FLAG_INTERRUPTIBLE))
+		return TASK_KILLABLE;
+	return TASK_UNINTERRUPTIBLE;
 }
 
-/* Sleep until @pgoff is present, the daemon is gone, or we are killed. */
-static void umem_wait_page(struct umem_region *r, pgoff_t pgoff)
+static void umem_account_wait(struct umem_region *r, u64 waited)
 {
-	struct umem_waiter w = { .pgoff = pgoff };
-	wait_queue_head_t *wq = umem_fault_wq(r, pgoff);
-	u64 start, waited;
 	unsigned int bucket;
-	bool present;
-
-	init_waitqueue_func_entry(&w.wq, umem_wake_function);
-	w.wq.private = current;
-
-	atomic_inc(&r->waiting);
-	start = ktime_get_ns();
-	add_wait_queue(wq, &w.wq);
-	for (;;) {
-		set_current_state(TASK_KILLABLE);
-		if (test_bit(pgoff, r->present) || !umem_region_live(r) ||
-		    fatal_signal_pending(current))
-			break;
-		schedule();
-	}
-	__set_current_state(TASK_RUNNING);
-	remove_wait_queue(wq, &w.wq);
-	waited = ktime_get_ns() - start;
-	atomic_dec(&r->waiting);
-	present = test_bit(pgoff, r->present);
-	trace_umem_task_woken(r->id, pgoff, waited, present);
 
 	bucket = waited >> UMEM_HIST_SHIFT ? ilog2(waited >> UMEM_HIST_SHIFT) : 0;
 	bucket = min_t(unsigned int, bucket, UMEM_HIST_BUCKETS - 1);
@@ -138,75 +151,134 @@ static void umem_wait_page(struct umem_region *r, pgoff_t pgoff)
 }
 
 /*
- * Map a present page.  Returns VM_FAULT_LOCKED with vmf->page set, an error,
- * or 0 when the page turned missing meanwhile (discard) and the caller must
- * take the missing path.
+ * Sleep once, with the fault lock dropped, until @pgoff is present, the
+ * region detaches, or a signal the sleep state admits arrives (or any
+ * other wake-up: the retried fault sorts it out).
+ */
+static vm_fault_t umem_wait_page(struct umem_region *r, struct vm_fault *vmf)
+{
+	struct umem_waiter w = { .pgoff = vmf->pgoff };
+	wait_queue_head_t *wq = umem_fault_wq(r, vmf->pgoff);
+	unsigned int state = umem_blocking_state(vmf);
+	struct file *file;
+	u64 start, waited;
+	bool present;
+
+	init_waitqueue_func_entry(&w.wq, umem_wake_function);
+	w.wq.private = current;
+
+	/*
+	 * The pinned map file keeps the region (and this module) alive once
+	 * the lock is dropped and the vma may go away.  fput() defers the
+	 * final release, so the last module reference is never dropped from
+	 * module text.
+	 */
+	file = get_file(vmf->vma->vm_file);
+	atomic_inc(&r->waiting);
+	start = ktime_get_ns();
+	add_wait_queue(wq, &w.wq);
+	set_current_state(state);
+	umem_release_fault_lock(vmf);
+	if (!test_bit(vmf->pgoff, r->present) && umem_region_live(r))
+		schedule();
+	__set_current_state(TASK_RUNNING);
+	remove_wait_queue(wq, &w.wq);
+	waited = ktime_get_ns() - start;
+	atomic_dec(&r->waiting);
+	present = test_bit(vmf->pgoff, r->present);
+	trace_umem_task_woken(r->id, vmf->pgoff, waited, present);
+	umem_account_wait(r, waited);
+	fput(file);
+	/*
+	 * Always a retry, also when the region detached: the lock is dropped
+	 * and the retried fault returns VM_FAULT_SIGBUS from the top.
+	 */
+	return VM_FAULT_RETRY;
+}
+
+/* Are all pages of @folio present (and inside the region)? */
+static bool umem_folio_present(struct umem_region *r, struct folio *folio)
+{
+	pgoff_t first = folio->index;
+	pgoff_t end = first + folio_nr_pages(folio);
+
+	if (end > r->npages)
+		return false;
+	if (READ_ONCE(r->complete))
+		return true;
+	return find_next_zero_bit(r->present, end, first) >= end;
+}
+
+/*
+ * Map a present page.  Returns VM_FAULT_LOCKED with vmf->page set (the
+ * core maps it, with a PMD if the folio is a complete huge page), or
+ * VM_FAULT_NOPAGE when only this page of a large folio was mapped here,
+ * or an error, or 0 when the page turned missing meanwhile (discard) and
+ * the caller must take the missing path.
  */
 static vm_fault_t umem_map_present(struct umem_region *r, struct vm_fault *vmf)
 {
 	struct page *page;
+	struct folio *folio;
+	int err;
 
 	page = umem_get_page(r, vmf->pgoff);
 	if (IS_ERR(page))
 		return vmf_error(PTR_ERR(page));
-	lock_page(page);
-	/* Present is re-checked under the page lock that installers hold. */
-	if (page->mapping != r->shmem->f_mapping ||
+	folio = page_folio(page);
+	folio_lock(folio);
+	/* Present is re-checked under the folio lock that installers hold. */
+	if (folio->mapping != r->shmem->f_mapping ||
 	    !test_bit(vmf->pgoff, r->present)) {
-		unlock_page(page);
-		put_page(page);
+		folio_unlock(folio);
+		folio_put(folio);
 		return 0;
 	}
-	vmf->page = page;
-	return VM_FAULT_LOCKED;
+	if (!folio_test_large(folio) || umem_folio_present(r, folio)) {
+		vmf->page = page;
+		return VM_FAULT_LOCKED;
+	}
+	/*
+	 * Part of a large folio is missing: map this page alone.  The folio
+	 * lock is held across the insert, so a discard that clears the bit
+	 * now zaps the new PTE when its punch gets the lock.
+	 */
+	err = vm_insert_page(vmf->vma, vmf->address & PAGE_MASK, page);
+	if (!err && (vmf->flags & FAULT_FLAG_WRITE))
+		folio_mark_dirty(folio);
+	folio_unlock(folio);
+	folio_put(folio);
+	if (err == -ENOMEM)
+		return VM_FAULT_OOM;
+	if (err && err != -EBUSY)	/* -EBUSY: another fault mapped it */
+		return VM_FAULT_SIGBUS;
+	return VM_FAULT_NOPAGE;
 }
 
 static vm_fault_t umem_fault_missing(struct umem_region *r, struct vm_fault *vmf)
 {
 	u32 flags = (vmf->flags & FAULT_FLAG_WRITE) ? UMEM_REQ_WRITE : 0;
-	struct umem_pending *req = NULL;
-	struct file *file;
+	int ret;
 
 	if (!umem_region_live(r))
 		return VM_FAULT_SIGBUS;
+	/* Exiting or dumping core: never wait (see the top of this file). */
+	if (current->flags & (PF_EXITING | PF_DUMPCORE))
+		return VM_FAULT_SIGBUS;
 	trace_umem_fault_start(r->id, vmf->pgoff, flags & UMEM_REQ_WRITE);
-	if (!test_bit(vmf->pgoff, r->requested)) {
-		req = umem_pending_alloc();
-		if (!req)
-			return VM_FAULT_OOM;
-	}
-	if (!umem_request_page(r, vmf->pgoff, flags, req)) {
-		/* Raced with an install: go back and map it. */
+	ret = umem_request_page(r, vmf->pgoff, flags);
+	if (ret == -ENOMEM)
+		return VM_FAULT_OOM;
+	if (ret == -EEXIST)	/* raced with an install: map it */
 		return 0;
-	}
-	if (!umem_region_live(r))
+	if (ret)		/* -ENXIO: detached meanwhile */
 		return VM_FAULT_SIGBUS;
 
 	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
 		return VM_FAULT_RETRY;
-
-	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY)) {
-		umem_wait_page(r, vmf->pgoff);
-		if (fatal_signal_pending(current))
-			return VM_FAULT_SIGBUS;
-		return 0;
-	}
-
-	/*
-	 * The pinned file keeps the region (and this module) alive once the
-	 * lock is dropped and the vma may go away.  fput() defers the final
-	 * release, so we never drop the last module reference from module
-	 * text.
-	 */
-	file = get_file(vmf->vma->vm_private_data);
-	umem_release_fault_lock(vmf);
-	umem_wait_page(r, vmf->pgoff);
-	fput(file);
-	/*
-	 * Always a retry, also when the daemon is gone: the lock is dropped
-	 * and the retried fault returns VM_FAULT_SIGBUS from the top.
-	 */
-	return VM_FAULT_RETRY;
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
+		return VM_FAULT_SIGBUS;
+	return umem_wait_page(r, vmf);
 }
 
 static vm_fault_t umem_fault(struct vm_fault *vmf)
@@ -248,20 +320,7 @@ static vm_fault_t umem_map_pages(struct vm_fault *vmf, pgoff_t start_pgoff,
 	return 0;
 }
 
-/* A vma copy (split, fork, mremap) pins the region like the original. */
-static void umem_vm_open(struct vm_area_struct *vma)
-{
-	get_file(vma->vm_private_data);
-}
-
-static void umem_vm_close(struct vm_area_struct *vma)
-{
-	fput(vma->vm_private_data);
-}
-
 const struct vm_operations_struct umem_vm_ops = {
-	.open = umem_vm_open,
-	.close = umem_vm_close,
 	.fault = umem_fault,
 	.map_pages = umem_map_pages,
 };

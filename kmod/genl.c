@@ -10,16 +10,20 @@
  * The attribute layout is drawn in uapi/linux/umem.h.
  *
  * Permission policy: a region is visible (listed in a dump, answered by
- * REGION_GET and STATS_GET) to whoever could open its node for reading:
- * /dev/umem-NAME, looked up in the caller's mount namespace, must be the
- * region's character device and pass path_permission(MAY_READ) for the
- * caller (so chmod/chown or a udev rule on the node is the policy; root
- * sees everything).  GET of a region the caller may not read is -EACCES.
- * The events group is CAP_SYS_ADMIN only (GENL_MCAST_CAP_SYS_ADMIN): a
- * multicast cannot be filtered per listener, and an event names regions a
- * listener may not be allowed to see.  UMEM_CMD_FAIL changes state and
- * checks CAP_SYS_ADMIN (netlink_capable(): of the opener of the socket
- * too) in its doit, as NBD does for its configuring commands.
+ * REGION_GET and STATS_GET) to whoever the owner, group and mode it was
+ * created with let read its node (umem_region_may_read(): the
+ * generic_permission() rules on values fixed at creation; CAP_SYS_ADMIN
+ * sees everything).  No path is looked up: these handlers run under
+ * genetlink's cb_lock, which every family's registration needs, so a
+ * lookup that stalls (a FUSE mount over /dev in a user namespace) must
+ * never happen here.  GET of a region the caller may not read is
+ * -EACCES.  The events group is CAP_SYS_ADMIN only
+ * (GENL_MCAST_CAP_SYS_ADMIN): a multicast cannot be filtered per
+ * listener, and an event names regions a listener may not be allowed to
+ * see.  UMEM_CMD_FAIL changes state: it needs CAP_SYS_ADMIN
+ * (netlink_capable(): of the opener of the socket too), as NBD's
+ * configuring commands do, or the region's owner (the sender's fsuid and
+ * the socket opener's fsuid are the region's uid).
  *
  * Namespaces: regions and their nodes are global, so the family is not
  * netnsok: it answers in the initial network namespace only, and events go
@@ -33,11 +37,8 @@
  *
  * Locking: a region is read under umem_mutex through umem_region_for_each()
  * and umem_region_find() (region.c), without taking a reference, then
- * region->lock for a consistent snapshot of its counters.  The permission
- * check walks a path (it may sleep on VFS locks, and devtmpfs creates
- * nodes while region creation holds umem_mutex), so it runs with no lock
- * held, on a copy of the region's id, name and dev_t; the region is then
- * looked up again by id, and skipped if it went away meanwhile.  Events are built
+ * region->lock for a consistent snapshot of its counters; the permission
+ * check needs no lock of its own.  Events are built
  * and multicast from process context with no spinlock held (GFP_KERNEL):
  * from UMEM_CREATE, the ioctl dispatch after an install, the server fd's
  * release (or UMEM_CMD_FAIL) and the final put.  The family is registered
@@ -46,7 +47,9 @@
  */
 #include <linux/capability.h>
 #include <linux/fs.h>
-#include <linux/namei.h>
+#include <linux/cred.h>
+#include <linux/net.h>
+#include <net/sock.h>
 #include <linux/module.h>
 #include <linux/pid.h>
 #include <linux/sched.h>
@@ -168,44 +171,6 @@ cancel:
 	return -EMSGSIZE;
 }
 
-/* ---------------------------------------------------------- permission */
-
-/* What the permission check needs, copied under umem_mutex. */
-struct umem_ident {
-	int id;
-	dev_t devt;
-	char name[UMEM_NAME_MAX];
-};
-
-/* Under umem_mutex: copy the first region seen, stop the walk. */
-static int umem_ident_one(struct umem_region *r, void *arg)
-{
-	struct umem_ident *ident = arg;
-
-	ident->id = r->id;
-	ident->devt = umem_region_devt(r);
-	strscpy(ident->name, r->name, sizeof(ident->name));
-	return 1;
-}
-
-/* Could the caller open the region's node for reading?  No lock held. */
-static bool umem_may_read(const struct umem_ident *ident)
-{
-	char node[sizeof("/dev/umem-") + UMEM_NAME_MAX];
-	struct inode *inode;
-	struct path path;
-	bool ok;
-
-	snprintf(node, sizeof(node), "/dev/umem-%s", ident->name);
-	if (kern_path(node, LOOKUP_FOLLOW, &path))
-		return false;
-	inode = d_inode(path.dentry);
-	ok = S_ISCHR(inode->i_mode) && inode->i_rdev == ident->devt &&
-	     !path_permission(&path, MAY_READ);
-	path_put(&path);
-	return ok;
-}
-
 /* ---------------------------------------------------------------- dump */
 
 struct umem_dump_ctx {
@@ -213,11 +178,14 @@ struct umem_dump_ctx {
 	struct netlink_callback *cb;
 };
 
+/* Under umem_mutex; regions the caller may not read are left out. */
 static int umem_dump_one(struct umem_region *r, void *arg)
 {
 	struct umem_dump_ctx *ctx = arg;
 	void *hdr;
 
+	if (!umem_region_may_read(r))
+		return 0;
 	hdr = genlmsg_put(ctx->skb, NETLINK_CB(ctx->cb->skb).portid,
 			  ctx->cb->nlh->nlmsg_seq, &umem_genl_family,
 			  NLM_F_MULTI, UMEM_CMD_REGION_GET);
@@ -232,29 +200,18 @@ static int umem_dump_one(struct umem_region *r, void *arg)
 }
 
 /*
- * cb->args[0]: the region id to resume at.  One region at a time: copy its
- * identity, check permission with no lock held, then emit it if it still
- * exists (a region that went away meanwhile is skipped).
+ * cb->args[0]: the region id to resume at.  A region that does not fit
+ * stops the walk and is the first of the next skb.
  */
 static int umem_nl_region_dumpit(struct sk_buff *skb,
 				 struct netlink_callback *cb)
 {
 	struct umem_dump_ctx ctx = { .skb = skb, .cb = cb };
-	struct umem_ident ident;
-	int pos, err = 0;
+	int pos = cb->args[0];
+	int err;
 
-	for (;;) {
-		pos = cb->args[0];
-		if (umem_region_for_each(&pos, umem_ident_one, &ident) != 1)
-			break;		/* no region at or after pos */
-		if (umem_may_read(&ident)) {
-			err = umem_region_find(NULL, ident.id, umem_dump_one, &ctx);
-			if (err == -EMSGSIZE)
-				break;	/* this one goes in the next skb */
-		}
-		cb->args[0] = ident.id + 1;
-		err = 0;
-	}
+	err = umem_region_for_each(&pos, umem_dump_one, &ctx);
+	cb->args[0] = pos;
 	if (err && !skb->len)
 		return err;
 	return skb->len;
@@ -304,6 +261,8 @@ static int umem_reply_one(struct umem_region *r, void *arg)
 	struct umem_reply_ctx *ctx = arg;
 	int err;
 
+	if (!umem_region_may_read(r))
+		return -EACCES;
 	err = umem_put_region(ctx->skb, r);
 	if (!err && ctx->stats)
 		err = umem_put_stats(ctx->skb, r);
@@ -313,7 +272,6 @@ static int umem_reply_one(struct umem_region *r, void *arg)
 static int umem_nl_reply(struct genl_info *info, bool stats)
 {
 	struct umem_reply_ctx ctx = { .stats = stats };
-	struct umem_ident ident;
 	struct nlattr *which;
 	const char *name;
 	void *hdr;
@@ -322,16 +280,6 @@ static int umem_nl_reply(struct genl_info *info, bool stats)
 	err = umem_nl_target(info, &name, &id, &which);
 	if (err)
 		return err;
-	err = umem_region_find(name, id, umem_ident_one, &ident);
-	if (err == -ENOENT) {
-		NL_SET_ERR_MSG_ATTR(info->extack, which, "no such region");
-		return err;
-	}
-	if (!umem_may_read(&ident)) {
-		NL_SET_ERR_MSG_ATTR(info->extack, which,
-				    "no read permission on the region's node /dev/umem-NAME");
-		return -EACCES;
-	}
 
 	ctx.skb = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!ctx.skb)
@@ -342,9 +290,12 @@ static int umem_nl_reply(struct genl_info *info, bool stats)
 		err = -EMSGSIZE;
 		goto err_free;
 	}
-	err = umem_region_find(NULL, ident.id, umem_reply_one, &ctx);
+	err = umem_region_find(name, id, umem_reply_one, &ctx);
 	if (err == -ENOENT)
 		NL_SET_ERR_MSG_ATTR(info->extack, which, "no such region");
+	else if (err == -EACCES)
+		NL_SET_ERR_MSG_ATTR(info->extack, which,
+				    "no read permission on the region (its owner, group and mode)");
 	if (err)
 		goto err_free;
 	genlmsg_end(ctx.skb, hdr);
@@ -365,9 +316,30 @@ static int umem_nl_stats_doit(struct sk_buff *skb, struct genl_info *info)
 	return umem_nl_reply(info, true);
 }
 
-/* Under umem_mutex: the region cannot go away; detach does not sleep. */
+struct umem_fail_ctx {
+	struct sk_buff *skb;
+	bool admin;
+};
+
+/* Is the socket's opener, as well as the sender, the region's owner? */
+static bool umem_nl_owner(struct sk_buff *skb, const struct umem_region *r)
+{
+	const struct socket *sock = NETLINK_CB(skb).sk->sk_socket;
+
+	return umem_region_is_owner(r) && sock && sock->file &&
+	       uid_eq(sock->file->f_cred->fsuid, r->uid);
+}
+
+/*
+ * Under umem_mutex: the region cannot go away.  Detaching sleeps (the
+ * genl event), which the mutex allows.
+ */
 static int umem_fail_one(struct umem_region *r, void *arg)
 {
+	struct umem_fail_ctx *ctx = arg;
+
+	if (!ctx->admin && !umem_nl_owner(ctx->skb, r))
+		return -EPERM;
 	if (READ_ONCE(r->state) != UMEM_STATE_LIVE)
 		return -EALREADY;
 	umem_region_detach(r);
@@ -376,20 +348,23 @@ static int umem_fail_one(struct umem_region *r, void *arg)
 
 static int umem_nl_fail_doit(struct sk_buff *skb, struct genl_info *info)
 {
+	struct umem_fail_ctx ctx = {
+		.skb = skb,
+		.admin = netlink_capable(skb, CAP_SYS_ADMIN),
+	};
 	struct nlattr *which;
 	const char *name;
 	int id, err;
 
-	if (!netlink_capable(skb, CAP_SYS_ADMIN)) {
-		NL_SET_ERR_MSG(info->extack, "UMEM_CMD_FAIL needs CAP_SYS_ADMIN");
-		return -EPERM;
-	}
 	err = umem_nl_target(info, &name, &id, &which);
 	if (err)
 		return err;
-	err = umem_region_find(name, id, umem_fail_one, NULL);
+	err = umem_region_find(name, id, umem_fail_one, &ctx);
 	if (err == -ENOENT)
 		NL_SET_ERR_MSG_ATTR(info->extack, which, "no such region");
+	else if (err == -EPERM)
+		NL_SET_ERR_MSG(info->extack,
+			       "UMEM_CMD_FAIL needs CAP_SYS_ADMIN or the region's owner");
 	else if (err == -EALREADY)
 		NL_SET_ERR_MSG_ATTR(info->extack, which,
 				    "region already detached");

@@ -3,19 +3,31 @@
  * umem install paths: UMEM_COPY, UMEM_COPY_VEC, UMEM_ZERO, pwrite() +
  * UMEM_MARK_PRESENT, UMEM_DISCARD and UMEM_STATS.
  *
- * A page is filled under its page lock and marked present (under
- * region->lock) before the page lock is released; the fault path re-checks
- * the present bit under the page lock, so no task ever maps a partly
- * written page.  The daemon's buffer is read with page faults disabled
- * while the page lock is held; when that fails the lock is dropped, the
- * buffer faulted in, and the page retried (a fault on the source while
- * holding the lock could deadlock against a fault on this very page).
+ * A page is filled under its folio lock and marked present (under
+ * region->lock) before the folio lock is released; the fault path
+ * re-checks the present bit under that lock, so no task ever maps a
+ * partly written page.  Waiters are woken page by page, as each page
+ * becomes present.
+ *
+ * The daemon's buffer is read with page faults disabled while the folio
+ * lock and install_rwsem are held.  When that fails both are dropped, the
+ * buffer is faulted in, and the page retried: a fault on the buffer (which
+ * may itself be umem or userfaultfd memory) must never wait while this
+ * region's locks are held, or it could deadlock against this page's own
+ * waiters or a discard queued on install_rwsem.  The entry and offset
+ * arrays of COPY_VEC and MARK_PRESENT are copied in before the lock is
+ * taken and results written back after it is dropped, for the same reason.
+ *
+ * UMEM_DISCARD makes present pages missing and frees only their data:
+ * the backing of missing pages (pwrite() data not yet marked) survives.
+ * It holds install_rwsem exclusive, so no install, pwrite or mark runs
+ * while a page is being punched out.
  *
  * Loops check for fatal signals and reschedule between pages; multi-page
  * calls report partial progress in their out field.
  *
  * Locking: region->install_rwsem (shared here, exclusive in discard) ->
- * page lock -> region->lock.  Tracepoints umem_page_installed and
+ * folio lock -> region->lock.  Tracepoints umem_page_installed and
  * umem_discard fire after region->lock is dropped; the genl "complete"
  * event is sent by the ioctl dispatch (main.c) once no lock is held.
  */
@@ -32,7 +44,13 @@
 #include "umem_internal.h"
 #include "umem_trace.h"
 
-/* Mark @pgoff present; its page lock is held or its data is in place. */
+/*
+ * Internal: the source could not be read without faulting.  The caller
+ * drops its locks, faults the buffer in and retries.
+ */
+#define UMEM_NEED_FAULT	1
+
+/* Mark @pgoff present; its folio lock is held or its data is in place. */
 static int umem_set_present(struct umem_region *r, pgoff_t pgoff)
 {
 	unsigned long npresent = 0;
@@ -54,11 +72,18 @@ static int umem_set_present(struct umem_region *r, pgoff_t pgoff)
 	return err;
 }
 
+static void umem_wake_page(struct umem_region *r, pgoff_t pgoff)
+{
+	umem_wake_range(r, pgoff, pgoff + 1);
+}
+
 /*
  * Fill page @pgoff from @src (a page of user memory) or with zeros when
  * @src is NULL, and make it present.  The page comes from the backing's
  * ->write_begin (compat.h): locked, and not zeroed first when new, so a
  * COPY writes each byte once; it is charged to the creator's memcg.
+ * Returns 0, -errno, or UMEM_NEED_FAULT (nothing changed) when @src could
+ * not be read without a page fault.  Called with install_rwsem shared.
  */
 static int umem_fill_page(struct umem_region *r, pgoff_t pgoff,
 			  const void __user *src)
@@ -70,33 +95,55 @@ static int umem_fill_page(struct umem_region *r, pgoff_t pgoff,
 	void *kaddr;
 	int err;
 
-	for (;;) {
-		old = set_active_memcg(r->memcg);
-		err = umem_write_begin(r->shmem, pos, &page, &fsdata);
-		set_active_memcg(old);
-		if (err)
-			return err;
-		if (test_bit(pgoff, r->present)) {
-			umem_write_end(r->shmem, pos, 0, page, fsdata);
-			return -EEXIST;
-		}
-		kaddr = kmap_local_page(page);
-		if (src)
-			err = copy_from_user_nofault(kaddr, src, PAGE_SIZE);
-		else
-			clear_page(kaddr);
-		kunmap_local(kaddr);
-		if (!src || !err)
-			break;
+	old = set_active_memcg(r->memcg);
+	err = umem_write_begin(r->shmem, pos, &page, &fsdata);
+	set_active_memcg(old);
+	if (err)
+		return err;
+	if (test_bit(pgoff, r->present)) {
+		umem_write_end(r->shmem, pos, 0, page, fsdata);
+		return -EEXIST;
+	}
+	kaddr = kmap_local_page(page);
+	if (src)
+		err = copy_from_user_nofault(kaddr, src, PAGE_SIZE);
+	else
+		clear_page(kaddr);
+	kunmap_local(kaddr);
+	if (err) {
 		/* Nothing copied: a new page is zeroed, an old one kept. */
 		umem_write_end(r->shmem, pos, 0, page, fsdata);
-		if (fault_in_readable(src, PAGE_SIZE))
-			return -EFAULT;
+		return UMEM_NEED_FAULT;
 	}
 	flush_dcache_page(page);
-	/* Present before the page lock goes (in ->write_end). */
+	/* Present before the folio lock goes (in ->write_end). */
 	err = umem_set_present(r, pgoff);
 	umem_write_end(r->shmem, pos, PAGE_SIZE, page, fsdata);
+	return err;
+}
+
+/*
+ * umem_fill_page() with install_rwsem taken around it, faulting the
+ * source in with no lock held when needed.  Wakes the page's waiters.
+ */
+static int umem_install_page(struct umem_region *r, pgoff_t pgoff,
+			     const void __user *src)
+{
+	int err;
+
+	for (;;) {
+		down_read(&r->install_rwsem);
+		err = umem_fill_page(r, pgoff, src);
+		up_read(&r->install_rwsem);
+		if (err != UMEM_NEED_FAULT)
+			break;
+		if (fault_in_readable(src, PAGE_SIZE))
+			return -EFAULT;
+		if (fatal_signal_pending(current))
+			return -EINTR;
+	}
+	if (!err)
+		umem_wake_page(r, pgoff);
 	return err;
 }
 
@@ -117,7 +164,6 @@ static int umem_fill_range(struct umem_region *r, u64 offset, u64 len,
 	if (src && !access_ok(src, len))
 		return -EFAULT;
 
-	down_read(&r->install_rwsem);
 	for (i = first; i < end; i++) {
 		const void __user *p = NULL;
 
@@ -127,14 +173,11 @@ static int umem_fill_range(struct umem_region *r, u64 offset, u64 len,
 		}
 		if (src)
 			p = src + ((i - first) << PAGE_SHIFT);
-		err = umem_fill_page(r, i, p);
+		err = umem_install_page(r, i, p);
 		if (err)
 			break;
 		cond_resched();
 	}
-	up_read(&r->install_rwsem);
-	if (i > first)
-		umem_wake_range(r, first, i);
 	*done = (u64)(i - first) << PAGE_SHIFT;
 	return err;
 }
@@ -187,6 +230,18 @@ long umem_ioctl_zero(struct umem_region *r, void __user *arg)
 /* Entries are read and answered in chunks of this many. */
 #define UMEM_VEC_CHUNK	64
 
+static s64 umem_copy_entry(struct umem_region *r,
+			   const struct umem_copy_entry *e)
+{
+	const void __user *src = u64_to_user_ptr(e->src);
+
+	if (!umem_range_ok(r, e->offset, PAGE_SIZE))
+		return -EINVAL;
+	if (!e->src || !access_ok(src, PAGE_SIZE))
+		return -EFAULT;
+	return umem_install_page(r, e->offset >> PAGE_SHIFT, src);
+}
+
 long umem_ioctl_copy_vec(struct umem_region *r, void __user *arg)
 {
 	struct umem_copy_vec __user *uarg = arg;
@@ -204,7 +259,6 @@ long umem_ioctl_copy_vec(struct umem_region *r, void __user *arg)
 		return -EINVAL;
 	uents = u64_to_user_ptr(v.entries);
 
-	down_read(&r->install_rwsem);
 	while (handled < v.count && !err) {
 		n = min_t(u64, UMEM_VEC_CHUNK, v.count - handled);
 		if (copy_from_user(ents, uents + handled, n * sizeof(ents[0]))) {
@@ -212,25 +266,17 @@ long umem_ioctl_copy_vec(struct umem_region *r, void __user *arg)
 			break;
 		}
 		for (i = 0; i < n; i++) {
-			struct umem_copy_entry *e = &ents[i];
-
 			if (fatal_signal_pending(current)) {
 				err = -EINTR;
 				n = i;
 				break;
 			}
-			if (!umem_range_ok(r, e->offset, PAGE_SIZE)) {
-				e->result = -EINVAL;
-				continue;
+			ents[i].result = umem_copy_entry(r, &ents[i]);
+			if (ents[i].result == -EINTR) {
+				err = -EINTR;
+				n = i;
+				break;
 			}
-			if (!e->src || !access_ok(u64_to_user_ptr(e->src), PAGE_SIZE))
-				e->result = -EFAULT;
-			else
-				e->result = umem_fill_page(r, e->offset >> PAGE_SHIFT,
-							   u64_to_user_ptr(e->src));
-			if (!e->result)
-				umem_wake_range(r, e->offset >> PAGE_SHIFT,
-						(e->offset >> PAGE_SHIFT) + 1);
 			cond_resched();
 		}
 		for (i = 0; i < n; i++) {
@@ -241,29 +287,31 @@ long umem_ioctl_copy_vec(struct umem_region *r, void __user *arg)
 		}
 		handled += i;
 	}
-	up_read(&r->install_rwsem);
 	if (put_user(handled, &uarg->handled))
 		return -EFAULT;
 	return err;
 }
 
 /*
- * Copy up to @bytes of @from into page @pgoff at @off, under the page lock
- * and only while the page is missing.  Returns bytes copied or -errno.
+ * Copy up to @bytes of @from into page @pgoff at @off, under the folio
+ * lock and only while the page is missing.  Returns bytes copied (short
+ * when @from faulted) or -errno.  Called with install_rwsem shared.
  */
 static ssize_t umem_write_page(struct umem_region *r, pgoff_t pgoff,
 			       size_t off, size_t bytes, struct iov_iter *from)
 {
+	struct folio *folio;
 	struct page *page;
 	size_t copied;
 
 	page = umem_get_page(r, pgoff);
 	if (IS_ERR(page))
 		return PTR_ERR(page);
-	lock_page(page);
+	folio = page_folio(page);
+	folio_lock(folio);
 	if (test_bit(pgoff, r->present)) {
-		unlock_page(page);
-		put_page(page);
+		folio_unlock(folio);
+		folio_put(folio);
 		return -EEXIST;
 	}
 	pagefault_disable();
@@ -271,17 +319,17 @@ static ssize_t umem_write_page(struct umem_region *r, pgoff_t pgoff,
 	pagefault_enable();
 	if (copied) {
 		flush_dcache_page(page);
-		set_page_dirty(page);
+		folio_mark_dirty(folio);
 	}
-	unlock_page(page);
-	put_page(page);
+	folio_unlock(folio);
+	folio_put(folio);
 	return copied;
 }
 
 /*
  * pwrite() on the server fd: data for missing pages, written straight into
  * the backing.  Nobody can map those pages until UMEM_MARK_PRESENT.  Each
- * page is written under its page lock and only while it is missing, so a
+ * page is written under its folio lock and only while it is missing, so a
  * racing install is never overwritten (EEXIST).
  */
 ssize_t umem_server_write_iter(struct kiocb *iocb, struct iov_iter *from)
@@ -297,14 +345,11 @@ ssize_t umem_server_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	if (pos < 0 || pos >= r->size || len > r->size - pos)
 		return -EINVAL;
 
-	down_read(&r->install_rwsem);
 	last = (pos + len - 1) >> PAGE_SHIFT;
-	for (i = pos >> PAGE_SHIFT; i <= last; i++) {
-		if (test_bit(i, r->present)) {
-			ret = -EEXIST;
-			goto out;
-		}
-	}
+	for (i = pos >> PAGE_SHIFT; i <= last; i++)
+		if (test_bit(i, r->present))
+			return -EEXIST;
+
 	while (iov_iter_count(from)) {
 		size_t off = offset_in_page(pos);
 		size_t bytes = min_t(size_t, PAGE_SIZE - off, iov_iter_count(from));
@@ -313,7 +358,9 @@ ssize_t umem_server_write_iter(struct kiocb *iocb, struct iov_iter *from)
 			ret = -EINTR;
 			break;
 		}
+		down_read(&r->install_rwsem);
 		ret = umem_write_page(r, pos >> PAGE_SHIFT, off, bytes, from);
+		up_read(&r->install_rwsem);
 		if (ret < 0)
 			break;
 		pos += ret;
@@ -326,17 +373,20 @@ ssize_t umem_server_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		cond_resched();
 	}
 	iocb->ki_pos = pos;
-out:
-	up_read(&r->install_rwsem);
 	return done ? done : ret;
 }
+
+/* Offsets are read in chunks of this many, with no lock held. */
+#define UMEM_MARK_CHUNK	64
 
 long umem_ioctl_mark_present(struct umem_region *r, void __user *arg)
 {
 	struct umem_mark_present __user *uarg = arg;
+	u64 offs[UMEM_MARK_CHUNK];
 	struct umem_mark_present m;
-	u64 __user *offsets;
-	u64 i, off;
+	u64 __user *uoffs;
+	u64 marked = 0;
+	unsigned int i, n;
 	int err = 0;
 
 	if (copy_from_user(&m, uarg,
@@ -345,38 +395,48 @@ long umem_ioctl_mark_present(struct umem_region *r, void __user *arg)
 	if (m.flags || m.reserved[0] || m.reserved[1] || !m.count ||
 	    m.count > UMEM_MARK_PRESENT_MAX)
 		return -EINVAL;
-	offsets = u64_to_user_ptr(m.offsets);
+	uoffs = u64_to_user_ptr(m.offsets);
 
-	for (i = 0; i < m.count; i++) {
-		if (get_user(off, &offsets[i])) {
+	while (marked < m.count && !err) {
+		n = min_t(u64, UMEM_MARK_CHUNK, m.count - marked);
+		if (copy_from_user(offs, uoffs + marked, n * sizeof(offs[0]))) {
 			err = -EFAULT;
 			break;
 		}
-		if (!umem_range_ok(r, off, PAGE_SIZE)) {
-			err = -EINVAL;
-			break;
+		/* Ordered against UMEM_DISCARD: never marked mid-punch. */
+		down_read(&r->install_rwsem);
+		for (i = 0; i < n; i++) {
+			if (!umem_range_ok(r, offs[i], PAGE_SIZE)) {
+				err = -EINVAL;
+				break;
+			}
+			err = umem_set_present(r, offs[i] >> PAGE_SHIFT);
+			if (err)
+				break;
 		}
-		err = umem_set_present(r, off >> PAGE_SHIFT);
-		if (err)
-			break;
-		umem_wake_range(r, off >> PAGE_SHIFT, (off >> PAGE_SHIFT) + 1);
+		up_read(&r->install_rwsem);
+		for (n = 0; n < i; n++)
+			umem_wake_page(r, offs[n] >> PAGE_SHIFT);
+		marked += i;
+		cond_resched();
 	}
-	if (put_user(i, &uarg->marked))
+	if (put_user(marked, &uarg->marked))
 		return -EFAULT;
 	return err;
 }
 
 /*
- * Present pages of the range become missing: bits first (so no new
- * mapping), then the hole punch unmaps every mapping and frees the data.
- * install_rwsem keeps installers out until the punch is done.
+ * Present pages of the range become missing: for each run of present
+ * pages, bits first (so no new mapping), then the hole punch unmaps every
+ * mapping and frees the data.  Missing pages are left alone, with any data
+ * pwritten for them.  install_rwsem keeps installers out until it is done.
  */
 long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 {
-	struct umem_discard d;
-	pgoff_t i, first, end;
 	unsigned long discarded = 0;
-	int err;
+	struct umem_discard d;
+	pgoff_t first, end, s, e;
+	int err = 0;
 
 	if (copy_from_user(&d, arg, sizeof(d)))
 		return -EFAULT;
@@ -386,21 +446,43 @@ long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 	end = (d.offset + d.len) >> PAGE_SHIFT;
 
 	down_write(&r->install_rwsem);
-	spin_lock(&r->lock);
-	WRITE_ONCE(r->complete, false);
-	for (i = first; i < end; i++) {
-		if (__test_and_clear_bit(i, r->present)) {
-			r->npresent--;
-			r->discarded++;
-			discarded++;
+	for (s = first; s < end && !err; s = e) {
+		spin_lock(&r->lock);
+		s = find_next_bit(r->present, end, s);
+		if (s >= end) {
+			spin_unlock(&r->lock);
+			break;
 		}
-	}
-	if (discarded)
+		e = find_next_zero_bit(r->present, end, s);
+		WRITE_ONCE(r->complete, false);
+		bitmap_clear(r->present, s, e - s);
+		r->npresent -= e - s;
+		r->discarded += e - s;
 		r->complete_notified = false;
-	spin_unlock(&r->lock);
+		spin_unlock(&r->lock);
+		discarded += e - s;
+		err = vfs_fallocate(r->shmem,
+				    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				    (loff_t)s << PAGE_SHIFT,
+				    (loff_t)(e - s) << PAGE_SHIFT);
+		cond_resched();
+	}
+	up_write(&r->install_rwsem);
 	trace_umem_discard(r->id, first, end - first, discarded);
+	return err;
+}
+
+/*
+ * madvise(MADV_REMOVE) on a detached region (map.c): a tmpfs punch.  The
+ * pages stay present and read as zeros; nobody can install any more.
+ */
+long umem_punch_detached(struct umem_region *r, u64 offset, u64 len)
+{
+	int err;
+
+	down_write(&r->install_rwsem);
 	err = vfs_fallocate(r->shmem, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			    d.offset, d.len);
+			    offset, len);
 	up_write(&r->install_rwsem);
 	return err;
 }

@@ -4,8 +4,15 @@
  *
  * This file holds the control device (/dev/umem: the UMEM_GET_API handshake
  * and UMEM_CREATE), the server fd's file operations and ioctl dispatch, and
- * module init/exit.  Regions live in region.c, the fault path in fault.c,
- * the request queue in queue.c and the install paths in install.c.
+ * module init/exit.  Regions live in region.c, their device nodes in
+ * node.c, mappings in map.c, the fault path in fault.c, the request queue
+ * in queue.c and the install paths in install.c.
+ *
+ * Who may do what: opening /dev/umem for writing is the right to create
+ * regions (its mode and group are the policy, as for /dev/kvm; the module
+ * makes it 0600 root:root and a udev rule may open it up); whoever holds
+ * a server fd serves its region; whoever may open a region's node (owner,
+ * group and mode fixed at creation) maps it.
  *
  * Locking: nothing here takes a lock of its own; see umem_internal.h.
  * The genl "complete" event is checked after the install ioctls return,
@@ -29,7 +36,8 @@
 			 UMEM_IOCTL_BIT(UMEM_ZERO) |		\
 			 UMEM_IOCTL_BIT(UMEM_MARK_PRESENT) |	\
 			 UMEM_IOCTL_BIT(UMEM_DISCARD) |		\
-			 UMEM_IOCTL_BIT(UMEM_STATS))
+			 UMEM_IOCTL_BIT(UMEM_STATS) |		\
+			 UMEM_IOCTL_BIT(UMEM_BIND))
 
 static bool umem_zeroed(const u64 *words, size_t n)
 {
@@ -48,14 +56,17 @@ static long umem_ioctl_get_api(void __user *arg)
 	if (copy_from_user(&api, arg, sizeof(api)))
 		return -EFAULT;
 	if (api.api != UMEM_API || (api.features & ~UMEM_F_ALL) ||
-	    api.ioctls || !umem_zeroed(api.reserved, ARRAY_SIZE(api.reserved)))
-		return -EINVAL;
+	    api.ioctls || !umem_zeroed(api.reserved, ARRAY_SIZE(api.reserved))) {
+		/* As UFFDIO_API: a failed handshake reports no features. */
+		memset(&api, 0, sizeof(api));
+		return copy_to_user(arg, &api, sizeof(api)) ? -EFAULT : -EINVAL;
+	}
 	api.features = UMEM_F_ALL;
 	api.ioctls = UMEM_IOCTLS;
 	return copy_to_user(arg, &api, sizeof(api)) ? -EFAULT : 0;
 }
 
-static long umem_ioctl_create(void __user *arg)
+static long umem_ioctl_create(struct file *ctl, void __user *arg)
 {
 	struct umem_create __user *uarg = arg;
 	struct umem_region *r;
@@ -63,10 +74,14 @@ static long umem_ioctl_create(void __user *arg)
 	struct file *file;
 	int fd, err;
 
+	if (!(ctl->f_mode & FMODE_WRITE))
+		return -EBADF;
 	if (copy_from_user(&c, uarg, sizeof(c)))
 		return -EFAULT;
-	if (c.flags || c.id || c.server_fd ||
+	if (c.flags || c.id || c.server_fd || c.pad ||
 	    !umem_zeroed(c.reserved, ARRAY_SIZE(c.reserved)))
+		return -EINVAL;
+	if (c.node_mode & ~0777U)
 		return -EINVAL;
 	if (c.page_size != UMEM_PAGE_SIZE_4K || c.page_size != PAGE_SIZE)
 		return -EINVAL;
@@ -117,7 +132,7 @@ static long umem_ctl_ioctl(struct file *file, unsigned int cmd,
 	case UMEM_GET_API:
 		return umem_ioctl_get_api(uarg);
 	case UMEM_CREATE:
-		return umem_ioctl_create(uarg);
+		return umem_ioctl_create(file, uarg);
 	}
 	return -ENOTTY;
 }
@@ -135,6 +150,17 @@ static struct miscdevice umem_misc = {
 	.fops = &umem_ctl_fops,
 	.mode = 0600,
 };
+
+static long umem_ioctl_bind(struct umem_region *r, void __user *arg)
+{
+	struct umem_bind b;
+
+	if (copy_from_user(&b, arg, sizeof(b)))
+		return -EFAULT;
+	if (b.flags || !umem_zeroed(b.reserved, ARRAY_SIZE(b.reserved)))
+		return -EINVAL;
+	return umem_region_bind(r);
+}
 
 static long umem_server_ioctl(struct file *file, unsigned int cmd,
 			      unsigned long arg)
@@ -160,6 +186,8 @@ static long umem_server_ioctl(struct file *file, unsigned int cmd,
 		return umem_ioctl_discard(r, uarg);
 	case UMEM_STATS:
 		return umem_ioctl_stats(r, uarg);
+	case UMEM_BIND:
+		return umem_ioctl_bind(r, uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -167,7 +195,14 @@ static long umem_server_ioctl(struct file *file, unsigned int cmd,
 	return ret;
 }
 
-/* The single abort point: the last close of the server fd. */
+/* A descriptor is closed: the bound daemon's close detaches (UMEM_BIND). */
+static int umem_server_flush(struct file *file, fl_owner_t id)
+{
+	umem_region_flush(file->private_data);
+	return 0;
+}
+
+/* The last close of the server fd detaches, bound or not. */
 static int umem_server_release(struct inode *inode, struct file *file)
 {
 	struct umem_region *r = file->private_data;
@@ -197,6 +232,7 @@ const struct file_operations umem_server_fops = {
 	.unlocked_ioctl = umem_server_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = umem_server_mmap,
+	.flush = umem_server_flush,
 	.release = umem_server_release,
 	.show_fdinfo = umem_server_show_fdinfo,
 	.llseek = noop_llseek,
@@ -216,12 +252,14 @@ static int __init umem_init(void)
 	BUILD_BUG_ON(sizeof(struct umem_mark_present) != 40);
 	BUILD_BUG_ON(sizeof(struct umem_discard) != 32);
 	BUILD_BUG_ON(sizeof(struct umem_stats) != 128);
-	BUILD_BUG_ON(_IOC_NR(UMEM_STATS) >= 64);
+	BUILD_BUG_ON(sizeof(struct umem_bind) != 32);
+	BUILD_BUG_ON(_IOC_NR(UMEM_BIND) >= 64);
 
+	umem_region_init();
 	err = umem_queue_init();
 	if (err)
 		return err;
-	err = umem_region_init();
+	err = umem_node_init();
 	if (err)
 		goto err_queue;
 	err = umem_genl_init();
@@ -235,6 +273,7 @@ static int __init umem_init(void)
 err_genl:
 	umem_genl_exit();
 err_region:
+	umem_node_exit();
 	umem_region_exit();
 err_queue:
 	umem_queue_exit();
@@ -246,6 +285,7 @@ static void __exit umem_exit(void)
 	/* Unregister first: waits for running genl requests. */
 	umem_genl_exit();
 	misc_deregister(&umem_misc);
+	umem_node_exit();
 	umem_region_exit();
 	umem_queue_exit();
 }

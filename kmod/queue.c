@@ -7,17 +7,29 @@
  * on region->pending until a read() of the server fd copies it out as a
  * struct umem_request, and is then freed.  The page's "requested" bit stays
  * set until the page is installed, so later faults on it only wait.  If the
- * copy to the daemon fails, the records go back to the head of the queue:
- * a request is never lost, or a waiter would wait forever.
+ * copy to the daemon fails, the records go back to the head of the queue
+ * (unless the region detached meanwhile): a request of a live region is
+ * never lost, or a waiter would wait forever.
+ *
+ * Memory: at most one request per page, allocated from a SLAB_ACCOUNT
+ * cache and charged to the region creator's memory cgroup (like the
+ * bitmaps and the pages), whoever faults.
+ *
+ * Readers: read() blocks (interruptibly; one reader woken per request)
+ * until a request is there or the region is detached, and never returns 0
+ * on a live region, however many readers race for the same request.  On a
+ * detached region read() returns 0 (end of file) and poll() EPOLLHUP.
  *
  * Locking: region->lock guards the pending list, the bitmaps and the
  * counters; read_wq has its own lock and is taken after it is dropped.
  * Tracepoint: umem_request_queued (after region->lock is dropped).
  */
 #include <linux/fs.h>
+#include <linux/memcontrol.h>
 #include <linux/pid.h>
 #include <linux/poll.h>
 #include <linux/sched.h>
+#include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -29,12 +41,17 @@
 
 static struct kmem_cache *umem_pending_cache;
 
-struct umem_pending *umem_pending_alloc(void)
+static struct umem_pending *umem_pending_alloc(struct umem_region *r)
 {
-	return kmem_cache_alloc(umem_pending_cache, GFP_KERNEL);
+	struct mem_cgroup *old = set_active_memcg(r->memcg);
+	struct umem_pending *req;
+
+	req = kmem_cache_alloc(umem_pending_cache, GFP_KERNEL);
+	set_active_memcg(old);
+	return req;
 }
 
-void umem_pending_free(struct umem_pending *req)
+static void umem_pending_free(struct umem_pending *req)
 {
 	if (!req)
 		return;
@@ -43,54 +60,62 @@ void umem_pending_free(struct umem_pending *req)
 }
 
 /*
- * Note a fault on the missing page @pgoff and queue a request for it unless
- * one already exists; @req (may be NULL if the page looked requested) is
- * consumed either way.  Returns false when the page turned present, so the
- * caller maps it instead of waiting.
+ * Note a fault on the missing page @pgoff and queue a request for it
+ * unless one already exists.  Returns 0 (queued now or before), -EEXIST
+ * when the page turned present (the caller maps it instead of waiting),
+ * -ENXIO when the region is detached, -ENOMEM when no request could be
+ * allocated (nothing was queued: the caller must not wait).
  */
-bool umem_request_page(struct umem_region *r, pgoff_t pgoff, u32 flags,
-		       struct umem_pending *req)
+int umem_request_page(struct umem_region *r, pgoff_t pgoff, u32 flags)
 {
-	unsigned long npending = 0;
-	bool queued = false;
+	struct umem_pending *req = NULL;
+	unsigned long npending;
+	int ret;
 
-	spin_lock(&r->lock);
-	if (test_bit(pgoff, r->present)) {
+	for (;;) {
+		spin_lock(&r->lock);
+		if (test_bit(pgoff, r->present)) {
+			ret = -EEXIST;
+			goto out_unlock;
+		}
+		if (r->state != UMEM_STATE_LIVE) {
+			ret = -ENXIO;
+			goto out_unlock;
+		}
+		if (test_bit(pgoff, r->requested)) {
+			r->faults++;
+			ret = 0;
+			goto out_unlock;
+		}
+		if (req)
+			break;
+		/* Allocate outside the spinlock, then look again. */
 		spin_unlock(&r->lock);
-		umem_pending_free(req);
-		return false;
+		req = umem_pending_alloc(r);
+		if (!req)
+			return -ENOMEM;
 	}
 	r->faults++;
-	if (r->state == UMEM_STATE_LIVE && !test_bit(pgoff, r->requested)) {
-		if (!req) {
-			/* Raced with a discard's re-request window: rare. */
-			spin_unlock(&r->lock);
-			req = umem_pending_alloc();
-			if (!req)
-				return true;
-			return umem_request_page(r, pgoff, flags, req);
-		}
-		req->pgoff = pgoff;
-		req->flags = flags;
-		req->pid = get_task_pid(current, PIDTYPE_PID);
-		req->time_ns = ktime_get_ns();
-		__set_bit(pgoff, r->requested);
-		list_add_tail(&req->node, &r->pending);
-		npending = ++r->npending;
-		r->requests++;
-		req = NULL;
-		queued = true;
-	}
+	req->pgoff = pgoff;
+	req->flags = flags;
+	req->pid = get_task_pid(current, PIDTYPE_PID);
+	req->time_ns = ktime_get_ns();
+	__set_bit(pgoff, r->requested);
+	list_add_tail(&req->node, &r->pending);
+	npending = ++r->npending;
+	r->requests++;
+	spin_unlock(&r->lock);
+	trace_umem_request_queued(r->id, pgoff, npending);
+	wake_up_interruptible_poll(&r->read_wq, EPOLLIN | EPOLLRDNORM);
+	return 0;
+
+out_unlock:
 	spin_unlock(&r->lock);
 	umem_pending_free(req);
-	if (queued) {
-		trace_umem_request_queued(r->id, pgoff, npending);
-		wake_up_interruptible_poll(&r->read_wq, EPOLLIN | EPOLLRDNORM);
-	}
-	return true;
+	return ret;
 }
 
-/* Drop every queued request (the daemon is gone). */
+/* Drop every queued request (the region detached). */
 void umem_queue_flush(struct umem_region *r)
 {
 	struct umem_pending *req, *tmp;
@@ -104,14 +129,18 @@ void umem_queue_flush(struct umem_region *r)
 		umem_pending_free(req);
 }
 
-static bool umem_has_pending(struct umem_region *r)
+/* What a reader waits for: a request, or the end. */
+static bool umem_readable(struct umem_region *r)
 {
-	return READ_ONCE(r->npending) != 0;
+	return READ_ONCE(r->npending) != 0 || !umem_region_live(r);
 }
 
-/* Move up to @max requests off the queue into @out. */
-static unsigned int umem_dequeue(struct umem_region *r,
-				 struct umem_pending **out, unsigned int max)
+/*
+ * Move up to @max requests off the queue into @out.  Returns how many, or
+ * -ENXIO when the region is detached and nothing is queued.
+ */
+static int umem_dequeue(struct umem_region *r, struct umem_pending **out,
+			unsigned int max)
 {
 	unsigned int n = 0;
 
@@ -122,21 +151,40 @@ static unsigned int umem_dequeue(struct umem_region *r,
 		n++;
 	}
 	r->npending -= n;
+	if (!n && r->state != UMEM_STATE_LIVE) {
+		spin_unlock(&r->lock);
+		return -ENXIO;
+	}
 	spin_unlock(&r->lock);
 	return n;
 }
 
-/* Put requests [from, n) back at the head of the queue, in order. */
+/*
+ * Put requests [from, n) back at the head of the queue, in order; drop
+ * them instead if the region detached meanwhile (its queue was flushed
+ * and nobody will read it again).
+ */
 static void umem_requeue(struct umem_region *r, struct umem_pending **reqs,
 			 unsigned int from, unsigned int n)
 {
 	unsigned int i;
+	bool live;
 
 	spin_lock(&r->lock);
-	for (i = n; i > from; i--)
-		list_add(&reqs[i - 1]->node, &r->pending);
-	r->npending += n - from;
+	live = r->state == UMEM_STATE_LIVE;
+	if (live) {
+		for (i = n; i > from; i--)
+			list_add(&reqs[i - 1]->node, &r->pending);
+		r->npending += n - from;
+	}
 	spin_unlock(&r->lock);
+	if (!live) {
+		for (i = from; i < n; i++)
+			umem_pending_free(reqs[i]);
+		return;
+	}
+	/* Someone else may read them now. */
+	wake_up_interruptible_poll(&r->read_wq, EPOLLIN | EPOLLRDNORM);
 }
 
 static void umem_fill_record(struct umem_request *rec, struct umem_pending *req)
@@ -149,9 +197,33 @@ static void umem_fill_record(struct umem_request *rec, struct umem_pending *req)
 }
 
 /*
+ * Wait for the first request and take up to @max.  Returns how many,
+ * 0 at end of file (detached), or -EAGAIN / -ERESTARTSYS.
+ */
+static int umem_read_first(struct file *file, struct umem_region *r,
+			   struct umem_pending **reqs, unsigned int max)
+{
+	int n, err;
+
+	for (;;) {
+		n = umem_dequeue(r, reqs, max);
+		if (n == -ENXIO)
+			return 0;
+		if (n)
+			return n;
+		/* Another reader took it, or nothing yet. */
+		if (file->f_flags & O_NONBLOCK)
+			return -EAGAIN;
+		err = wait_event_interruptible_exclusive(r->read_wq,
+							 umem_readable(r));
+		if (err)
+			return err;
+	}
+}
+
+/*
  * read() of the server fd: whole struct umem_request records, as many as
- * fit and are queued.  Blocks (interruptibly, one reader woken per
- * request) only until the first is there.
+ * fit and are queued.  Blocks only until the first is there.
  */
 ssize_t umem_server_read(struct file *file, char __user *buf, size_t count,
 			 loff_t *ppos)
@@ -160,55 +232,52 @@ ssize_t umem_server_read(struct file *file, char __user *buf, size_t count,
 	struct umem_pending *reqs[UMEM_READ_BATCH];
 	struct umem_request rec;
 	size_t done = 0;
-	unsigned int i, n;
-	int err;
+	unsigned int i;
+	int n;
 
 	BUILD_BUG_ON(sizeof(struct umem_request) != 32);
 	if (count < sizeof(rec))
 		return -EINVAL;
 	umem_region_note_daemon(r);
 
-	while (!umem_has_pending(r)) {
-		if (file->f_flags & O_NONBLOCK)
-			return -EAGAIN;
-		err = wait_event_interruptible_exclusive(r->read_wq,
-							 umem_has_pending(r));
-		if (err)
-			return err;
-	}
-
-	while (count - done >= sizeof(rec)) {
-		n = umem_dequeue(r, reqs, min_t(size_t, UMEM_READ_BATCH,
-						(count - done) / sizeof(rec)));
-		if (!n)
-			break;
+	n = umem_read_first(file, r, reqs,
+			    min_t(size_t, UMEM_READ_BATCH, count / sizeof(rec)));
+	while (n > 0) {
 		for (i = 0; i < n; i++) {
 			umem_fill_record(&rec, reqs[i]);
 			if (copy_to_user(buf + done, &rec, sizeof(rec))) {
 				umem_requeue(r, reqs, i, n);
-				/* Someone else may read them now. */
-				wake_up_interruptible_poll(&r->read_wq,
-							   EPOLLIN | EPOLLRDNORM);
 				return done ? done : -EFAULT;
 			}
 			done += sizeof(rec);
 			umem_pending_free(reqs[i]);
 		}
+		if (count - done < sizeof(rec))
+			break;
+		n = umem_dequeue(r, reqs, min_t(size_t, UMEM_READ_BATCH,
+						(count - done) / sizeof(rec)));
 	}
+	if (!done && n < 0)
+		return n;
 	return done;
 }
 
 __poll_t umem_server_poll(struct file *file, struct poll_table_struct *wait)
 {
 	struct umem_region *r = file->private_data;
+	__poll_t mask = 0;
 
 	poll_wait(file, &r->read_wq, wait);
-	return umem_has_pending(r) ? EPOLLIN | EPOLLRDNORM : 0;
+	if (READ_ONCE(r->npending))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if (!umem_region_live(r))
+		mask |= EPOLLHUP;
+	return mask;
 }
 
 int umem_queue_init(void)
 {
-	umem_pending_cache = KMEM_CACHE(umem_pending, 0);
+	umem_pending_cache = KMEM_CACHE(umem_pending, SLAB_ACCOUNT);
 	return umem_pending_cache ? 0 : -ENOMEM;
 }
 

@@ -1,26 +1,40 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * umem region lifetime and the per-region device node.
+ * umem region lifetime, ownership and the daemon's attachment.
  *
- * A region lives while anything references it: the server fd, node fds,
- * and mappings (each vma pins a node file or, for a mapping of the server
- * fd, a "[umem-map]" file of its own; a task waiting in the fault path with
- * mmap_lock dropped pins that file too).  The final put removes the node
- * and the IDR entry under umem_mutex (so that a concurrent open of the node
- * cannot find a dying region), then frees the rest.  Each region holds a
- * module reference, so the module cannot be unloaded while one exists.
+ * A region lives while anything references it: the server fd, node fds
+ * and map files (one per mapping, see map.c; a task waiting in the fault
+ * path with mmap_lock dropped pins its vma's map file).  The final put
+ * removes the node and the IDR entry under umem_mutex (so that a
+ * concurrent open of the node cannot find a dying region), then frees the
+ * rest.  Each region holds a module reference, so the module cannot be
+ * unloaded while one exists; the final put always runs from a file's
+ * release, whose f_op still pins the module, so it never drops the last
+ * module reference from module text.
  *
- * Locking: umem_mutex guards umem_idr and node creation/removal; see
- * umem_internal.h for the per-region locks.  The genl code (genl.c) looks
- * at regions only through umem_region_for_each() and umem_region_find(),
- * whose callbacks run under umem_mutex: a region found in the IDR cannot
- * be freed before the mutex is dropped, so they take no reference (and so
- * never drop a last one).  Genl events are sent here from process context
- * with no spinlock held.
+ * Ownership: a region belongs to its creator's filesystem uid and gid and
+ * carries the permission bits of its node (UMEM_CREATE's node_mode), all
+ * fixed at creation.  The node is created with them (node.c), and the
+ * genl family decides visibility and UMEM_CMD_FAIL from them, without
+ * looking up any path.  The sizes of one uid's regions together are
+ * limited by the max_user_size parameter, so that no user can pin an
+ * unbounded amount of bitmap memory with regions it never fills.
+ *
+ * Attachment: the region is LIVE until its server fd is released, the
+ * process bound with UMEM_BIND closes it or exits (umem_region_flush()),
+ * or an admin (or the owner) fails it over genl; then it is DETACHED for
+ * good: missing pages SIGBUS.
+ *
+ * Locking: umem_mutex guards umem_idr, names and node creation/removal;
+ * see umem_internal.h for the per-region locks.  The genl code (genl.c)
+ * looks at regions only through umem_region_for_each() and
+ * umem_region_find(), whose callbacks run under umem_mutex: a region found
+ * in the IDR cannot be freed before the mutex is dropped, so they take no
+ * reference (and so never drop a last one).  Genl events are sent from
+ * process context with no spinlock held.
  */
-#include <linux/anon_inodes.h>
-#include <linux/cdev.h>
-#include <linux/device.h>
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/idr.h>
 #include <linux/memcontrol.h>
@@ -32,50 +46,29 @@
 
 #include "umem_internal.h"
 #include "umem_trace.h"
-#include "compat.h"
 
 static DEFINE_MUTEX(umem_mutex);
 static DEFINE_IDR(umem_idr);
-static dev_t umem_devt;
-static struct cdev umem_cdev;
 
-static ssize_t name_show(struct device *dev, struct device_attribute *attr,
-			 char *buf)
-{
-	struct umem_region *r = dev_get_drvdata(dev);
+/*
+ * Limit on the total size of one user's regions, in bytes; 0: none.  At
+ * load it defaults to 64 times the RAM: a region costs 2 bits of bitmap
+ * per 4 KiB page up front (1/16384 of its size), so one user can pin at
+ * most 1/256 of the RAM that way.  Root may change it at run time.
+ */
+#define UMEM_USER_SIZE_AUTO	ULONG_MAX
+static unsigned long max_user_size = UMEM_USER_SIZE_AUTO;
+module_param(max_user_size, ulong, 0644);
+MODULE_PARM_DESC(max_user_size,
+		 "total bytes of regions one uid may have at once (0: no limit; default 64 x RAM)");
 
-	return sysfs_emit(buf, "%s\n", r->name);
-}
-static DEVICE_ATTR_RO(name);
-
-static ssize_t size_show(struct device *dev, struct device_attribute *attr,
-			 char *buf)
-{
-	struct umem_region *r = dev_get_drvdata(dev);
-
-	return sysfs_emit(buf, "%llu\n", r->size);
-}
-static DEVICE_ATTR_RO(size);
-
-static struct attribute *umem_dev_attrs[] = {
-	&dev_attr_name.attr,
-	&dev_attr_size.attr,
-	NULL,
-};
-ATTRIBUTE_GROUPS(umem_dev);
-
-static struct class umem_class = {
-	.name = "umem",
-	.dev_groups = umem_dev_groups,
-};
-
-noinline void umem_region_get(struct umem_region *r)
+void umem_region_get(struct umem_region *r)
 {
 	kref_get(&r->ref);
 }
 
 /*
- * Last reference gone.  A concurrent umem_node_open() may still find the
+ * Last reference gone.  A concurrent open of the node may still find the
  * region in the IDR until we remove it, but its kref_get_unless_zero()
  * fails, so it never sees a dying region.
  */
@@ -85,32 +78,38 @@ static void umem_region_release(struct kref *ref)
 
 	mutex_lock(&umem_mutex);
 	idr_remove(&umem_idr, r->id);
-	device_destroy(&umem_class, MKDEV(MAJOR(umem_devt), r->id));
+	umem_node_remove(r);
 	mutex_unlock(&umem_mutex);
 	umem_genl_event(r, UMEM_EVENT_DESTROYED);
 
 	WARN_ON_ONCE(!list_empty(&r->pending));
 	put_pid(r->daemon);
+	put_pid(r->bound);
 	put_pid(r->creator);
+	fput(r->stub);
 	fput(r->shmem);
 	mem_cgroup_put(r->memcg);
 	kvfree(r->present);
 	kvfree(r->requested);
 	kfree(r);
-	/*
-	 * Our caller is a file's release (the file still pins the module
-	 * through its f_op) or fput() itself, so this is not the last
-	 * module reference executing module text.
-	 */
 	module_put(THIS_MODULE);
 }
 
-noinline void umem_region_put(struct umem_region *r)
+void umem_region_put(struct umem_region *r)
 {
 	kref_put(&r->ref, umem_region_release);
 }
 
-/* Region names become device names: keep them to a safe set. */
+/*
+ * Region names become device names: [A-Za-z0-9_.-] only.  Not isalnum():
+ * the kernel's ctype table counts Latin-1 letters as alphanumeric.
+ */
+static bool umem_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+}
+
 static int umem_check_name(const char *name)
 {
 	size_t len = strnlen(name, UMEM_NAME_MAX);
@@ -118,12 +117,9 @@ static int umem_check_name(const char *name)
 
 	if (len == 0 || len == UMEM_NAME_MAX)
 		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		char c = name[i];
-
-		if (!isalnum(c) && c != '_' && c != '-' && c != '.')
+	for (i = 0; i < len; i++)
+		if (!umem_name_char(name[i]))
 			return -EINVAL;
-	}
 	/* Bytes after the NUL must be zero too: they are reserved. */
 	for (i = len; i < UMEM_NAME_MAX; i++)
 		if (name[i])
@@ -131,6 +127,7 @@ static int umem_check_name(const char *name)
 	return 0;
 }
 
+/* A name is taken until its region has left the IDR (also while dying). */
 static bool umem_name_taken(const char *name)
 {
 	struct umem_region *r;
@@ -143,8 +140,27 @@ static bool umem_name_taken(const char *name)
 	return false;
 }
 
+/* Would @size more bytes for @uid go over max_user_size? */
+static bool umem_user_over_limit(kuid_t uid, u64 size)
+{
+	unsigned long limit = READ_ONCE(max_user_size);
+	struct umem_region *r;
+	u64 total = size;
+	int id;
+
+	lockdep_assert_held(&umem_mutex);
+	if (!limit)
+		return false;
+	idr_for_each_entry(&umem_idr, r, id)
+		if (uid_eq(r->uid, uid))
+			total += r->size;
+	return total > limit;
+}
+
 static void umem_region_free_unlisted(struct umem_region *r)
 {
+	if (r->stub)
+		fput(r->stub);
 	if (r->shmem)
 		fput(r->shmem);
 	put_pid(r->creator);
@@ -154,11 +170,16 @@ static void umem_region_free_unlisted(struct umem_region *r)
 	kfree(r);
 }
 
+static struct file *umem_shmem_setup(const char *name, loff_t size)
+{
+	return shmem_file_setup(name, size, VM_NORESERVE);
+}
+
 struct umem_region *umem_region_create(const struct umem_create *args)
 {
 	char shm_name[UMEM_NAME_MAX + 8];
 	struct umem_region *r;
-	struct device *dev;
+	struct file *f;
 	unsigned int i;
 	int err;
 
@@ -179,11 +200,15 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 	strscpy(r->name, args->name, sizeof(r->name));
 	r->size = args->size;
 	r->npages = args->size >> PAGE_SHIFT;
+	r->uid = current_fsuid();
+	r->gid = current_fsgid();
+	r->mode = args->node_mode ? args->node_mode : UMEM_NODE_MODE_DEFAULT;
 	r->state = UMEM_STATE_LIVE;
 	r->memcg = get_mem_cgroup_from_mm(current->mm);
 	r->creator = get_task_pid(current, PIDTYPE_TGID);
 	r->created_ns = ktime_get_ns();
 
+	/* Charged to the creator (current), like the pages will be. */
 	err = -ENOMEM;
 	r->present = kvcalloc(BITS_TO_LONGS(r->npages), sizeof(long),
 			      GFP_KERNEL_ACCOUNT);
@@ -192,32 +217,41 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 	if (!r->present || !r->requested)
 		goto err_free;
 
-	/* The name shows in /proc/PID/maps as "/umem-<name> (deleted)". */
+	/*
+	 * The backing holds the data; the stub is an empty shmem inode that
+	 * map files are made on (map.c).  Both are named so that
+	 * /proc/PID/maps shows "/umem-<name> (deleted)".
+	 */
 	snprintf(shm_name, sizeof(shm_name), "umem-%s", r->name);
-	r->shmem = shmem_file_setup(shm_name, r->size, VM_NORESERVE);
-	if (IS_ERR(r->shmem)) {
-		err = PTR_ERR(r->shmem);
-		r->shmem = NULL;
+	f = umem_shmem_setup(shm_name, r->size);
+	if (IS_ERR(f)) {
+		err = PTR_ERR(f);
 		goto err_free;
 	}
+	r->shmem = f;
+	f = umem_shmem_setup(shm_name, 0);
+	if (IS_ERR(f)) {
+		err = PTR_ERR(f);
+		goto err_free;
+	}
+	r->stub = f;
 
 	mutex_lock(&umem_mutex);
 	err = -EEXIST;
 	if (umem_name_taken(r->name))
 		goto err_unlock;
+	err = -ENOSPC;
+	if (umem_user_over_limit(r->uid, r->size))
+		goto err_unlock;
 	err = idr_alloc(&umem_idr, r, 0, UMEM_MAX_MINORS, GFP_KERNEL);
 	if (err < 0)
 		goto err_unlock;
 	r->id = err;
-	dev = device_create(&umem_class, NULL,
-			    MKDEV(MAJOR(umem_devt), r->id), r,
-			    "umem-%s", r->name);
-	if (IS_ERR(dev)) {
-		err = PTR_ERR(dev);
+	err = umem_node_add(r);
+	if (err) {
 		idr_remove(&umem_idr, r->id);
 		goto err_unlock;
 	}
-	r->dev = dev;
 	__module_get(THIS_MODULE);
 	mutex_unlock(&umem_mutex);
 	umem_genl_event(r, UMEM_EVENT_CREATED);
@@ -230,18 +264,26 @@ err_free:
 	return ERR_PTR(err);
 }
 
+bool umem_region_live(struct umem_region *r)
+{
+	return READ_ONCE(r->state) == UMEM_STATE_LIVE;
+}
+
 /*
  * The daemon is gone: no page will ever arrive.  Every task waiting for a
  * missing page, and every later fault on one, gets SIGBUS (see fault.c for
- * why SIGBUS and not a silent retry).  Present pages stay mapped.
- * Called from the server fd's release and from UMEM_CMD_FAIL (under
- * umem_mutex); only the first call reports the detach.
+ * why SIGBUS and not a silent retry); blocked readers of the server fd get
+ * end of file and pollers EPOLLHUP.  Present pages stay mapped.  Called
+ * from the server fd's release or flush and from UMEM_CMD_FAIL (under
+ * umem_mutex); only the first call reports the detach.  Sleeps (the genl
+ * event allocates).
  */
 void umem_region_detach(struct umem_region *r)
 {
 	unsigned long missing;
 	bool was_live;
 
+	might_sleep();
 	spin_lock(&r->lock);
 	was_live = r->state == UMEM_STATE_LIVE;
 	r->state = UMEM_STATE_DETACHED;
@@ -274,9 +316,77 @@ void umem_region_note_daemon(struct umem_region *r)
 }
 
 /*
- * Call @cb for each live region with id >= *@pos, in id order, under
- * umem_mutex; stop when @cb returns non-zero and leave *@pos at that
- * region's id (to resume a dump there).  Returns @cb's value or 0.
+ * UMEM_BIND: the calling process becomes the one whose close or exit
+ * detaches the region.  A bound process that has exited (its pid has no
+ * task any more) no longer counts, so another may bind.
+ */
+int umem_region_bind(struct umem_region *r)
+{
+	struct pid *pid = get_pid(task_tgid(current));
+	struct pid *old = NULL;
+	int err = 0;
+
+	spin_lock(&r->lock);
+	if (r->bound == pid) {
+		/* already ours */
+	} else if (r->bound && pid_has_task(r->bound, PIDTYPE_TGID)) {
+		err = -EBUSY;
+	} else {
+		old = r->bound;
+		r->bound = pid;
+		pid = NULL;
+	}
+	spin_unlock(&r->lock);
+	put_pid(pid);
+	put_pid(old);
+	return err;
+}
+
+/*
+ * The server fd's ->flush: a descriptor for it is being closed (close(),
+ * exit, exec with O_CLOEXEC).  If the closer is the bound process, the
+ * daemon is going away: detach now rather than when the last copy goes.
+ */
+void umem_region_flush(struct umem_region *r)
+{
+	bool bound;
+
+	if (!READ_ONCE(r->bound))
+		return;
+	spin_lock(&r->lock);
+	bound = r->bound == task_tgid(current);
+	spin_unlock(&r->lock);
+	if (bound)
+		umem_region_detach(r);
+}
+
+/*
+ * Permission checks against the ownership fixed at creation, in the
+ * style of generic_permission() (no lock, no path lookup, so they can run
+ * from genl handlers).  CAP_SYS_ADMIN sees and fails everything.
+ */
+bool umem_region_may_read(const struct umem_region *r)
+{
+	umode_t mode = r->mode;
+
+	if (capable(CAP_SYS_ADMIN))
+		return true;
+	if (uid_eq(current_fsuid(), r->uid))
+		mode >>= 6;
+	else if (in_group_p(r->gid))
+		mode >>= 3;
+	return mode & 0004;
+}
+
+bool umem_region_is_owner(const struct umem_region *r)
+{
+	return uid_eq(current_fsuid(), r->uid);
+}
+
+/*
+ * Call @cb for each region with id >= *@pos that is not dying, in id
+ * order, under umem_mutex; stop when @cb returns non-zero and leave *@pos
+ * at that region's id (to resume a dump there).  Returns @cb's value or 0.
  */
 int umem_region_for_each(int *pos, int (*cb)(struct umem_region *r, void *arg),
 			 void *arg)
@@ -298,15 +408,10 @@ int umem_region_for_each(int *pos, int (*cb)(struct umem_region *r, void *arg),
 	return ret;
 }
 
-/* The device number of the region's node /dev/umem-NAME. */
-dev_t umem_region_devt(const struct umem_region *r)
-{
-	return MKDEV(MAJOR(umem_devt), r->id);
-}
-
 /*
- * Call @cb, under umem_mutex, for the live region named @name (when not
- * NULL) or else with id @id.  Returns @cb's value, or -ENOENT.
+ * Call @cb, under umem_mutex, for the region named @name (when not NULL)
+ * or else with id @id, unless it is dying.  Returns @cb's value, or
+ * -ENOENT.
  */
 int umem_region_find(const char *name, int id,
 		     int (*cb)(struct umem_region *r, void *arg), void *arg)
@@ -330,9 +435,24 @@ int umem_region_find(const char *name, int id,
 	return ret;
 }
 
+/* A reference to the live region with IDR id @id, or NULL (node open). */
+struct umem_region *umem_region_get_by_id(int id)
+{
+	struct umem_region *r;
+
+	mutex_lock(&umem_mutex);
+	r = idr_find(&umem_idr, id);
+	if (r && !kref_get_unless_zero(&r->ref))
+		r = NULL;
+	mutex_unlock(&umem_mutex);
+	return r;
+}
+
 /*
  * Page of the backing for @pgoff, allocated (zeroed) when there is none,
- * charged to the creator's memory cgroup.  Returns with a reference.
+ * charged to the creator's memory cgroup.  Returns the precise page (a
+ * tail page when the backing holds a large folio there) with a reference
+ * on its folio.
  */
 struct page *umem_get_page(struct umem_region *r, pgoff_t pgoff)
 {
@@ -347,148 +467,15 @@ struct page *umem_get_page(struct umem_region *r, pgoff_t pgoff)
 	return page;
 }
 
-/*
- * Set up a mapping of the region.  The vma maps the shmem file itself (so
- * the kernel's shmem helpers see a consistent file, inode and mapping, and
- * hole punching unmaps it), with umem's vm_ops in front of it; @pin, a node
- * or "[umem-map]" file, is kept in vm_private_data and holds the region and
- * this module for as long as the vma exists (umem_vm_open/close).
- *
- * Only shared mappings inside the region: a private copy of guest RAM would
- * silently stop following the migration.  VM_DONTEXPAND makes mremap()
- * growth fail with EFAULT and keeps khugepaged away: it must never collapse
- * missing pages into a huge page behind the fault path's back.
- */
-static int umem_check_vma(struct umem_region *r, struct vm_area_struct *vma)
+/* Called from umem_init() before anything can create a region. */
+void __init umem_region_init(void)
 {
-	if (!(vma->vm_flags & VM_SHARED))
-		return -EINVAL;
-	if (vma->vm_pgoff >= r->npages ||
-	    vma_pages(vma) > r->npages - vma->vm_pgoff)
-		return -EINVAL;
-	return 0;
-}
-
-static void umem_setup_vma(struct file *pin, struct vm_area_struct *vma)
-{
-	struct umem_region *r = pin->private_data;
-
-	umem_vm_flags_set(vma, VM_DONTEXPAND);
-	vma->vm_private_data = get_file(pin);
-	vma->vm_ops = &umem_vm_ops;
-	vma_set_file(vma, r->shmem);
-}
-
-static int umem_node_mmap(struct file *file, struct vm_area_struct *vma)
-{
-	int err = umem_check_vma(file->private_data, vma);
-
-	if (err)
-		return err;
-	file_accessed(file);
-	umem_setup_vma(file, vma);
-	return 0;
-}
-
-static int umem_map_release(struct inode *inode, struct file *file)
-{
-	umem_region_put(file->private_data);
-	return 0;
-}
-
-static const struct file_operations umem_map_fops = {
-	.owner = THIS_MODULE,
-	.release = umem_map_release,
-};
-
-/*
- * mmap() of the server fd: the mapping is pinned by a file of its own, so
- * it never holds the server fd (only the server fd's release detaches).
- */
-int umem_server_mmap(struct file *file, struct vm_area_struct *vma)
-{
-	struct umem_region *r = file->private_data;
-	struct file *map;
-	int err;
-
-	err = umem_check_vma(r, vma);
-	if (err)
-		return err;
-	umem_region_get(r);
-	map = anon_inode_getfile("[umem-map]", &umem_map_fops, r, O_RDWR);
-	if (IS_ERR(map)) {
-		umem_region_put(r);
-		return PTR_ERR(map);
-	}
-	umem_setup_vma(map, vma);
-	fput(map);
-	return 0;
-}
-
-static int umem_node_open(struct inode *inode, struct file *file)
-{
-	struct umem_region *r;
-
-	mutex_lock(&umem_mutex);
-	r = idr_find(&umem_idr, iminor(inode));
-	if (r && !kref_get_unless_zero(&r->ref))
-		r = NULL;
-	mutex_unlock(&umem_mutex);
-	if (!r)
-		return -ENODEV;
-	file->private_data = r;
-	return 0;
-}
-
-static int umem_node_release(struct inode *inode, struct file *file)
-{
-	umem_region_put(file->private_data);
-	return 0;
-}
-
-static loff_t umem_node_llseek(struct file *file, loff_t offset, int whence)
-{
-	struct umem_region *r = file->private_data;
-
-	return fixed_size_llseek(file, offset, whence, r->size);
-}
-
-static const struct file_operations umem_node_fops = {
-	.owner = THIS_MODULE,
-	.open = umem_node_open,
-	.release = umem_node_release,
-	.llseek = umem_node_llseek,
-	.mmap = umem_node_mmap,
-};
-
-int umem_region_init(void)
-{
-	int err;
-
-	err = alloc_chrdev_region(&umem_devt, 0, UMEM_MAX_MINORS, "umem");
-	if (err)
-		return err;
-	cdev_init(&umem_cdev, &umem_node_fops);
-	err = cdev_add(&umem_cdev, umem_devt, UMEM_MAX_MINORS);
-	if (err)
-		goto err_region;
-	err = class_register(&umem_class);
-	if (err)
-		goto err_cdev;
-	return 0;
-
-err_cdev:
-	cdev_del(&umem_cdev);
-err_region:
-	unregister_chrdev_region(umem_devt, UMEM_MAX_MINORS);
-	return err;
+	if (max_user_size == UMEM_USER_SIZE_AUTO)
+		max_user_size = (totalram_pages() << PAGE_SHIFT) * 64;
 }
 
 void umem_region_exit(void)
 {
 	WARN_ON_ONCE(!idr_is_empty(&umem_idr));
-	class_unregister(&umem_class);
-	cdev_del(&umem_cdev);
-	unregister_chrdev_region(umem_devt, UMEM_MAX_MINORS);
 	idr_destroy(&umem_idr);
 }

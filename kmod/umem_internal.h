@@ -11,16 +11,21 @@
  *                      however many tasks fault on it).
  *
  * Files that point at a region (file->private_data, each holds a reference):
- *   - the server fd (anon inode "[umem]"), one per region: read/poll/ioctl.
- *     Its release is the single point where the daemon detaches.
- *   - node fds (open of /dev/umem-<name>) and "[umem-map]" files made when
- *     the server fd is mmap()ed: they only map.  A mapping pins one of
- *     these in vm_private_data, never the server fd, so a VMM's mapping
- *     cannot keep a dead daemon's region alive.
- * A umem vma's vm_file is the shmem file itself (with umem_vm_ops in front):
- * the vma lives in the shmem inode's i_mmap tree, so punching a hole
- * (discard) unmaps it, and shmem helpers that look at vm_file see a real
- * shmem inode.
+ *   - the server fd (anon inode "[umem]"), one open file per region:
+ *     read/poll/ioctl.  Its release, or its flush by the process that
+ *     called UMEM_BIND, is where the daemon detaches.
+ *   - node fds (open of /dev/umem-<name>): open, lseek, mmap, fallocate.
+ *   - map files (map.c): one per mmap() of a node or of the server fd.
+ *     A map file is the vma's vm_file.  Its inode is the region's
+ *     placeholder, an empty shmem inode of its own, and its f_mapping is
+ *     the backing's mapping.  So the vma sits in the backing's i_mmap tree
+ *     (rmap, reclaim and hole punching find it), every shmem helper that
+ *     looks at vm_file sees a real shmem inode, and nothing that reopens
+ *     vm_file by path (/proc/PID/map_files) or maps it again
+ *     (remap_file_pages) can reach the data except through umem's fault
+ *     path.  The core takes and drops the vm_file references of vma
+ *     copies, so a mapping pins the region through its map file, never
+ *     through the server fd.
  *
  * Page states
  * -----------
@@ -28,29 +33,43 @@
  *   requested  present=0 requested=1   queued or read by the daemon; faults wait
  *   present    present=1 requested=0   data in the shmem page cache; faults map it
  * missing/requested -> present by UMEM_COPY, UMEM_COPY_VEC, UMEM_ZERO,
- * UMEM_MARK_PRESENT; present -> missing by UMEM_DISCARD.
+ * UMEM_MARK_PRESENT; present -> missing by UMEM_DISCARD.  The backing may
+ * hold data for a page that is not present (pwrite() before
+ * UMEM_MARK_PRESENT, or the rest of a large folio); no task ever maps it.
  *
  * Locking (outer to inner)
  * ------------------------
- *   umem_mutex            region IDR, names, node creation/removal, final put;
- *                         genl get/dump/fail read a region under it without
+ *   umem_mutex            region IDR, names, per-user size accounting,
+ *                         node creation/removal, final put; genl
+ *                         get/dump/fail read a region under it without
  *                         taking a reference (umem_region_for_each/find).
- *   region->install_rwsem installs take it shared, discard exclusive: a page
- *                         is never written while it is being punched out.
- *   page lock             held by installers while filling a page and setting
- *                         its present bit; the fault path re-checks the bit
- *                         under it, so no task maps a partly written page.
- *   region->lock          (spinlock) bitmaps, pending list, counters, state.
+ *   region->install_rwsem every path that makes pages present or writes
+ *                         the backing of missing pages (COPY, COPY_VEC,
+ *                         ZERO, pwrite, MARK_PRESENT) takes it shared;
+ *                         UMEM_DISCARD and the punch of a detached region
+ *                         exclusive: a page is never written or marked
+ *                         while it is being punched out.  Never held
+ *                         while faulting on user memory.
+ *   folio lock            held by installers while filling a page and
+ *                         setting its present bit; the fault path
+ *                         re-checks the bit under it, so no task maps a
+ *                         partly written page.
+ *   region->lock          (spinlock) bitmaps, pending list, counters,
+ *                         state, the bound daemon.
  *   wait queue locks      fault_wq[] and read_wq, taken last.
- * The fault path holds mmap_lock (or the VMA lock) and takes page locks and
- * region->lock; it never waits for userspace with mmap_lock held when the
- * fault allows a retry.  Installers never fault on user memory while holding
- * a page lock (copy_from_user_nofault, then fault_in_readable unlocked).
+ * The fault path holds mmap_lock (or the VMA lock), takes folio locks and
+ * region->lock, and never waits for userspace with either held: it queues
+ * the request, drops the fault lock, sleeps once and returns
+ * VM_FAULT_RETRY, or, when the fault cannot be retried, fails it (see
+ * fault.c).  Installers read the daemon's buffer with page faults disabled
+ * while holding a folio lock and install_rwsem; when that fails they drop
+ * both, fault the buffer in, and retry.
  */
 #ifndef _UMEM_INTERNAL_H
 #define _UMEM_INTERNAL_H
 
 #include <linux/bits.h>
+#include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/kref.h>
 #include <linux/list.h>
@@ -58,6 +77,7 @@
 #include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/uidgid.h>
 #include <linux/wait.h>
 #include <linux/umem.h>
 
@@ -68,8 +88,8 @@
 #define UMEM_FAULT_WQ_HASH	BIT(UMEM_FAULT_WQ_BITS)
 
 enum umem_state {
-	UMEM_STATE_LIVE,	/* the server fd is open */
-	UMEM_STATE_DETACHED,	/* the server fd closed: missing pages SIGBUS */
+	UMEM_STATE_LIVE,	/* served: missing pages are requested */
+	UMEM_STATE_DETACHED,	/* daemon gone or failed: missing pages SIGBUS */
 };
 
 struct umem_pending {
@@ -87,8 +107,12 @@ struct umem_region {
 	u64 size;
 	pgoff_t npages;
 	struct file *shmem;	/* backing store, fixed for the region's life */
-	struct mem_cgroup *memcg; /* creator's; charged for every page */
+	struct file *stub;	/* placeholder inode of the map files */
+	struct mem_cgroup *memcg; /* creator's; charged for pages and metadata */
 	struct device *dev;	/* /dev/umem-<name>; under umem_mutex */
+	kuid_t uid;		/* owner: the creator's fsuid, fixed */
+	kgid_t gid;		/* group: the creator's fsgid, fixed */
+	umode_t mode;		/* node permission bits, fixed */
 
 	/* Fault path fast check; true when every page is present. */
 	bool complete;
@@ -105,6 +129,7 @@ struct umem_region {
 	u64 wait_hist[UMEM_HIST_BUCKETS];		/* lock: log2 of wait ns */
 	bool complete_notified;		/* lock: UMEM_EVENT_COMPLETE sent */
 	struct pid *daemon;		/* lock: last reader of the server fd */
+	struct pid *bound;		/* lock: UMEM_BIND's process (tgid) */
 	struct pid *creator;		/* creating process, fixed */
 	u64 created_ns;			/* CLOCK_MONOTONIC, fixed */
 	atomic_t waiting;
@@ -114,32 +139,45 @@ struct umem_region {
 	wait_queue_head_t fault_wq[UMEM_FAULT_WQ_HASH];	/* by pgoff */
 };
 
-/* The region behind a umem vma. */
+/* The region behind a umem vma: its vm_file is a map file (map.c). */
 static inline struct umem_region *umem_vma_region(struct vm_area_struct *vma)
 {
-	struct file *pin = vma->vm_private_data;
-
-	return pin->private_data;
+	return vma->vm_file->private_data;
 }
 
 /* main.c */
 extern const struct file_operations umem_server_fops;
 
 /* region.c */
-int umem_region_init(void);
-void umem_region_exit(void);
+void umem_region_init(void);
 struct umem_region *umem_region_create(const struct umem_create *args);
 void umem_region_get(struct umem_region *r);
 void umem_region_put(struct umem_region *r);
+bool umem_region_live(struct umem_region *r);
 void umem_region_detach(struct umem_region *r);
 void umem_region_note_daemon(struct umem_region *r);
+int umem_region_bind(struct umem_region *r);
+void umem_region_flush(struct umem_region *r);
+struct umem_region *umem_region_get_by_id(int id);
 int umem_region_for_each(int *pos, int (*cb)(struct umem_region *r, void *arg),
 			 void *arg);
-dev_t umem_region_devt(const struct umem_region *r);
 int umem_region_find(const char *name, int id,
 		     int (*cb)(struct umem_region *r, void *arg), void *arg);
-int umem_server_mmap(struct file *file, struct vm_area_struct *vma);
+bool umem_region_may_read(const struct umem_region *r);
+bool umem_region_is_owner(const struct umem_region *r);
 struct page *umem_get_page(struct umem_region *r, pgoff_t pgoff);
+void umem_region_exit(void);
+
+/* node.c: /dev/umem-<name> */
+int umem_node_init(void);
+void umem_node_exit(void);
+int umem_node_add(struct umem_region *r);
+void umem_node_remove(struct umem_region *r);
+
+/* map.c: mappings and their files */
+int umem_server_mmap(struct file *file, struct vm_area_struct *vma);
+int umem_node_mmap(struct file *file, struct vm_area_struct *vma);
+long umem_fallocate(struct file *file, int mode, loff_t offset, loff_t len);
 
 /* fault.c */
 extern const struct vm_operations_struct umem_vm_ops;
@@ -149,10 +187,7 @@ void umem_wake_all(struct umem_region *r);
 /* queue.c */
 int umem_queue_init(void);
 void umem_queue_exit(void);
-bool umem_request_page(struct umem_region *r, pgoff_t pgoff, u32 flags,
-		       struct umem_pending *req);
-struct umem_pending *umem_pending_alloc(void);
-void umem_pending_free(struct umem_pending *req);
+int umem_request_page(struct umem_region *r, pgoff_t pgoff, u32 flags);
 void umem_queue_flush(struct umem_region *r);
 ssize_t umem_server_read(struct file *file, char __user *buf, size_t count,
 			 loff_t *ppos);
@@ -165,6 +200,7 @@ long umem_ioctl_zero(struct umem_region *r, void __user *arg);
 long umem_ioctl_mark_present(struct umem_region *r, void __user *arg);
 long umem_ioctl_discard(struct umem_region *r, void __user *arg);
 long umem_ioctl_stats(struct umem_region *r, void __user *arg);
+long umem_punch_detached(struct umem_region *r, u64 offset, u64 len);
 void umem_get_stats(struct umem_region *r, struct umem_stats *st, u64 *hist);
 ssize_t umem_server_write_iter(struct kiocb *iocb, struct iov_iter *from);
 

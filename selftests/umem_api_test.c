@@ -27,7 +27,8 @@ static const uint64_t expected_ioctls =
 	(1ULL << _IOC_NR(UMEM_GET_API)) | (1ULL << _IOC_NR(UMEM_CREATE)) |
 	(1ULL << _IOC_NR(UMEM_COPY)) | (1ULL << _IOC_NR(UMEM_COPY_VEC)) |
 	(1ULL << _IOC_NR(UMEM_ZERO)) | (1ULL << _IOC_NR(UMEM_MARK_PRESENT)) |
-	(1ULL << _IOC_NR(UMEM_DISCARD)) | (1ULL << _IOC_NR(UMEM_STATS));
+	(1ULL << _IOC_NR(UMEM_DISCARD)) | (1ULL << _IOC_NR(UMEM_STATS)) |
+	(1ULL << _IOC_NR(UMEM_BIND));
 
 /* Commands that are not (or not on this fd) umem commands. */
 static const unsigned long foreign_cmds[] = {
@@ -122,14 +123,16 @@ TEST_F(ctl, get_api_wrong_api)
 TEST_F(ctl, get_api_unknown_feature)
 {
 	static const uint64_t bad[] = {
-		1ULL << 63, 1ULL << 5, UMEM_F_ALL + 1, ~UMEM_F_ALL, ~0ULL,
+		1ULL << 63, 1ULL << 9, UMEM_F_ALL + 1, ~UMEM_F_ALL, ~0ULL,
 		UMEM_F_ALL | (1ULL << 63),
 	};
 	struct umem_api api;
 	unsigned int i;
 
 	/* The header's promise: every feature is in UMEM_F_ALL. */
-	ASSERT_EQ(0, UMEM_F_ALL & (1ULL << 5));
+	ASSERT_EQ(0, UMEM_F_ALL & (1ULL << 9));
+	/* ... and they are the low bits, without gaps. */
+	ASSERT_EQ(0, UMEM_F_ALL & (UMEM_F_ALL + 1));
 	for (i = 0; i < UT_ARRAY_SIZE(bad); i++) {
 		memset(&api, 0, sizeof(api));
 		api.api = UMEM_API;

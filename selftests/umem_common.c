@@ -120,12 +120,19 @@ void ut_node_path(char *buf, size_t len, const char *name)
 int ut_create(int ctl_fd, const char *name, uint64_t size,
 	      struct umem_create *out)
 {
+	return ut_create_mode(ctl_fd, name, size, 0, out);
+}
+
+int ut_create_mode(int ctl_fd, const char *name, uint64_t size,
+		   uint32_t node_mode, struct umem_create *out)
+{
 	struct umem_create c;
 	int ret;
 
 	memset(&c, 0, sizeof(c));
 	c.size = size;
 	c.page_size = UMEM_PAGE_SIZE_4K;
+	c.node_mode = node_mode;
 	snprintf(c.name, sizeof(c.name), "%s", name);
 	ret = ut_ioctl(ctl_fd, UMEM_CREATE, &c);
 	if (out)
@@ -143,6 +150,12 @@ void ut_region_clear(struct ut_region *r)
 
 int ut_region_init(struct ut_region *r, uint64_t size, const char *tag)
 {
+	return ut_region_init_mode(r, size, tag, 0);
+}
+
+int ut_region_init_mode(struct ut_region *r, uint64_t size, const char *tag,
+			uint32_t node_mode)
+{
 	struct umem_create c;
 	int ret;
 
@@ -152,7 +165,7 @@ int ut_region_init(struct ut_region *r, uint64_t size, const char *tag)
 		return ret;
 	r->ctl_fd = ret;
 	ut_make_name(r->name, tag);
-	ret = ut_create(r->ctl_fd, r->name, size, &c);
+	ret = ut_create_mode(r->ctl_fd, r->name, size, node_mode, &c);
 	if (ret < 0) {
 		ut_region_fini(r);
 		return ret;

@@ -61,6 +61,9 @@ void ut_node_path(char *buf, size_t len, const char *name);
 /* UMEM_CREATE with everything else zero; server fd or -errno. */
 int ut_create(int ctl_fd, const char *name, uint64_t size,
 	      struct umem_create *out);
+/* The same with a node mode (UMEM_F_NODE_MODE; 0: the default 0600). */
+int ut_create_mode(int ctl_fd, const char *name, uint64_t size,
+		   uint32_t node_mode, struct umem_create *out);
 
 /* Everything a test usually holds about one region. -1 = not open. */
 struct ut_region {
@@ -77,6 +80,8 @@ struct ut_region {
 void ut_region_clear(struct ut_region *r);
 /* Open the control device and create a region of @size; 0 or -errno. */
 int ut_region_init(struct ut_region *r, uint64_t size, const char *tag);
+int ut_region_init_mode(struct ut_region *r, uint64_t size, const char *tag,
+			uint32_t node_mode);
 /* Open /dev/umem-<name> into r->node_fd (waits for the node to appear). */
 int ut_region_open_node(struct ut_region *r);
 /* Close every fd still open. */

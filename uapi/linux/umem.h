@@ -21,6 +21,14 @@
  *   - UMEM_CMD_REGION_GET (dump: every region; do: one), UMEM_CMD_STATS_GET,
  *     UMEM_CMD_FAIL (CAP_SYS_ADMIN), multicast group "events" carrying
  *     UMEM_CMD_EVENT.
+ * umem 0.3 (UMEM_API stays 1; every addition has a feature bit):
+ *   - UMEM_F_NODE_MODE: UMEM_CREATE's @node_mode; nodes are owned by the
+ *     creator.  UMEM_CMD_FAIL is also allowed to the region's owner.
+ *   - UMEM_F_BIND: UMEM_BIND ties the region to the calling process.
+ *   - UMEM_F_PUNCH_HOLE: madvise(MADV_REMOVE) on a mapping is defined
+ *     (EBUSY while served, a zeroing punch once detached).
+ *   - UMEM_F_RDONLY_MAP: read-only MAP_SHARED mappings of O_RDONLY nodes.
+ *   - A per-user limit on the total size of regions (ENOSPC).
  *
  * Rules for every struct in this file: fixed-size types, naturally aligned,
  * explicit padding; every field named "reserved" or "pad" must be zero on
@@ -59,9 +67,28 @@
 #define UMEM_F_DISCARD		(1ULL << 3)
 /* The region's node can be opened and mapped by path (/dev/umem-<name>). */
 #define UMEM_F_NODE		(1ULL << 4)
+/*
+ * UMEM_CREATE honours @node_mode, and the node belongs to the creator's
+ * filesystem uid and gid, so a region can be handed to an unprivileged
+ * VMM by its group.
+ */
+#define UMEM_F_NODE_MODE	(1ULL << 5)
+/* UMEM_BIND: a daemon's exit detaches the region, whatever copies exist. */
+#define UMEM_F_BIND		(1ULL << 6)
+/*
+ * madvise(MADV_REMOVE) on a mapping fails with EBUSY while the region is
+ * served (only the daemon discards, with UMEM_DISCARD) and zeroes the
+ * range, as on tmpfs, once the region is detached.  (fallocate() on a
+ * node fd is ENODEV: the node is a character device.)
+ */
+#define UMEM_F_PUNCH_HOLE	(1ULL << 7)
+/* A node opened O_RDONLY can be mapped MAP_SHARED with PROT_READ. */
+#define UMEM_F_RDONLY_MAP	(1ULL << 8)
 /* Every UMEM_F_* has to be included here. */
 #define UMEM_F_ALL		(UMEM_F_COPY_VEC | UMEM_F_MARK_PRESENT | \
-				 UMEM_F_ZERO | UMEM_F_DISCARD | UMEM_F_NODE)
+				 UMEM_F_ZERO | UMEM_F_DISCARD | UMEM_F_NODE | \
+				 UMEM_F_NODE_MODE | UMEM_F_BIND | \
+				 UMEM_F_PUNCH_HOLE | UMEM_F_RDONLY_MAP)
 
 /*
  * One ioctl magic for the whole interface.  Numbers 0x00-0x0f are commands of
@@ -76,7 +103,8 @@
  * @features: in:  features the caller requires (unknown bits: EINVAL).
  *            out: every feature this kernel supports.
  * @ioctls:   out: bitmask, bit N set when ioctl command number N works.
- * The reply is zeroed on failure.  It may be repeated at any time.
+ * On EINVAL the whole reply is zeroed (so a caller that ignores the error
+ * sees no features).  It may be repeated at any time.
  */
 struct umem_api {
 	__u64 api;
@@ -87,25 +115,36 @@ struct umem_api {
 
 /*
  * UMEM_CREATE - create a region; the ioctl returns the server fd (also
- * written to @server_fd).
+ * written to @server_fd).  The control device must be open for writing
+ * (else EBADF).
  * @size:      in: bytes; a non-zero multiple of @page_size (else EINVAL).
+ *                 The sizes of all regions of one user together are
+ *                 limited (module parameter max_user_size; ENOSPC).
  * @page_size: in: 4096 (UMEM_PAGE_SIZE_4K).  Other sizes: EINVAL, for now.
  * @flags:     in: UMEM_CREATE_* (none defined yet; must be 0).
  * @name:      in: region name; the node is UMEM_NODE_PREFIX @name.  Bytes
  *                 after the terminating NUL must be zero.
  *                 Duplicate: EEXIST.  Bad characters or empty: EINVAL.
+ * @node_mode: in: permission bits (at most 0777) of the node, which is
+ *                 owned by the creator's filesystem uid and gid; 0 means
+ *                 0600 (UMEM_F_NODE_MODE).  Other bits: EINVAL.
+ * @pad:       in: must be 0.
  * @id:        out: region id (its node's minor number); 0 on input.
  * @server_fd: out: the server fd (O_RDWR | O_CLOEXEC); 0 on input.
- * Memory is shmem, charged to the memory cgroup of the creating task.
+ * Memory is shmem, charged to the memory cgroup of the creating task, as
+ * is the region's own bookkeeping (bitmaps, queued requests).
  */
 #define UMEM_PAGE_SIZE_4K	4096U
+#define UMEM_NODE_MODE_DEFAULT	0600U
 
 struct umem_create {
 	__u64 size;
 	__u32 page_size;
 	__u32 flags;
 	char name[UMEM_NAME_MAX];
-	__u64 reserved[4];
+	__u32 node_mode;
+	__u32 pad;
+	__u64 reserved[3];
 	__u32 id;
 	__s32 server_fd;
 };
@@ -114,7 +153,9 @@ struct umem_create {
  * A page request, as read() from the server fd.  read() returns as many
  * whole records as fit the buffer (at least one; a buffer smaller than one
  * record gives EINVAL), blocking only until the first is available unless
- * the fd is O_NONBLOCK (then EAGAIN).  Each missing page is requested once
+ * the fd is O_NONBLOCK (then EAGAIN).  Once the region is detached
+ * (UMEM_CMD_FAIL, or UMEM_BIND's process gone) read() returns 0 (end of
+ * file) and poll() reports EPOLLHUP.  Each missing page is requested once
  * however many tasks fault on it; it is requested again only after a
  * discard made it missing again.
  * @offset:  byte offset of the page in the region (page aligned).
@@ -238,6 +279,22 @@ struct umem_stats {
 	__u64 reserved[4];
 };
 
+/*
+ * UMEM_BIND - tie the region to the calling process: when that process
+ * closes the server fd (any of its descriptors for this open file) or
+ * exits, the region detaches at once, even though copies of the server fd
+ * are still open elsewhere (a forked child, a VMM that received it over a
+ * unix socket).  Without it a region detaches only when the last copy is
+ * closed.  Repeating it from the bound process is a no-op; from another
+ * process while the bound one is alive: EBUSY (UMEM_F_BIND).
+ * @flags:    in: none defined yet; must be 0.
+ * @reserved: in: must be 0.
+ */
+struct umem_bind {
+	__u64 flags;
+	__u64 reserved[3];
+};
+
 /* Control device commands. */
 #define UMEM_GET_API		_IOWR(UMEMIO, 0x00, struct umem_api)
 #define UMEM_CREATE		_IOWR(UMEMIO, 0x01, struct umem_create)
@@ -249,6 +306,7 @@ struct umem_stats {
 #define UMEM_MARK_PRESENT	_IOWR(UMEMIO, 0x13, struct umem_mark_present)
 #define UMEM_DISCARD		_IOW(UMEMIO, 0x14, struct umem_discard)
 #define UMEM_STATS		_IOR(UMEMIO, 0x15, struct umem_stats)
+#define UMEM_BIND		_IOW(UMEMIO, 0x16, struct umem_bind)
 
 /*
  * Generic netlink family (see Documentation/umem.rst, "Generic netlink").
@@ -270,7 +328,7 @@ struct umem_stats {
  *                 [UMEM_ATTR_WAIT_HIST]        log2 histogram of waits
  *                   [UMEM_HIST_ATTR_BUCKET]    u64, UMEM_HIST_BUCKETS
  *                   ...                        times, bucket 0 first
- * UMEM_CMD_FAIL (needs CAP_SYS_ADMIN)
+ * UMEM_CMD_FAIL (needs CAP_SYS_ADMIN, or the region's owner uid)
  *   request:      [UMEM_ATTR_REGION_ID] or [UMEM_ATTR_REGION_NAME].
  *   The region behaves as if its server fd had been closed: queued
  *   requests are dropped, every task waiting for a missing page and every
