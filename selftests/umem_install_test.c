@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -749,6 +751,199 @@ TEST_F(inst, discard_missing_is_noop)
 	/* And all four can be installed again. */
 	EXPECT_EQ(0, ut_copy(sfd, PG(8), self->src + PG(8), 4 * UT_PAGE, NULL));
 	EXPECT_EQ(4, present(self));
+}
+
+/*
+ * A discard frees only the data of pages that were present: data
+ * pwritten for a missing page and not marked yet survives it.
+ */
+TEST_F(inst, discard_keeps_unmarked_pwrite)
+{
+	uint64_t off = PG(6);
+	int sfd = self->r.server_fd;
+
+	ASSERT_EQ(UT_PAGE, pwrite(sfd, self->src + off, UT_PAGE, off));
+	ASSERT_EQ(0, ut_copy(sfd, PG(7), self->src + PG(7), UT_PAGE, NULL));
+	ASSERT_EQ(0, ut_discard(sfd, PG(4), 8 * UT_PAGE));
+	EXPECT_EQ(1, ut_stat(sfd, UT_STAT(discarded)));
+	ASSERT_EQ(0, ut_mark_present(sfd, &off, 1, NULL));
+	EXPECT_EQ(-1, ut_check(self->map + off, off, UT_PAGE, SEED))
+		TH_LOG("pwritten data of a missing page lost to a discard");
+}
+
+struct marker {
+	int sfd;
+	uint64_t off;
+	atomic_int *stop;
+	pthread_mutex_t *lock;
+	int error;
+};
+
+static void *discarder(void *arg)
+{
+	struct marker *m = arg;
+
+	while (!atomic_load(m->stop)) {
+		pthread_mutex_lock(m->lock);
+		if (ut_discard(m->sfd, m->off, UT_PAGE))
+			m->error = -EIO;
+		pthread_mutex_unlock(m->lock);
+	}
+	return NULL;
+}
+
+/*
+ * UMEM_MARK_PRESENT racing UMEM_DISCARD: a page is either missing after
+ * both, or present with the data pwritten for it, never present with its
+ * data punched out (read as zeros).  The checker holds the discarder off
+ * (a mutex around each discard) only while it looks at the page, so
+ * that reading it can never block on a page discarded meanwhile.
+ */
+TEST_F_TIMEOUT(inst, mark_ordered_against_discard, 120)
+{
+	pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	atomic_int stop = 0;
+	struct marker m = {
+		.sfd = self->r.server_fd, .off = PG(12),
+		.stop = &stop, .lock = &lock,
+	};
+	unsigned int i, checked = 0;
+	pthread_t th;
+	int ret;
+
+	ASSERT_EQ(0, pthread_create(&th, NULL, discarder, &m));
+	for (i = 0; i < 3000; i++) {
+		ret = pwrite(m.sfd, self->src + m.off, UT_PAGE, m.off);
+		if (ret < 0 && errno == EEXIST)
+			continue;	/* still present from the last round */
+		ASSERT_EQ(UT_PAGE, ret);
+		/* Vary the gap so that discards land before, during, after. */
+		if (i & 1)
+			usleep(i % 300);
+		ret = ut_mark_present(m.sfd, &m.off, 1, NULL);
+		if (ret == -EEXIST)
+			continue;
+		ASSERT_EQ(0, ret);
+		pthread_mutex_lock(&lock);
+		if (page_is_present(self, m.off)) {
+			checked++;
+			EXPECT_EQ(-1, ut_check(self->map + m.off, m.off,
+					       UT_PAGE, SEED))
+				TH_LOG("round %u: a present page lost its data", i);
+		}
+		pthread_mutex_unlock(&lock);
+	}
+	atomic_store(&stop, 1);
+	pthread_join(th, NULL);
+	EXPECT_EQ(0, m.error);
+	EXPECT_LT(0, checked);
+}
+
+struct copier {
+	int sfd;
+	uint64_t off;
+	const void *src;
+	uint64_t len;
+	int ret;
+	atomic_int done;
+	pthread_t thread;
+};
+
+static void *copier_fn(void *arg)
+{
+	struct copier *c = arg;
+
+	c->ret = ut_copy(c->sfd, c->off, c->src, c->len, NULL);
+	atomic_store(&c->done, 1);
+	return NULL;
+}
+
+/*
+ * UMEM_COPY wakes each page's waiters as that page completes, not at the
+ * end of the call: the copy's second source page is a missing page of
+ * the region itself, so the call blocks after its first page.
+ */
+TEST_F_TIMEOUT(inst, copy_wakes_pages_as_they_complete, 60)
+{
+	struct copier c = { .sfd = self->r.server_fd, .off = PG(0),
+			    .len = 2 * UT_PAGE };
+	struct ut_toucher t;
+	char *buf;
+
+	/* [0] a private page holding page 0's data, [1] the region's page 20 */
+	buf = mmap(NULL, 2 * UT_PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS,
+		   -1, 0);
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_NE(MAP_FAILED, mmap(buf, UT_PAGE, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0));
+	memcpy(buf, self->src, UT_PAGE);
+	ASSERT_NE(MAP_FAILED, mmap(buf + UT_PAGE, UT_PAGE, PROT_READ,
+				   MAP_SHARED | MAP_FIXED, self->r.node_fd,
+				   PG(20)));
+	c.src = buf;
+
+	ASSERT_EQ(0, ut_toucher_start(&t, self->map + PG(0), false, 0));
+	ASSERT_EQ(0, ut_wait_stat(c.sfd, UT_STAT(waiting), 1, UT_WAIT_MS));
+	ASSERT_EQ(0, pthread_create(&c.thread, NULL, copier_fn, &c));
+	/* The toucher of page 0 gets it while the copy waits for page 20. */
+	EXPECT_EQ(0, ut_toucher_join(&t, UT_WAIT_MS));
+	EXPECT_EQ(0, atomic_load(&c.done));
+	ASSERT_EQ(0, ut_install_page(c.sfd, UT_INSTALL_COPY, PG(20), SEED));
+	pthread_join(c.thread, NULL);
+	EXPECT_EQ(0, c.ret);
+	if (!atomic_load(&t.done))
+		ut_toucher_join(&t, UT_WAIT_MS);
+	EXPECT_EQ(-1, ut_check(self->map + PG(1), PG(20), UT_PAGE, SEED));
+	munmap(buf, 2 * UT_PAGE);
+}
+
+struct discard_thread {
+	int sfd;
+	int ret;
+	atomic_int done;
+	pthread_t thread;
+};
+
+static void *discard_fn(void *arg)
+{
+	struct discard_thread *d = arg;
+
+	d->ret = ut_discard(d->sfd, PG(30), UT_PAGE);
+	atomic_store(&d->done, 1);
+	return NULL;
+}
+
+/*
+ * No install holds install_rwsem while it faults on the daemon's buffer:
+ * a COPY whose source is a missing page of the region, a DISCARD queued
+ * behind it, and the COPY that installs that source page all complete.
+ * (Holding the lock across the fault, the queued discard would block
+ * the second COPY, which the first waits for.)
+ */
+TEST_F_TIMEOUT(inst, no_lock_held_while_faulting_on_source, 60)
+{
+	struct copier c = { .sfd = self->r.server_fd, .off = PG(2),
+			    .len = UT_PAGE };
+	struct discard_thread d = { .sfd = self->r.server_fd };
+	char *src;
+
+	ASSERT_EQ(0, ut_copy(c.sfd, PG(30), self->src + PG(30), UT_PAGE, NULL));
+	src = mmap(NULL, UT_PAGE, PROT_READ, MAP_SHARED, self->r.node_fd,
+		   PG(21));
+	ASSERT_NE(MAP_FAILED, src);
+	c.src = src;
+	ASSERT_EQ(0, pthread_create(&c.thread, NULL, copier_fn, &c));
+	ASSERT_EQ(0, ut_wait_stat(c.sfd, UT_STAT(waiting), 1, UT_WAIT_MS));
+	ASSERT_EQ(0, pthread_create(&d.thread, NULL, discard_fn, &d));
+	ut_sleep_ms(200);
+	EXPECT_EQ(0, ut_install_page(c.sfd, UT_INSTALL_COPY, PG(21), SEED2))
+		TH_LOG("the install of the source page is stuck");
+	pthread_join(c.thread, NULL);
+	pthread_join(d.thread, NULL);
+	EXPECT_EQ(0, c.ret);
+	EXPECT_EQ(0, d.ret);
+	EXPECT_EQ(-1, ut_check(self->map + PG(2), PG(21), UT_PAGE, SEED2));
+	munmap(src, UT_PAGE);
 }
 
 /* ---- UMEM_STATS, exactly ---- */

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -536,6 +537,169 @@ TEST_F(map, scm_rights_server_fd)
 	p = fixture_map(self, self->r.node_fd, SZ, 0);
 	ASSERT_NE(MAP_FAILED, p);
 	EXPECT_EQ(0xc0ffee, p[1]);
+}
+
+/* ---- what the mapping can and cannot be turned into ---- */
+
+/*
+ * A node opened O_RDONLY maps read-only MAP_SHARED (UMEM_F_RDONLY_MAP):
+ * present pages read, missing ones block and are requested like any
+ * other; writing is refused at mmap and mprotect time.
+ */
+TEST_F(map, rdonly_shared_mapping)
+{
+	char path[64];
+	volatile uint64_t *p;
+	int fd;
+
+	ut_node_path(path, sizeof(path), self->r.name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, SZ, PROT_READ | PROT_WRITE,
+				   MAP_SHARED, fd, 0));
+	EXPECT_EQ(EACCES, errno);
+	self->map = mmap(NULL, SZ, PROT_READ, MAP_SHARED, fd, 0);
+	self->map_len = SZ;
+	ASSERT_NE(MAP_FAILED, self->map) TH_LOG("%s", strerror(errno));
+	close(fd);
+	EXPECT_EQ(-1, mprotect(self->map, SZ, PROT_READ | PROT_WRITE));
+	EXPECT_EQ(EACCES, errno);
+	ASSERT_EQ(0, ut_daemon_start(&self->d));
+	p = (uint64_t *)((char *)self->map + 3 * UT_PAGE);
+	EXPECT_EQ(ut_pattern_word(3 * UT_PAGE, SEED), *p);
+	EXPECT_EQ(0, ut_daemon_stop(&self->d));
+	EXPECT_EQ(1, self->d.requests);
+}
+
+/*
+ * remap_file_pages() maps the vma's file again: the result must still be
+ * a umem mapping (a missing page blocks and is requested), not plain
+ * shmem reading zeros.
+ */
+TEST_F(map, remap_file_pages_stays_umem)
+{
+	char *m;
+
+	m = fixture_map(self, self->r.node_fd, 4 * UT_PAGE, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(0, ut_install_page(self->r.server_fd, UT_INSTALL_COPY,
+				     0, SEED));
+	ASSERT_EQ(0, ut_install_page(self->r.server_fd, UT_INSTALL_COPY,
+				     8 * UT_PAGE, SEED));
+	ASSERT_EQ(0, ut_daemon_start(&self->d));
+	/* Map pages 8..11 where 0..3 were (MAP_POPULATE faults them all). */
+	ASSERT_EQ(0, remap_file_pages(m, 4 * UT_PAGE, 0, 8, 0))
+		TH_LOG("%s", strerror(errno));
+	EXPECT_EQ(-1, ut_check(m, 8 * UT_PAGE, UT_PAGE, SEED));
+	EXPECT_EQ(-1, ut_check(m + 2 * UT_PAGE, 10 * UT_PAGE, UT_PAGE, SEED));
+	EXPECT_EQ(0, ut_daemon_stop(&self->d));
+	/* pages 9, 10, 11 came from the daemon, none read as zeros */
+	EXPECT_EQ(3, self->d.requests);
+}
+
+/*
+ * madvise(MADV_REMOVE) while the region is served would drop data the
+ * daemon believes installed: EBUSY, data intact.  Once detached, it is a
+ * tmpfs punch: the page reads zeros afterwards, and nothing SIGBUSes.
+ */
+TEST_F(map, madv_remove)
+{
+	char *m;
+
+	m = fixture_map(self, self->r.node_fd, SZ, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(0, ut_install_page(self->r.server_fd, UT_INSTALL_COPY,
+				     UT_PAGE, SEED));
+	EXPECT_EQ(-1, madvise(m + UT_PAGE, UT_PAGE, MADV_REMOVE));
+	EXPECT_EQ(EBUSY, errno);
+	EXPECT_EQ(-1, ut_check(m + UT_PAGE, UT_PAGE, UT_PAGE, SEED));
+	EXPECT_EQ(1, ut_stat(self->r.server_fd, UT_STAT(pages_present)));
+
+	close(self->r.server_fd);
+	self->r.server_fd = -1;
+	EXPECT_EQ(0, madvise(m + UT_PAGE, UT_PAGE, MADV_REMOVE))
+		TH_LOG("%s", strerror(errno));
+	EXPECT_EQ(-1, ut_check_zero(m + UT_PAGE, UT_PAGE));
+}
+
+/*
+ * /proc/PID/map_files opens the vma's file by path: it must not reach the
+ * region's data (it is an empty placeholder), while the mapping itself
+ * still reads the page.
+ */
+TEST_F(map, map_files_has_no_data)
+{
+	char link[128], buf[64];
+	struct stat st;
+	char *m;
+	int fd;
+
+	m = fixture_map(self, self->r.node_fd, SZ, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(0, ut_install_page(self->r.server_fd, UT_INSTALL_COPY,
+				     0, SEED));
+	snprintf(link, sizeof(link), "/proc/self/map_files/%lx-%lx",
+		 (unsigned long)m, (unsigned long)(m + SZ));
+	fd = open(link, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		/* refusing the open is fine too */
+		EXPECT_TRUE(errno == EPERM || errno == ENXIO || errno == EACCES);
+		return;
+	}
+	ASSERT_EQ(0, fstat(fd, &st));
+	EXPECT_EQ(0, st.st_size);
+	EXPECT_EQ(0, pread(fd, buf, sizeof(buf), 0));
+	close(fd);
+	EXPECT_EQ(-1, ut_check(m, 0, UT_PAGE, SEED));
+}
+
+/* msync(MS_SYNC) works on a umem mapping, as on shmem. */
+TEST_F(map, msync)
+{
+	char *m;
+
+	m = fixture_map(self, self->r.node_fd, SZ, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	EXPECT_EQ(0, msync(m, SZ, MS_SYNC)) TH_LOG("%s", strerror(errno));
+	EXPECT_EQ(0, msync(m, SZ, MS_ASYNC));
+}
+
+static long status_kb(const char *key)
+{
+	char line[256];
+	long v = -1;
+	FILE *f;
+
+	f = fopen("/proc/self/status", "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)))
+			v = strtol(line + strlen(key), NULL, 10);
+	fclose(f);
+	return v;
+}
+
+/*
+ * Documented: mlock() of a umem mapping faults every page in (so it
+ * requests and waits for the missing ones) and succeeds, but locks
+ * nothing: the vma is VM_SPECIAL, and VmLck does not grow.
+ */
+TEST_F(map, mlock_populates_but_does_not_lock)
+{
+	long before;
+	char *m;
+
+	m = fixture_map(self, self->r.node_fd, SZ, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	before = status_kb("VmLck:");
+	ASSERT_LE(0, before);
+	ASSERT_EQ(0, ut_daemon_start(&self->d));
+	EXPECT_EQ(0, mlock(m, SZ));
+	EXPECT_EQ(before, status_kb("VmLck:"));
+	EXPECT_EQ(0, munlock(m, SZ));
+	EXPECT_EQ(0, ut_daemon_stop(&self->d));
+	EXPECT_EQ(NPAGES, self->d.requests);
 }
 
 TEST_HARNESS_MAIN
