@@ -120,6 +120,23 @@ TEST_F(ctl, get_api_wrong_api)
 	}
 }
 
+/* A failed handshake zeroes the whole reply, whatever the caller put in. */
+TEST_F(ctl, get_api_failure_zeroes_reply)
+{
+	struct umem_api api;
+	unsigned int i;
+
+	memset(&api, 0xa5, sizeof(api));
+	api.api = UMEM_API + 1;
+	EXPECT_EQ(-EINVAL, ut_get_api(self->fd, &api));
+	EXPECT_EQ(0, api.api);
+	EXPECT_EQ(0, api.features);
+	EXPECT_EQ(0, api.ioctls);
+	for (i = 0; i < UT_ARRAY_SIZE(api.reserved); i++) {
+		EXPECT_EQ(0, api.reserved[i]);
+	}
+}
+
 TEST_F(ctl, get_api_unknown_feature)
 {
 	static const uint64_t bad[] = {

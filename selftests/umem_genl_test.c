@@ -698,11 +698,46 @@ TEST_F(genl, fail_as_root)
 	nl_close(&sub);
 }
 
+static void *read_one(void *arg)
+{
+	struct umem_request req;
+
+	return (void *)(intptr_t)ut_read_requests(*(int *)arg, &req, 1);
+}
+
 /*
- * As nobody (uid/gid 65534, no groups, no capabilities): a region whose
- * node nobody may read (0600, the default) is neither listed nor answered
- * (EACCES); one whose node is 0644 is listed and its stats read.  FAIL is
- * EPERM and the region survives; the events group is refused (EPERM).
+ * After UMEM_CMD_FAIL a reader blocked on the server fd wakes with end of
+ * file, later reads return 0 too, and poll() reports EPOLLHUP.
+ */
+TEST_F(genl, fail_ends_the_request_channel)
+{
+	struct pollfd p;
+	struct ut_region r;
+	pthread_t th;
+	void *ret;
+
+	ASSERT_EQ(0, ut_region_init(&r, 4 * UT_PAGE, "eof"));
+	p.fd = r.server_fd;
+	p.events = POLLIN;
+	EXPECT_EQ(0, poll(&p, 1, 0));
+	ASSERT_EQ(0, pthread_create(&th, NULL, read_one, &r.server_fd));
+	ut_sleep_ms(200);
+	ASSERT_EQ(0, fail_region(&self->nl, r.name)) TH_LOG("%s", self->nl.extack);
+	ASSERT_EQ(0, pthread_join(th, &ret));
+	EXPECT_EQ(0, (intptr_t)ret);
+	EXPECT_EQ(1, poll(&p, 1, 0));
+	EXPECT_TRUE(p.revents & POLLHUP);
+	EXPECT_EQ(0, (intptr_t)read_one(&r.server_fd));
+	ut_region_fini(&r);
+}
+
+/*
+ * As nobody (uid/gid 65534, no groups, no capabilities): a region created
+ * with the default node mode (0600, owner root) is neither listed nor
+ * answered (EACCES); one created with node_mode 0644 is listed and its
+ * stats read.  Visibility follows the mode given at creation, not a later
+ * chmod of the node.  FAIL is EPERM and the region survives; the events
+ * group is refused (EPERM).
  */
 TEST_F(genl, unprivileged)
 {
@@ -712,11 +747,12 @@ TEST_F(genl, unprivileged)
 	int status;
 	pid_t pid;
 
-	ASSERT_EQ(0, ut_region_init(&r, 4 * UT_PAGE, "nobody"));
+	ASSERT_EQ(0, ut_region_init_mode(&r, 4 * UT_PAGE, "nobody", 0644));
 	ASSERT_EQ(0, ut_region_init(&h, 4 * UT_PAGE, "hidden"));
 	ASSERT_EQ(0, ut_region_open_node(&r));
 	ASSERT_EQ(0, ut_region_open_node(&h));
-	snprintf(node, sizeof(node), "/dev/umem-%s", r.name);
+	/* A chmod of the node does not change what genl shows. */
+	snprintf(node, sizeof(node), "/dev/umem-%s", h.name);
 	ASSERT_EQ(0, chmod(node, 0644));
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -741,7 +777,7 @@ TEST_F(genl, unprivileged)
 		if (get_region(&nl, UMEM_CMD_STATS_GET, h.name, &ri) != -EACCES)
 			_exit(15);
 		if (fail_region(&nl, r.name) != -EPERM ||
-		    !strstr(nl.extack, "CAP_SYS_ADMIN"))
+		    !strstr(nl.extack, "CAP_SYS_ADMIN or the region's owner"))
 			_exit(16);
 		grp = sub.mcgrp;
 		if (!setsockopt(sub.fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP,
