@@ -72,6 +72,19 @@ static int umem_create(struct umem_region *r)
 	r->server_fd = ret;
 	r->fault_fd = ret;
 	r->features = api.features;
+	/*
+	 * Tie the region to this process: if the daemon dies, the region
+	 * detaches (missing pages SIGBUS) even when the VMM holds a copy of
+	 * the server fd (the fallback export below, or a VMM that kept it).
+	 */
+	if (api.features & UMEM_F_BIND) {
+		struct umem_bind b = { 0 };
+		int err = umem__ioctl(ret, UMEM_BIND, &b);
+
+		if (err)
+			umem__log(r, UMEM_LOG_WARN, "UMEM_BIND: %s",
+				  strerror(-err));
+	}
 	/* Reads are driven by poll(); never block in read(). */
 	fcntl(ret, F_SETFL, fcntl(ret, F_GETFL) | O_NONBLOCK);
 	snprintf(r->path, sizeof(r->path), "%s%s", UMEM_NODE_PREFIX, r->name);
