@@ -3,8 +3,8 @@
 # umemctl against live regions, inside the guest (module loaded, cwd = repo
 # root, userspace built on the host): list while regions come and go, stats,
 # watch with --count/--timeout, fail as root (the waiter gets SIGBUS) and
-# refused as nobody (who lists and reads only regions whose node it may
-# read, and may not watch), --json output,
+# refused as nobody (who lists and reads only regions whose creation mode
+# lets it read the node, and may not watch), --json output,
 # errors.  Regions are made by a small python helper (UMEM_CREATE ioctl).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -35,15 +35,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# hold NAME PAGES ZERO_PAGES: create a region, zero-fill the first
-# ZERO_PAGES pages, keep the server fd until killed.
+# hold NAME PAGES ZERO_PAGES [MODE]: create a region (its node with the
+# octal MODE, default 0600), zero-fill the first ZERO_PAGES pages, keep
+# the server fd until killed.
 cat >"$WORK/hold.py" <<'PY'
 import fcntl, os, signal, struct, sys
 name, pages, zero = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+mode = int(sys.argv[4], 8) if len(sys.argv) > 4 else 0
 IOWR = lambda nr, size: (3 << 30) | (size << 16) | (0xB9 << 8) | nr
 ctl = os.open("/dev/umem", os.O_RDWR)
-arg = bytearray(struct.pack("<QII32s32xIi", pages * 4096, 4096, 0,
-                            name.encode(), 0, 0))
+arg = bytearray(struct.pack("<QII32sII24xIi", pages * 4096, 4096, 0,
+                            name.encode(), mode, 0, 0, 0))
 sfd = fcntl.ioctl(ctl, IOWR(0x01, 88), arg)
 if zero:
     fcntl.ioctl(sfd, IOWR(0x12, 32), bytearray(struct.pack("<QQQq", 0, zero * 4096, 0, 0)))
@@ -162,17 +164,24 @@ t_check $? "nobody: list works"
 "${NOBODY[@]}" "$U" stats uc-e >/dev/null 2>"$WORK/nb-stats"
 [ $? -eq 1 ] && grep -q "no read permission" "$WORK/nb-stats"
 t_check $? "nobody: stats of uc-e refused ($(cat "$WORK/nb-stats"))"
+# What counts is the mode the region was created with, not the node's now.
 chmod 0644 /dev/umem-uc-e
 "${NOBODY[@]}" "$U" list >"$WORK/nb-list" 2>&1
-grep -q ' uc-e ' "$WORK/nb-list"; t_check $? "nobody: list shows uc-e once its node is 0644"
-"${NOBODY[@]}" "$U" stats uc-e >/dev/null 2>&1
-t_check $? "nobody: stats works"
+! grep -q ' uc-e ' "$WORK/nb-list"; t_check $? "nobody: a chmod of the node does not show uc-e"
+hold uc-o 1 0 0644; O=$HOLD_PID
+t_check $? "a region created with node_mode 0644"
+[ "$(stat -c '%a %u:%g' /dev/umem-uc-o)" = "644 0:0" ]
+t_check $? "its node is 0644 root:root ($(stat -c '%a %u:%g' /dev/umem-uc-o))"
+"${NOBODY[@]}" "$U" list >"$WORK/nb-list" 2>&1
+grep -q ' uc-o ' "$WORK/nb-list"; t_check $? "nobody: list shows uc-o"
+"${NOBODY[@]}" "$U" stats uc-o >/dev/null 2>&1
+t_check $? "nobody: stats of uc-o works"
 "${NOBODY[@]}" "$U" watch --timeout 0.5 >/dev/null 2>"$WORK/nb-watch"
 [ $? -eq 1 ] && grep -q "Operation not permitted" "$WORK/nb-watch"
 t_check $? "nobody: watch refused, events are CAP_SYS_ADMIN ($(cat "$WORK/nb-watch"))"
 "${NOBODY[@]}" "$U" fail uc-e >/dev/null 2>"$WORK/nb-fail"
 rc=$?
-[ $rc -eq 1 ] && grep -q "Operation not permitted (UMEM_CMD_FAIL needs CAP_SYS_ADMIN)" "$WORK/nb-fail"
+[ $rc -eq 1 ] && grep -q "Operation not permitted (UMEM_CMD_FAIL needs CAP_SYS_ADMIN or the region's owner)" "$WORK/nb-fail"
 t_check $? "nobody: fail refused with EPERM ($(cat "$WORK/nb-fail"))"
 kill -0 "$T" 2>/dev/null; t_check $? "the waiter still waits"
 "$U" --json fail uc-e >"$WORK/fail.json"
@@ -187,5 +196,5 @@ t_check $? "uc-e listed as detached, nobody waiting"
 "$U" fail uc-e >/dev/null 2>"$WORK/fail2"
 [ $? -eq 1 ] && grep -q "already detached" "$WORK/fail2"
 t_check $? "second fail: EALREADY"
-kill "$A" "$E" 2>/dev/null
+kill "$A" "$E" "$O" 2>/dev/null
 t_done
