@@ -23,13 +23,17 @@ Steps (all bounded by timeouts):
   2. random reads (readq + b64read of whole pages) while pages are missing;
   3. writes (writeq, write) to missing pages, read back;
   4. QMP and HMP pmemsave over ranges at the top of RAM, partly missing;
-  5. /proc/QEMU/mem read of the same kind (get_user_pages_remote);
+  5. /proc/QEMU/mem read of the same kind (get_user_pages_remote): a
+     missing page fails the read with EIO at once (the remote fault may
+     not wait on the daemon under QEMU's mmap_lock) and queues its
+     request, so the reader retries from there, as a debugger would;
   6. optional: wait for the migration (--wait-pid) and pmemsave all of RAM;
      it must equal the image except where step 3 wrote, and the writes
      must have survived the background transfer.
 """
 
 import argparse
+import errno
 import base64
 import json
 import os
@@ -167,6 +171,31 @@ class QMP:
     def hmp(self, line, timeout=None):
         return self.execute("human-monitor-command", timeout, **{"command-line": line})
 
+
+
+def read_remote(pid, addr, length, timeout):
+    """Read another process's memory through /proc/PID/mem.  A missing umem
+    page gives EIO (or a short read) at once and its request is queued:
+    retry from where the read stopped until the page has arrived."""
+    end = time.monotonic() + timeout
+    out = bytearray()
+    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY)
+    try:
+        while len(out) < length:
+            try:
+                chunk = os.pread(fd, length - len(out), addr + len(out))
+            except OSError as e:
+                if e.errno != errno.EIO or time.monotonic() > end:
+                    raise
+                chunk = b""
+            out += chunk
+            if not chunk:
+                if time.monotonic() > end:
+                    raise TimeoutError(f"/proc/{pid}/mem stuck at {addr + len(out):#x}")
+                time.sleep(0.01)
+    finally:
+        os.close(fd)
+    return bytes(out)
 
 def wait_path(path, secs):
     end = time.monotonic() + secs
@@ -418,11 +447,7 @@ def main():
             err = "guest RAM mapping not found in /proc/PID/smaps"
         else:
             try:
-                fd = os.open(f"/proc/{qemu.pid}/mem", os.O_RDONLY)
-                try:
-                    got = os.pread(fd, pmem, start + lo3)
-                finally:
-                    os.close(fd)
+                got = read_remote(qemu.pid, start + lo3, pmem, args.timeout)
             except OSError as e:
                 err = e
         want = bytearray(image(lo3, pmem))
