@@ -41,9 +41,12 @@
  *
  * Large folios: the backing is shmem and may hold 2 MiB folios (the
  * shmem_enabled sysfs knob, "force" included).  Every check here works on
- * the folio; a folio whose pages are not all present is never handed to
- * the core (which could map all of it with one PMD): only the faulting
- * page is mapped, with vm_insert_page() (the vma is VM_MIXEDMAP for that).
+ * the folio, and a large folio is never handed to the core: finish_fault()
+ * could map all of it with one PMD, zeros for the missing pages included,
+ * and even a complete one must not be PMD-mapped in a VM_MIXEDMAP vma
+ * (zap_huge_pmd() treats such a PMD as a special mapping and drops it
+ * without its rmap, reference and RSS).  Only the faulting page is mapped,
+ * with vm_insert_page() (the vma is VM_MIXEDMAP for that).
  *
  * Locking: called with mmap_lock held for read, or on 6.12 with only the
  * per-VMA lock (FAULT_FLAG_VMA_LOCK; umem_map_pages() opts in); whichever
@@ -196,25 +199,11 @@ static vm_fault_t umem_wait_page(struct umem_region *r, struct vm_fault *vmf)
 	return VM_FAULT_RETRY;
 }
 
-/* Are all pages of @folio present (and inside the region)? */
-static bool umem_folio_present(struct umem_region *r, struct folio *folio)
-{
-	pgoff_t first = folio->index;
-	pgoff_t end = first + folio_nr_pages(folio);
-
-	if (end > r->npages)
-		return false;
-	if (READ_ONCE(r->complete))
-		return true;
-	return find_next_zero_bit(r->present, end, first) >= end;
-}
-
 /*
- * Map a present page.  Returns VM_FAULT_LOCKED with vmf->page set (the
- * core maps it, with a PMD if the folio is a complete huge page), or
- * VM_FAULT_NOPAGE when only this page of a large folio was mapped here,
- * or an error, or 0 when the page turned missing meanwhile (discard) and
- * the caller must take the missing path.
+ * Map a present page.  Returns VM_FAULT_LOCKED with vmf->page set (an
+ * order-0 folio: the core maps it), or VM_FAULT_NOPAGE when the page of
+ * a large folio was mapped here, or an error, or 0 when the page turned
+ * missing meanwhile (discard) and the caller must take the missing path.
  */
 static vm_fault_t umem_map_present(struct umem_region *r, struct vm_fault *vmf)
 {
@@ -234,14 +223,14 @@ static vm_fault_t umem_map_present(struct umem_region *r, struct vm_fault *vmf)
 		folio_put(folio);
 		return 0;
 	}
-	if (!folio_test_large(folio) || umem_folio_present(r, folio)) {
+	if (!folio_test_large(folio)) {
 		vmf->page = page;
 		return VM_FAULT_LOCKED;
 	}
 	/*
-	 * Part of a large folio is missing: map this page alone.  The folio
-	 * lock is held across the insert, so a discard that clears the bit
-	 * now zaps the new PTE when its punch gets the lock.
+	 * A large folio: map this page alone, with a PTE.  The folio lock is
+	 * held across the insert, so a discard that clears the bit now zaps
+	 * the new PTE when its punch gets the lock.
 	 */
 	err = vm_insert_page(vmf->vma, vmf->address & PAGE_MASK, page);
 	if (!err && (vmf->flags & FAULT_FLAG_WRITE))

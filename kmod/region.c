@@ -208,6 +208,13 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 	r->creator = get_task_pid(current, PIDTYPE_TGID);
 	r->created_ns = ktime_get_ns();
 
+	/* Refuse before allocating what the limit is there to bound. */
+	mutex_lock(&umem_mutex);
+	err = umem_user_over_limit(r->uid, r->size) ? -ENOSPC : 0;
+	mutex_unlock(&umem_mutex);
+	if (err)
+		goto err_free;
+
 	/* Charged to the creator (current), like the pages will be. */
 	err = -ENOMEM;
 	r->present = kvcalloc(BITS_TO_LONGS(r->npages), sizeof(long),
@@ -240,7 +247,7 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 	err = -EEXIST;
 	if (umem_name_taken(r->name))
 		goto err_unlock;
-	err = -ENOSPC;
+	err = -ENOSPC;		/* again: others may have created meanwhile */
 	if (umem_user_over_limit(r->uid, r->size))
 		goto err_unlock;
 	err = idr_alloc(&umem_idr, r, 0, UMEM_MAX_MINORS, GFP_KERNEL);
