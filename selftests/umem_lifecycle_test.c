@@ -462,4 +462,104 @@ TEST_F_TIMEOUT(life, memcg_charged_to_creator, 60)
 	EXPECT_EQ(0, rmdir(cg) ? -errno : 0);
 }
 
+/* Enter a fresh memory cgroup under CG_ROOT (*@cg); 0, or a skip reason. */
+static const char *cg_enter_fresh(char *cg, size_t len)
+{
+	char pid[32];
+
+	if (!exists(CG_ROOT "/cgroup.controllers"))
+		return "no cgroup v2 at " CG_ROOT;
+	cg_write(CG_ROOT, "cgroup.subtree_control", "+memory");
+	snprintf(cg, len, CG_ROOT "/umem-meta-%d", (int)getpid());
+	if (mkdir(cg, 0755))
+		return "cannot make a cgroup";
+	if (cg_memory_current(cg) < 0) {
+		rmdir(cg);
+		return "memory controller not available";
+	}
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	if (cg_write(cg, "cgroup.procs", pid)) {
+		rmdir(cg);
+		return "cannot enter the cgroup";
+	}
+	return NULL;
+}
+
+static void cg_leave(const char *cg)
+{
+	char pid[32];
+
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	cg_write(CG_ROOT, "cgroup.procs", pid);
+	rmdir(cg);
+}
+
+/*
+ * A region's own bookkeeping is charged to its creator's memory cgroup
+ * too: its bitmaps at creation (a 64 GiB region needs 4 MiB of them, so
+ * a cgroup limited to 2 MiB cannot create one), and the requests queued
+ * by faults of tasks in other cgroups.
+ */
+TEST_F_TIMEOUT(life, metadata_charged_to_creator, 120)
+{
+	const uint64_t rsz = 128 * MiB;
+	const char *why;
+	struct ut_region r;
+	char cg[128], path[64], buf[8];
+	long before, after;
+	uint64_t off;
+	int fd, status;
+	pid_t pid;
+	char *m;
+
+	why = cg_enter_fresh(cg, sizeof(cg));
+	if (why)
+		SKIP(return, "%s", why);
+	/*
+	 * In a child (the cgroup's OOM killer may pick the creator rather
+	 * than fail the allocation; either way the creator paid).
+	 */
+	snprintf(path, sizeof(path), "%d", (int)getpid());
+	ASSERT_EQ(0, cg_write(CG_ROOT, "cgroup.procs", path));
+	ASSERT_EQ(0, cg_write(cg, "memory.max", "2M"));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		snprintf(path, sizeof(path), "%d", (int)getpid());
+		if (cg_write(cg, "cgroup.procs", path))
+			_exit(99);
+		_exit(-ut_region_init(&r, 64ULL << 30, "meta"));
+	}
+	ASSERT_EQ(0, ut_waitpid_timeout(pid, &status, UT_WAIT_MS * 3));
+	EXPECT_TRUE((WIFEXITED(status) && WEXITSTATUS(status) == ENOMEM) ||
+		    (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+		TH_LOG("a 64 GiB region in a 2 MiB cgroup: status %#x", status);
+	ASSERT_EQ(0, cg_write(cg, "memory.max", "max"));
+	snprintf(path, sizeof(path), "%d", (int)getpid());
+	ASSERT_EQ(0, cg_write(cg, "cgroup.procs", path));
+	ASSERT_EQ(0, ut_region_init(&r, rsz, "meta"));
+	ASSERT_EQ(0, ut_region_open_node(&r));
+	/* Out of the creator's cgroup: these faults queue its requests. */
+	snprintf(path, sizeof(path), "%d", (int)getpid());
+	ASSERT_EQ(0, cg_write(CG_ROOT, "cgroup.procs", path));
+	m = ut_map(r.node_fd, rsz, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	before = cg_memory_current(cg);
+	/* /proc/self/mem of a missing page: EIO at once, request queued. */
+	fd = open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	for (off = 0; off < rsz; off += UT_PAGE)
+		ASSERT_EQ(-1, pread(fd, buf, 1, (uintptr_t)m + off));
+	close(fd);
+	after = cg_memory_current(cg);
+	EXPECT_EQ(rsz / UT_PAGE, ut_stat(r.server_fd, UT_STAT(requests_pending)));
+	TH_LOG("creator cgroup: %ld -> %ld with %llu requests queued", before,
+	       after, (unsigned long long)(rsz / UT_PAGE));
+	/* 32768 requests of at least 40 bytes each */
+	EXPECT_GE(after - before, (long)(rsz / UT_PAGE) * 32);
+	munmap(m, rsz);
+	ut_region_fini(&r);
+	cg_leave(cg);
+}
+
 TEST_HARNESS_MAIN
