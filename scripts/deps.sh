@@ -16,6 +16,9 @@ APT_PKGS=(
 	sparse clang libclang-rt-14-dev
 	iproute2 gnuplot-nox kmod
 	xz-utils perl python3 coreutils
+	# make deb / make dkms-install / the man page checks
+	dkms dh-dkms debhelper dpkg-dev fakeroot lintian
+	udev adduser man-db groff-base
 )
 VNG_VERSION=${VNG_VERSION:-}
 
