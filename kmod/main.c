@@ -295,3 +295,4 @@ module_exit(umem_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("umem: user-serviced memory regions for postcopy live migration");
 MODULE_AUTHOR("The umem authors");
+MODULE_VERSION(UMEM_VERSION);

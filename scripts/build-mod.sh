@@ -4,7 +4,7 @@
 # build-mod.sh KVER
 #
 # Build umem.ko for kernel KVER in its own staging tree build/mod-KVER/
-# (a copy of Kbuild, kmod/ and uapi/), so builds for several kernels never
+# (a copy of Kbuild, VERSION, kmod/ and uapi/), so builds for several kernels never
 # share object files.  W=1; any compiler or modpost warning fails the build.
 # Result: build/mod-KVER/umem.ko, log in build/mod-KVER.log.
 set -euo pipefail
@@ -21,7 +21,7 @@ log=$repo/build/mod-$kver.log
 # Always a clean build: a warning must fail every time, not only the first.
 rm -rf "$stage"
 mkdir -p "$stage"
-cp -a "$repo/Kbuild" "$repo/kmod" "$repo/uapi" "$stage/"
+cp -a "$repo/Kbuild" "$repo/VERSION" "$repo/kmod" "$repo/uapi" "$stage/"
 # Drop in-tree build products that may have been copied along from kmod/.
 find "$stage" \( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' \
 	-o -name '.*.cmd' -o -name 'Module.symvers' -o -name 'modules.order' \) -delete
