@@ -2,6 +2,8 @@
 /*
  * umem-vmm - a stand-in VMM for umemd.
  *
+ *   umem-vmm --help | --version
+ *
  *   umem-vmm --make-image FILE --size SZ --seed S
  *       write a guest RAM image whose page i depends only on (S, i).
  *   umem-vmm --check-image FILE --seed S
@@ -41,6 +43,11 @@
 #include "pattern.h"
 #include "util.h"
 #include "vmmsock.h"
+
+#ifndef UMEM_VERSION
+#error "UMEM_VERSION (the top-level VERSION file) must be defined"
+#endif
+#define OPT_VERSION 1000
 
 enum pattern_kind { PAT_SEQ, PAT_RANDOM, PAT_HOTSET };
 
@@ -458,7 +465,8 @@ static void usage(FILE *f)
 "       umem-vmm --region PATH|SOCKET [--backend umem|uffd|uffd-minor] --seed S\n"
 "                [--size SZ] [--threads N] [--pattern seq|random|hotset]\n"
 "                [--duration SEC] [--verify-all] [--no-wait-run] [--json]\n"
-"                [--expect-file FILE]\n");
+"                [--expect-file FILE]\n"
+"       umem-vmm --help | --version\n");
 }
 
 int main(int argc, char **argv)
@@ -480,6 +488,7 @@ int main(int argc, char **argv)
 		{ "rate", required_argument, NULL, 'X' },
 		{ "expect-file", required_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *make = NULL, *check = NULL, *wfile = NULL, *efile = NULL;
@@ -555,6 +564,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h': usage(stdout); return 0;
+		case OPT_VERSION: printf("umem-vmm (umem) %s\n", UMEM_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

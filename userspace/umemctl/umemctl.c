@@ -35,6 +35,10 @@
 #ifndef SOL_NETLINK
 #define SOL_NETLINK 270
 #endif
+#ifndef UMEM_VERSION
+#error "UMEM_VERSION (the top-level VERSION file) must be defined"
+#endif
+#define OPT_VERSION 1000
 
 static bool json;
 
@@ -64,7 +68,8 @@ static void usage(FILE *f)
 		"\n"
 		"  -j, --json           machine-readable output (one JSON object; watch:\n"
 		"                       one object per line)\n"
-		"  -h, --help           this text\n");
+		"  -h, --help           this text\n"
+		"  --version            print the version and exit\n");
 }
 
 /* ----------------------------------------------------------- netlink */
@@ -595,6 +600,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "count", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ctx c = { 0 };
@@ -610,6 +616,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("umemctl (umem) %s\n", UMEM_VERSION);
 			return 0;
 		case 'c':
 			errno = 0;

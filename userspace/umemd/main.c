@@ -23,6 +23,11 @@
 #include "umemd.h"
 #include "util.h"
 
+#ifndef UMEM_VERSION
+#error "UMEM_VERSION (the top-level VERSION file) must be defined"
+#endif
+#define OPT_VERSION 1000
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -33,6 +38,7 @@ static void usage(FILE *f)
 "       umemd --incoming (--listen|--connect) ADDR:PORT --backend umem|uffd|uffd-minor\n"
 "             [--name NAME] [--vmm-socket PATH] [--no-preempt] [--json]\n"
 "       umemd --probe-dirty    exit 0 if soft-dirty tracking works on this kernel\n"
+"       umemd --help | --version\n"
 "\n"
 "  --outgoing           serve RAM from FILE(s) (the guest's RAM backing)\n"
 "  --pid PID            the VMM runs and writes its shared mapping of FILE:\n"
@@ -80,6 +86,8 @@ static void usage(FILE *f)
 "                       page installed, in nanoseconds, one per line, sorted\n"
 "  --progress           progress on stderr even when it is not a terminal\n"
 "  -v, --verbose        more messages\n"
+"  -h, --help           this text\n"
+"  --version            print the version and exit\n"
 "\n"
 "Signals: SIGUSR1 (outgoing, --pid) switches to postcopy now.  SIGTERM or\n"
 "SIGINT gives up on either side, paused or not: the migration fails with\n"
@@ -160,6 +168,7 @@ int main(int argc, char **argv)
 		{ "recover-wait", required_argument, NULL, 'w' },
 		{ "test-cut", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct umemd_opts o;
@@ -278,6 +287,7 @@ int main(int argc, char **argv)
 			break;
 		case 'D': probe = true; break;
 		case 'h': usage(stdout); return 0;
+		case OPT_VERSION: printf("umemd (umem) %s\n", UMEM_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
