@@ -13,6 +13,10 @@
 #   make deps            install build/test dependencies (scripts/deps.sh)
 #   make demo            a postcopy migration in a VM (BACKEND=umem|uffd|uffd-minor)
 #   make demo-qemu       a running QEMU guest migrated, RAM by umem, in a VM (MIB=64)
+#   make install         DESTDIR=... PREFIX=/usr/local: libumem, headers, tools,
+#                        man pages, udev rule, DKMS source (packaging/pkg.mk)
+#   make dkms-install    (root) the module through DKMS for every kernel; dkms-uninstall
+#   make deb             build/deb/*.deb (umem-dkms, umemd, libumem0, libumem-dev) + lintian
 
 SHELL := /bin/bash
 REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
@@ -37,7 +41,7 @@ KSFT_STAMP := $(KSFT_DIR)/.stamp
 all: module selftests userspace bench-tools
 
 help:
-	@sed -n '3,16p' $(REPO)/Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,20p' $(REPO)/Makefile | sed 's/^# \{0,1\}//'
 
 # ---------------------------------------------------------------- deps
 deps:
@@ -124,6 +128,9 @@ lint: ksft-headers
 # ---------------------------------------------------------------- check
 check: $(DEPS_STAMP) all modules-all ksft-headers
 	@KVERS="$(KVERS)" python3 $(REPO)/scripts/check.py
+
+# ---------------------------------------------------------------- install, packages
+include $(REPO)/packaging/pkg.mk
 
 # ---------------------------------------------------------------- clean
 clean:
