@@ -126,7 +126,8 @@ lint: ksft-headers
 	@KVER=$(KVER) KDIR=$(KDIR) $(REPO)/scripts/lint.sh
 
 # ---------------------------------------------------------------- check
-check: $(DEPS_STAMP) all modules-all ksft-headers
+# deb: the guest suite 90-installed.sh installs build/deb/*.deb.
+check: $(DEPS_STAMP) all modules-all ksft-headers deb
 	@KVERS="$(KVERS)" python3 $(REPO)/scripts/check.py
 
 # ---------------------------------------------------------------- install, packages
