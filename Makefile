@@ -3,7 +3,7 @@
 # umem top-level Makefile.  Kbuild does not read this file (it reads the
 # top-level Kbuild, which descends into kmod/).
 #
-#   make                 module for KDIR (default: newest /lib/modules/*/build),
+#   make                 module for KDIR (default: newest non-RT /lib/modules/*/build),
 #                        selftests/ and userspace/ when they have a Makefile
 #   make KDIR=...        the same for another kernel tree
 #   make modules-all     the module for every installed kernel (KVERS), each in
@@ -18,10 +18,15 @@ SHELL := /bin/bash
 REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD := $(REPO)/build
 
-# Every kernel with headers installed, newest first.
+# Every kernel with headers installed, newest first: make check and
+# modules-all cover all of them, PREEMPT_RT ones (6.12.x+deb12-rt-amd64) too.
 KVERS ?= $(shell ls -d /lib/modules/*/build 2>/dev/null | \
 	   sed -e 's@^/lib/modules/@@' -e 's@/build$$@@' | sort -rV)
-KVER ?= $(firstword $(KVERS))
+# The default kernel of make, lint, demo and bench: the newest that is not
+# an -rt- one (sort -rV puts 6.12.x+deb12-rt-amd64 before 6.12.x+deb12-amd64,
+# and demo/bench figures are for the plain kernel); an RT kernel only if
+# there is nothing else.
+KVER ?= $(firstword $(foreach v,$(KVERS),$(if $(findstring -rt-,$(v)),,$(v))) $(KVERS))
 KDIR ?= /lib/modules/$(KVER)/build
 
 KSFT_TARBALL ?= /usr/src/linux-source-6.12.tar.xz
@@ -78,7 +83,7 @@ userspace: $(DEPS_STAMP)
 
 # ---------------------------------------------------------------- demo
 # A postcopy migration you can watch: two network namespaces in a virtme-ng
-# guest (newest kernel), umemd --outgoing in one, umemd --incoming + umem-vmm
+# guest (KVER: newest non-RT kernel), umemd --outgoing in one, umemd --incoming + umem-vmm
 # in the other; exit 0 only if every page verified.
 #   make demo [BACKEND=umem|uffd|uffd-minor] [SIZE=256M] [DELAY=1ms] [RATE=1gbit]
 #             [PREEMPT=0|1] [THREADS=2] [PATTERN=seq|random|hotset]
@@ -92,7 +97,7 @@ demo: all modules-all
 		userspace/demo.sh
 
 # A running QEMU guest (userspace/qemu/guest) migrated between two QEMUs in a
-# virtme-ng guest (newest kernel): device state by QEMU (x-ignore-shared),
+# virtme-ng guest (KVER): device state by QEMU (x-ignore-shared),
 # RAM by umemd over a umem region; exit 0 only if the guest saw no mismatch
 # and kept running.   make demo-qemu [MIB=64]
 DEMO_QEMU_VARS := MIB PRINT PASSES
@@ -102,7 +107,7 @@ demo-qemu: all modules-all
 		$(foreach v,$(DEMO_QEMU_VARS),$(if $($(v)),$(v)=$($(v)))) \
 		userspace/qemu/demo-qemu.sh
 
-# Benchmarks, umem against userfaultfd, in a VM (newest kernel); raw data in
+# Benchmarks, umem against userfaultfd, in a VM (KVER); raw data in
 # build/bench/<date>/, summary + plots in bench/results/<date>/ (see
 # Documentation/benchmarks.md).   make bench [QUICK=1]
 BENCH_KVER ?= $(KVER)

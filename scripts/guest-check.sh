@@ -13,7 +13,9 @@
 #
 # Results go to build/results/KVER/ (shared read-write with the host):
 #   manifest           one line per suite: NAME<TAB>TAPFILE<TAB>RCFILE
-#   <name>.tap/.err    stdout / stderr of each suite, <name>.rc exit status
+#   <name>.tap/.err    stdout / stderr of each suite, <name>.rc exit status,
+#                      <name>.secs how long it ran
+#   boot.secs          seconds from the guest kernel's start to guest-check
 #   checks.tap         the checks above, TAP + "N passed, N failed"
 #   dmesg-boot.txt     kernel log before the module was loaded
 #   dmesg.txt          kernel log from insmod to the end
@@ -37,6 +39,8 @@ fi
 rm -rf "$res"
 mkdir -p "$res"
 : >"$res/manifest"
+# seconds from the guest kernel's start to here (make check prints it)
+cut -d. -f1 /proc/uptime >"$res/boot.secs"
 
 nchk=0; npass=0; nfail=0
 check() {	# check OK|FAIL name [detail]
@@ -55,9 +59,11 @@ run_suite() {
 	local rc=0
 	printf '%s\t%s\t%s\n' "$name" "$name.tap" "$name.rc" >>"$res/manifest"
 	echo "guest-check[$kver]: running $name"
+	local t0=$SECONDS
 	(cd "$dir" && KVER=$kver UMEM_RESULTS=$res timeout -k 10 "$to" "$@") \
 		>"$res/$name.tap" 2>"$res/$name.err" </dev/null || rc=$?
 	echo "$rc" >"$res/$name.rc"
+	echo $((SECONDS - t0)) >"$res/$name.secs"
 	tail -n 1 "$res/$name.tap" | sed "s/^/guest-check[$kver]:   $name: /"
 }
 
