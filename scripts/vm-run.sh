@@ -18,6 +18,9 @@
 #   VM_MEMORY (2G)  VM_CPUS (2)  VM_TIMEOUT (seconds, 1200)
 #   VNG_OPTS        extra vng options (word-split)
 #   VM_KVM          auto (probe /dev/kvm), 1 (force KVM), 0 (force TCG)
+#   VM_KERNEL       boot this image instead of /boot/vmlinuz-KVER, e.g. a built
+#                   tree's arch/x86/boot/bzImage (vng then takes the tree's
+#                   modules; /lib/modules/KVER need not exist; make check-debug)
 #   VM_BLACKLIST    modules udev must not load in the guest (saves seconds of
 #                   TCG time per boot; one boot spent ~18 s before kvm.ko was in); "" = none
 set -euo pipefail
@@ -25,10 +28,11 @@ set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 KVER CMD [ARGS...]" >&2; exit 2; }
 kver=$1; shift
 repo=$(cd "$(dirname "$0")/.." && pwd)
-kernel=/boot/vmlinuz-$kver
+kernel=${VM_KERNEL:-/boot/vmlinuz-$kver}
 
 [ -r "$kernel" ] || { echo "vm-run: $kernel not found" >&2; exit 2; }
-[ -d "/lib/modules/$kver" ] || { echo "vm-run: /lib/modules/$kver not found" >&2; exit 2; }
+[ -n "${VM_KERNEL:-}" ] || [ -d "/lib/modules/$kver" ] ||
+	{ echo "vm-run: /lib/modules/$kver not found" >&2; exit 2; }
 command -v vng >/dev/null || { echo "vm-run: vng not found (make deps)" >&2; exit 2; }
 
 # /dev/kvm can exist, open and even create a VM, yet fail when QEMU sets up
