@@ -55,6 +55,8 @@ run_suite() {
 	local rc=0
 	printf '%s\t%s\t%s\n' "$name" "$name.tap" "$name.rc" >>"$res/manifest"
 	echo "guest-check[$kver]: running $name"
+	# the same in the kernel log: a report there names the suite it came from
+	echo "guest-check: running $name" >/dev/kmsg 2>/dev/null
 	(cd "$dir" && KVER=$kver UMEM_RESULTS=$res timeout -k 10 "$to" "$@") \
 		>"$res/$name.tap" 2>"$res/$name.err" </dev/null || rc=$?
 	echo "$rc" >"$res/$name.rc"
