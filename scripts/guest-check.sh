@@ -79,6 +79,10 @@ suites=()
 for s in "$repo"/scripts/guest-suites.d/*; do
 	[ -f "$s" ] && [ -x "$s" ] && suites+=("$s")
 done
+# GUEST_SKIP: names as in the manifest (umem_api_test, suite-60-umemctl.sh)
+# not to run at all: make check-debug resumes in a new guest after one died,
+# without the suites the dead guest already ran.
+skipped() { case " ${GUEST_SKIP:-} " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # ------------------------------------------------------------ warm-up
 # Flip now, while the guest is idle, a switch a test would otherwise flip
@@ -124,6 +128,7 @@ not_run() {	# not_run NAME REASON: counts as one failure
 }
 for t in "${tests[@]}"; do
 	name=$(basename "$t")
+	skipped "$name" && continue
 	if [ $loaded -eq 0 ]; then
 		not_run "$name" "module not loaded"
 	elif [ ! -x "$repo/selftests/$t" ]; then
@@ -134,6 +139,7 @@ for t in "${tests[@]}"; do
 done
 for s in "${suites[@]}"; do
 	name=suite-$(basename "$s")
+	skipped "$name" && continue
 	if [ $loaded -eq 0 ]; then
 		not_run "$name" "module not loaded"
 	else
