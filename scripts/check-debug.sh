@@ -18,7 +18,7 @@
 # runs the rest (DEBUG_MAX_BOOTS, default 6).
 #
 # Environment: DEBUG_KDIR (default build/debug-6.12), VM_MEMORY (4G),
-# VM_TIMEOUT (s, 14400), GUEST_TEST_TIMEOUT (s per selftest binary, 1500),
+# VM_TIMEOUT (s per guest, 7200), GUEST_TEST_TIMEOUT (s per selftest binary, 1500),
 # GUEST_SUITE_TIMEOUT (s per guest suite, 2400), FAILNTH_TIMEOUT (s, 2400),
 # UMEM_FAILNTH_VERBOSE (2), VM_KVM, VNG_OPTS as for scripts/vm-run.sh.
 set -uo pipefail
@@ -68,8 +68,12 @@ while [ $boot -lt "${DEBUG_MAX_BOOTS:-6}" ]; do
 	# --verbose: the kernel's messages reach the console log too, so a
 	# guest that dies still leaves its reports.  kasan_multi_shot: every
 	# KASAN report, not only the first; a log buffer none scrolls out of.
-	VM_KERNEL=$bzimage VM_MEMORY=${VM_MEMORY:-4G} VM_TIMEOUT=${VM_TIMEOUT:-14400} \
-	VNG_OPTS="${VNG_OPTS:-} --verbose --append kasan_multi_shot --append log_buf_len=32M" \
+	# oops=panic: after an Oops the kernel is not worth testing on (a task
+	# died holding locks, memory may be corrupt: everything after it is a
+	# cascade); the guest ends at once and the next one runs the rest.
+	# KASAN, lockdep, UBSAN and WARN reports do not end the guest.
+	VM_KERNEL=$bzimage VM_MEMORY=${VM_MEMORY:-4G} VM_TIMEOUT=${VM_TIMEOUT:-7200} \
+	VNG_OPTS="${VNG_OPTS:-} --verbose --append kasan_multi_shot --append log_buf_len=32M --append oops=panic" \
 		"$repo/scripts/vm-run.sh" "$krel" env "${fwd[@]}" "GUEST_SKIP=$skip" \
 		"FAILNTH_SKIP=$failnth_skip" "$repo/scripts/guest-debug.sh" >"$log" 2>&1
 	vmrc=$?
