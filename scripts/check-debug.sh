@@ -56,7 +56,15 @@ fwd=(
 # (GUEST_SKIP): the suite that was running counts as failed ("did not
 # finish"), its report is in that boot's console.log, and the rest still
 # runs.  Each pass's files are in boot<N>/.
-skip="" failnth_skip=0 boot=0 finished=0 crashes=()
+skip="" failnth_skip=0 boot=0 finished=0 crashes=() vmpid=
+# vm-run.sh execs timeout(1), which runs vng in a process group of its own:
+# pass a stop on, or the guest outlives us (and a new run shares its files).
+stop() {
+	[ -n "$vmpid" ] && kill -TERM "$vmpid" 2>/dev/null && wait "$vmpid" 2>/dev/null
+	echo "check-debug: stopped" >&2
+	exit 130
+}
+trap stop INT TERM HUP
 tvm=$SECONDS
 while [ $boot -lt "${DEBUG_MAX_BOOTS:-6}" ]; do
 	boot=$((boot + 1))
@@ -75,8 +83,11 @@ while [ $boot -lt "${DEBUG_MAX_BOOTS:-6}" ]; do
 	VM_KERNEL=$bzimage VM_MEMORY=${VM_MEMORY:-4G} VM_TIMEOUT=${VM_TIMEOUT:-7200} \
 	VNG_OPTS="${VNG_OPTS:-} --verbose --append kasan_multi_shot --append log_buf_len=32M --append oops=panic" \
 		"$repo/scripts/vm-run.sh" "$krel" env "${fwd[@]}" "GUEST_SKIP=$skip" \
-		"FAILNTH_SKIP=$failnth_skip" "$repo/scripts/guest-debug.sh" >"$log" 2>&1
+		"FAILNTH_SKIP=$failnth_skip" "$repo/scripts/guest-debug.sh" >"$log" 2>&1 &
+	vmpid=$!
+	wait $vmpid
 	vmrc=$?
+	vmpid=
 	if [ -d "$repo/build/results/$krel" ]; then
 		mv "$repo/build/results/$krel" "$dir"
 	else
