@@ -70,7 +70,7 @@ while [ $boot -lt "${DEBUG_MAX_BOOTS:-6}" ]; do
 	boot=$((boot + 1))
 	dir=$out/boot$boot
 	log=$repo/build/results/debug-6.12.console.log
-	rm -rf "$repo/build/results/$krel"
+	rm -rf "$repo/build/results/$krel" "$repo/build/results/$krel.pre"
 	echo "check-debug: boot $boot: $krel (KASAN, lockdep, kmemleak; TCG: slow)${skip:+, skipping:$skip}"
 	tb=$SECONDS
 	# --verbose: the kernel's messages reach the console log too, so a
@@ -92,6 +92,11 @@ while [ $boot -lt "${DEBUG_MAX_BOOTS:-6}" ]; do
 		mv "$repo/build/results/$krel" "$dir"
 	else
 		mkdir -p "$dir"
+	fi
+	# what guest-debug.sh had not moved in yet when the guest died
+	if [ -d "$repo/build/results/$krel.pre" ]; then
+		mv -n "$repo/build/results/$krel.pre"/* "$dir/" 2>/dev/null
+		rm -rf "$repo/build/results/$krel.pre"
 	fi
 	touch "$dir/manifest"
 	mv "$log" "$dir/console.log"

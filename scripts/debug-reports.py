@@ -158,7 +158,13 @@ def scan_dmesg(lines, source, where0, reports, notes):
     def close():
         nonlocal cur
         if cur:
-            reports.append(Report(cur[0], cur[1], cur[2], source))
+            prev = reports[-1] if reports else None
+            if cur[0] == "panic" and "Fatal exception" in cur[1][0] and prev and \
+               prev.source == source and prev.type in ("Oops", "BUG"):
+                # oops=panic: the panic is the end of that Oops, not a report
+                prev.lines.extend(cur[1])
+            else:
+                reports.append(Report(cur[0], cur[1], cur[2], source))
         cur = None
 
     i = 0

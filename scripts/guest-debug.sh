@@ -31,7 +31,11 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 res=$repo/build/results/$kver
 ko=$repo/build/mod-$kver/umem.ko
 kml=/sys/kernel/debug/kmemleak
-tmp=$(mktemp -d /tmp/umem-debug.XXXXXX)
+# Files of the boot phase wait here (guest-check.sh starts by emptying
+# $res); the host collects them too if the guest dies before they move.
+tmp=$repo/build/results/$kver.pre
+rm -rf "$tmp"
+mkdir -p "$tmp"
 
 say() { echo "guest-debug[$kver]: $*"; }
 mark() { echo "umem-debug: $*" >/dev/kmsg 2>/dev/null; say "$*"; }
@@ -89,7 +93,7 @@ if [ ! -d "$res" ]; then
 	mkdir -p "$res"
 	: >"$res/manifest"
 fi
-cp "$tmp"/* "$res/"
+mv "$tmp"/* "$res/"
 chk=$res/debug-checks.tap
 
 mark "phase kmemleak after guest-check"
