@@ -10,7 +10,8 @@
 #      KVM works): scripts/guest-debug.sh = guest-check.sh (selftests of
 #      run_list + guest suites) + kmemleak scans + umem_failnth_test
 #   4. scripts/debug-reports.py: every KASAN/lockdep/UBSAN/kmemleak/BUG/
-#      WARNING/hung-task/soft-lockup report, one failure each
+#      WARNING/hung-task/soft-lockup report, one failure each (folded across
+#      guests: boot<N>/reports.* per guest, reports.* for the whole run)
 #   5. scripts/check.py --summarize: one "N passed, N failed" line
 # Results: build/results/debug-6.12/: manifest, reports.txt, times.txt and
 # boot<N>/ per guest (console.log, dmesg-*.txt, kmemleak-*.txt, reports.txt,
@@ -103,7 +104,7 @@ while [ $boot -lt "${DEBUG_MAX_BOOTS:-6}" ]; do
 	grep -aE '^guest-(check|debug)\[' "$dir/console.log" | sed 's/^/  /'
 	python3 "$repo/scripts/debug-reports.py" "$dir" >/dev/null
 	# the manifest paths, relative to $out
-	awk -F '\t' -v b="boot$boot" 'NF == 3 { printf "%s/%s\t%s/%s\t%s\n", b, $1, b, $2, ($3 == "-" ? "-" : b "/" $3) }' \
+	awk -F '\t' -v b="boot$boot" 'NF == 3 && $1 != "kernel-reports" { printf "%s/%s\t%s/%s\t%s\n", b, $1, b, $2, ($3 == "-" ? "-" : b "/" $3) }' \
 		"$dir/manifest" >>"$out/manifest"
 	if [ -f "$dir/debug-done" ]; then
 		finished=1
@@ -128,11 +129,10 @@ tvm=$((SECONDS - tvm))
 	echo "total_minutes $(((SECONDS - t0) / 60))"
 	cat "$out/boot$boot/times.txt" 2>/dev/null
 } >"$out/times.txt"
-cat "$out"/boot*/reports.txt >"$out/reports.txt" 2>/dev/null
-echo "check-debug: kernel reports (verbatim: $out/reports.txt, boot*/reports.txt):"
-for d in "$out"/boot*; do
-	sed "s@^@  $(basename "$d"): @" "$d/reports.tap"
-done
+# every guest's reports at once: a bug that killed two guests is one report
+python3 "$repo/scripts/debug-reports.py" --boots "$out" >/dev/null
+echo "check-debug: kernel reports (verbatim: $out/reports.txt):"
+sed 's/^/  /' "$out/reports.tap"
 for c in "${crashes[@]}"; do echo "check-debug: $c"; done
 echo "check-debug: $boot boot(s), VM $((tvm / 60)) min, total $(((SECONDS - t0) / 60)) min; results in $out"
 python3 "$repo/scripts/check.py" --summarize "$out"

@@ -3,6 +3,8 @@
 """Find kernel reports in a make check-debug result directory.
 
     debug-reports.py RESDIR
+    debug-reports.py --boots RESDIR    every RESDIR/boot<N>/ at once (one
+                                       guest each), repeats folded across them
 
 Reads RESDIR/dmesg-boot.txt (boot until insmod), RESDIR/dmesg-full.txt
 (insmod until the end; RESDIR/console.log when the VM broke off before
@@ -249,37 +251,53 @@ def scan_kmemleak(lines, source, where, reports):
         reports.append(Report("kmemleak", cur, where, source))
 
 
-def main():
-    if len(sys.argv) != 2:
-        print(__doc__, file=sys.stderr)
-        return 2
-    res = sys.argv[1].rstrip("/")
-    raw, notes, missing = [], {}, []
-
+def collect(res, prefix, raw, notes, missing):
+    """Scan one guest's result directory; sources are named prefix + file."""
     boot = read_lines(os.path.join(res, "dmesg-boot.txt"))
     if boot is not None:
-        scan_dmesg(boot, "dmesg-boot.txt", "boot (before insmod)", raw, notes)
+        scan_dmesg(boot, prefix + "dmesg-boot.txt", "boot (before insmod)", raw, notes)
     else:
-        missing.append("dmesg-boot.txt")
+        missing.append(prefix + "dmesg-boot.txt")
     full = read_lines(os.path.join(res, "dmesg-full.txt"))
     if full is not None:
-        scan_dmesg(full, "dmesg-full.txt", "insmod", raw, notes)
+        scan_dmesg(full, prefix + "dmesg-full.txt", "insmod", raw, notes)
     else:
-        missing.append("dmesg-full.txt")
+        missing.append(prefix + "dmesg-full.txt")
         con = read_lines(os.path.join(res, "console.log"))
         if con is not None:
             # the VM broke off: the console has the kernel's messages
             # (vng --verbose), boot included; dedup folds what dmesg-boot had
-            scan_dmesg(con, "console.log", "boot", raw, notes)
+            scan_dmesg(con, prefix + "console.log", "boot", raw, notes)
     for f, where in (("kmemleak-boot.txt", "boot (before insmod)"),
                      ("kmemleak-check.txt", "guest-check.sh (selftests of run_list, "
                       "guest suites, rmmod)"),
                      ("kmemleak-failnth.txt", "umem_failnth_test (and its rmmod)")):
         kl = read_lines(os.path.join(res, f))
         if kl is None:
-            missing.append(f)
+            missing.append(prefix + f)
         else:
-            scan_kmemleak(kl, f, where, raw)
+            scan_kmemleak(kl, prefix + f, where, raw)
+
+
+def main():
+    args = sys.argv[1:]
+    every = bool(args) and args[0] == "--boots"
+    if every:
+        args = args[1:]
+    if len(args) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    res = args[0].rstrip("/")
+    raw, notes, missing = [], {}, []
+    if every:
+        boots = sorted((d for d in os.listdir(res)
+                        if re.fullmatch(r"boot\d+", d) and
+                        os.path.isdir(os.path.join(res, d))),
+                       key=lambda d: int(d[4:]))
+        for d in boots:
+            collect(os.path.join(res, d), d + "/", raw, notes, missing)
+    else:
+        collect(res, "", raw, notes, missing)
 
     distinct = {}
     for r in raw:
