@@ -16,7 +16,10 @@
 # Results: build/results/debug-6.12/: manifest, reports.txt, times.txt and
 # boot<N>/ per guest (console.log, dmesg-*.txt, kmemleak-*.txt, reports.txt,
 # <suite>.tap/.err/.rc); a guest that dies is followed by another one that
-# runs the rest (DEBUG_MAX_BOOTS, default 6).
+# runs the rest (DEBUG_MAX_BOOTS, default 16: one per suite at worst).
+# DEBUG_RESUME=1 carries on an earlier run that stopped (interrupted, or out
+# of boots): the guests in build/results/debug-6.12/ stay, and the next one
+# runs what none of them ran.
 #
 # Environment: DEBUG_KDIR (default build/debug-6.12), VM_MEMORY (4G),
 # VM_TIMEOUT (s per guest, 7200), GUEST_TEST_TIMEOUT (s per selftest binary, 1500),
@@ -43,7 +46,8 @@ bzimage=$kdir/linux/arch/x86/boot/bzImage
 KDIR_BASE=$kdir/modbase "$repo/scripts/build-mod.sh" "$krel" ||
 	fail_early "umem.ko does not build cleanly (W=1) against $krel"
 
-rm -rf "$out" "$repo/build/results/$krel"
+rm -rf "$repo/build/results/$krel"
+[ "${DEBUG_RESUME:-0}" = 1 ] || rm -rf "$out"
 mkdir -p "$out"
 fwd=(
 	"GUEST_TEST_TIMEOUT=${GUEST_TEST_TIMEOUT:-1500}"
@@ -58,6 +62,20 @@ fwd=(
 # finish"), its report is in that boot's console.log, and the rest still
 # runs.  Each pass's files are in boot<N>/.
 skip="" failnth_skip=0 boot=0 finished=0 crashes=() vmpid=
+if [ "${DEBUG_RESUME:-0}" = 1 ]; then
+	# what the earlier guests ran (or died running) is not run again
+	for d in "$out"/boot*; do
+		[ -d "$d" ] || continue
+		n=${d##*/boot}
+		[ "$n" -gt $boot ] && boot=$n
+		skip="$skip $(cut -f1 "$d/manifest" 2>/dev/null |
+			grep -vxE 'checks|debug-checks|kernel-reports' | tr '\n' ' ')"
+		grep -q '^umem_failnth_test' "$d/manifest" 2>/dev/null && failnth_skip=1
+	done
+	rm -f "$out/done"
+	[ $boot -eq 0 ] || echo "check-debug: resuming after boot $boot"
+fi
+max_boots=$((boot + ${DEBUG_MAX_BOOTS:-16}))
 # vm-run.sh execs timeout(1), which runs vng in a process group of its own:
 # pass a stop on, or the guest outlives us (and a new run shares its files).
 stop() {
@@ -67,7 +85,7 @@ stop() {
 }
 trap stop INT TERM HUP
 tvm=$SECONDS
-while [ $boot -lt "${DEBUG_MAX_BOOTS:-6}" ]; do
+while [ $boot -lt $max_boots ]; do
 	boot=$((boot + 1))
 	dir=$out/boot$boot
 	log=$repo/build/results/debug-6.12.console.log
