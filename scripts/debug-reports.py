@@ -78,6 +78,10 @@ EXCLUDED = [
 ]
 # A report that announces another one right after it (same block).
 LEADS = ("list-corruption", "DEBUG_VM")
+KRIP_RE = re.compile(r"^RIP: 0010:([\w.$]+)\+0x")
+# Lines that an "Oops: ..." line a few lines later belongs to.
+OOPS_LEAD = re.compile(r"BUG: (unable to handle|kernel NULL pointer dereference)|"
+                       r"kernel BUG at ")
 FRAME_RE = re.compile(
     r"^\s*(?:\[<[0-9a-f]+>\]\s*)?(\? )?([\w.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+(?:\s+\[(\w+)\])?")
 ALLOC_FRAMES = re.compile(
@@ -148,6 +152,11 @@ class Report:
             self.title = lines[0].strip()
             self.key = (rtype, norm_title(self.title), tuple(ours[:3]) or
                         tuple(f for f, _ in fr[:3]))
+            rip = next((m.group(1) for m in (KRIP_RE.match(l) for l in lines) if m), None)
+            if rtype in ("Oops", "BUG") and rip:
+                # a GPF and a page fault at the same kernel RIP from the
+                # same callers are one bug hitting different garbage
+                self.key = ("crash", rip, tuple(ours[:3]))
         self.umem = bool(ours) or "umem" in self.title
         self.count = 1
         self.wheres = [where]
@@ -206,6 +215,11 @@ def scan_dmesg(lines, source, where0, reports, notes):
         if t:
             if cur and cur[0] in LEADS and len(cur[1]) <= 4:
                 cur[1].append(l)        # the WARNING/BUG that follows it
+                i += 1
+                continue
+            if cur and t == "Oops" and cur[0] == "BUG" and len(cur[1]) <= 10 and \
+               OOPS_LEAD.search(cur[1][0]):
+                cur[1].append(l)        # "BUG: unable to handle ..." is its first line
                 i += 1
                 continue
             close()
