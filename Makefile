@@ -10,6 +10,8 @@
 #                        build/mod-<kver>/, W=1, any compiler warning fails
 #   make lint            checkpatch --strict + sparse (C=2)
 #   make check           everything: host suites + selftests in a VM per kernel
+#   make check-debug     selftests, guest suites and fault injection on a KASAN/
+#                        lockdep/kmemleak 6.12 kernel built once (not in check)
 #   make deps            install build/test dependencies (scripts/deps.sh)
 #   make demo            a postcopy migration in a VM (BACKEND=umem|uffd|uffd-minor)
 #   make demo-qemu       a running QEMU guest migrated, RAM by umem, in a VM (MIB=64)
@@ -37,12 +39,12 @@ DEPS_STAMP := $(BUILD)/.deps.stamp
 KSFT_STAMP := $(KSFT_DIR)/.stamp
 
 .PHONY: all module selftests userspace bench-tools modules-all ksft-headers lint check \
-	deps demo demo-qemu bench clean help
+	check-debug deps demo demo-qemu bench clean help
 
 all: module selftests userspace bench-tools
 
 help:
-	@sed -n '3,16p' $(REPO)/Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,18p' $(REPO)/Makefile | sed 's/^# \{0,1\}//'
 
 # ---------------------------------------------------------------- deps
 deps:
@@ -129,6 +131,17 @@ lint: ksft-headers
 # ---------------------------------------------------------------- check
 check: $(DEPS_STAMP) all modules-all ksft-headers
 	@KVERS="$(KVERS)" python3 $(REPO)/scripts/check.py
+
+# ---------------------------------------------------------------- check-debug
+# The selftests, guest suites and umem_failnth_test on a debug 6.12 kernel
+# (KASAN, lockdep, kmemleak, UBSAN, fault injection), built once into
+# DEBUG_KDIR (scripts/debug-kernel.sh; ~15-25 min on 2 cores, then cached);
+# any kernel report fails.  Results in build/results/debug-6.12/, see
+# Documentation/debug-kernel.rst.  Not part of make check.
+DEBUG_KDIR ?= $(BUILD)/debug-6.12
+
+check-debug: $(DEPS_STAMP) selftests userspace bench-tools ksft-headers
+	@DEBUG_KDIR=$(DEBUG_KDIR) $(REPO)/scripts/check-debug.sh
 
 # ---------------------------------------------------------------- clean
 clean:

@@ -53,6 +53,9 @@
 #   VM_KVM_CACHE    where verdicts are kept (build/.kvm-probe; "" = never cache)
 #   VM_KVM_DEV      the KVM device checked before probing (/dev/kvm)
 #   VM_QEMU         qemu-system-x86_64 binary, for the probe and for vng
+#   VM_KERNEL       boot this image instead of /boot/vmlinuz-KVER, e.g. a built
+#                   tree's arch/x86/boot/bzImage (vng then takes the tree's
+#                   modules; /lib/modules/KVER need not exist; make check-debug)
 #   VM_BLACKLIST    modules udev must not load in the guest (saves seconds of
 #                   TCG time per boot; one boot spent ~18 s before kvm.ko was in); "" = none
 set -euo pipefail
@@ -60,11 +63,12 @@ set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 KVER CMD [ARGS...]" >&2; exit 2; }
 kver=$1; shift
 repo=$(cd "$(dirname "$0")/.." && pwd)
-kernel=/boot/vmlinuz-$kver
+kernel=${VM_KERNEL:-/boot/vmlinuz-$kver}
 watch=$repo/scripts/vm-watch.py
 
 [ -r "$kernel" ] || { echo "vm-run: $kernel not found" >&2; exit 2; }
-[ -d "/lib/modules/$kver" ] || { echo "vm-run: /lib/modules/$kver not found" >&2; exit 2; }
+[ -n "${VM_KERNEL:-}" ] || [ -d "/lib/modules/$kver" ] ||
+	{ echo "vm-run: /lib/modules/$kver not found" >&2; exit 2; }
 # An absolute path: python3 may be a pyenv shim, which puts its own bin/
 # first on PATH for everything the watchdog starts.
 vng=$(command -v vng) || { echo "vm-run: vng not found (make deps)" >&2; exit 2; }
