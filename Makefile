@@ -3,13 +3,15 @@
 # umem top-level Makefile.  Kbuild does not read this file (it reads the
 # top-level Kbuild, which descends into kmod/).
 #
-#   make                 module for KDIR (default: newest /lib/modules/*/build),
+#   make                 module for KDIR (default: newest non-RT /lib/modules/*/build),
 #                        selftests/ and userspace/ when they have a Makefile
 #   make KDIR=...        the same for another kernel tree
 #   make modules-all     the module for every installed kernel (KVERS), each in
 #                        build/mod-<kver>/, W=1, any compiler warning fails
 #   make lint            checkpatch --strict + sparse (C=2)
 #   make check           everything: host suites + selftests in a VM per kernel
+#   make check-debug     selftests, guest suites and fault injection on a KASAN/
+#                        lockdep/kmemleak 6.12 kernel built once (not in check)
 #   make deps            install build/test dependencies (scripts/deps.sh)
 #   make demo            a postcopy migration in a VM (BACKEND=umem|uffd|uffd-minor)
 #   make demo-qemu       a running QEMU guest migrated, RAM by umem, in a VM (MIB=64)
@@ -22,10 +24,15 @@ SHELL := /bin/bash
 REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 BUILD := $(REPO)/build
 
-# Every kernel with headers installed, newest first.
+# Every kernel with headers installed, newest first: make check and
+# modules-all cover all of them, PREEMPT_RT ones (6.12.x+deb12-rt-amd64) too.
 KVERS ?= $(shell ls -d /lib/modules/*/build 2>/dev/null | \
 	   sed -e 's@^/lib/modules/@@' -e 's@/build$$@@' | sort -rV)
-KVER ?= $(firstword $(KVERS))
+# The default kernel of make, lint, demo and bench: the newest that is not
+# an -rt- one (sort -rV puts 6.12.x+deb12-rt-amd64 before 6.12.x+deb12-amd64,
+# and demo/bench figures are for the plain kernel); an RT kernel only if
+# there is nothing else.
+KVER ?= $(firstword $(foreach v,$(KVERS),$(if $(findstring -rt-,$(v)),,$(v))) $(KVERS))
 KDIR ?= /lib/modules/$(KVER)/build
 
 KSFT_TARBALL ?= /usr/src/linux-source-6.12.tar.xz
@@ -36,12 +43,12 @@ DEPS_STAMP := $(BUILD)/.deps.stamp
 KSFT_STAMP := $(KSFT_DIR)/.stamp
 
 .PHONY: all module selftests userspace bench-tools modules-all ksft-headers lint check \
-	deps demo demo-qemu bench clean help
+	check-debug deps demo demo-qemu bench clean help
 
 all: module selftests userspace bench-tools
 
 help:
-	@sed -n '3,20p' $(REPO)/Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,21p' $(REPO)/Makefile | sed 's/^# \{0,1\}//'
 
 # ---------------------------------------------------------------- deps
 deps:
@@ -82,7 +89,7 @@ userspace: $(DEPS_STAMP)
 
 # ---------------------------------------------------------------- demo
 # A postcopy migration you can watch: two network namespaces in a virtme-ng
-# guest (newest kernel), umemd --outgoing in one, umemd --incoming + umem-vmm
+# guest (KVER: newest non-RT kernel), umemd --outgoing in one, umemd --incoming + umem-vmm
 # in the other; exit 0 only if every page verified.
 #   make demo [BACKEND=umem|uffd|uffd-minor] [SIZE=256M] [DELAY=1ms] [RATE=1gbit]
 #             [PREEMPT=0|1] [THREADS=2] [PATTERN=seq|random|hotset]
@@ -96,7 +103,7 @@ demo: all modules-all
 		userspace/demo.sh
 
 # A running QEMU guest (userspace/qemu/guest) migrated between two QEMUs in a
-# virtme-ng guest (newest kernel): device state by QEMU (x-ignore-shared),
+# virtme-ng guest (KVER): device state by QEMU (x-ignore-shared),
 # RAM by umemd over a umem region; exit 0 only if the guest saw no mismatch
 # and kept running.   make demo-qemu [MIB=64]
 DEMO_QEMU_VARS := MIB PRINT PASSES
@@ -106,7 +113,7 @@ demo-qemu: all modules-all
 		$(foreach v,$(DEMO_QEMU_VARS),$(if $($(v)),$(v)=$($(v)))) \
 		userspace/qemu/demo-qemu.sh
 
-# Benchmarks, umem against userfaultfd, in a VM (newest kernel); raw data in
+# Benchmarks, umem against userfaultfd, in a VM (KVER); raw data in
 # build/bench/<date>/, summary + plots in bench/results/<date>/ (see
 # Documentation/benchmarks.md).   make bench [QUICK=1]
 BENCH_KVER ?= $(KVER)
@@ -129,6 +136,17 @@ lint: ksft-headers
 # deb: the guest suite 90-installed.sh installs build/deb/*.deb.
 check: $(DEPS_STAMP) all modules-all ksft-headers deb
 	@KVERS="$(KVERS)" python3 $(REPO)/scripts/check.py
+
+# ---------------------------------------------------------------- check-debug
+# The selftests, guest suites and umem_failnth_test on a debug 6.12 kernel
+# (KASAN, lockdep, kmemleak, UBSAN, fault injection), built once into
+# DEBUG_KDIR (scripts/debug-kernel.sh; ~15-25 min on 2 cores, then cached);
+# any kernel report fails.  Results in build/results/debug-6.12/, see
+# Documentation/debug-kernel.rst.  Not part of make check.
+DEBUG_KDIR ?= $(BUILD)/debug-6.12
+
+check-debug: $(DEPS_STAMP) selftests userspace bench-tools ksft-headers
+	@DEBUG_KDIR=$(DEBUG_KDIR) $(REPO)/scripts/check-debug.sh
 
 # ---------------------------------------------------------------- install, packages
 include $(REPO)/packaging/pkg.mk

@@ -154,9 +154,9 @@ static void umem_account_wait(struct umem_region *r, u64 waited)
 }
 
 /*
- * Sleep once, with the fault lock dropped, until @pgoff is present, the
- * region detaches, or a signal the sleep state admits arrives (or any
- * other wake-up: the retried fault sorts it out).
+ * Sleep once, with the fault lock dropped, until @pgoff is present (or no
+ * longer requested), the region detaches, or a signal the sleep state
+ * admits arrives (or any other wake-up: the retried fault sorts it out).
  */
 static vm_fault_t umem_wait_page(struct umem_region *r, struct vm_fault *vmf)
 {
@@ -182,7 +182,15 @@ static vm_fault_t umem_wait_page(struct umem_region *r, struct vm_fault *vmf)
 	add_wait_queue(wq, &w.wq);
 	set_current_state(state);
 	umem_release_fault_lock(vmf);
-	if (!test_bit(vmf->pgoff, r->present) && umem_region_live(r))
+	/*
+	 * Sleep only while the request is outstanding: between queueing it
+	 * and getting here, this task may have been preempted while the
+	 * daemon read the request, installed the page and discarded it
+	 * again.  Then the page is missing with no request: retry at once
+	 * and ask again.
+	 */
+	if (!test_bit(vmf->pgoff, r->present) &&
+	    test_bit(vmf->pgoff, r->requested) && umem_region_live(r))
 		schedule();
 	__set_current_state(TASK_RUNNING);
 	remove_wait_queue(wq, &w.wq);

@@ -426,6 +426,24 @@ long umem_ioctl_mark_present(struct umem_region *r, void __user *arg)
 }
 
 /*
+ * Punch [offset, offset + len) out of the backing: its pages are freed
+ * and every mapping of them zapped.  The caller holds sb_writers of the
+ * backing's superblock (file_start_write(); on the MADV_REMOVE path
+ * vfs_fallocate() of the map file took it) and then install_rwsem
+ * exclusive.  So the backing's ->fallocate is called directly:
+ * vfs_fallocate() would take sb_writers a second time (lockdep:
+ * recursive locking).
+ */
+static long umem_backing_punch(struct umem_region *r, loff_t offset,
+			       loff_t len)
+{
+	struct file *f = r->shmem;
+
+	return f->f_op->fallocate(f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				  offset, len);
+}
+
+/*
  * Present pages of the range become missing: for each run of present
  * pages, bits first (so no new mapping), then the hole punch unmaps every
  * mapping and frees the data.  Missing pages are left alone, with any data
@@ -445,6 +463,8 @@ long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 	first = d.offset >> PAGE_SHIFT;
 	end = (d.offset + d.len) >> PAGE_SHIFT;
 
+	/* sb_writers before install_rwsem, as on the MADV_REMOVE path. */
+	file_start_write(r->shmem);
 	down_write(&r->install_rwsem);
 	for (s = first; s < end && !err; s = e) {
 		spin_lock(&r->lock);
@@ -461,13 +481,12 @@ long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 		r->complete_notified = false;
 		spin_unlock(&r->lock);
 		discarded += e - s;
-		err = vfs_fallocate(r->shmem,
-				    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-				    (loff_t)s << PAGE_SHIFT,
-				    (loff_t)(e - s) << PAGE_SHIFT);
+		err = umem_backing_punch(r, (loff_t)s << PAGE_SHIFT,
+					 (loff_t)(e - s) << PAGE_SHIFT);
 		cond_resched();
 	}
 	up_write(&r->install_rwsem);
+	file_end_write(r->shmem);
 	trace_umem_discard(r->id, first, end - first, discarded);
 	return err;
 }
@@ -475,14 +494,16 @@ long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 /*
  * madvise(MADV_REMOVE) on a detached region (map.c): a tmpfs punch.  The
  * pages stay present and read as zeros; nobody can install any more.
+ * Called from the map file's ->fallocate, inside vfs_fallocate()'s
+ * file_start_write() on the stub's superblock, which is the backing's
+ * too (both live on shmem's internal mount).
  */
 long umem_punch_detached(struct umem_region *r, u64 offset, u64 len)
 {
 	int err;
 
 	down_write(&r->install_rwsem);
-	err = vfs_fallocate(r->shmem, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			    offset, len);
+	err = umem_backing_punch(r, offset, len);
 	up_write(&r->install_rwsem);
 	return err;
 }

@@ -46,7 +46,8 @@ static struct umem_pending *umem_pending_alloc(struct umem_region *r)
 	struct mem_cgroup *old = set_active_memcg(r->memcg);
 	struct umem_pending *req;
 
-	req = kmem_cache_alloc(umem_pending_cache, GFP_KERNEL);
+	/* Zeroed: a request freed unused must not put a garbage pid. */
+	req = kmem_cache_zalloc(umem_pending_cache, GFP_KERNEL);
 	set_active_memcg(old);
 	return req;
 }

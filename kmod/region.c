@@ -177,6 +177,8 @@ static struct file *umem_shmem_setup(const char *name, loff_t size)
 
 struct umem_region *umem_region_create(const struct umem_create *args)
 {
+	const gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL |
+			  __GFP_NOWARN;
 	char shm_name[UMEM_NAME_MAX + 8];
 	struct umem_region *r;
 	struct file *f;
@@ -215,12 +217,18 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 	if (err)
 		goto err_free;
 
-	/* Charged to the creator (current), like the pages will be. */
+	/*
+	 * Charged to the creator (current), like the pages will be.  A
+	 * bitmap that does not fit is the caller's problem, not the OOM
+	 * killer's: __GFP_RETRY_MAYFAIL fails the charge (and a global
+	 * shortage) with ENOMEM instead of killing a task for it, and the
+	 * caller hears of it as that errno, not as an allocation splat.
+	 */
 	err = -ENOMEM;
 	r->present = kvcalloc(BITS_TO_LONGS(r->npages), sizeof(long),
-			      GFP_KERNEL_ACCOUNT);
+			      gfp);
 	r->requested = kvcalloc(BITS_TO_LONGS(r->npages), sizeof(long),
-				GFP_KERNEL_ACCOUNT);
+				gfp);
 	if (!r->present || !r->requested)
 		goto err_free;
 

@@ -43,6 +43,9 @@
  *                         node creation/removal, final put; genl
  *                         get/dump/fail read a region under it without
  *                         taking a reference (umem_region_for_each/find).
+ *   sb_writers            of the backing's (shmem's internal) superblock:
+ *                         punching a hole takes it before install_rwsem,
+ *                         as vfs_fallocate() of a map file does.
  *   region->install_rwsem every path that makes pages present or writes
  *                         the backing of missing pages (COPY, COPY_VEC,
  *                         ZERO, pwrite, MARK_PRESENT) takes it shared;

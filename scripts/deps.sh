@@ -10,6 +10,7 @@ APT_PKGS=(
 	build-essential gcc make bc bison flex libelf-dev pkg-config python3-pip
 	linux-image-amd64 linux-headers-amd64
 	linux-image-6.12-amd64 linux-headers-6.12-amd64
+	linux-image-6.12-rt-amd64 linux-headers-6.12-rt-amd64
 	linux-source-6.12
 	qemu-system-x86 busybox-static
 	libnl-3-dev libnl-genl-3-dev

@@ -8,7 +8,9 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-kver=${KVER:-$(ls -d /lib/modules/*/build | sed -e 's@^/lib/modules/@@' -e 's@/build$@@' | sort -rV | head -n 1)}
+# default as in the Makefile: the newest kernel that is not a PREEMPT_RT one
+kver=${KVER:-$(ls -d /lib/modules/*/build | sed -e 's@^/lib/modules/@@' -e 's@/build$@@' |
+	sort -rV | awk '!/-rt-/ && !k { k = $0 } { a = a ? a : $0 } END { print k ? k : a }')}
 kdir=${KDIR:-/lib/modules/$kver/build}
 cp=$repo/build/ksft/checkpatch.pl
 fail=0

@@ -335,7 +335,11 @@ TEST_F_TIMEOUT(wait, wake_then_discard_asks_again, 60)
 	ASSERT_EQ(0, pthread_create(&c.thread, &attr, churn_thread, &c));
 	ASSERT_EQ(0, ut_toucher_start(&t, self->map + PG(9), false, 0));
 	EXPECT_EQ(0, ut_toucher_join(&t, UT_WAIT_MS))
-		TH_LOG("toucher still asleep after a wake-up and a discard");
+		TH_LOG("toucher still asleep after a wake-up and a discard "
+		       "(done %d, requests %d, waiting %llu)",
+		       atomic_load(&t.done), c.requests,
+		       (unsigned long long)ut_stat(self->r.server_fd,
+						   UT_STAT(waiting)));
 	if (atomic_load(&t.done)) {
 		EXPECT_EQ(-1, ut_check(t.page, PG(9), UT_PAGE, SEED));
 	} else {
