@@ -57,7 +57,7 @@ stage=$repo/build/sparse-$kver
 log=$repo/build/sparse-$kver.log
 rm -rf "$stage"
 mkdir -p "$stage"
-cp -a "$repo/Kbuild" "$repo/kmod" "$repo/uapi" "$stage/"
+cp -a "$repo/Kbuild" "$repo/VERSION" "$repo/kmod" "$repo/uapi" "$stage/"
 find "$stage" \( -name '*.o' -o -name '*.ko' -o -name '*.mod' -o -name '*.mod.c' \
 	-o -name '.*.cmd' -o -name 'Module.symvers' -o -name 'modules.order' \) -delete
 if ! make -C "$kdir" M="$stage" C=2 CF=-D__CHECK_ENDIAN__ -j"$(nproc)" modules >"$log" 2>&1; then
