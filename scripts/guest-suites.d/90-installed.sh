@@ -39,8 +39,9 @@
 #   - dpkg runs with --no-triggers: ldconfig over 9p took 1-2 minutes, and
 #     libumem.so.0 is found in the multiarch directory without the cache;
 #     man-db's trigger is off too.  INSTALLED_TRIGGERS=1 runs them.
-# What is left is DKMS compiling the module under TCG: 7-8 of the
-# suite's 13 minutes on a 2-core host running a second VM.  Hence one
+# What is left is DKMS compiling the module under TCG: 2.5 of the
+# suite's 4.5 minutes on a 2-core host running one other VM, 7 of 12
+# when host suites were running too.  Hence one
 # kernel only in make check (see "which kernel" below); on the others the
 # suite is one skip.  dpkg's output, each line with its second, is kept
 # in build/results/KVER/installed-dpkg-{install,purge}.log.
