@@ -40,8 +40,8 @@
 #     libumem.so.0 is found in the multiarch directory without the cache;
 #     man-db's trigger is off too.  INSTALLED_TRIGGERS=1 runs them.
 # What is left is DKMS compiling the module under TCG: 2.5 of the
-# suite's 4.5 minutes on a 2-core host running one other VM, 7 of 12
-# when host suites were running too.  Hence one
+# suite's 4.5 minutes to 8 of 12 on a 2-core host running one other VM,
+# as that VM's load went.  Hence one
 # kernel only in make check (see "which kernel" below); on the others the
 # suite is one skip.  dpkg's output, each line with its second, is kept
 # in build/results/KVER/installed-dpkg-{install,purge}.log.
