@@ -170,9 +170,19 @@ static void umem_region_free_unlisted(struct umem_region *r)
 	kfree(r);
 }
 
+/*
+ * The kernel's internal shmem mount has no size or inode limit, so the only
+ * ENOSPC it can give is its own translation of a failed inode allocation
+ * (shmem_get_inode()).  Say ENOMEM: from UMEM_CREATE, ENOSPC means the
+ * caller is over max_user_size.
+ */
 static struct file *umem_shmem_setup(const char *name, loff_t size)
 {
-	return shmem_file_setup(name, size, VM_NORESERVE);
+	struct file *f = shmem_file_setup(name, size, VM_NORESERVE);
+
+	if (IS_ERR(f) && PTR_ERR(f) == -ENOSPC)
+		return ERR_PTR(-ENOMEM);
+	return f;
 }
 
 struct umem_region *umem_region_create(const struct umem_create *args)

@@ -24,6 +24,7 @@
 # Environment: DEBUG_KDIR (default build/debug-6.12), VM_MEMORY (4G),
 # VM_TIMEOUT (s per guest, 7200), GUEST_TEST_TIMEOUT (s per selftest binary, 1500),
 # GUEST_SUITE_TIMEOUT (s per guest suite, 2400), FAILNTH_TIMEOUT (s, 2400),
+# BENCH_SMOKE_TIMEOUT (s for 70-bench-quick's bench run, 1500),
 # UMEM_FAILNTH_VERBOSE (2), VM_KVM, VNG_OPTS as for scripts/vm-run.sh.
 set -uo pipefail
 
@@ -52,6 +53,7 @@ mkdir -p "$out"
 fwd=(
 	"GUEST_TEST_TIMEOUT=${GUEST_TEST_TIMEOUT:-1500}"
 	"GUEST_SUITE_TIMEOUT=${GUEST_SUITE_TIMEOUT:-2400}"
+	"BENCH_SMOKE_TIMEOUT=${BENCH_SMOKE_TIMEOUT:-1500}"
 	"FAILNTH_TIMEOUT=${FAILNTH_TIMEOUT:-2400}"
 	"UMEM_FAILNTH_VERBOSE=${UMEM_FAILNTH_VERBOSE:-2}"
 )

@@ -680,7 +680,7 @@ int umemd_dest(const struct umemd_opts *o, struct umemd_summary *sum)
 	struct cancel_watch cw;
 	pthread_t cancel_th;
 	bool cancel_on = false;
-	int lfd = -1, ret;
+	int lfd = -1, ret, err;
 
 	memset(&d, 0, sizeof(d));
 	d.o = o;
@@ -698,12 +698,19 @@ int umemd_dest(const struct umemd_opts *o, struct umemd_summary *sum)
 	chan_init(&d.main, "main", d.stop_fd);
 	chan_init(&d.pre, "preempt", d.stop_fd);
 	if (!buf || d.stop_fd < 0) {
-		dest_fail(&d, "out of memory");
+		dest_fail(&d, d.stop_fd < 0 ? "eventfd: %s" : "%s",
+			  strerror(d.stop_fd < 0 ? errno : ENOMEM));
 		goto out;
 	}
 	cw = (struct cancel_watch){ o->cancel_fd, d.stop_fd, dest_cancel, &d };
-	if (o->cancel_fd >= 0 && !pthread_create(&cancel_th, NULL, cancel_watch, &cw))
+	if (o->cancel_fd >= 0) {
+		err = pthread_create(&cancel_th, NULL, cancel_watch, &cw);
+		if (err) {
+			dest_fail(&d, "cannot watch --cancel-fd: %s", strerror(err));
+			goto out;
+		}
 		cancel_on = true;
+	}
 	if (o->listen) {
 		lfd = net_listen(o->listen);
 		if (lfd < 0) {
@@ -721,7 +728,11 @@ int umemd_dest(const struct umemd_opts *o, struct umemd_summary *sum)
 	t0 = now_ns();
 	if (handshake(&d, lfd, buf))
 		goto out;
-	if (o->progress && !pthread_create(&d.prog_th, NULL, progress_thread, &d))
+	/* Progress lines are a convenience: go on without them. */
+	err = o->progress ? pthread_create(&d.prog_th, NULL, progress_thread, &d) : 0;
+	if (err)
+		log_msg("no progress lines: cannot start their thread: %s", strerror(err));
+	else if (o->progress)
 		d.prog_on = true;
 	while (main_loop(&d, buf) == -ECONNABORTED && !dest_resume(&d, lfd, buf))
 		;

@@ -577,6 +577,34 @@ static void src_cancel(void *arg)
 	src_fail(s, "cancelled by the operator (SIGTERM/SIGINT)");
 }
 
+/*
+ * Start the return-path thread (it reads the destination's page requests)
+ * and, with a preempt channel, the thread that answers them there.  Without
+ * either the destination would wait for pages nobody sends, so a failure
+ * fails the migration.  0, or -1 with the reason recorded.
+ */
+int src_start_threads(struct source *s, pthread_t *rp, bool *rp_started,
+		      pthread_t *pre, bool *pre_started)
+{
+	int err;
+
+	err = pthread_create(rp, NULL, src_rp_thread, s);
+	if (err) {
+		src_fail(s, "cannot start the return-path thread: %s", strerror(err));
+		return -1;
+	}
+	*rp_started = true;
+	if (!s->preempt)
+		return 0;
+	err = pthread_create(pre, NULL, src_preempt_thread, s);
+	if (err) {
+		src_fail(s, "cannot start the preempt thread: %s", strerror(err));
+		return -1;
+	}
+	*pre_started = true;
+	return 0;
+}
+
 int umemd_source(const struct umemd_opts *o, struct umemd_summary *sum)
 {
 	struct cancel_watch cw;
@@ -587,7 +615,7 @@ int umemd_source(const struct umemd_opts *o, struct umemd_summary *sum)
 	pthread_t rp, pre, prog;
 	bool rp_started = false, pre_started = false, prog_started = false;
 	uint64_t t0 = now_ns(), one = 1;
-	int lfd = -1, ret;
+	int lfd = -1, ret, err;
 
 	memset(&s, 0, sizeof(s));
 	s.o = o;
@@ -602,11 +630,20 @@ int umemd_source(const struct umemd_opts *o, struct umemd_summary *sum)
 	s.out = malloc(OUTBUF_SIZE);
 	if (getrandom(&s.session, sizeof(s.session), 0) != sizeof(s.session))
 		s.session = t0;
-	if (s.stop_fd < 0 || !s.out)
+	if (s.stop_fd < 0 || !s.out) {
+		src_fail(&s, s.stop_fd < 0 ? "eventfd: %s" : "%s",
+			 strerror(s.stop_fd < 0 ? errno : ENOMEM));
 		goto out;
+	}
 	cw = (struct cancel_watch){ o->cancel_fd, s.stop_fd, src_cancel, &s };
-	if (o->cancel_fd >= 0 && !pthread_create(&cancel_th, NULL, cancel_watch, &cw))
+	if (o->cancel_fd >= 0) {
+		err = pthread_create(&cancel_th, NULL, cancel_watch, &cw);
+		if (err) {
+			src_fail(&s, "cannot watch --cancel-fd: %s", strerror(err));
+			goto out;
+		}
 		cancel_on = true;
+	}
 	if (map_ram(&s))
 		goto out;
 	if (o->pid && precopy_setup(&s, &dt))
@@ -635,11 +672,13 @@ int umemd_source(const struct umemd_opts *o, struct umemd_summary *sum)
 	t0 = now_ns();
 	if (handshake(&s, lfd))
 		goto out;
-	if (pthread_create(&rp, NULL, src_rp_thread, &s) == 0)
-		rp_started = true;
-	if (s.preempt && pthread_create(&pre, NULL, src_preempt_thread, &s) == 0)
-		pre_started = true;
-	if (o->progress && pthread_create(&prog, NULL, progress_thread, &s) == 0)
+	if (src_start_threads(&s, &rp, &rp_started, &pre, &pre_started))
+		goto out;
+	/* Progress lines are a convenience: go on without them. */
+	err = o->progress ? pthread_create(&prog, NULL, progress_thread, &s) : 0;
+	if (err)
+		log_msg("no progress lines: cannot start their thread: %s", strerror(err));
+	else if (o->progress)
 		prog_started = true;
 	ret = 0;
 	if ((o->pid || o->stop_cmd) && precopy_and_switch(&s, &dt))

@@ -96,6 +96,8 @@ void queue_push(struct source *s, uint64_t page, uint32_t count);
 int background(struct source *s);
 void *src_rp_thread(void *arg);
 void *src_preempt_thread(void *arg);
+int src_start_threads(struct source *s, pthread_t *rp, bool *rp_started,
+		      pthread_t *pre, bool *pre_started);
 
 /* precopy.c */
 int send_listen_run(struct source *s, const uint8_t *pre, size_t prelen);

@@ -169,11 +169,7 @@ int src_resume(struct source *s, int lfd, pthread_t *rp, bool *rp_started,
 				(double)(now_ns() - t0) / 1e9, s->sum->resumes,
 				(unsigned long long)atomic_load(&s->nsent),
 				(unsigned long long)s->pages);
-			if (pthread_create(rp, NULL, src_rp_thread, s) == 0)
-				*rp_started = true;
-			if (s->preempt && pthread_create(pre, NULL, src_preempt_thread, s) == 0)
-				*pre_started = true;
-			return 0;
+			return src_start_threads(s, rp, rp_started, pre, pre_started);
 		}
 		if (ret == -EPROTO) {
 			src_fail(s, "%s", err);
