@@ -29,6 +29,9 @@
  *     (EBUSY while served, a zeroing punch once detached).
  *   - UMEM_F_RDONLY_MAP: read-only MAP_SHARED mappings of O_RDONLY nodes.
  *   - A per-user limit on the total size of regions (ENOSPC).
+ * umem 0.4 (UMEM_API stays 1):
+ *   - UMEM_F_PAGE_2M: regions of 2 MiB pages (UMEM_PAGE_SIZE_2M), mapped
+ *     with PMDs; umem_stats.alloc_failed and UMEM_STATS_ATTR_ALLOC_FAILED.
  *
  * Rules for every struct in this file: fixed-size types, naturally aligned,
  * explicit padding; every field named "reserved" or "pad" must be zero on
@@ -84,11 +87,20 @@
 #define UMEM_F_PUNCH_HOLE	(1ULL << 7)
 /* A node opened O_RDONLY can be mapped MAP_SHARED with PROT_READ. */
 #define UMEM_F_RDONLY_MAP	(1ULL << 8)
+/*
+ * UMEM_CREATE accepts @page_size UMEM_PAGE_SIZE_2M.  Every page of such a
+ * region is 2 MiB: it is requested, installed, discarded and counted
+ * whole, its data is one 2 MiB folio, and a mapping whose address and
+ * file offset are both 2 MiB aligned maps it with one PMD.  Only on
+ * kernels with transparent huge pages and a 2 MiB PMD (x86-64).
+ */
+#define UMEM_F_PAGE_2M		(1ULL << 9)
 /* Every UMEM_F_* has to be included here. */
 #define UMEM_F_ALL		(UMEM_F_COPY_VEC | UMEM_F_MARK_PRESENT | \
 				 UMEM_F_ZERO | UMEM_F_DISCARD | UMEM_F_NODE | \
 				 UMEM_F_NODE_MODE | UMEM_F_BIND | \
-				 UMEM_F_PUNCH_HOLE | UMEM_F_RDONLY_MAP)
+				 UMEM_F_PUNCH_HOLE | UMEM_F_RDONLY_MAP | \
+				 UMEM_F_PAGE_2M)
 
 /*
  * One ioctl magic for the whole interface.  Numbers 0x00-0x0f are commands of
@@ -120,7 +132,8 @@ struct umem_api {
  * @size:      in: bytes; a non-zero multiple of @page_size (else EINVAL).
  *                 The sizes of all regions of one user together are
  *                 limited (module parameter max_user_size; ENOSPC).
- * @page_size: in: 4096 (UMEM_PAGE_SIZE_4K).  Other sizes: EINVAL, for now.
+ * @page_size: in: 4096 (UMEM_PAGE_SIZE_4K), or 2 MiB (UMEM_PAGE_SIZE_2M)
+ *                 with UMEM_F_PAGE_2M.  Other sizes: EINVAL.
  * @flags:     in: UMEM_CREATE_* (none defined yet; must be 0).
  * @name:      in: region name; the node is UMEM_NODE_PREFIX @name.  Bytes
  *                 after the terminating NUL must be zero.
@@ -133,8 +146,19 @@ struct umem_api {
  * @server_fd: out: the server fd (O_RDWR | O_CLOEXEC); 0 on input.
  * Memory is shmem, charged to the memory cgroup of the creating task, as
  * is the region's own bookkeeping (bitmaps, queued requests).
+ *
+ * In a region of 2 MiB pages, "page" below means a 2 MiB page: request
+ * offsets, COPY/ZERO/DISCARD offsets and lengths and MARK_PRESENT offsets
+ * are multiples of 2 MiB (else EINVAL), a COPY_VEC entry installs 2 MiB
+ * from its @src, and pwrite() may write any byte range.  An install that
+ * cannot get a 2 MiB folio for a page fails with ENOMEM and installs
+ * nothing there (it never falls back to 4 KiB pages: the VMM was promised
+ * huge pages); umem_stats.alloc_failed counts those.  mmap() takes any
+ * 4 KiB-aligned offset; only a mapping whose address and offset are 2 MiB
+ * aligned gets PMD mappings, others map the same data with PTEs.
  */
 #define UMEM_PAGE_SIZE_4K	4096U
+#define UMEM_PAGE_SIZE_2M	(2U << 20)
 #define UMEM_NODE_MODE_DEFAULT	0600U
 
 struct umem_create {
@@ -276,7 +300,8 @@ struct umem_stats {
 	__u64 wait_ns_max;	/* longest single block */
 	__u64 installed;	/* pages made present by any install ioctl */
 	__u64 discarded;	/* present pages made missing by UMEM_DISCARD */
-	__u64 reserved[4];
+	__u64 alloc_failed;	/* installs refused: no 2 MiB folio (ENOMEM) */
+	__u64 reserved[3];
 };
 
 /*
@@ -398,6 +423,7 @@ enum umem_stats_attr {
 	UMEM_STATS_ATTR_WAIT_NS_MAX,
 	UMEM_STATS_ATTR_INSTALLED,
 	UMEM_STATS_ATTR_DISCARDED,
+	UMEM_STATS_ATTR_ALLOC_FAILED,
 	__UMEM_STATS_ATTR_MAX,
 	UMEM_STATS_ATTR_MAX = __UMEM_STATS_ATTR_MAX - 1
 };
