@@ -48,56 +48,87 @@ static inline void umem_release_fault_lock(struct vm_fault *vmf)
 
 /*
  * One page of the backing file through its ->write_begin/->write_end: the
- * page comes back locked and, when it is new, not zeroed (shmem's
- * SGP_WRITE), so an install writes each byte once.  ->write_end marks it
- * uptodate (zeroing what @copied did not cover), dirty, unlocks and drops
- * it.  Since 6.12 both take a folio.  Called without i_rwsem: shmem needs
- * it only to grow the file or check seals, and a region's backing never
- * grows and has no seals.
+ * folio comes back locked and, when it is new, not zeroed (shmem's
+ * SGP_WRITE), so an install writes each byte once; *@pagep is the page
+ * at @pos.  ->write_end marks the folio uptodate (zeroing what @copied
+ * did not cover, unless the caller marked it uptodate itself), dirty,
+ * unlocks and drops it.  @len is what the caller means to write (shmem
+ * uses it only to size a huge folio under huge=within_size).  Since 6.12
+ * both take a folio.  Called without i_rwsem: shmem needs it only to grow
+ * the file or check seals, and a region's backing never grows and has no
+ * seals.
  */
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
 static inline int umem_write_begin(struct file *file, loff_t pos,
-				   struct page **pagep, void **fsdata)
+				   unsigned int len, struct page **pagep,
+				   void **fsdata)
 {
 	struct address_space *mapping = file->f_mapping;
 	struct folio *folio;
 	int err;
 
-	err = mapping->a_ops->write_begin(file, mapping, pos, PAGE_SIZE,
-					  &folio, fsdata);
+	err = mapping->a_ops->write_begin(file, mapping, pos, len, &folio,
+					  fsdata);
 	if (!err)
 		*pagep = folio_file_page(folio, pos >> PAGE_SHIFT);
 	return err;
 }
 
 static inline void umem_write_end(struct file *file, loff_t pos,
-				  unsigned int copied, struct page *page,
-				  void *fsdata)
+				  unsigned int len, unsigned int copied,
+				  struct page *page, void *fsdata)
 {
 	struct address_space *mapping = file->f_mapping;
 
-	mapping->a_ops->write_end(file, mapping, pos, PAGE_SIZE, copied,
+	mapping->a_ops->write_end(file, mapping, pos, len, copied,
 				  page_folio(page), fsdata);
 }
 #else
 static inline int umem_write_begin(struct file *file, loff_t pos,
-				   struct page **pagep, void **fsdata)
+				   unsigned int len, struct page **pagep,
+				   void **fsdata)
 {
 	struct address_space *mapping = file->f_mapping;
 
-	return mapping->a_ops->write_begin(file, mapping, pos, PAGE_SIZE,
-					   pagep, fsdata);
+	return mapping->a_ops->write_begin(file, mapping, pos, len, pagep,
+					   fsdata);
 }
 
 static inline void umem_write_end(struct file *file, loff_t pos,
-				  unsigned int copied, struct page *page,
-				  void *fsdata)
+				  unsigned int len, unsigned int copied,
+				  struct page *page, void *fsdata)
 {
 	struct address_space *mapping = file->f_mapping;
 
-	mapping->a_ops->write_end(file, mapping, pos, PAGE_SIZE, copied,
-				  page, fsdata);
+	mapping->a_ops->write_end(file, mapping, pos, len, copied, page,
+				  fsdata);
 }
+#endif
+
+/* The mm's default placement; a mm helper since 6.10. */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 10, 0)
+static inline unsigned long
+umem_mm_get_unmapped_area(struct file *file, unsigned long addr,
+			  unsigned long len, unsigned long pgoff,
+			  unsigned long flags)
+{
+	return mm_get_unmapped_area(current->mm, file, addr, len, pgoff, flags);
+}
+#else
+static inline unsigned long
+umem_mm_get_unmapped_area(struct file *file, unsigned long addr,
+			  unsigned long len, unsigned long pgoff,
+			  unsigned long flags)
+{
+	return current->mm->get_unmapped_area(file, addr, len, pgoff, flags);
+}
+#endif
+
+/* PMD-aligned placement; without THP there are no 2 MiB regions. */
+#ifdef CONFIG_TRANSPARENT_HUGEPAGE
+#define umem_thp_get_unmapped_area	thp_get_unmapped_area
+#else
+#define umem_thp_get_unmapped_area	umem_mm_get_unmapped_area
 #endif
 
 #endif /* _UMEM_COMPAT_H */

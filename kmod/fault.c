@@ -39,14 +39,21 @@
  * signals (x86's uaccess fault handler does); sleeping interruptibly again
  * would spin, so it sleeps killable.
  *
- * Large folios: the backing is shmem and may hold 2 MiB folios (the
- * shmem_enabled sysfs knob, "force" included).  Every check here works on
- * the folio, and a large folio is never handed to the core: finish_fault()
- * could map all of it with one PMD, zeros for the missing pages included,
- * and even a complete one must not be PMD-mapped in a VM_MIXEDMAP vma
- * (zap_huge_pmd() treats such a PMD as a special mapping and drops it
- * without its rmap, reference and RSS).  Only the faulting page is mapped,
- * with vm_insert_page() (the vma is VM_MIXEDMAP for that).
+ * Large folios in a 4 KiB region: the backing is shmem and may hold
+ * 2 MiB folios (the shmem_enabled sysfs knob, "force" included).  Every
+ * check here works on the folio, and a large folio is never handed to the
+ * core: finish_fault() could map all of it with one PMD, zeros for the
+ * missing pages included, and even a complete one must not be PMD-mapped
+ * in a VM_MIXEDMAP vma (zap_huge_pmd() treats such a PMD as a special
+ * mapping and drops it without its rmap, reference and RSS).  Only the
+ * faulting page is mapped, with vm_insert_page() (the vma is VM_MIXEDMAP
+ * for that).
+ *
+ * 2 MiB regions: presence is per 2 MiB page, and a present page is one
+ * PMD-size folio whose every byte was installed, so the folio goes to the
+ * core like any file THP and finish_fault() maps it with a PMD where the
+ * vma is aligned; these vmas are not VM_MIXEDMAP (map.c).  All the pieces
+ * of a missing 2 MiB page share one request and one wait-queue key.
  *
  * Locking: called with mmap_lock held for read, or on 6.12 with only the
  * per-VMA lock (FAULT_FLAG_VMA_LOCK; umem_map_pages() opts in); whichever
@@ -67,18 +74,18 @@
 
 struct umem_waiter {
 	wait_queue_entry_t wq;
-	pgoff_t pgoff;
+	pgoff_t index;		/* region page */
 };
 
-/* Key of a wake-up: pages [start, end); NULL key means every waiter. */
+/* Key of a wake-up: region pages [start, end); NULL: every waiter. */
 struct umem_wake_key {
 	pgoff_t start;
 	pgoff_t end;
 };
 
-static wait_queue_head_t *umem_fault_wq(struct umem_region *r, pgoff_t pgoff)
+static wait_queue_head_t *umem_fault_wq(struct umem_region *r, pgoff_t index)
 {
-	return &r->fault_wq[hash_long(pgoff, UMEM_FAULT_WQ_BITS)];
+	return &r->fault_wq[hash_long(index, UMEM_FAULT_WQ_BITS)];
 }
 
 static int umem_wake_function(wait_queue_entry_t *wq, unsigned int mode,
@@ -87,7 +94,7 @@ static int umem_wake_function(wait_queue_entry_t *wq, unsigned int mode,
 	struct umem_waiter *w = container_of(wq, struct umem_waiter, wq);
 	struct umem_wake_key *k = key;
 
-	if (k && (w->pgoff < k->start || w->pgoff >= k->end))
+	if (k && (w->index < k->start || w->index >= k->end))
 		return 0;
 	return default_wake_function(wq, mode, sync, key);
 }
@@ -154,14 +161,16 @@ static void umem_account_wait(struct umem_region *r, u64 waited)
 }
 
 /*
- * Sleep once, with the fault lock dropped, until @pgoff is present (or no
- * longer requested), the region detaches, or a signal the sleep state
- * admits arrives (or any other wake-up: the retried fault sorts it out).
+ * Sleep once, with the fault lock dropped, until page @index is present
+ * (or no longer requested), the region detaches, or a signal the sleep
+ * state admits arrives (or any other wake-up: the retried fault sorts it
+ * out).
  */
-static vm_fault_t umem_wait_page(struct umem_region *r, struct vm_fault *vmf)
+static vm_fault_t umem_wait_page(struct umem_region *r, struct vm_fault *vmf,
+				 pgoff_t index)
 {
-	struct umem_waiter w = { .pgoff = vmf->pgoff };
-	wait_queue_head_t *wq = umem_fault_wq(r, vmf->pgoff);
+	struct umem_waiter w = { .index = index };
+	wait_queue_head_t *wq = umem_fault_wq(r, index);
 	unsigned int state = umem_blocking_state(vmf);
 	struct file *file;
 	u64 start, waited;
@@ -189,15 +198,15 @@ static vm_fault_t umem_wait_page(struct umem_region *r, struct vm_fault *vmf)
 	 * again.  Then the page is missing with no request: retry at once
 	 * and ask again.
 	 */
-	if (!test_bit(vmf->pgoff, r->present) &&
-	    test_bit(vmf->pgoff, r->requested) && umem_region_live(r))
+	if (!test_bit(index, r->present) &&
+	    test_bit(index, r->requested) && umem_region_live(r))
 		schedule();
 	__set_current_state(TASK_RUNNING);
 	remove_wait_queue(wq, &w.wq);
 	waited = ktime_get_ns() - start;
 	atomic_dec(&r->waiting);
-	present = test_bit(vmf->pgoff, r->present);
-	trace_umem_task_woken(r->id, vmf->pgoff, waited, present);
+	present = test_bit(index, r->present);
+	trace_umem_task_woken(r->id, index, waited, present);
 	umem_account_wait(r, waited);
 	fput(file);
 	/*
@@ -208,12 +217,14 @@ static vm_fault_t umem_wait_page(struct umem_region *r, struct vm_fault *vmf)
 }
 
 /*
- * Map a present page.  Returns VM_FAULT_LOCKED with vmf->page set (an
- * order-0 folio: the core maps it), or VM_FAULT_NOPAGE when the page of
- * a large folio was mapped here, or an error, or 0 when the page turned
+ * Map a present page.  Returns VM_FAULT_LOCKED with vmf->page set (the
+ * core maps it: an order-0 folio of a 4 KiB region, or any folio of a
+ * 2 MiB region), or VM_FAULT_NOPAGE when the page of a large folio in a
+ * 4 KiB region was mapped here, or an error, or 0 when the page turned
  * missing meanwhile (discard) and the caller must take the missing path.
  */
-static vm_fault_t umem_map_present(struct umem_region *r, struct vm_fault *vmf)
+static vm_fault_t umem_map_present(struct umem_region *r, struct vm_fault *vmf,
+				   pgoff_t index)
 {
 	struct page *page;
 	struct folio *folio;
@@ -226,12 +237,18 @@ static vm_fault_t umem_map_present(struct umem_region *r, struct vm_fault *vmf)
 	folio_lock(folio);
 	/* Present is re-checked under the folio lock that installers hold. */
 	if (folio->mapping != r->shmem->f_mapping ||
-	    !test_bit(vmf->pgoff, r->present)) {
+	    !test_bit(index, r->present)) {
 		folio_unlock(folio);
 		folio_put(folio);
 		return 0;
 	}
-	if (!folio_test_large(folio)) {
+	/*
+	 * A 2 MiB region's present page is a whole folio with data in every
+	 * byte: finish_fault() maps it with a PMD where the vma allows
+	 * (do_set_pmd()), else this one page with a PTE.  Its vmas are not
+	 * VM_MIXEDMAP (map.c), so the PMD is an ordinary file THP mapping.
+	 */
+	if (r->order || !folio_test_large(folio)) {
 		vmf->page = page;
 		return VM_FAULT_LOCKED;
 	}
@@ -252,7 +269,8 @@ static vm_fault_t umem_map_present(struct umem_region *r, struct vm_fault *vmf)
 	return VM_FAULT_NOPAGE;
 }
 
-static vm_fault_t umem_fault_missing(struct umem_region *r, struct vm_fault *vmf)
+static vm_fault_t umem_fault_missing(struct umem_region *r, struct vm_fault *vmf,
+				     pgoff_t index)
 {
 	u32 flags = (vmf->flags & FAULT_FLAG_WRITE) ? UMEM_REQ_WRITE : 0;
 	int ret;
@@ -262,8 +280,8 @@ static vm_fault_t umem_fault_missing(struct umem_region *r, struct vm_fault *vmf
 	/* Exiting or dumping core: never wait (see the top of this file). */
 	if (current->flags & (PF_EXITING | PF_DUMPCORE))
 		return VM_FAULT_SIGBUS;
-	trace_umem_fault_start(r->id, vmf->pgoff, flags & UMEM_REQ_WRITE);
-	ret = umem_request_page(r, vmf->pgoff, flags);
+	trace_umem_fault_start(r->id, index, flags & UMEM_REQ_WRITE);
+	ret = umem_request_page(r, index, flags);
 	if (ret == -ENOMEM)
 		return VM_FAULT_OOM;
 	if (ret == -EEXIST)	/* raced with an install: map it */
@@ -275,20 +293,21 @@ static vm_fault_t umem_fault_missing(struct umem_region *r, struct vm_fault *vmf
 		return VM_FAULT_RETRY;
 	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
 		return VM_FAULT_SIGBUS;
-	return umem_wait_page(r, vmf);
+	return umem_wait_page(r, vmf, index);
 }
 
 static vm_fault_t umem_fault(struct vm_fault *vmf)
 {
 	struct umem_region *r = umem_vma_region(vmf->vma);
+	pgoff_t index = umem_index(r, vmf->pgoff);
 	vm_fault_t ret;
 
-	if (unlikely(vmf->pgoff >= r->npages))
+	if (unlikely(index >= r->npages))
 		return VM_FAULT_SIGBUS;
 
 	for (;;) {
-		if (umem_page_present(r, vmf->pgoff)) {
-			ret = umem_map_present(r, vmf);
+		if (umem_page_present(r, index)) {
+			ret = umem_map_present(r, vmf, index);
 			if (ret)
 				return ret;
 		}
@@ -300,7 +319,7 @@ static vm_fault_t umem_fault(struct vm_fault *vmf)
 		 * silently; waiting forever would hang it.  SIGBUS is what a
 		 * truncated file mapping gives, and a VMM can handle it.
 		 */
-		ret = umem_fault_missing(r, vmf);
+		ret = umem_fault_missing(r, vmf, index);
 		if (ret)
 			return ret;
 	}

@@ -98,7 +98,7 @@ static int umem_put_region(struct sk_buff *skb, struct umem_region *r)
 	if (nla_put_u32(skb, UMEM_ATTR_REGION_ID, r->id) ||
 	    nla_put_string(skb, UMEM_ATTR_REGION_NAME, r->name) ||
 	    nla_put_u64_64bit(skb, UMEM_ATTR_SIZE, r->size, UMEM_ATTR_PAD) ||
-	    nla_put_u32(skb, UMEM_ATTR_PAGE_SIZE, PAGE_SIZE) ||
+	    nla_put_u32(skb, UMEM_ATTR_PAGE_SIZE, umem_page_size(r)) ||
 	    nla_put_u64_64bit(skb, UMEM_ATTR_PAGES, r->npages, UMEM_ATTR_PAD) ||
 	    nla_put_u64_64bit(skb, UMEM_ATTR_PAGES_PRESENT, npresent,
 			      UMEM_ATTR_PAD) ||
@@ -135,6 +135,7 @@ static int umem_put_stats(struct sk_buff *skb, struct umem_region *r)
 		F(WAIT_NS_MAX, wait_ns_max),
 		F(INSTALLED, installed),
 		F(DISCARDED, discarded),
+		F(ALLOC_FAILED, alloc_failed),
 #undef F
 	};
 	u64 hist[UMEM_HIST_BUCKETS];

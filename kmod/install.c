@@ -26,6 +26,15 @@
  * Loops check for fatal signals and reschedule between pages; multi-page
  * calls report partial progress in their out field.
  *
+ * 2 MiB regions: every unit is the region's page.  An install fills the
+ * whole 2 MiB folio under its lock, marks it uptodate itself (so
+ * ->write_end zeroes nothing) and only then present.  When shmem could
+ * not allocate a 2 MiB folio it falls back to a small one; the install
+ * then truncates what it got, tries once more, and fails with ENOMEM
+ * (counted in alloc_failed) rather than present a huge page made of small
+ * ones: the VMM was promised PMD mappings, and the daemon can tell.  A
+ * missing page is never mapped, so the truncation can race no mapping.
+ *
  * Locking: region->install_rwsem (shared here, exclusive in discard) ->
  * folio lock -> region->lock.  Tracepoints umem_page_installed and
  * umem_discard fire after region->lock is dropped; the genl "complete"
@@ -37,6 +46,7 @@
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
+#include <linux/shmem_fs.h>
 #include <linux/uaccess.h>
 #include <linux/uio.h>
 
@@ -49,18 +59,20 @@
  * drops its locks, faults the buffer in and retries.
  */
 #define UMEM_NEED_FAULT	1
+/* Internal: a 2 MiB page's backing is a small folio (no huge one). */
+#define UMEM_NO_HUGE	2
 
-/* Mark @pgoff present; its folio lock is held or its data is in place. */
-static int umem_set_present(struct umem_region *r, pgoff_t pgoff)
+/* Mark @index present; its folio lock is held or its data is in place. */
+static int umem_set_present(struct umem_region *r, pgoff_t index)
 {
 	unsigned long npresent = 0;
 	int err = 0;
 
 	spin_lock(&r->lock);
-	if (__test_and_set_bit(pgoff, r->present)) {
+	if (__test_and_set_bit(index, r->present)) {
 		err = -EEXIST;
 	} else {
-		__clear_bit(pgoff, r->requested);
+		__clear_bit(index, r->requested);
 		r->installed++;
 		npresent = ++r->npresent;
 		if (npresent == r->npages)
@@ -68,82 +80,133 @@ static int umem_set_present(struct umem_region *r, pgoff_t pgoff)
 	}
 	spin_unlock(&r->lock);
 	if (!err)
-		trace_umem_page_installed(r->id, pgoff, npresent);
+		trace_umem_page_installed(r->id, index, npresent);
 	return err;
 }
 
-static void umem_wake_page(struct umem_region *r, pgoff_t pgoff)
+static void umem_wake_page(struct umem_region *r, pgoff_t index)
 {
-	umem_wake_range(r, pgoff, pgoff + 1);
+	umem_wake_range(r, index, index + 1);
 }
 
 /*
- * Fill page @pgoff from @src (a page of user memory) or with zeros when
- * @src is NULL, and make it present.  The page comes from the backing's
- * ->write_begin (compat.h): locked, and not zeroed first when new, so a
- * COPY writes each byte once; it is charged to the creator's memcg.
- * Returns 0, -errno, or UMEM_NEED_FAULT (nothing changed) when @src could
- * not be read without a page fault.  Called with install_rwsem shared.
+ * Fill region page @index from @src (a page of user memory) or with zeros
+ * when @src is NULL, and make it present.  The folio comes from the
+ * backing's ->write_begin (compat.h): locked, and not zeroed first when
+ * new, so a COPY writes each byte once; it is charged to the creator's
+ * memcg.  Returns 0, -errno, UMEM_NEED_FAULT (nothing changed) when @src
+ * could not be read without a page fault, or UMEM_NO_HUGE.  Called with
+ * install_rwsem shared.
  */
-static int umem_fill_page(struct umem_region *r, pgoff_t pgoff,
+static int umem_fill_page(struct umem_region *r, pgoff_t index,
 			  const void __user *src)
 {
-	loff_t pos = (loff_t)pgoff << PAGE_SHIFT;
+	loff_t pos = (loff_t)index << r->shift;
+	unsigned int size = umem_page_size(r);
+	unsigned long i, nr = 1UL << r->order;
 	struct mem_cgroup *old;
 	void *fsdata = NULL;
+	struct folio *folio;
 	struct page *page;
-	void *kaddr;
 	int err;
 
 	old = set_active_memcg(r->memcg);
-	err = umem_write_begin(r->shmem, pos, &page, &fsdata);
+	err = umem_write_begin(r->shmem, pos, size, &page, &fsdata);
 	set_active_memcg(old);
 	if (err)
 		return err;
-	if (test_bit(pgoff, r->present)) {
-		umem_write_end(r->shmem, pos, 0, page, fsdata);
+	if (test_bit(index, r->present)) {
+		umem_write_end(r->shmem, pos, size, 0, page, fsdata);
 		return -EEXIST;
 	}
-	kaddr = kmap_local_page(page);
-	if (src)
-		err = copy_from_user_nofault(kaddr, src, PAGE_SIZE);
-	else
-		clear_page(kaddr);
-	kunmap_local(kaddr);
+	folio = page_folio(page);
+	if (folio_nr_pages(folio) < nr) {
+		umem_write_end(r->shmem, pos, size, 0, page, fsdata);
+		return UMEM_NO_HUGE;
+	}
+	/* @page is the first of the 2 MiB folio (@pos is aligned), or alone. */
+	for (i = 0; i < nr && !err; i++) {
+		void *kaddr = kmap_local_page(nth_page(page, i));
+
+		if (src)
+			err = copy_from_user_nofault(kaddr, src + i * PAGE_SIZE,
+						     PAGE_SIZE);
+		else
+			clear_page(kaddr);
+		kunmap_local(kaddr);
+	}
 	if (err) {
-		/* Nothing copied: a new page is zeroed, an old one kept. */
-		umem_write_end(r->shmem, pos, 0, page, fsdata);
+		/* Nothing is present: a new folio is zeroed, an old one kept. */
+		umem_write_end(r->shmem, pos, size, 0, page, fsdata);
 		return UMEM_NEED_FAULT;
 	}
-	flush_dcache_page(page);
+	if (r->order) {
+		flush_dcache_folio(folio);
+		/* Every byte is written: ->write_end must zero none. */
+		folio_mark_uptodate(folio);
+	} else {
+		flush_dcache_page(page);
+	}
 	/* Present before the folio lock goes (in ->write_end). */
-	err = umem_set_present(r, pgoff);
-	umem_write_end(r->shmem, pos, PAGE_SIZE, page, fsdata);
+	err = umem_set_present(r, index);
+	umem_write_end(r->shmem, pos, size, size, page, fsdata);
 	return err;
+}
+
+/*
+ * The backing of missing 2 MiB page @index is (or holds) small folios:
+ * drop them, so that the next attempt can allocate a 2 MiB one.  Called
+ * with install_rwsem shared and no folio lock: the page is missing, so
+ * nothing maps it, and a discard (exclusive) cannot run meanwhile.
+ */
+static void umem_drop_small(struct umem_region *r, pgoff_t index)
+{
+	loff_t pos = (loff_t)index << r->shift;
+
+	shmem_truncate_range(file_inode(r->shmem), pos,
+			     pos + umem_page_size(r) - 1);
+}
+
+static int umem_alloc_failed(struct umem_region *r)
+{
+	spin_lock(&r->lock);
+	r->alloc_failed++;
+	spin_unlock(&r->lock);
+	return -ENOMEM;
 }
 
 /*
  * umem_fill_page() with install_rwsem taken around it, faulting the
- * source in with no lock held when needed.  Wakes the page's waiters.
+ * source in with no lock held when needed, and one more try for a 2 MiB
+ * folio.  Wakes the page's waiters.
  */
-static int umem_install_page(struct umem_region *r, pgoff_t pgoff,
+static int umem_install_page(struct umem_region *r, pgoff_t index,
 			     const void __user *src)
 {
+	bool tried_huge = false;
 	int err;
 
 	for (;;) {
 		down_read(&r->install_rwsem);
-		err = umem_fill_page(r, pgoff, src);
+		err = umem_fill_page(r, index, src);
+		if (err == UMEM_NO_HUGE)
+			umem_drop_small(r, index);
 		up_read(&r->install_rwsem);
+		if (err == UMEM_NO_HUGE) {
+			if (tried_huge)
+				return umem_alloc_failed(r);
+			tried_huge = true;
+			continue;
+		}
 		if (err != UMEM_NEED_FAULT)
 			break;
-		if (fault_in_readable(src, PAGE_SIZE))
+		if (fault_in_readable(src, umem_page_size(r)))
 			return -EFAULT;
 		if (fatal_signal_pending(current))
 			return -EINTR;
 	}
 	if (!err)
-		umem_wake_page(r, pgoff);
+		umem_wake_page(r, index);
 	return err;
 }
 
@@ -155,8 +218,8 @@ static int umem_install_page(struct umem_region *r, pgoff_t pgoff,
 static int umem_fill_range(struct umem_region *r, u64 offset, u64 len,
 			   const void __user *src, u64 *done)
 {
-	pgoff_t first = offset >> PAGE_SHIFT;
-	pgoff_t end = (offset + len) >> PAGE_SHIFT;
+	pgoff_t first = offset >> r->shift;
+	pgoff_t end = (offset + len) >> r->shift;
 	pgoff_t i;
 	int err = 0;
 
@@ -172,13 +235,13 @@ static int umem_fill_range(struct umem_region *r, u64 offset, u64 len,
 			break;
 		}
 		if (src)
-			p = src + ((i - first) << PAGE_SHIFT);
+			p = src + ((u64)(i - first) << r->shift);
 		err = umem_install_page(r, i, p);
 		if (err)
 			break;
 		cond_resched();
 	}
-	*done = (u64)(i - first) << PAGE_SHIFT;
+	*done = (u64)(i - first) << r->shift;
 	return err;
 }
 
@@ -235,11 +298,11 @@ static s64 umem_copy_entry(struct umem_region *r,
 {
 	const void __user *src = u64_to_user_ptr(e->src);
 
-	if (!umem_range_ok(r, e->offset, PAGE_SIZE))
+	if (!umem_range_ok(r, e->offset, umem_page_size(r)))
 		return -EINVAL;
-	if (!e->src || !access_ok(src, PAGE_SIZE))
+	if (!e->src || !access_ok(src, umem_page_size(r)))
 		return -EFAULT;
-	return umem_install_page(r, e->offset >> PAGE_SHIFT, src);
+	return umem_install_page(r, e->offset >> r->shift, src);
 }
 
 long umem_ioctl_copy_vec(struct umem_region *r, void __user *arg)
@@ -293,9 +356,10 @@ long umem_ioctl_copy_vec(struct umem_region *r, void __user *arg)
 }
 
 /*
- * Copy up to @bytes of @from into page @pgoff at @off, under the folio
- * lock and only while the page is missing.  Returns bytes copied (short
- * when @from faulted) or -errno.  Called with install_rwsem shared.
+ * Copy up to @bytes of @from into the backing's 4 KiB page @pgoff at @off,
+ * under the folio lock and only while its region page is missing.
+ * Returns bytes copied (short when @from faulted) or -errno.  Called with
+ * install_rwsem shared.
  */
 static ssize_t umem_write_page(struct umem_region *r, pgoff_t pgoff,
 			       size_t off, size_t bytes, struct iov_iter *from)
@@ -309,7 +373,7 @@ static ssize_t umem_write_page(struct umem_region *r, pgoff_t pgoff,
 		return PTR_ERR(page);
 	folio = page_folio(page);
 	folio_lock(folio);
-	if (test_bit(pgoff, r->present)) {
+	if (test_bit(umem_index(r, pgoff), r->present)) {
 		folio_unlock(folio);
 		folio_put(folio);
 		return -EEXIST;
@@ -345,8 +409,8 @@ ssize_t umem_server_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	if (pos < 0 || pos >= r->size || len > r->size - pos)
 		return -EINVAL;
 
-	last = (pos + len - 1) >> PAGE_SHIFT;
-	for (i = pos >> PAGE_SHIFT; i <= last; i++)
+	last = (pos + len - 1) >> r->shift;
+	for (i = pos >> r->shift; i <= last; i++)
 		if (test_bit(i, r->present))
 			return -EEXIST;
 
@@ -379,6 +443,30 @@ ssize_t umem_server_write_iter(struct kiocb *iocb, struct iov_iter *from)
 /* Offsets are read in chunks of this many, with no lock held. */
 #define UMEM_MARK_CHUNK	64
 
+/*
+ * A 2 MiB page may be marked present only if pwrite() left it in one
+ * 2 MiB folio, or left nothing (it reads as zeros, and the first fault
+ * allocates a 2 MiB folio).  Small folios there: ENOMEM, nothing marked;
+ * the data stays for a retry with UMEM_COPY.  Called with install_rwsem
+ * shared.
+ */
+static int umem_check_backing(struct umem_region *r, pgoff_t index)
+{
+	struct folio *folio;
+	int err = 0;
+
+	if (!r->order)
+		return 0;
+	folio = __filemap_get_folio(r->shmem->f_mapping,
+				    umem_index_pgoff(r, index), 0, 0);
+	if (IS_ERR_OR_NULL(folio))
+		return 0;
+	if (folio_nr_pages(folio) < (1UL << r->order))
+		err = umem_alloc_failed(r);
+	folio_put(folio);
+	return err;
+}
+
 long umem_ioctl_mark_present(struct umem_region *r, void __user *arg)
 {
 	struct umem_mark_present __user *uarg = arg;
@@ -406,17 +494,20 @@ long umem_ioctl_mark_present(struct umem_region *r, void __user *arg)
 		/* Ordered against UMEM_DISCARD: never marked mid-punch. */
 		down_read(&r->install_rwsem);
 		for (i = 0; i < n; i++) {
-			if (!umem_range_ok(r, offs[i], PAGE_SIZE)) {
+			if (!umem_range_ok(r, offs[i], umem_page_size(r))) {
 				err = -EINVAL;
 				break;
 			}
-			err = umem_set_present(r, offs[i] >> PAGE_SHIFT);
+			err = umem_check_backing(r, offs[i] >> r->shift);
+			if (err)
+				break;
+			err = umem_set_present(r, offs[i] >> r->shift);
 			if (err)
 				break;
 		}
 		up_read(&r->install_rwsem);
 		for (n = 0; n < i; n++)
-			umem_wake_page(r, offs[n] >> PAGE_SHIFT);
+			umem_wake_page(r, offs[n] >> r->shift);
 		marked += i;
 		cond_resched();
 	}
@@ -460,8 +551,8 @@ long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 		return -EFAULT;
 	if (d.flags || d.reserved || !umem_range_ok(r, d.offset, d.len))
 		return -EINVAL;
-	first = d.offset >> PAGE_SHIFT;
-	end = (d.offset + d.len) >> PAGE_SHIFT;
+	first = d.offset >> r->shift;
+	end = (d.offset + d.len) >> r->shift;
 
 	/* sb_writers before install_rwsem, as on the MADV_REMOVE path. */
 	file_start_write(r->shmem);
@@ -481,8 +572,8 @@ long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 		r->complete_notified = false;
 		spin_unlock(&r->lock);
 		discarded += e - s;
-		err = umem_backing_punch(r, (loff_t)s << PAGE_SHIFT,
-					 (loff_t)(e - s) << PAGE_SHIFT);
+		err = umem_backing_punch(r, (loff_t)s << r->shift,
+					 (loff_t)(e - s) << r->shift);
 		cond_resched();
 	}
 	up_write(&r->install_rwsem);
@@ -514,7 +605,7 @@ void umem_get_stats(struct umem_region *r, struct umem_stats *st, u64 *hist)
 	memset(st, 0, sizeof(*st));
 	spin_lock(&r->lock);
 	st->size = r->size;
-	st->page_size = PAGE_SIZE;
+	st->page_size = umem_page_size(r);
 	st->pages = r->npages;
 	st->pages_present = r->npresent;
 	st->requests = r->requests;
@@ -524,6 +615,7 @@ void umem_get_stats(struct umem_region *r, struct umem_stats *st, u64 *hist)
 	st->wait_ns_max = r->wait_ns_max;
 	st->installed = r->installed;
 	st->discarded = r->discarded;
+	st->alloc_failed = r->alloc_failed;
 	if (hist)
 		memcpy(hist, r->wait_hist, sizeof(r->wait_hist));
 	spin_unlock(&r->lock);

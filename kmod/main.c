@@ -49,19 +49,29 @@ static bool umem_zeroed(const u64 *words, size_t n)
 	return true;
 }
 
+/* What works here: UMEM_F_PAGE_2M needs 2 MiB transparent huge pages. */
+static u64 umem_features(void)
+{
+	u64 features = UMEM_F_ALL;
+
+	if (!umem_huge_supported())
+		features &= ~UMEM_F_PAGE_2M;
+	return features;
+}
+
 static long umem_ioctl_get_api(void __user *arg)
 {
 	struct umem_api api;
 
 	if (copy_from_user(&api, arg, sizeof(api)))
 		return -EFAULT;
-	if (api.api != UMEM_API || (api.features & ~UMEM_F_ALL) ||
+	if (api.api != UMEM_API || (api.features & ~umem_features()) ||
 	    api.ioctls || !umem_zeroed(api.reserved, ARRAY_SIZE(api.reserved))) {
 		/* As UFFDIO_API: a failed handshake reports no features. */
 		memset(&api, 0, sizeof(api));
 		return copy_to_user(arg, &api, sizeof(api)) ? -EFAULT : -EINVAL;
 	}
-	api.features = UMEM_F_ALL;
+	api.features = umem_features();
 	api.ioctls = UMEM_IOCTLS;
 	return copy_to_user(arg, &api, sizeof(api)) ? -EFAULT : 0;
 }
@@ -83,9 +93,11 @@ static long umem_ioctl_create(struct file *ctl, void __user *arg)
 		return -EINVAL;
 	if (c.node_mode & ~0777U)
 		return -EINVAL;
-	if (c.page_size != UMEM_PAGE_SIZE_4K || c.page_size != PAGE_SIZE)
+	if (!(c.page_size == UMEM_PAGE_SIZE_4K && c.page_size == PAGE_SIZE) &&
+	    !(c.page_size == UMEM_PAGE_SIZE_2M && umem_huge_supported()))
 		return -EINVAL;
-	if (!c.size || c.size > UMEM_MAX_SIZE || !PAGE_ALIGNED(c.size))
+	if (!c.size || c.size > UMEM_MAX_SIZE ||
+	    !IS_ALIGNED(c.size, c.page_size))
 		return -EINVAL;
 
 	r = umem_region_create(&c);
@@ -218,6 +230,7 @@ static void umem_server_show_fdinfo(struct seq_file *m, struct file *file)
 
 	spin_lock(&r->lock);
 	seq_printf(m, "umem-name:\t%s\numem-size:\t%llu\n", r->name, r->size);
+	seq_printf(m, "umem-page-size:\t%llu\n", umem_page_size(r));
 	seq_printf(m, "umem-present:\t%lu/%lu\numem-pending:\t%lu\n",
 		   r->npresent, (unsigned long)r->npages, r->npending);
 	seq_printf(m, "umem-requests:\t%llu\n", r->requests);
@@ -232,6 +245,7 @@ const struct file_operations umem_server_fops = {
 	.unlocked_ioctl = umem_server_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = umem_server_mmap,
+	.get_unmapped_area = umem_get_unmapped_area,
 	.flush = umem_server_flush,
 	.release = umem_server_release,
 	.show_fdinfo = umem_server_show_fdinfo,
@@ -256,15 +270,18 @@ static int __init umem_init(void)
 	BUILD_BUG_ON(_IOC_NR(UMEM_BIND) >= 64);
 
 	umem_region_init();
-	err = umem_queue_init();
+	err = umem_region_init_mounts();
 	if (err)
 		return err;
+	err = umem_queue_init();
+	if (err)
+		goto err_region;
 	err = umem_node_init();
 	if (err)
 		goto err_queue;
 	err = umem_genl_init();
 	if (err)
-		goto err_region;
+		goto err_node;
 	err = misc_register(&umem_misc);
 	if (err)
 		goto err_genl;
@@ -272,11 +289,12 @@ static int __init umem_init(void)
 
 err_genl:
 	umem_genl_exit();
-err_region:
+err_node:
 	umem_node_exit();
-	umem_region_exit();
 err_queue:
 	umem_queue_exit();
+err_region:
+	umem_region_exit();
 	return err;
 }
 

@@ -25,10 +25,18 @@
  * is detached.  msync(MS_SYNC) finds a no-op ->fsync, as on shmem.
  *
  * vm_flags: VM_DONTEXPAND (mremap() cannot grow the mapping past what was
- * checked here) and VM_MIXEDMAP (the fault path maps a single page of a
- * large folio with vm_insert_page(), see fault.c).  Both are in
- * VM_SPECIAL, which is what keeps khugepaged and MADV_COLLAPSE away: they
- * would collapse missing pages into a huge folio behind the fault path.
+ * checked here) and, in 4 KiB regions, VM_MIXEDMAP (the fault path maps a
+ * single page of a large folio with vm_insert_page(), see fault.c).  A
+ * 2 MiB region's vmas are not VM_MIXEDMAP: their present pages are whole
+ * folios that the core maps with PMDs, and a PMD in a VM_MIXEDMAP vma
+ * would be taken for a special mapping (zap_huge_pmd()).  VM_DONTEXPAND
+ * alone is in VM_SPECIAL, which is what keeps khugepaged and
+ * MADV_COLLAPSE away: they would collapse missing pages into a huge folio
+ * behind the fault path.
+ *
+ * Addresses: mmap() of a 2 MiB region's node or server fd without a hint
+ * gets a 2 MiB-aligned address (thp_get_unmapped_area()), so a mapping at
+ * a 2 MiB-aligned offset is PMD-mapped without the VMM aligning it.
  * VM_SPECIAL also makes mlock() a no-op on the mapping (it succeeds and
  * locks nothing) and KSM skips it; the pages are shmem and follow the
  * memory policy of the task that installs them (Documentation/umem.rst).
@@ -60,17 +68,19 @@ static int umem_map_release(struct inode *inode, struct file *file)
  */
 static int umem_check_vma(struct umem_region *r, struct vm_area_struct *vma)
 {
+	pgoff_t npages = r->size >> PAGE_SHIFT;	/* vm_pgoff is in 4 KiB */
+
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
-	if (vma->vm_pgoff >= r->npages ||
-	    vma_pages(vma) > r->npages - vma->vm_pgoff)
+	if (vma->vm_pgoff >= npages || vma_pages(vma) > npages - vma->vm_pgoff)
 		return -EINVAL;
 	return 0;
 }
 
-static void umem_vma_init(struct vm_area_struct *vma)
+static void umem_vma_init(struct umem_region *r, struct vm_area_struct *vma)
 {
-	umem_vm_flags_set(vma, VM_DONTEXPAND | VM_MIXEDMAP);
+	umem_vm_flags_set(vma, r->order ? VM_DONTEXPAND :
+				VM_DONTEXPAND | VM_MIXEDMAP);
 	vma->vm_ops = &umem_vm_ops;
 }
 
@@ -81,7 +91,7 @@ static int umem_map_mmap(struct file *file, struct vm_area_struct *vma)
 
 	if (err)
 		return err;
-	umem_vma_init(vma);
+	umem_vma_init(file->private_data, vma);
 	return 0;
 }
 
@@ -128,7 +138,7 @@ static int umem_map(struct umem_region *r, struct vm_area_struct *vma)
 	map = umem_map_file(r, vma->vm_flags & VM_MAYWRITE);
 	if (IS_ERR(map))
 		return PTR_ERR(map);
-	umem_vma_init(vma);
+	umem_vma_init(r, vma);
 	vma_set_file(vma, map);
 	fput(map);
 	return 0;
@@ -145,6 +155,18 @@ int umem_server_mmap(struct file *file, struct vm_area_struct *vma)
 	return umem_map(file->private_data, vma);
 }
 
+/* ->get_unmapped_area of node and server fds: see the top of this file. */
+unsigned long umem_get_unmapped_area(struct file *file, unsigned long addr,
+				     unsigned long len, unsigned long pgoff,
+				     unsigned long flags)
+{
+	struct umem_region *r = file->private_data;
+
+	if (r->order)
+		return umem_thp_get_unmapped_area(file, addr, len, pgoff, flags);
+	return umem_mm_get_unmapped_area(file, addr, len, pgoff, flags);
+}
+
 /*
  * ->fallocate of a map file: madvise(MADV_REMOVE) on a umem mapping.
  * While the region is served only the daemon may make pages missing
@@ -159,7 +181,9 @@ long umem_fallocate(struct file *file, int mode, loff_t offset, loff_t len)
 
 	if (mode != (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE))
 		return -EOPNOTSUPP;
-	if (!umem_range_ok(r, offset, len))
+	/* madvise() works in 4 KiB pages, whatever the region's page size. */
+	if (offset < 0 || len <= 0 || !PAGE_ALIGNED(offset) ||
+	    !PAGE_ALIGNED(len) || offset >= r->size || len > r->size - offset)
 		return -EINVAL;
 	if (umem_region_live(r))
 		return -EBUSY;

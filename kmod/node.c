@@ -144,6 +144,7 @@ static const struct file_operations umem_node_fops = {
 	.release = umem_node_release,
 	.llseek = umem_node_llseek,
 	.mmap = umem_node_mmap,
+	.get_unmapped_area = umem_get_unmapped_area,
 };
 
 int umem_node_init(void)

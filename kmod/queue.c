@@ -61,13 +61,13 @@ static void umem_pending_free(struct umem_pending *req)
 }
 
 /*
- * Note a fault on the missing page @pgoff and queue a request for it
+ * Note a fault on the missing region page @index and queue a request for it
  * unless one already exists.  Returns 0 (queued now or before), -EEXIST
  * when the page turned present (the caller maps it instead of waiting),
  * -ENXIO when the region is detached, -ENOMEM when no request could be
  * allocated (nothing was queued: the caller must not wait).
  */
-int umem_request_page(struct umem_region *r, pgoff_t pgoff, u32 flags)
+int umem_request_page(struct umem_region *r, pgoff_t index, u32 flags)
 {
 	struct umem_pending *req = NULL;
 	unsigned long npending;
@@ -75,7 +75,7 @@ int umem_request_page(struct umem_region *r, pgoff_t pgoff, u32 flags)
 
 	for (;;) {
 		spin_lock(&r->lock);
-		if (test_bit(pgoff, r->present)) {
+		if (test_bit(index, r->present)) {
 			ret = -EEXIST;
 			goto out_unlock;
 		}
@@ -83,7 +83,7 @@ int umem_request_page(struct umem_region *r, pgoff_t pgoff, u32 flags)
 			ret = -ENXIO;
 			goto out_unlock;
 		}
-		if (test_bit(pgoff, r->requested)) {
+		if (test_bit(index, r->requested)) {
 			r->faults++;
 			ret = 0;
 			goto out_unlock;
@@ -97,16 +97,16 @@ int umem_request_page(struct umem_region *r, pgoff_t pgoff, u32 flags)
 			return -ENOMEM;
 	}
 	r->faults++;
-	req->pgoff = pgoff;
+	req->index = index;
 	req->flags = flags;
 	req->pid = get_task_pid(current, PIDTYPE_PID);
 	req->time_ns = ktime_get_ns();
-	__set_bit(pgoff, r->requested);
+	__set_bit(index, r->requested);
 	list_add_tail(&req->node, &r->pending);
 	npending = ++r->npending;
 	r->requests++;
 	spin_unlock(&r->lock);
-	trace_umem_request_queued(r->id, pgoff, npending);
+	trace_umem_request_queued(r->id, index, npending);
 	wake_up_interruptible_poll(&r->read_wq, EPOLLIN | EPOLLRDNORM);
 	return 0;
 
@@ -188,10 +188,11 @@ static void umem_requeue(struct umem_region *r, struct umem_pending **reqs,
 	wake_up_interruptible_poll(&r->read_wq, EPOLLIN | EPOLLRDNORM);
 }
 
-static void umem_fill_record(struct umem_request *rec, struct umem_pending *req)
+static void umem_fill_record(struct umem_region *r, struct umem_request *rec,
+			     struct umem_pending *req)
 {
 	memset(rec, 0, sizeof(*rec));
-	rec->offset = (u64)req->pgoff << PAGE_SHIFT;
+	rec->offset = (u64)req->index << r->shift;
 	rec->flags = req->flags;
 	rec->tid = pid_vnr(req->pid);
 	rec->time_ns = req->time_ns;
@@ -245,7 +246,7 @@ ssize_t umem_server_read(struct file *file, char __user *buf, size_t count,
 			    min_t(size_t, UMEM_READ_BATCH, count / sizeof(rec)));
 	while (n > 0) {
 		for (i = 0; i < n; i++) {
-			umem_fill_record(&rec, reqs[i]);
+			umem_fill_record(r, &rec, reqs[i]);
 			if (copy_to_user(buf + done, &rec, sizeof(rec))) {
 				umem_requeue(r, reqs, i, n);
 				return done ? done : -EFAULT;

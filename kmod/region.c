@@ -39,6 +39,7 @@
 #include <linux/idr.h>
 #include <linux/memcontrol.h>
 #include <linux/module.h>
+#include <linux/mount.h>
 #include <linux/mutex.h>
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
@@ -49,6 +50,18 @@
 
 static DEFINE_MUTEX(umem_mutex);
 static DEFINE_IDR(umem_idr);
+
+/*
+ * umem's own tmpfs mount, "huge=always", for the backing of 2 MiB
+ * regions; NULL when the kernel cannot give 2 MiB folios (no THP, or a
+ * PMD that is not 2 MiB).  Made once at load, like i915's gemfs: the
+ * kernel's internal shmem mount (shmem_file_setup()) follows the
+ * shmem_enabled sysfs knob, which is "never" by default, and a region
+ * must not depend on a system-wide knob for the size of its pages.  A
+ * kernel mount (SB_KERNMOUNT) has no size or inode limit, like the
+ * internal one; pages are still charged to the creator's memcg.
+ */
+static struct vfsmount *umem_huge_mnt;
 
 /*
  * Limit on the total size of one user's regions, in bytes; 0: none.  At
@@ -171,14 +184,23 @@ static void umem_region_free_unlisted(struct umem_region *r)
 }
 
 /*
- * The kernel's internal shmem mount has no size or inode limit, so the only
- * ENOSPC it can give is its own translation of a failed inode allocation
+ * Kernel shmem mounts have no size or inode limit, so the only ENOSPC one
+ * can give is its own translation of a failed inode allocation
  * (shmem_get_inode()).  Say ENOMEM: from UMEM_CREATE, ENOSPC means the
- * caller is over max_user_size.
+ * caller is over max_user_size.  2 MiB regions live on umem_huge_mnt,
+ * both the backing and the stub, so that a map file's superblock (whose
+ * sb_writers the MADV_REMOVE path takes) is the backing's (install.c).
  */
-static struct file *umem_shmem_setup(const char *name, loff_t size)
+static struct file *umem_shmem_setup(struct umem_region *r, const char *name,
+				     loff_t size)
 {
-	struct file *f = shmem_file_setup(name, size, VM_NORESERVE);
+	struct file *f;
+
+	if (r->order)
+		f = shmem_file_setup_with_mnt(umem_huge_mnt, name, size,
+					      VM_NORESERVE);
+	else
+		f = shmem_file_setup(name, size, VM_NORESERVE);
 
 	if (IS_ERR(f) && PTR_ERR(f) == -ENOSPC)
 		return ERR_PTR(-ENOMEM);
@@ -211,7 +233,9 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 		init_waitqueue_head(&r->fault_wq[i]);
 	strscpy(r->name, args->name, sizeof(r->name));
 	r->size = args->size;
-	r->npages = args->size >> PAGE_SHIFT;
+	r->shift = ilog2(args->page_size);
+	r->order = r->shift - PAGE_SHIFT;
+	r->npages = args->size >> r->shift;
 	r->uid = current_fsuid();
 	r->gid = current_fsgid();
 	r->mode = args->node_mode ? args->node_mode : UMEM_NODE_MODE_DEFAULT;
@@ -248,13 +272,13 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 	 * /proc/PID/maps shows "/umem-<name> (deleted)".
 	 */
 	snprintf(shm_name, sizeof(shm_name), "umem-%s", r->name);
-	f = umem_shmem_setup(shm_name, r->size);
+	f = umem_shmem_setup(r, shm_name, r->size);
 	if (IS_ERR(f)) {
 		err = PTR_ERR(f);
 		goto err_free;
 	}
 	r->shmem = f;
-	f = umem_shmem_setup(shm_name, 0);
+	f = umem_shmem_setup(r, shm_name, 0);
 	if (IS_ERR(f)) {
 		err = PTR_ERR(f);
 		goto err_free;
@@ -499,8 +523,41 @@ void __init umem_region_init(void)
 		max_user_size = (totalram_pages() << PAGE_SHIFT) * 64;
 }
 
+/* Can this kernel back regions with 2 MiB folios (UMEM_F_PAGE_2M)? */
+bool umem_huge_supported(void)
+{
+	return umem_huge_mnt;
+}
+
+/*
+ * The huge mount, if this kernel has 2 MiB transparent huge pages.  Not
+ * having them is not an error: UMEM_F_PAGE_2M is then not reported.
+ * tmpfs is built in, so get_fs_type() takes no module reference.
+ */
+int __init umem_region_init_mounts(void)
+{
+	struct file_system_type *type;
+	char opts[] = "huge=always";
+	struct vfsmount *mnt;
+
+	if (!IS_ENABLED(CONFIG_TRANSPARENT_HUGEPAGE) ||
+	    !has_transparent_hugepage() || HPAGE_PMD_SIZE != SZ_2M)
+		return 0;
+	type = get_fs_type("tmpfs");
+	if (!type)
+		return 0;
+	mnt = vfs_kern_mount(type, SB_KERNMOUNT, type->name, opts);
+	if (IS_ERR(mnt))
+		return PTR_ERR(mnt);
+	umem_huge_mnt = mnt;
+	return 0;
+}
+
 void umem_region_exit(void)
 {
 	WARN_ON_ONCE(!idr_is_empty(&umem_idr));
 	idr_destroy(&umem_idr);
+	if (umem_huge_mnt)
+		kern_unmount(umem_huge_mnt);
+	umem_huge_mnt = NULL;
 }

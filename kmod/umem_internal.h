@@ -27,6 +27,15 @@
  *     copies, so a mapping pins the region through its map file, never
  *     through the server fd.
  *
+ * Pages
+ * -----
+ * A region's page is 4 KiB or, with UMEM_PAGE_SIZE_2M, 2 MiB (r->shift).
+ * Bitmaps, requests, wake-up keys and counters are indexed by region page
+ * ("index" below and in the code; umem_index() turns a vma's 4 KiB pgoff
+ * into one).  The backing of a 2 MiB region is a file on umem's own tmpfs
+ * mount with huge=always (region.c), so each present page is one PMD-size
+ * folio, which the core maps with a PMD (fault.c).
+ *
  * Page states
  * -----------
  *   missing    present=0 requested=0   no data; a fault queues a request
@@ -97,7 +106,7 @@ enum umem_state {
 
 struct umem_pending {
 	struct list_head node;	/* in region->pending */
-	pgoff_t pgoff;
+	pgoff_t index;		/* region page */
 	u32 flags;		/* UMEM_REQ_* */
 	struct pid *pid;	/* first faulting thread */
 	u64 time_ns;
@@ -108,7 +117,9 @@ struct umem_region {
 	int id;			/* IDR id and minor; under umem_mutex */
 	char name[UMEM_NAME_MAX];
 	u64 size;
-	pgoff_t npages;
+	pgoff_t npages;		/* region pages */
+	unsigned int shift;	/* log2 of the page size: PAGE_SHIFT or PMD_SHIFT */
+	unsigned int order;	/* shift - PAGE_SHIFT: order of a page's folio */
 	struct file *shmem;	/* backing store, fixed for the region's life */
 	struct file *stub;	/* placeholder inode of the map files */
 	struct mem_cgroup *memcg; /* creator's; charged for pages and metadata */
@@ -128,6 +139,7 @@ struct umem_region {
 	unsigned long npending;		/* lock */
 	unsigned long npresent;		/* lock */
 	u64 requests, faults, installed, discarded;	/* lock */
+	u64 alloc_failed;				/* lock */
 	u64 wait_ns_total, wait_ns_max;			/* lock */
 	u64 wait_hist[UMEM_HIST_BUCKETS];		/* lock: log2 of wait ns */
 	bool complete_notified;		/* lock: UMEM_EVENT_COMPLETE sent */
@@ -139,7 +151,7 @@ struct umem_region {
 
 	struct rw_semaphore install_rwsem;
 	wait_queue_head_t read_wq;	/* daemon readers and pollers */
-	wait_queue_head_t fault_wq[UMEM_FAULT_WQ_HASH];	/* by pgoff */
+	wait_queue_head_t fault_wq[UMEM_FAULT_WQ_HASH];	/* by index */
 };
 
 /* The region behind a umem vma: its vm_file is a map file (map.c). */
@@ -169,6 +181,8 @@ int umem_region_find(const char *name, int id,
 bool umem_region_may_read(const struct umem_region *r);
 bool umem_region_is_owner(const struct umem_region *r);
 struct page *umem_get_page(struct umem_region *r, pgoff_t pgoff);
+bool umem_huge_supported(void);
+int umem_region_init_mounts(void);
 void umem_region_exit(void);
 
 /* node.c: /dev/umem-<name> */
@@ -181,6 +195,9 @@ void umem_node_remove(struct umem_region *r);
 int umem_server_mmap(struct file *file, struct vm_area_struct *vma);
 int umem_node_mmap(struct file *file, struct vm_area_struct *vma);
 long umem_fallocate(struct file *file, int mode, loff_t offset, loff_t len);
+unsigned long umem_get_unmapped_area(struct file *file, unsigned long addr,
+				     unsigned long len, unsigned long pgoff,
+				     unsigned long flags);
 
 /* fault.c */
 extern const struct vm_operations_struct umem_vm_ops;
@@ -190,7 +207,7 @@ void umem_wake_all(struct umem_region *r);
 /* queue.c */
 int umem_queue_init(void);
 void umem_queue_exit(void);
-int umem_request_page(struct umem_region *r, pgoff_t pgoff, u32 flags);
+int umem_request_page(struct umem_region *r, pgoff_t index, u32 flags);
 void umem_queue_flush(struct umem_region *r);
 ssize_t umem_server_read(struct file *file, char __user *buf, size_t count,
 			 loff_t *ppos);
@@ -213,14 +230,35 @@ void umem_genl_exit(void);
 void umem_genl_event(struct umem_region *r, enum umem_event event);
 void umem_genl_check_complete(struct umem_region *r);
 
-static inline bool umem_page_present(struct umem_region *r, pgoff_t pgoff)
+static inline u64 umem_page_size(const struct umem_region *r)
 {
-	return READ_ONCE(r->complete) || test_bit(pgoff, r->present);
+	return 1ULL << r->shift;
 }
 
+/* Region page holding the vma's 4 KiB page @pgoff. */
+static inline pgoff_t umem_index(const struct umem_region *r, pgoff_t pgoff)
+{
+	return pgoff >> r->order;
+}
+
+/* First 4 KiB page (pgoff) of region page @index. */
+static inline pgoff_t umem_index_pgoff(const struct umem_region *r,
+				       pgoff_t index)
+{
+	return index << r->order;
+}
+
+static inline bool umem_page_present(struct umem_region *r, pgoff_t index)
+{
+	return READ_ONCE(r->complete) || test_bit(index, r->present);
+}
+
+/* A non-empty range of whole region pages inside the region. */
 static inline bool umem_range_ok(struct umem_region *r, u64 offset, u64 len)
 {
-	return len && PAGE_ALIGNED(offset) && PAGE_ALIGNED(len) &&
+	u64 mask = umem_page_size(r) - 1;
+
+	return len && !(offset & mask) && !(len & mask) &&
 	       offset < r->size && len <= r->size - offset;
 }
 

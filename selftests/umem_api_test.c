@@ -140,14 +140,14 @@ TEST_F(ctl, get_api_failure_zeroes_reply)
 TEST_F(ctl, get_api_unknown_feature)
 {
 	static const uint64_t bad[] = {
-		1ULL << 63, 1ULL << 9, UMEM_F_ALL + 1, ~UMEM_F_ALL, ~0ULL,
+		1ULL << 63, 1ULL << 10, UMEM_F_ALL + 1, ~UMEM_F_ALL, ~0ULL,
 		UMEM_F_ALL | (1ULL << 63),
 	};
 	struct umem_api api;
 	unsigned int i;
 
 	/* The header's promise: every feature is in UMEM_F_ALL. */
-	ASSERT_EQ(0, UMEM_F_ALL & (1ULL << 9));
+	ASSERT_EQ(0, UMEM_F_ALL & (1ULL << 10));
 	/* ... and they are the low bits, without gaps. */
 	ASSERT_EQ(0, UMEM_F_ALL & (UMEM_F_ALL + 1));
 	for (i = 0; i < UT_ARRAY_SIZE(bad); i++) {
@@ -300,8 +300,8 @@ TEST_F(ctl, create_bad_size)
 TEST_F(ctl, create_bad_page_size)
 {
 	static const uint32_t bad[] = {
-		0, 1, 512, 2048, 4095, 4097, 8192, 65536, 2U << 20, 1U << 30,
-		~0U,
+		0, 1, 512, 2048, 4095, 4097, 8192, 65536, 1U << 20,
+		(2U << 20) + 4096, 4U << 20, 1U << 30, ~0U,
 	};
 	struct umem_create c;
 	unsigned int i;

@@ -392,6 +392,7 @@ static const struct {
 	{ UMEM_STATS_ATTR_WAIT_NS_MAX, "wait_ns_max" },
 	{ UMEM_STATS_ATTR_INSTALLED, "installed" },
 	{ UMEM_STATS_ATTR_DISCARDED, "discarded" },
+	{ UMEM_STATS_ATTR_ALLOC_FAILED, "alloc_failed" },
 };
 
 #define NSTATS (sizeof(stat_names) / sizeof(stat_names[0]))
