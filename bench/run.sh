@@ -33,14 +33,15 @@ fi
 if [ "${SMOKE:-0}" = 1 ]; then
 	MODE=smoke; LAT_PAGES=100; LAT_REPS=1; INST_PAGES=256; INST_REPS=1
 	BATCHES="1 64"; THR_PAGES=128; THR_REPS=1; THREADS="1 4"; BT_REPS=1
+	HUGE_MIB=8; HUGE_N=4; HUGE_REPS=1
 elif [ "${QUICK:-0}" = 1 ]; then
 	MODE=quick; LAT_PAGES=1000; LAT_REPS=3; INST_PAGES=1024; INST_REPS=3
 	BATCHES="1 16 256"; THR_PAGES=512; THR_REPS=3; THREADS="1 4 32"
-	BT_REPS=3
+	BT_REPS=3; HUGE_MIB=32; HUGE_N=16; HUGE_REPS=3
 else
 	MODE=full; LAT_PAGES=3000; LAT_REPS=9; INST_PAGES=4096; INST_REPS=5
 	BATCHES="1 4 16 64 256 1024"; THR_PAGES=2048; THR_REPS=5
-	THREADS="1 2 4 8 16 32"; BT_REPS=5
+	THREADS="1 2 4 8 16 32"; BT_REPS=5; HUGE_MIB=128; HUGE_N=64; HUGE_REPS=5
 fi
 STAMP=$(date -u +%Y-%m-%d-%H%M)
 OUT=${BENCH_OUT:-build/bench/$STAMP}
@@ -113,6 +114,27 @@ for rep in $(seq "$BT_REPS"); do
 	done
 done
 echo "bench: blocktime done ($(( $(date +%s) - t_start )) s)"
+
+# (6) 2 MiB pages (bench/build/hugebench): install throughput against 4 KiB
+# pages and request latency; uffd-hugetlb needs reserved huge pages, which
+# are taken for the section and given back after it.
+HBIN=bench/build/hugebench
+if [ -x "$HBIN" ]; then
+	echo "rep,method,bytes,calls,ns,bytes_per_s" >"$OUT/huge_install.csv"
+	echo "rep,backend,nhuge,total_ns,pmd_kb,pmd_full_ns" >"$OUT/huge_lat.csv"
+	hp_old=$(cat /proc/sys/vm/nr_hugepages 2>/dev/null || echo 0)
+	echo $(( hp_old + HUGE_MIB / 2 )) >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+	for rep in $(seq "$HUGE_REPS"); do
+		for m in umem-4k umem-4k-run umem-2m uffd-hugetlb; do
+			echo "$rep,$("$HBIN" install "$m" "$HUGE_MIB")" >>"$OUT/huge_install.csv"
+		done
+		for b in umem-4k umem-2m; do
+			echo "$rep,$("$HBIN" lat "$b" "$HUGE_N" "$OUT/lat/huge-$b.$rep.txt")" >>"$OUT/huge_lat.csv"
+		done
+	done
+	echo "$hp_old" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+	echo "bench: huge pages done ($(( $(date +%s) - t_start )) s)"
+fi
 
 # (4) end to end over a network: umemd + umem-vmm between two network
 # namespaces (bench/net.sh; needs userspace/ built).  A failed migration
