@@ -13,8 +13,9 @@
  *	  umem-4k-run  4 KiB region, one UMEM_COPY per 2 MiB run
  *	  umem-2m      2 MiB region, one UMEM_COPY per 2 MiB page
  *	  uffd-hugetlb hugetlbfs memfd, one UFFDIO_COPY per 2 MiB page
- *	               (prints "uffd-hugetlb,skip,REASON" when no huge
- *	               pages are reserved)
+ *	A method that cannot run here prints "METHOD,skip,-,-,REASON" (no
+ *	huge pages reserved for uffd-hugetlb; no UMEM_F_PAGE_2M, e.g. on a
+ *	kernel without transparent huge pages, for umem-2m).
  *
  *   hugebench lat BACKEND NHUGE OUTFILE
  *	One task touches one random 4 KiB piece of each of NHUGE 2 MiB
@@ -26,7 +27,8 @@
  *	was PMD-mapped (the daemon installs every page of the region, then
  *	the task touches each extent once more; -1 if it never was).
  *	BACKEND: umem-4k (4 KiB region: a touch requests 4 KiB), umem-2m
- *	(2 MiB region: a touch requests the whole 2 MiB page).
+ *	(2 MiB region: a touch requests the whole 2 MiB page; or a skip line
+ *	as above).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -124,7 +126,9 @@ static void fill_src(struct hregion *r)
 		r->src[i * PG] = (char)((i & 0xff) | 1);
 }
 
-static void umem_setup(struct hregion *r, size_t size, size_t page)
+/* 0, or -1 with *why set when this module has no 2 MiB regions. */
+static int umem_setup(struct hregion *r, size_t size, size_t page,
+		      const char **why)
 {
 	static unsigned int seq;
 	struct umem_api api = { .api = UMEM_API };
@@ -140,8 +144,14 @@ static void umem_setup(struct hregion *r, size_t size, size_t page)
 		die("open " UMEM_CTL_DEVICE);
 	if (page == HPG)
 		api.features = UMEM_F_PAGE_2M;
-	if (ioctl(ctl, UMEM_GET_API, &api))
-		die("UMEM_GET_API (UMEM_F_PAGE_2M)");
+	if (ioctl(ctl, UMEM_GET_API, &api)) {
+		if (errno != EINVAL || page != HPG)
+			die("UMEM_GET_API");
+		*why = "no UMEM_F_PAGE_2M (no transparent huge pages)";
+		close(ctl);
+		munmap(r->src - SRC_SKEW, r->size + SRC_SKEW);
+		return -1;
+	}
 	memset(&c, 0, sizeof(c));
 	c.size = size;
 	c.page_size = (uint32_t)page;
@@ -153,6 +163,7 @@ static void umem_setup(struct hregion *r, size_t size, size_t page)
 	r->map = map_aligned(r->fd, size);
 	if (r->map == MAP_FAILED)
 		die("mmap region");
+	return 0;
 }
 
 /* 0, or -1 with *why set when hugetlbfs pages cannot be had. */
@@ -245,24 +256,27 @@ static int cmd_install(const char *method, size_t mib)
 	uint64_t t0, t1;
 	size_t calls = 0;
 
+	int err;
+
 	if (!strcmp(method, "umem-4k")) {
-		umem_setup(&r, size, PG);
+		err = umem_setup(&r, size, PG, &why);
 		step = PG;
 	} else if (!strcmp(method, "umem-4k-run")) {
-		umem_setup(&r, size, PG);
+		err = umem_setup(&r, size, PG, &why);
 		step = HPG;
 	} else if (!strcmp(method, "umem-2m")) {
-		umem_setup(&r, size, HPG);
+		err = umem_setup(&r, size, HPG, &why);
 		step = HPG;
 	} else if (!strcmp(method, "uffd-hugetlb")) {
-		if (hugetlb_setup(&r, size, &why)) {
-			printf("%s,skip,%s\n", method, why);
-			return 0;
-		}
+		err = hugetlb_setup(&r, size, &why);
 		step = HPG;
 	} else {
 		fprintf(stderr, "hugebench: unknown method %s\n", method);
 		return 2;
+	}
+	if (err) {
+		printf("%s,skip,-,-,%s\n", method, why);
+		return 0;
 	}
 	t0 = now_ns();
 	for (size_t off = 0; off < size; off += step, calls++)
@@ -347,20 +361,26 @@ static int cmd_lat(const char *backend, size_t nhuge, const char *out)
 	uint64_t *ns = calloc(nhuge, sizeof(*ns));
 	uint64_t t0, total, full = 0;
 	unsigned int seed = (unsigned int)getpid();
+	const char *why = NULL;
 	struct hregion r;
 	pthread_t d;
 	long kb;
 	FILE *f;
+	int err;
 
 	if (!order || !ns)
 		die("calloc");
 	if (!strcmp(backend, "umem-4k"))
-		umem_setup(&r, nhuge * HPG, PG);
+		err = umem_setup(&r, nhuge * HPG, PG, &why);
 	else if (!strcmp(backend, "umem-2m"))
-		umem_setup(&r, nhuge * HPG, HPG);
+		err = umem_setup(&r, nhuge * HPG, HPG, &why);
 	else {
 		fprintf(stderr, "hugebench: unknown backend %s\n", backend);
 		return 2;
+	}
+	if (err) {
+		printf("%s,skip,-,-,%s\n", backend, why);
+		return 0;
 	}
 	shuffle(order, nhuge, seed);
 	if (pthread_create(&d, NULL, daemon_main, &r))

@@ -593,11 +593,14 @@ hinst = defaultdict(dict)   # method -> rep -> bytes/s
 hskip = {}
 for row in rows("huge_install.csv"):
     if row["bytes"] == "skip":
-        hskip[row["method"]] = row["calls"]
+        hskip[row["method"]] = row["bytes_per_s"]
         continue
     hinst[row["method"]][int(row["rep"])] = float(row["bytes_per_s"])
 hlat = defaultdict(dict)    # backend -> rep -> row
 for row in rows("huge_lat.csv"):
+    if row["nhuge"] == "skip":
+        hskip["lat " + row["backend"]] = row["pmd_full_ns"]
+        continue
     hlat[row["backend"]][int(row["rep"])] = row
 if hinst or hlat:
     md.append("## 6. 2 MiB pages")
@@ -643,6 +646,8 @@ if hinst or hlat:
     md.append("|---|---|---|---|---|---|")
     hp50 = {}
     for b in ("umem-4k", "umem-2m"):
+        if "lat " + b in hskip:
+            md.append(f"| {b} | skipped: {hskip['lat ' + b]} | | | | |")
         if b not in hlat:
             continue
         pooled = []

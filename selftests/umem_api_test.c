@@ -193,6 +193,17 @@ TEST_F(ctl, get_api_efault)
 	munmap(ro, UT_PAGE);
 }
 
+/*
+ * What this kernel must report: everything, except 2 MiB pages on a
+ * kernel without transparent huge pages (PREEMPT_RT 6.12 has none).
+ */
+static uint64_t expected_features(void)
+{
+	if (access("/sys/kernel/mm/transparent_hugepage", F_OK))
+		return UMEM_F_ALL & ~UMEM_F_PAGE_2M;
+	return UMEM_F_ALL;
+}
+
 TEST_F(ctl, get_api_ok)
 {
 	struct umem_api api;
@@ -202,7 +213,7 @@ TEST_F(ctl, get_api_ok)
 	api.api = UMEM_API;
 	ASSERT_EQ(0, ut_get_api(self->fd, &api));
 	EXPECT_EQ(UMEM_API, api.api);
-	EXPECT_EQ(UMEM_F_ALL, api.features);
+	EXPECT_EQ(expected_features(), api.features);
 	EXPECT_EQ(expected_ioctls, api.ioctls);
 	for (i = 0; i < UT_ARRAY_SIZE(api.reserved); i++) {
 		EXPECT_EQ(0, api.reserved[i]);
@@ -214,21 +225,30 @@ TEST_F(ctl, get_api_each_feature)
 	struct umem_api api;
 	unsigned int bit;
 
+	uint64_t want = expected_features();
+
 	for (bit = 0; bit < 64; bit++) {
 		if (!(UMEM_F_ALL & (1ULL << bit)))
 			continue;
 		memset(&api, 0, sizeof(api));
 		api.api = UMEM_API;
 		api.features = 1ULL << bit;
+		if (!(want & (1ULL << bit))) {
+			/* Known to the header, not working here: refused. */
+			EXPECT_EQ(-EINVAL, ut_get_api(self->fd, &api))
+				TH_LOG("bit %u", bit);
+			EXPECT_EQ(0, api.features);
+			continue;
+		}
 		EXPECT_EQ(0, ut_get_api(self->fd, &api)) TH_LOG("bit %u", bit);
-		EXPECT_EQ(UMEM_F_ALL, api.features);
+		EXPECT_EQ(want, api.features);
 		EXPECT_EQ(expected_ioctls, api.ioctls);
 	}
 	memset(&api, 0, sizeof(api));
 	api.api = UMEM_API;
-	api.features = UMEM_F_ALL;
+	api.features = want;
 	EXPECT_EQ(0, ut_get_api(self->fd, &api));
-	EXPECT_EQ(UMEM_F_ALL, api.features);
+	EXPECT_EQ(want, api.features);
 }
 
 TEST_F(ctl, get_api_repeat)
