@@ -599,6 +599,93 @@ static int read_events(struct nl *nl, const char *name, struct event *ev,
 	return n;
 }
 
+/* The shmem huge knob as written (the bracketed word), or "" if absent. */
+static void thp_shmem_get(char *out, size_t len)
+{
+	char buf[256] = "", *l, *r;
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+
+	out[0] = '\0';
+	if (!f)
+		return;
+	if (fgets(buf, sizeof(buf), f) && (l = strchr(buf, '[')) &&
+	    (r = strchr(l, ']'))) {
+		*r = '\0';
+		snprintf(out, len, "%s", l + 1);
+	}
+	fclose(f);
+}
+
+static int thp_shmem_set(const char *val)
+{
+	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "w");
+	int err;
+
+	if (!f)
+		return -errno;
+	err = fputs(val, f) < 0 ? -EIO : 0;
+	if (fclose(f))
+		err = -errno;
+	return err;
+}
+
+/* A region of 2 MiB pages: page size, pages and alloc_failed over genl. */
+TEST_F(genl, stats_2m_region)
+{
+	struct umem_api api = { .api = UMEM_API, .features = UMEM_F_PAGE_2M };
+	const uint64_t hp = UMEM_PAGE_SIZE_2M;
+	struct umem_create c;
+	struct region_info ri;
+	char name[UMEM_NAME_MAX], knob[32];
+	int ctl, sfd, err;
+	void *buf;
+
+	ctl = ut_open_ctl();
+	ASSERT_LE(0, ctl);
+	if (ut_get_api(ctl, &api)) {
+		close(ctl);
+		SKIP(return, "no UMEM_F_PAGE_2M (no transparent huge pages)");
+	}
+	ut_make_name(name, "g2m");
+	memset(&c, 0, sizeof(c));
+	c.size = 2 * hp;
+	c.page_size = UMEM_PAGE_SIZE_2M;
+	memcpy(c.name, name, strlen(name) + 1);
+	sfd = ut_ioctl(ctl, UMEM_CREATE, &c);
+	ASSERT_LE(0, sfd);
+
+	ASSERT_EQ(0, get_region(&self->nl, UMEM_CMD_STATS_GET, name, &ri));
+	EXPECT_EQ(hp, ri.page_size);
+	EXPECT_EQ(2, ri.pages);
+	EXPECT_EQ(2, ri.missing);
+	EXPECT_EQ(hp, ri.stats[UMEM_STATS_ATTR_PAGE_SIZE]);
+	EXPECT_EQ(2, ri.stats[UMEM_STATS_ATTR_PAGES]);
+	EXPECT_EQ(0, ri.stats[UMEM_STATS_ATTR_ALLOC_FAILED]);
+
+	buf = aligned_alloc(UT_PAGE, hp);
+	ASSERT_NE(NULL, buf);
+	memset(buf, 0x5a, hp);
+	ASSERT_EQ(0, ut_copy(sfd, 0, buf, hp, NULL));
+	ASSERT_EQ(0, get_region(&self->nl, UMEM_CMD_STATS_GET, name, &ri));
+	EXPECT_EQ(1, ri.present);
+	EXPECT_EQ(1, ri.stats[UMEM_STATS_ATTR_INSTALLED]);
+
+	/* No 2 MiB folio with the knob at "deny": ENOMEM, counted. */
+	thp_shmem_get(knob, sizeof(knob));
+	if (knob[0] && !thp_shmem_set("deny")) {
+		err = ut_copy(sfd, hp, buf, hp, NULL);
+		thp_shmem_set(knob);
+		EXPECT_EQ(-ENOMEM, err);
+		ASSERT_EQ(0, get_region(&self->nl, UMEM_CMD_STATS_GET, name,
+					&ri));
+		EXPECT_EQ(1, ri.stats[UMEM_STATS_ATTR_ALLOC_FAILED]);
+		EXPECT_EQ(1, ri.present);
+	}
+	free(buf);
+	close(sfd);
+	close(ctl);
+}
+
 TEST_F(genl, events)
 {
 	struct ut_region a, b;
