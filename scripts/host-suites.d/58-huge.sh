@@ -43,6 +43,7 @@ SIZE=64M		# 32 huge pages
 NEED=32
 TMO=60
 . userspace/tests/migrate-lib.sh
+. userspace/tests/huge-lib.sh
 
 if ! "$BIN/test-libumem" uffd >/dev/null 2>&1; then
 	t_skip "userfaultfd unusable here (test-libumem uffd failed)"
@@ -51,45 +52,6 @@ fi
 mig_image
 
 free_pages() { cat "$POOL/free_hugepages"; }
-
-# Start a destination / source with their JSON summaries kept.
-huge_dest() { # BACKEND UMEMD EXTRA...
-	local backend=$1 umemd=$2
-	shift 2
-	PORT=$((PORT + 1))
-	DSOCK=$WORK/vmm-$PORT.sock
-	DLOG=$WORK/dest-$PORT.err
-	DJSON=$WORK/dest-$PORT.json
-	rm -f "$DSOCK"
-	"$umemd" --incoming --listen "$ADDR:$PORT" --backend "$backend" \
-		--name "h$PORT" --vmm-socket "$DSOCK" --json "$@" >"$DJSON" 2>"$DLOG" &
-	DPID=$!
-	sleep 0.2
-}
-huge_src() { # UMEMD EXTRA...
-	local umemd=$1
-	shift
-	SLOG=$WORK/src-$PORT.err
-	SJSON=$WORK/src-$PORT.json
-	"$umemd" --outgoing --ram "$IMG" --connect "$ADDR:$PORT" --connect-wait 20 \
-		--json "$@" >"$SJSON" 2>"$SLOG" &
-	SPID=$!
-}
-# A JSON field of a summary file, or "" (python3 is in make deps).
-jget() { # FILE KEY
-	python3 -c 'import json,sys
-try:
-    print(json.load(open(sys.argv[1])).get(sys.argv[2], ""))
-except Exception:
-    print("")' "$1" "$2"
-}
-huge_dump() {
-	local f
-	for f in "$SLOG" "$DLOG" "${VLOG:-/dev/null}"; do
-		[ -s "$f" ] && tail -n 12 "$f" | sed "s|^|# $(basename "$f"): |"
-	done
-	return 0
-}
 
 # ---- no huge pages: a clear error, not a crash ----
 if [ "$(free_pages)" -lt "$NEED" ]; then
@@ -119,51 +81,9 @@ t_ok "reserved huge pages: vm.nr_hugepages $OLD_NR -> $(cat /proc/sys/vm/nr_huge
 
 t_run_tap test-libumem-huge timeout 60 "$BIN/test-libumem" --huge uffd uffd-minor
 
-# ---- 2 MiB migrations ----
 # --max-bandwidth 100: a background huge page takes ~170 ms, piece by
 # piece, while 2 random-pattern vCPUs fault: requests must interrupt
 # partly sent pages.
-huge_mig() { # DESC BACKEND DOPTS WANT_PREEMPT
-	local desc=$1 backend=$2 dopts=$3 want=$4 vrc src drc
-	# shellcheck disable=SC2086
-	huge_dest "$backend" "$BIN/umemd" $dopts
-	huge_src "$BIN/umemd" --page-size 2m --max-bandwidth 100
-	VLOG=$WORK/vmm-$PORT.err
-	vrc=99
-	if wait_for "$DSOCK" 20; then
-		timeout "$TMO" "$BIN/umem-vmm" --region "$DSOCK" --seed "$SEED" --threads 2 \
-			--pattern random --duration 1 --verify-all >/dev/null 2>"$VLOG"
-		vrc=$?
-	fi
-	wait_pid "$SPID" "$TMO"; src=$WAIT_RC
-	wait_pid "$DPID" "$TMO"; drc=$WAIT_RC
-	if [ "$vrc" = 0 ] && [ "$src" = 0 ] && [ "$drc" = 0 ] &&
-	   [ "$(jget "$DJSON" ok)" = True ] && [ "$(jget "$DJSON" preempt)" = "$want" ] &&
-	   [ "$(jget "$SJSON" page_size)" = 2097152 ] && [ "$(jget "$DJSON" page_size)" = 2097152 ] &&
-	   [ "$(jget "$DJSON" version)" = 3 ] && [ "$(jget "$DJSON" pages)" = 32 ]; then
-		t_ok "$desc: 32 x 2 MiB migrated, every page verified ($(grep -o 'OK: .*mismatches' "$VLOG" | cut -c1-90))"
-	else
-		t_fail "$desc: vmm=$vrc source=$src dest=$drc"
-		huge_dump
-		return
-	fi
-	local pieces ints dpieces inter reqd part
-	pieces=$(jget "$SJSON" pieces); dpieces=$(jget "$DJSON" pieces)
-	ints=$(jget "$SJSON" interrupts); inter=$(jget "$DJSON" interleaved)
-	reqd=$(jget "$SJSON" pages_requested); part=$(jget "$SJSON" requests_partial)
-	if [ -n "$pieces" ] && [ "$pieces" = "$dpieces" ] && [ "$pieces" -gt 0 ] &&
-	   [ "$pieces" -le 1024 ] && [ $((pieces % 32)) = 0 ]; then
-		t_ok "$desc: $pieces PIECE frames of 64 KiB sent and received (32 per non-zero page)"
-	else
-		t_fail "$desc: PIECE frames: source $pieces, destination $dpieces"
-	fi
-	if [ -n "$ints" ] && [ "$ints" -gt 0 ] && [ -n "$inter" ] && [ "$inter" -gt 0 ]; then
-		t_ok "$desc: requests interrupted partly sent huge pages: source $ints of $reqd requested pages, destination completed $inter pages while another was partly in"
-	else
-		t_fail "$desc: no interruption seen (source interrupts=$ints, destination interleaved=$inter, requested $reqd)"
-	fi
-	echo "#   requests for the page being sent (rest unpaced): $part; request latency (us): $(sed -n 's/.*"latency_us":\({[^}]*}\).*/\1/p' "$DJSON")"
-}
 for b in uffd uffd-minor; do
 	huge_mig "$b, 2 MiB, preempt" "$b" "" True
 	huge_mig "$b, 2 MiB, no preempt" "$b" "--no-preempt" False
@@ -182,31 +102,6 @@ else
 	t_fail "2 MiB source, destination --proto-max 2: source=$src dest=$drc"
 	huge_dump
 fi
-# 4 KiB between v3 and a v2-speaking peer, both ways: version 2.
-compat_4k() { # DESC DEST-UMEMD DEST-OPTS SRC-UMEMD SRC-OPTS
-	local desc=$1 dum=$2 dopts=$3 sum=$4 sopts=$5 vrc src drc v
-	# shellcheck disable=SC2086
-	huge_dest uffd "$dum" $dopts
-	# shellcheck disable=SC2086
-	huge_src "$sum" $sopts
-	VLOG=$WORK/vmm-$PORT.err
-	vrc=99
-	if wait_for "$DSOCK" 20; then
-		timeout "$TMO" "$BIN/umem-vmm" --region "$DSOCK" --seed "$SEED" --threads 2 \
-			--pattern random --duration 1 --verify-all >/dev/null 2>"$VLOG"
-		vrc=$?
-	fi
-	wait_pid "$SPID" "$TMO"; src=$WAIT_RC
-	wait_pid "$DPID" "$TMO"; drc=$WAIT_RC
-	v=$(jget "$SJSON" version)
-	[ -z "$v" ] && v=$(jget "$DJSON" version)
-	if [ "$vrc" = 0 ] && [ "$src" = 0 ] && [ "$drc" = 0 ] && [ "$v" = 2 ]; then
-		t_ok "$desc: 4 KiB migration at protocol version 2, every page verified"
-	else
-		t_fail "$desc: vmm=$vrc source=$src dest=$drc version=$v"
-		huge_dump
-	fi
-}
 compat_4k "v3 source, destination --proto-max 2" "$BIN/umemd" "--proto-max 2" "$BIN/umemd" ""
 compat_4k "source --proto-max 2, v3 destination" "$BIN/umemd" "" "$BIN/umemd" "--proto-max 2"
 

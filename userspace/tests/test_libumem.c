@@ -9,7 +9,9 @@
  *   test-libumem [BACKEND...]       default: uffd uffd-minor umem
  *   test-libumem --huge [BACKEND...] regions of 2 MiB pages (uffd*: on
  *                                    hugetlbfs; needs 2 MiB huge pages
- *                                    reserved, else a SKIP line says so)
+ *                                    reserved, else a SKIP line says so;
+ *                                    umem: SKIP if the module lacks
+ *                                    UMEM_F_PAGE_2M)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -246,7 +248,34 @@ static long kernel_page_kb(const void *addr)
 	return in ? kb : 0;
 }
 
-/* A region of 2 MiB pages: every unit is the huge page. */
+/* PMD-mapped kB (ShmemPmdMapped + FilePmdMapped) of @addr's mapping. */
+static long pmd_mapped_kb(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[256];
+	bool in = false;
+	long kb, sum = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+		else if (in && (sscanf(line, "ShmemPmdMapped: %ld kB", &kb) == 1 ||
+				sscanf(line, "FilePmdMapped: %ld kB", &kb) == 1))
+			sum += kb;
+	}
+	fclose(f);
+	return sum;
+}
+
+/*
+ * A region of 2 MiB pages: every unit is the huge page.  uffd*: a
+ * hugetlbfs memfd (huge pages must be reserved); umem: UMEM_F_PAGE_2M,
+ * pages PMD-mapped once present.
+ */
 static void test_huge(void)
 {
 	struct umem_region_config c = config("t-huge", HPAGES * HPS);
@@ -255,24 +284,38 @@ static void test_huge(void)
 	struct umem_region *r;
 	struct toucher t;
 	uint8_t *map, *page;
+	bool umem = !strcmp(backend, "umem");
 	long avail = free_hugepages();
 	int ret, n;
 
-	if (avail < HPAGES) {
+	c.page_size = HPS;
+	c.log = save_log;
+	if (umem) {
+		last_log[0] = 0;
+		ret = umem_region_create(&c, &r);
+		if (ret == -EOPNOTSUPP && strstr(last_log, "lacks UMEM_F_PAGE_2M")) {
+			printf("ok - [umem] # SKIP 2 MiB pages: %s\n", last_log);
+			skipped++;
+			return;
+		}
+		OK(ret == 0, "create %d 2 MiB pages: %s", HPAGES, ret ? umem_strerror(ret) : "ok");
+		if (ret)
+			return;
+		umem_region_close(r);
+	} else if (avail < HPAGES) {
 		printf("ok - [%s] # SKIP 2 MiB pages: %ld free 2 MiB huge pages, need %d (reserve them in /proc/sys/vm/nr_hugepages)\n",
 		       backend, avail, HPAGES);
 		skipped++;
 		return;
+	} else {
+		c.size = (uint64_t)(avail + 1) * HPS;
+		last_log[0] = 0;
+		ret = umem_region_create(&c, &r);
+		OK(ret == -ENOMEM && strstr(last_log, "/proc/sys/vm/nr_hugepages"),
+		   "more 2 MiB pages than free: -ENOMEM with a hint (%s: %s)", umem_strerror(ret), last_log);
+		if (!ret)
+			umem_region_close(r);
 	}
-	c.page_size = HPS;
-	c.log = save_log;
-	c.size = (uint64_t)(avail + 1) * HPS;
-	last_log[0] = 0;
-	ret = umem_region_create(&c, &r);
-	OK(ret == -ENOMEM && strstr(last_log, "/proc/sys/vm/nr_hugepages"),
-	   "more 2 MiB pages than free: -ENOMEM with a hint (%s: %s)", umem_strerror(ret), last_log);
-	if (!ret)
-		umem_region_close(r);
 	c.size = HPS + PS;
 	OK(umem_region_create(&c, &r) == -EINVAL, "size not a multiple of 2 MiB: -EINVAL");
 	c.size = HPAGES * HPS;
@@ -287,8 +330,9 @@ static void test_huge(void)
 	   (void *)map, umem_strerror(ret));
 	if (ret || !page)
 		goto out;
-	OK(kernel_page_kb(map) == 2048, "mapped with 2 MiB pages (smaps KernelPageSize %ld kB)",
-	   kernel_page_kb(map));
+	if (!umem)
+		OK(kernel_page_kb(map) == 2048, "mapped with 2 MiB pages (smaps KernelPageSize %ld kB)",
+		   kernel_page_kb(map));
 	touch_async(&t, map + HPS + 12345 - 12345 % 8);
 	n = umem_region_read_requests(r, req, 8, 2000);
 	OK(n == 1 && req[0].offset == HPS, "fault inside page 1 requests page 1 (n=%d off=%llu)",
@@ -300,10 +344,14 @@ static void test_huge(void)
 	ret = umem_region_copy(r, HPS, page, HPS);
 	OK(ret == 0, "copy one 2 MiB page: %s", umem_strerror(ret));
 	OK(touch_join(&t, 2000) && !memcmp(map + HPS, page, HPS), "thread woke; all 2 MiB arrived");
+	if (umem)
+		OK(pmd_mapped_kb(map) >= 2048, "present 2 MiB page mapped by a PMD (smaps: %ld kB PMD-mapped)",
+		   pmd_mapped_kb(map));
 	OK(umem_region_copy(r, HPS, page, HPS) == -EEXIST, "copy over a present 2 MiB page: -EEXIST");
 	ret = umem_region_zero(r, 2 * HPS, HPS);
 	OK(ret == 0 && map[2 * HPS] == 0 && map[3 * HPS - 1] == 0,
-	   "zero page 2 (no UFFDIO_ZEROPAGE on hugetlb): %s", umem_strerror(ret));
+	   "zero page 2%s: %s", umem ? "" : " (no UFFDIO_ZEROPAGE on hugetlb)",
+	   umem_strerror(ret));
 	{
 		struct umem_copy_item it[2] = {
 			{ .offset = 0, .src = page }, { .offset = HPS, .src = page },
@@ -338,6 +386,10 @@ static void test_huge(void)
 	   st.pages_present == HPAGES, "stats in 2 MiB pages: %llu pages, %llu present, %llu installed",
 	   (unsigned long long)st.pages, (unsigned long long)st.pages_present,
 	   (unsigned long long)st.installed);
+	if (umem)
+		OK(pmd_mapped_kb(map) == HPAGES * 2048 && st.alloc_failed == 0,
+		   "complete region PMD-mapped: %ld of %d kB, alloc_failed %llu",
+		   pmd_mapped_kb(map), HPAGES * 2048, (unsigned long long)st.alloc_failed);
 out:
 	free(page);
 	umem_region_close(r);
