@@ -298,7 +298,8 @@ static void test_huge(void)
 			skipped++;
 			return;
 		}
-		OK(ret == 0, "create %d 2 MiB pages: %s", HPAGES, ret ? umem_strerror(ret) : "ok");
+		OK(ret == 0, "the module takes 2 MiB pages (UMEM_F_PAGE_2M): %s",
+		   ret ? umem_strerror(ret) : "ok");
 		if (ret)
 			return;
 		umem_region_close(r);

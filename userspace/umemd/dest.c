@@ -278,8 +278,11 @@ static int handle_piece(struct dest *d, struct chan *c, const struct proto_msg *
 		return 0;
 	ret = umem_region_copy(d->region, sl->page * ps, sl->buf, ps);
 	if (ret) {
-		dest_fail(d, "installing %s: %s", where(d, sl->page, w, sizeof(w)),
-			  umem_strerror(ret));
+		dest_fail(d, "installing %s: %s%s", where(d, sl->page, w, sizeof(w)),
+			  umem_strerror(ret),
+			  ret != -ENOMEM ? "" : !strcmp(d->o->backend, "umem") ?
+			  " (no 2 MiB folio: see alloc_failed in umemctl stats)" :
+			  " (no free 2 MiB huge page: reserve them in /proc/sys/vm/nr_hugepages)");
 		return ret;
 	}
 	sl->used = false;
