@@ -293,6 +293,25 @@ static int handle_piece(struct dest *d, struct chan *c, const struct proto_msg *
 	return 0;
 }
 
+void dest_drop_partial(struct dest *d)
+{
+	for (int c = 0; c < 2; c++)
+		for (int i = 0; i < DEST_SLOTS; i++) {
+			struct piece_slot *sl = &d->slots[c][i];
+
+			if (!sl->used)
+				continue;
+			if (d->verbose)
+				log_msg("pause: dropping page %llu, %u of %u bytes received on the %s channel",
+					(unsigned long long)sl->page, sl->got, d->lay.page_size,
+					c ? "preempt" : "main");
+			atomic_store(&d->pstate[sl->page], PG_MISSING);
+			sl->used = false;
+			atomic_fetch_sub(&d->partial, 1);
+			atomic_fetch_add(&d->dropped, 1);
+		}
+}
+
 /* Install a PAGE, ZERO or PIECE frame read from @c. */
 static int install_frame(struct dest *d, struct chan *c, uint16_t type,
 			 const struct proto_msg *m)
@@ -516,10 +535,8 @@ static int handshake(struct dest *d, int lfd, uint8_t *buf)
 	/* What the peer offers vs what we want. */
 	want = PROTO_F_ZERO | PROTO_F_DEVSTATE | (d->o->preempt ? PROTO_F_PREEMPT : 0) |
 	       (d->o->recover ? PROTO_F_RECOVER : 0);
-	/* RECOVER is v2; recovery of 2 MiB pages (pieces lost in flight) is
-	 * not implemented: such a migration fails on a broken link. */
-	if (version < 2 || d->lay.page_size != PROTO_PAGE_SIZE)
-		want &= ~PROTO_F_RECOVER;
+	if (version < 2)
+		want &= ~PROTO_F_RECOVER;	/* a v2 feature */
 	feats = h.features & want & PROTO_F_KNOWN;
 	if (d->o->verbose)
 		log_msg("HELLO: version %u..%u, %llu bytes in %u block(s), offered %#llx, want %#llx, accepted %#llx",
@@ -901,6 +918,7 @@ out:
 	sum->requests = atomic_load(&d.requests);
 	sum->requests_dup = atomic_load(&d.dup);
 	sum->pieces = atomic_load(&d.pieces);
+	sum->pieces_dropped = atomic_load(&d.dropped);
 	sum->interleaved = atomic_load(&d.interleaved);
 	for (int i = 0; i < 2; i++)
 		for (int j = 0; j < DEST_SLOTS; j++)

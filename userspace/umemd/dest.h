@@ -74,6 +74,7 @@ struct dest {
 	/* 2 MiB pages: [0] main, [1] preempt; pages partly received */
 	struct piece_slot slots[2][DEST_SLOTS];
 	atomic_uint_fast64_t partial, pieces, interleaved;
+	atomic_uint_fast64_t dropped;	/* partly received pages dropped on a pause */
 	pthread_mutex_t llock;
 	uint64_t *lat;
 	uint64_t nlat;
@@ -98,6 +99,12 @@ void dest_fail(struct dest *d, const char *fmt, ...);
 enum pc_state get_state(struct dest *d);
 void send_error(struct dest *d, uint32_t code, const char *text);
 void *dest_preempt_thread(void *arg);
+/*
+ * --recover: forget the pages partly received (missing again, not in the
+ * received map, so the source sends them again whole).  Only while no
+ * channel is read (dest_resume(), after joining the preempt thread).
+ */
+void dest_drop_partial(struct dest *d);
 
 /* dest_vmm.c */
 void vmm_notify(struct dest *d, uint16_t type, const char *text);

@@ -334,6 +334,22 @@ static bool pace_behind(struct source *s, const struct pacer *p)
 	return due > now_ns() + 1000000;
 }
 
+/*
+ * --test-cut N: the link breaks after every N pages, three times; with
+ * 2 MiB pages always in the middle of a background page (the first one
+ * past the count, in background_huge()), so that recovery has a partly
+ * sent page to drop.
+ */
+static void test_cut(struct source *s)
+{
+	if (s->o->test_cut && atomic_load(&s->running) && s->cuts < 3 &&
+	    atomic_load(&s->pages_bg) + atomic_load(&s->pages_req) >=
+	    (s->cuts + 1) * s->o->test_cut) {
+		s->cuts++;
+		shutdown(s->main.fd, SHUT_RDWR);
+	}
+}
+
 /* Without preempt: requested pages go out on main, ahead of the rest. */
 static int drain_requests(struct source *s)
 {
@@ -370,6 +386,9 @@ static int background_huge(struct source *s, struct pacer *pc, uint64_t page)
 			if (ret)
 				break;
 		}
+		if (off == s->lay.page_size / 2)
+			if (!huge(s))
+			test_cut(s);	/* 2 MiB: inside a page, background_huge() */
 		ret = out_reserve(s, PROTO_HDR_LEN + 16 + PROTO_PIECE_MAX);
 		if (ret)
 			break;
@@ -406,13 +425,7 @@ int background(struct source *s)
 
 		if (atomic_load(&s->paused))
 			return -ECONNABORTED;
-		if (s->o->test_cut && atomic_load(&s->running) && s->cuts < 3 &&
-		    atomic_load(&s->pages_bg) + atomic_load(&s->pages_req) >=
-		    (s->cuts + 1) * s->o->test_cut) {
-			/* testing: the link breaks here */
-			s->cuts++;
-			shutdown(s->main.fd, SHUT_RDWR);
-		}
+		test_cut(s);
 
 		if (s->precopy_phase && umemd_switch_requested)
 			break;	/* the rest goes in postcopy */

@@ -77,7 +77,9 @@ void summary_print(const struct umemd_summary *s, bool json)
 			       (unsigned long long)s->interrupts,
 			       (unsigned long long)s->req_partial);
 		else
-			printf(",\"interleaved\":%llu", (unsigned long long)s->interleaved);
+			printf(",\"interleaved\":%llu,\"partial_dropped\":%llu",
+			       (unsigned long long)s->interleaved,
+			       (unsigned long long)s->pieces_dropped);
 		if (s->role[0] == 'd')
 			printf(",\"postcopy_ms\":%.3f", s->postcopy_ns / 1e6);
 		if (s->precopy || s->switch_reason) {
@@ -124,8 +126,9 @@ void summary_print(const struct umemd_summary *s, bool json)
 			(unsigned long long)s->pieces, (unsigned long long)s->interrupts,
 			(unsigned long long)s->req_partial);
 	else if (s->page_size > 4096)
-		fprintf(stderr, "  huge pages        %llu PIECE frames; %llu pages completed while another was partly received\n",
-			(unsigned long long)s->pieces, (unsigned long long)s->interleaved);
+		fprintf(stderr, "  huge pages        %llu PIECE frames; %llu pages completed while another was partly received; %llu partly received pages dropped on a pause\n",
+			(unsigned long long)s->pieces, (unsigned long long)s->interleaved,
+			(unsigned long long)s->pieces_dropped);
 	if (s->device_state_bytes)
 		fprintf(stderr, "  device state      %llu bytes (between LISTEN and RUN)\n",
 			(unsigned long long)s->device_state_bytes);

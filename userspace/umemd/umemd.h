@@ -67,6 +67,8 @@ struct umemd_summary {
 	uint64_t req_partial;		/* source: requests for the page being sent */
 	uint64_t interleaved;		/* destination: pages completed while
 					 * another was partly received */
+	uint64_t pieces_dropped;	/* destination, --recover: partly
+					 * received pages dropped on a pause */
 	uint64_t device_state_bytes;
 	uint64_t postcopy_ns;		/* destination: RUN -> every page present */
 	/* source, precopy (--pid) */
