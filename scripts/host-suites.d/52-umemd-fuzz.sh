@@ -25,6 +25,7 @@ W=$(mktemp -d /tmp/umemd-fuzz.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 mkdir -p "$W/corpus"
 userspace/build-san/bin/test-proto seed "$W/corpus/valid-stream"
+userspace/build-san/bin/test-proto seed-huge "$W/corpus/valid-stream-2m"
 userspace/build-san/bin/fuzz-proto -max_total_time="$SECS" -max_len=16384 \
 	-print_final_stats=1 "$W/corpus" >"$W/log" 2>&1
 rc=$?

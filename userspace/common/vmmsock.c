@@ -60,6 +60,12 @@ int vmm_connect(const char *path)
 int vmm_send(int sock, uint16_t type, uint64_t size, uint64_t base,
 	     const char *text, int fd)
 {
+	return vmm_send_ps(sock, type, size, base, 4096, text, fd);
+}
+
+int vmm_send_ps(int sock, uint16_t type, uint64_t size, uint64_t base,
+		uint32_t page_size, const char *text, int fd)
+{
 	struct vmm_msg m;
 	struct iovec iov = { &m, sizeof(m) };
 	union {
@@ -75,7 +81,7 @@ int vmm_send(int sock, uint16_t type, uint64_t size, uint64_t base,
 	m.version = VMM_MSG_VERSION;
 	m.size = size;
 	m.base = base;
-	m.page_size = 4096;
+	m.page_size = page_size;
 	if (text)
 		snprintf(m.text, sizeof(m.text), "%s", text);
 	if (fd >= 0) {

@@ -3,7 +3,8 @@
  * The local control socket between umemd --incoming and its VMM
  * (AF_UNIX, SOCK_SEQPACKET, host byte order; both ends on one machine).
  *
- *   1. umemd -> VMM  HELLO   size, page_size, backend name; SCM_RIGHTS:
+ *   1. umemd -> VMM  HELLO   size, page_size (4096 or 2 MiB), backend
+ *                            name; SCM_RIGHTS:
  *                            the fd to map (umem node fd or memfd).
  *   2. VMM -> umemd  ATTACH  base, size; SCM_RIGHTS: the VMM's
  *                            userfaultfd (uffd backends only).  The VMM
@@ -43,9 +44,12 @@ struct vmm_msg {
 
 int vmm_listen(const char *path);
 int vmm_connect(const char *path);
-/* Send @m with @fd (-1: none). */
+/* Send @m with @fd (-1: none); page_size 4096. */
 int vmm_send(int sock, uint16_t type, uint64_t size, uint64_t base,
 	     const char *text, int fd);
+/* The same with the region's page size (HELLO of a 2 MiB region). */
+int vmm_send_ps(int sock, uint16_t type, uint64_t size, uint64_t base,
+		uint32_t page_size, const char *text, int fd);
 /*
  * Receive one message (and an fd, or -1).  Waits up to @timeout_ms (-1
  * forever).  1 = got one, 0 = timeout, -EPIPE = peer closed, -EPROTO =

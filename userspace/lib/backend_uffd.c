@@ -11,6 +11,15 @@
  *               the memfd, which the VMM cannot see until UFFDIO_CONTINUE
  *               maps it (UFFD_FEATURE_MINOR_SHMEM, Linux 5.14).
  *
+ * Regions of 2 MiB pages live on a hugetlbfs memfd (MFD_HUGETLB |
+ * MFD_HUGE_2MB) instead: huge pages come from the pool reserved in
+ * /proc/sys/vm/nr_hugepages (checked at create, with a hint when short),
+ * every install is a whole huge page, UFFDIO_ZEROPAGE does not exist for
+ * hugetlb (zero pages are a UFFDIO_COPY of a zero page, or for
+ * "uffd-minor" a fallocate() that puts a zeroed huge page in the page
+ * cache), "uffd-minor" needs UFFD_FEATURE_MINOR_HUGETLBFS (Linux 5.13),
+ * and discard punches whole huge pages out of the file.
+ *
  * The uffd ioctls act on the address space that created the userfaultfd,
  * whoever calls them, so the daemon can serve a uffd received from the
  * VMM: addresses are the VMM's (r->base + offset), UFFDIO_COPY's source is
@@ -35,6 +44,10 @@
 
 #include "internal.h"
 
+#ifndef MFD_HUGE_2MB
+#define MFD_HUGE_2MB (21U << 26)	/* MFD_HUGE_SHIFT 26, log2(2 MiB) */
+#endif
+
 #ifndef USERFAULTFD_IOC_NEW
 #define USERFAULTFD_IOC_NEW _IO(0xAA, 0x00)
 #endif
@@ -46,8 +59,27 @@ static bool is_minor(const struct umem_region *r)
 
 static int uffd_create(struct umem_region *r)
 {
-	int fd = memfd_create(r->name, MFD_CLOEXEC);
+	unsigned int flags = MFD_CLOEXEC;
+	int fd;
 
+	if (r->page_size == UMEM_LIB_PAGE_2M) {
+		long fr = umem__hugepages_count("free_hugepages");
+		long rs = umem__hugepages_count("resv_hugepages");
+		long avail = fr < 0 || rs < 0 ? -1 : fr - rs;
+
+		if (avail < 0) {
+			umem__log(r, UMEM_LOG_ERR,
+				  "2 MiB pages: this kernel has no 2 MiB hugetlb pool (/sys/kernel/mm/hugepages/hugepages-2048kB)");
+			return -EOPNOTSUPP;
+		}
+		if ((uint64_t)avail < r->size / r->page_size) {
+			umem__hugetlb_hint(r, "creating the hugetlbfs memfd");
+			return -ENOMEM;
+		}
+		flags |= MFD_HUGETLB | MFD_HUGE_2MB;
+		r->hugetlb = true;
+	}
+	fd = memfd_create(r->name, flags);
 	if (fd < 0)
 		return -errno;
 	r->server_fd = fd;
@@ -55,11 +87,14 @@ static int uffd_create(struct umem_region *r)
 	if (ftruncate(fd, (off_t)r->size) < 0)
 		return -errno;
 	if (is_minor(r)) {
-		void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE,
-			       MAP_SHARED, fd, 0);
+		void *p;
+		int ret = umem__mmap_aligned(r, fd, &p);
 
-		if (p == MAP_FAILED)
-			return -errno;
+		if (ret) {
+			if (ret == -ENOMEM && r->hugetlb)
+				umem__hugetlb_hint(r, "mapping the hugetlbfs memfd");
+			return ret;
+		}
 		r->daemon_map = p;
 	}
 	return 0;
@@ -100,10 +135,14 @@ static int uffd_map(struct umem_region *r)
 	void *p;
 
 	if (is_minor(r))
-		want |= UFFD_FEATURE_MINOR_SHMEM;
-	p = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		return -errno;
+		want |= r->hugetlb ? UFFD_FEATURE_MINOR_HUGETLBFS :
+			UFFD_FEATURE_MINOR_SHMEM;
+	ret = umem__mmap_aligned(r, fd, &p);
+	if (ret) {
+		if (ret == -ENOMEM && r->hugetlb)
+			umem__hugetlb_hint(r, "mapping the hugetlbfs memfd");
+		return ret;
+	}
 	uffd = new_uffd();
 	if (uffd < 0) {
 		umem__log(r, UMEM_LOG_ERR, "userfaultfd: %s", strerror(-uffd));
@@ -219,6 +258,8 @@ static int uffd_copy(struct umem_region *r, uint64_t off, const void *src,
 		}
 		if (ret == -EAGAIN)
 			continue;	/* mmap_changing: retry */
+		if (ret == -ENOMEM && r->hugetlb)
+			umem__hugetlb_hint(r, "UFFDIO_COPY");
 		if (ret < 0)
 			return map_gone(ret);
 		break;
@@ -280,7 +321,16 @@ static int uffd_range_op(struct umem_region *r, unsigned long req,
 
 static int uffd_zero(struct umem_region *r, uint64_t off, uint64_t len)
 {
-	return uffd_range_op(r, UFFDIO_ZEROPAGE, off, len);
+	if (!r->hugetlb)
+		return uffd_range_op(r, UFFDIO_ZEROPAGE, off, len);
+	/* No UFFDIO_ZEROPAGE on hugetlb (EINVAL): copy a zero page. */
+	for (uint64_t d = 0; d < len; d += r->page_size) {
+		int ret = uffd_copy_counted(r, off + d, r->zero_buf, r->page_size);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 static int uffd_continue(struct umem_region *r, uint64_t off, uint64_t len)
@@ -309,8 +359,23 @@ static int minor_zero(struct umem_region *r, uint64_t off, uint64_t len)
 {
 	if (!r->daemon_map)
 		return -EBADF;
-	/* Touching the page through our mapping puts it in the page cache. */
-	memset((char *)r->daemon_map + off, 0, len);
+	/*
+	 * hugetlbfs: fallocate() puts zeroed huge pages in the page cache
+	 * without a 2 MiB memset.  Otherwise touching the page through our
+	 * mapping puts it in the page cache.
+	 */
+	if (r->hugetlb) {
+		if (fallocate(r->server_fd, FALLOC_FL_KEEP_SIZE, (off_t)off,
+			      (off_t)len) < 0) {
+			int ret = -errno;
+
+			if (ret == -ENOSPC || ret == -ENOMEM)
+				umem__hugetlb_hint(r, "fallocate");
+			return ret;
+		}
+	} else {
+		memset((char *)r->daemon_map + off, 0, len);
+	}
 	return uffd_continue(r, off, len);
 }
 

@@ -19,6 +19,12 @@
  *   UMEM_F_DISCARD      discard fails with -EOPNOTSUPP
  *   UMEM_F_NODE         export fd is a dup of the server fd (no abort
  *                       on daemon death while the VMM holds it: logged)
+ *   UMEM_F_PAGE_2M      none: a region of 2 MiB pages fails to create
+ *                       with -EOPNOTSUPP ("module lacks UMEM_F_PAGE_2M")
+ *
+ * In a region of 2 MiB pages every unit below is the 2 MiB page (the
+ * module's rule, uapi/linux/umem.h): a COPY_VEC entry installs 2 MiB, and
+ * an install that cannot get a 2 MiB folio fails with -ENOMEM.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,15 +63,22 @@ static int umem_create(struct umem_region *r)
 		close(ctl);
 		return ret;
 	}
+	if (r->page_size == UMEM_PAGE_SIZE_2M && !(api.features & UMEM_F_PAGE_2M)) {
+		umem__log(r, UMEM_LOG_ERR,
+			  "region %s: 2 MiB pages: the umem module lacks UMEM_F_PAGE_2M (features %#llx)",
+			  r->name, (unsigned long long)api.features);
+		close(ctl);
+		return -EOPNOTSUPP;
+	}
 	memset(&c, 0, sizeof(c));
 	c.size = r->size;
-	c.page_size = UMEM_PAGE_SIZE_4K;
+	c.page_size = r->page_size;
 	snprintf(c.name, sizeof(c.name), "%s", r->name);
 	ret = umem__ioctl(ctl, UMEM_CREATE, &c);
 	close(ctl);
 	if (ret < 0) {
-		umem__log(r, UMEM_LOG_ERR, "UMEM_CREATE %s (%llu bytes): %s",
-			  r->name, (unsigned long long)r->size,
+		umem__log(r, UMEM_LOG_ERR, "UMEM_CREATE %s (%llu bytes, %u-byte pages): %s",
+			  r->name, (unsigned long long)r->size, r->page_size,
 			  umem_strerror(ret));
 		return ret;
 	}
@@ -119,10 +132,11 @@ static int umem_open(struct umem_region *r)
 static int umem_map(struct umem_region *r)
 {
 	int fd = r->server ? r->server_fd : r->export_fd;
-	void *p = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *p;
+	int ret = umem__mmap_aligned(r, fd, &p);
 
-	if (p == MAP_FAILED)
-		return -errno;
+	if (ret)
+		return ret;
 	r->map = p;
 	return 0;
 }
@@ -214,10 +228,8 @@ static int umem_zero(struct umem_region *r, uint64_t off, uint64_t len)
 	int ret = umem__ioctl(r->server_fd, UMEM_ZERO, &z);
 
 	if (ret == -ENOTTY) {
-		static const uint8_t zero_page[UMEM_LIB_PAGE_SIZE];
-
 		for (uint64_t d = 0; d < len; d += r->page_size) {
-			ret = umem_copy(r, off + d, zero_page, r->page_size);
+			ret = umem_copy(r, off + d, r->zero_buf, r->page_size);
 			if (ret)
 				return ret;
 		}
@@ -296,6 +308,7 @@ static int umem_stats(struct umem_region *r, struct umem_region_stats *st)
 	st->wait_ns_max = k.wait_ns_max;
 	st->installed = k.installed;
 	st->discarded = k.discarded;
+	st->alloc_failed = k.alloc_failed;
 	return 0;
 }
 

@@ -7,7 +7,9 @@
 #include <stdbool.h>
 #include "libumem.h"
 
-#define UMEM_LIB_PAGE_SIZE	4096U
+/* The page sizes a region may have (umem_region_config.page_size). */
+#define UMEM_LIB_PAGE_4K	4096U
+#define UMEM_LIB_PAGE_2M	(2U << 20)
 
 /*
  * One backend.  Required callbacks must be set; an Optional one left NULL
@@ -65,6 +67,10 @@ struct umem_region {
 	void *map;			/* this process's mapping */
 	void *daemon_map;		/* uffd-minor: daemon's write mapping */
 	uint64_t features;		/* umem: UMEM_F_* of the module */
+	bool hugetlb;			/* uffd*: the memfd is on hugetlbfs */
+	/* One page of zeros (read-only anonymous mapping: no memory until
+	 * read, and never more than the shared zero page). */
+	const void *zero_buf;
 	umem_log_fn log;
 	void *log_opaque;
 	/* library-side counters (uffd* stats) */
@@ -77,6 +83,15 @@ void umem__log(const struct umem_region *r, int level, const char *fmt, ...)
 int umem__ioctl(int fd, unsigned long req, void *arg);
 int umem__range_ok(const struct umem_region *r, uint64_t off, uint64_t len);
 uint64_t umem__now_ns(void);
+/*
+ * mmap @fd shared, read/write, at an address aligned to the region's page
+ * size, so that a 2 MiB page can be mapped by one PMD.  0 or -errno.
+ */
+int umem__mmap_aligned(const struct umem_region *r, int fd, void **out);
+/* A number of the 2 MiB hugetlb pool in sysfs (free_hugepages, ...), or -1. */
+long umem__hugepages_count(const char *file);
+/* Log the "reserve huge pages" hint when a hugetlb allocation failed. */
+void umem__hugetlb_hint(const struct umem_region *r, const char *what);
 
 extern const struct umem_backend_ops umem__backend_umem;
 extern const struct umem_backend_ops umem__backend_uffd;

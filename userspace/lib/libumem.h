@@ -11,6 +11,10 @@
  *   "uffd-minor" userfaultfd MISSING|MINOR mode on a memfd; the daemon
  *                writes through its own mapping then UFFDIO_CONTINUE.
  *
+ * Pages are 4 KiB, or 2 MiB (umem_region_config.page_size): the uffd
+ * backends then use a hugetlbfs memfd (huge pages must be reserved in
+ * /proc/sys/vm/nr_hugepages), umem needs a module with UMEM_F_PAGE_2M.
+ *
  * Two roles, usually two processes:
  *
  *   1. The daemon creates the region (umem_region_create()) and hands the
@@ -66,7 +70,10 @@ typedef void (*umem_log_fn)(void *opaque, int level, const char *msg);
  * @name:      create: region name, 1..31 of [A-Za-z0-9_.-]; open: ignored.
  * @size:      create: bytes, a non-zero multiple of @page_size.
  *             open: 0 (take the size of the fd) or the expected size.
- * @page_size: 0 or 4096.
+ * @page_size: 0 (create: 4096; open: 4096, or the huge page size of a
+ *             hugetlbfs fd), 4096, or 2097152 (2 MiB pages: umem with
+ *             UMEM_F_PAGE_2M, or uffd* on a hugetlbfs memfd; then every
+ *             offset and length below is in 2 MiB pages).
  * @flags:     none defined yet; must be 0.
  * @log:       optional log hook (may be called from any thread).
  * @reserved:  must be zero.
@@ -117,7 +124,8 @@ struct umem_region_stats {
 	uint64_t wait_ns_max;
 	uint64_t installed;
 	uint64_t discarded;
-	uint64_t reserved[4];
+	uint64_t alloc_failed;	/* umem: installs refused, no 2 MiB folio */
+	uint64_t reserved[3];
 };
 
 /** \defgroup any Any context */

@@ -14,10 +14,15 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
+
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
 
 static const struct umem_backend_ops *const backends[] = {
 	&umem__backend_umem,
@@ -89,6 +94,66 @@ int umem__range_ok(const struct umem_region *r, uint64_t off, uint64_t len)
 	return 0;
 }
 
+int umem__mmap_aligned(const struct umem_region *r, int fd, void **out)
+{
+	size_t align = r->page_size, len = (size_t)r->size;
+	uint8_t *res, *p;
+
+	if (align <= UMEM_LIB_PAGE_4K) {
+		p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (p == MAP_FAILED)
+			return -errno;
+		*out = p;
+		return 0;
+	}
+	/* Reserve len + align of address space, map the file at the first
+	 * aligned address inside it, give back the rest. */
+	res = mmap(NULL, len + align, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (res == MAP_FAILED)
+		return -errno;
+	p = (uint8_t *)(((uintptr_t)res + align - 1) & ~(uintptr_t)(align - 1));
+	if (mmap(p, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==
+	    MAP_FAILED) {
+		int err = -errno;
+
+		munmap(res, len + align);
+		return err;
+	}
+	if (p > res)
+		munmap(res, (size_t)(p - res));
+	if (p + len < res + len + align)
+		munmap(p + len, (size_t)(res + len + align - (p + len)));
+	*out = p;
+	return 0;
+}
+
+long umem__hugepages_count(const char *file)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-2048kB/%s", file);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+void umem__hugetlb_hint(const struct umem_region *r, const char *what)
+{
+	long fr = umem__hugepages_count("free_hugepages");
+	long rs = umem__hugepages_count("resv_hugepages");
+
+	umem__log(r, UMEM_LOG_ERR,
+		  "%s: no free 2 MiB huge pages for %llu MiB (%ld free, %ld reserved): reserve them in /proc/sys/vm/nr_hugepages",
+		  what, (unsigned long long)(r->size >> 20), fr, rs);
+}
+
 const char *umem_strerror(int err)
 {
 	if (err < 0)
@@ -110,7 +175,8 @@ static int check_config(const struct umem_region_config *cfg)
 	for (size_t i = 0; i < 4; i++)
 		if (cfg->reserved[i])
 			return -EINVAL;
-	if (cfg->page_size && cfg->page_size != UMEM_LIB_PAGE_SIZE)
+	if (cfg->page_size && cfg->page_size != UMEM_LIB_PAGE_4K &&
+	    cfg->page_size != UMEM_LIB_PAGE_2M)
 		return -EINVAL;
 	if (!find_backend(cfg->backend))
 		return -ENOENT;
@@ -124,7 +190,7 @@ static struct umem_region *region_alloc(const struct umem_region_config *cfg)
 	if (!r)
 		return NULL;
 	r->ops = find_backend(cfg->backend);
-	r->page_size = UMEM_LIB_PAGE_SIZE;
+	r->page_size = cfg->page_size ? cfg->page_size : UMEM_LIB_PAGE_4K;
 	r->size = cfg->size;
 	r->server_fd = r->export_fd = r->fault_fd = r->client_uffd = -1;
 	r->log = cfg->log;
@@ -132,6 +198,17 @@ static struct umem_region *region_alloc(const struct umem_region_config *cfg)
 	if (cfg->name)
 		snprintf(r->name, sizeof(r->name), "%s", cfg->name);
 	return r;
+}
+
+static int alloc_zero_buf(struct umem_region *r)
+{
+	void *z = mmap(NULL, r->page_size, PROT_READ,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (z == MAP_FAILED)
+		return -errno;
+	r->zero_buf = z;
+	return 0;
 }
 
 static bool name_ok(const char *name)
@@ -159,11 +236,16 @@ int umem_region_create(const struct umem_region_config *cfg,
 	if (ret)
 		return ret;
 	if (!out || !name_ok(cfg->name) || !cfg->size ||
-	    cfg->size % UMEM_LIB_PAGE_SIZE)
+	    cfg->size % (cfg->page_size ? cfg->page_size : UMEM_LIB_PAGE_4K))
 		return -EINVAL;
 	r = region_alloc(cfg);
 	if (!r)
 		return -ENOMEM;
+	ret = alloc_zero_buf(r);
+	if (ret) {
+		umem_region_close(r);
+		return ret;
+	}
 	r->server = true;
 	ret = r->ops->create(r);
 	if (ret) {
@@ -178,6 +260,7 @@ int umem_region_open(const struct umem_region_config *cfg, int fd,
 		     const char *path, struct umem_region **out)
 {
 	struct umem_region *r;
+	struct statfs sfs;
 	struct stat st;
 	off_t end;
 	int ret = check_config(cfg);
@@ -200,6 +283,33 @@ int umem_region_open(const struct umem_region_config *cfg, int fd,
 	r->export_fd = fd;
 	if (path)
 		snprintf(r->path, sizeof(r->path), "%s", path);
+	/*
+	 * A hugetlbfs memfd (uffd* on huge pages) knows its page size; a
+	 * umem node does not tell, so the caller passes it (from the
+	 * daemon's VMM socket HELLO).
+	 */
+	if (fstatfs(fd, &sfs) == 0 && (unsigned long)sfs.f_type == HUGETLBFS_MAGIC) {
+		if (cfg->page_size && cfg->page_size != (uint64_t)sfs.f_bsize) {
+			umem__log(r, UMEM_LOG_ERR,
+				  "region fd has %ld-byte huge pages, expected page size %u",
+				  (long)sfs.f_bsize, cfg->page_size);
+			umem_region_close(r);
+			return -EINVAL;
+		}
+		if ((uint64_t)sfs.f_bsize != UMEM_LIB_PAGE_2M) {
+			umem__log(r, UMEM_LOG_ERR, "hugetlbfs page size %ld not supported",
+				  (long)sfs.f_bsize);
+			umem_region_close(r);
+			return -EINVAL;
+		}
+		r->page_size = (uint32_t)sfs.f_bsize;
+		r->hugetlb = true;
+	}
+	ret = alloc_zero_buf(r);
+	if (ret) {
+		umem_region_close(r);
+		return ret;
+	}
 	/* Size: regular files and memfds by fstat, device nodes by lseek. */
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
 		end = st.st_size;
@@ -359,7 +469,6 @@ int umem_region_copy_vec(struct umem_region *r, struct umem_copy_item *items,
 
 int umem_region_zero(struct umem_region *r, uint64_t off, uint64_t len)
 {
-	static const uint8_t zero_page[UMEM_LIB_PAGE_SIZE];
 	int ret;
 
 	if (!r)
@@ -372,7 +481,7 @@ int umem_region_zero(struct umem_region *r, uint64_t off, uint64_t len)
 	if (r->ops->zero)
 		return r->ops->zero(r, off, len);
 	for (uint64_t done = 0; done < len; done += r->page_size) {
-		ret = r->ops->copy(r, off + done, zero_page, r->page_size);
+		ret = r->ops->copy(r, off + done, r->zero_buf, r->page_size);
 		if (ret)
 			return ret;
 	}
@@ -473,6 +582,8 @@ void umem_region_close(struct umem_region *r)
 		munmap(r->map, r->size);
 	if (r->daemon_map)
 		munmap(r->daemon_map, r->size);
+	if (r->zero_buf)
+		munmap((void *)r->zero_buf, r->page_size);
 	fds[0] = r->fault_fd;
 	fds[1] = r->client_uffd;
 	fds[2] = r->export_fd;

@@ -44,6 +44,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			    m.type == MSG_REQ) && have_layout) {
 			if (m.u.page.page + m.u.page.count > lay.total_pages)
 				__builtin_trap();
+		} else if (m.type == MSG_PIECE && have_layout) {
+			if (m.u.piece.page >= lay.total_pages ||
+			    m.u.piece.off + (uint64_t)m.u.piece.len > lay.page_size)
+				__builtin_trap();
 		}
 		pc_step(&st, m.type, err, sizeof(err));
 		data += n;

@@ -241,7 +241,7 @@ mig_fake_dest() {
 mig_bad_input_cases() { # BACKEND
 	local b=$1
 	mig_fake_source garbage "unknown frame type|expected HELLO" "$b"
-	mig_fake_source version "unsupported protocol version 7\.\.9 \(this umemd speaks 1\.\.2\)" "$b"
+	mig_fake_source version "unsupported protocol version 7\.\.9 \(this umemd speaks 1\.\.3\)" "$b"
 	mig_fake_source hello-oversize "HELLO frame of [0-9]+ bytes" "$b"
 	mig_fake_source runfirst "RUN not allowed in state NONE" "$b"
 	mig_fake_source devstate-gap "DEVICE_STATE bytes 50\+10 of 100, expected offset 10" "$b"

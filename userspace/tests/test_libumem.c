@@ -7,12 +7,18 @@
  * /dev/umem is absent.
  *
  *   test-libumem [BACKEND...]       default: uffd uffd-minor umem
+ *   test-libumem --huge [BACKEND...] regions of 2 MiB pages (uffd*: on
+ *                                    hugetlbfs; needs 2 MiB huge pages
+ *                                    reserved, else a SKIP line says so;
+ *                                    umem: SKIP if the module lacks
+ *                                    UMEM_F_PAGE_2M)
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +201,201 @@ out:
 	umem_region_close(r);
 }
 
+#define HPS (2ULL << 20)
+#define HPAGES 4
+
+static char last_log[512];
+
+static void save_log(void *opaque, int level, const char *msg)
+{
+	(void)opaque;
+	(void)level;
+	snprintf(last_log, sizeof(last_log), "%s", msg);
+}
+
+static long free_hugepages(void)
+{
+	FILE *f = fopen("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "re");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+/* KernelPageSize of the mapping that contains @addr, in kB (0: unknown). */
+static long kernel_page_kb(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[256];
+	bool in = false;
+	long kb = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+		else if (in && sscanf(line, "KernelPageSize: %ld kB", &kb) == 1)
+			break;
+	}
+	fclose(f);
+	return in ? kb : 0;
+}
+
+/* PMD-mapped kB (ShmemPmdMapped + FilePmdMapped) of @addr's mapping. */
+static long pmd_mapped_kb(const void *addr)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	char line[256];
+	bool in = false;
+	long kb, sum = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = (uintptr_t)addr >= lo && (uintptr_t)addr < hi;
+		else if (in && (sscanf(line, "ShmemPmdMapped: %ld kB", &kb) == 1 ||
+				sscanf(line, "FilePmdMapped: %ld kB", &kb) == 1))
+			sum += kb;
+	}
+	fclose(f);
+	return sum;
+}
+
+/*
+ * A region of 2 MiB pages: every unit is the huge page.  uffd*: a
+ * hugetlbfs memfd (huge pages must be reserved); umem: UMEM_F_PAGE_2M,
+ * pages PMD-mapped once present.
+ */
+static void test_huge(void)
+{
+	struct umem_region_config c = config("t-huge", HPAGES * HPS);
+	struct umem_page_request req[8];
+	struct umem_region_stats st;
+	struct umem_region *r;
+	struct toucher t;
+	uint8_t *map, *page;
+	bool umem = !strcmp(backend, "umem");
+	long avail = free_hugepages();
+	int ret, n;
+
+	c.page_size = HPS;
+	c.log = save_log;
+	if (umem) {
+		last_log[0] = 0;
+		ret = umem_region_create(&c, &r);
+		if (ret == -EOPNOTSUPP && strstr(last_log, "lacks UMEM_F_PAGE_2M")) {
+			printf("ok - [umem] # SKIP 2 MiB pages: %s\n", last_log);
+			skipped++;
+			return;
+		}
+		OK(ret == 0, "the module takes 2 MiB pages (UMEM_F_PAGE_2M): %s",
+		   ret ? umem_strerror(ret) : "ok");
+		if (ret)
+			return;
+		umem_region_close(r);
+	} else if (avail < HPAGES) {
+		printf("ok - [%s] # SKIP 2 MiB pages: %ld free 2 MiB huge pages, need %d (reserve them in /proc/sys/vm/nr_hugepages)\n",
+		       backend, avail, HPAGES);
+		skipped++;
+		return;
+	} else {
+		c.size = (uint64_t)(avail + 1) * HPS;
+		last_log[0] = 0;
+		ret = umem_region_create(&c, &r);
+		OK(ret == -ENOMEM && strstr(last_log, "/proc/sys/vm/nr_hugepages"),
+		   "more 2 MiB pages than free: -ENOMEM with a hint (%s: %s)", umem_strerror(ret), last_log);
+		if (!ret)
+			umem_region_close(r);
+	}
+	c.size = HPS + PS;
+	OK(umem_region_create(&c, &r) == -EINVAL, "size not a multiple of 2 MiB: -EINVAL");
+	c.size = HPAGES * HPS;
+	ret = umem_region_create(&c, &r);
+	OK(ret == 0, "create %d 2 MiB pages: %s", HPAGES, ret ? umem_strerror(ret) : "ok");
+	if (ret)
+		return;
+	OK(umem_region_page_size(r) == HPS, "page size %u", umem_region_page_size(r));
+	page = aligned_alloc(HPS, HPS);
+	ret = umem_region_map(r, (void **)&map);
+	OK(ret == 0 && map && !((uintptr_t)map % HPS), "map 2 MiB aligned at %p: %s",
+	   (void *)map, umem_strerror(ret));
+	if (ret || !page)
+		goto out;
+	if (!umem)
+		OK(kernel_page_kb(map) == 2048, "mapped with 2 MiB pages (smaps KernelPageSize %ld kB)",
+		   kernel_page_kb(map));
+	touch_async(&t, map + HPS + 12345 - 12345 % 8);
+	n = umem_region_read_requests(r, req, 8, 2000);
+	OK(n == 1 && req[0].offset == HPS, "fault inside page 1 requests page 1 (n=%d off=%llu)",
+	   n, n > 0 ? (unsigned long long)req[0].offset : 0ULL);
+	OK(umem_region_copy(r, HPS, page, PS) == -EINVAL, "4 KiB copy into a 2 MiB page: -EINVAL");
+	OK(umem_region_copy(r, HPS + PS, page, HPS) == -EINVAL, "copy at a 4 KiB offset: -EINVAL");
+	for (uint64_t i = 0; i < HPS; i++)
+		page[i] = (uint8_t)(i * 7 + 1);
+	ret = umem_region_copy(r, HPS, page, HPS);
+	OK(ret == 0, "copy one 2 MiB page: %s", umem_strerror(ret));
+	OK(touch_join(&t, 2000) && !memcmp(map + HPS, page, HPS), "thread woke; all 2 MiB arrived");
+	if (umem)
+		OK(pmd_mapped_kb(map) >= 2048, "present 2 MiB page mapped by a PMD (smaps: %ld kB PMD-mapped)",
+		   pmd_mapped_kb(map));
+	OK(umem_region_copy(r, HPS, page, HPS) == -EEXIST, "copy over a present 2 MiB page: -EEXIST");
+	ret = umem_region_zero(r, 2 * HPS, HPS);
+	OK(ret == 0 && map[2 * HPS] == 0 && map[3 * HPS - 1] == 0,
+	   "zero page 2%s: %s", umem ? "" : " (no UFFDIO_ZEROPAGE on hugetlb)",
+	   umem_strerror(ret));
+	{
+		struct umem_copy_item it[2] = {
+			{ .offset = 0, .src = page }, { .offset = HPS, .src = page },
+		};
+
+		n = umem_region_copy_vec(r, it, 2);
+		OK(n == 2 && it[0].result == 0 && it[1].result == -EEXIST && map[HPS - 1] == page[HPS - 1],
+		   "copy_vec of 2 MiB items (%lld, %lld)", (long long)it[0].result,
+		   (long long)it[1].result);
+	}
+	ret = umem_region_write(r, 3 * HPS, page, HPS);
+	if (!strcmp(backend, "uffd")) {
+		OK(ret == -EOPNOTSUPP, "write/mark_present not offered by uffd");
+		OK(umem_region_copy(r, 3 * HPS, page, HPS) == 0, "copy page 3");
+	} else {
+		uint64_t off = 3 * HPS;
+
+		OK(ret == 0, "stage page 3: %s", umem_strerror(ret));
+		OK(umem_region_mark_present(r, &off, 1) == 0 && !memcmp(map + 3 * HPS, page, HPS),
+		   "mark_present page 3: whole page visible");
+	}
+	ret = umem_region_discard(r, HPS, HPS);
+	OK(ret == 0, "discard page 1: %s", umem_strerror(ret));
+	touch_async(&t, map + 2 * HPS - 8);
+	n = umem_region_read_requests(r, req, 8, 2000);
+	OK(n == 1 && req[0].offset == HPS, "discarded 2 MiB page faults again (off=%llu)",
+	   n > 0 ? (unsigned long long)req[0].offset : 0ULL);
+	memset(page, 0x5c, HPS);
+	OK(umem_region_copy(r, HPS, page, HPS) == 0 && touch_join(&t, 2000) &&
+	   map[HPS] == 0x5c && map[2 * HPS - 1] == 0x5c, "re-installed 2 MiB page has the new data");
+	OK(umem_region_stats(r, &st) == 0 && st.page_size == HPS && st.pages == HPAGES &&
+	   st.pages_present == HPAGES, "stats in 2 MiB pages: %llu pages, %llu present, %llu installed",
+	   (unsigned long long)st.pages, (unsigned long long)st.pages_present,
+	   (unsigned long long)st.installed);
+	if (umem)
+		OK(pmd_mapped_kb(map) == HPAGES * 2048 && st.alloc_failed == 0,
+		   "complete region PMD-mapped: %ld of %d kB, alloc_failed %llu",
+		   pmd_mapped_kb(map), HPAGES * 2048, (unsigned long long)st.alloc_failed);
+out:
+	free(page);
+	umem_region_close(r);
+}
+
 /*
  * The VMM in a child process: gets the region fd over a socket, maps it,
  * sends back its userfaultfd (uffd*), reads page 3 (installed by the
@@ -302,8 +503,14 @@ int main(int argc, char **argv)
 {
 	static const char *defaults[] = { "uffd", "uffd-minor", "umem" };
 	const char **list = defaults;
+	bool huge = false;
 	int n = 3;
 
+	if (argc > 1 && !strcmp(argv[1], "--huge")) {
+		huge = true;
+		argv++;
+		argc--;
+	}
 	if (argc > 1) {
 		list = (const char **)argv + 1;
 		n = argc - 1;
@@ -313,6 +520,10 @@ int main(int argc, char **argv)
 		if (!strcmp(backend, "umem") && access("/dev/umem", F_OK)) {
 			printf("ok - [umem] # SKIP /dev/umem not present (module not loaded)\n");
 			skipped++;
+			continue;
+		}
+		if (huge) {
+			test_huge();
 			continue;
 		}
 		test_args();

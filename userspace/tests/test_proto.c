@@ -246,6 +246,142 @@ static void test_pages(void)
 	OK(parse(buf, n, &lay, &m) == -EPROTO, "ERROR text length mismatch: %s", err);
 }
 
+/* A 2 MiB layout: block 0 8 MiB (pages 0-3), block 1 2 MiB (page 4). */
+static void make_layout_2m(struct proto_layout *lay)
+{
+	memset(lay, 0, sizeof(*lay));
+	lay->page_size = PROTO_PAGE_SIZE_2M;
+	lay->nblocks = 2;
+	strcpy(lay->blocks[0].name, "pc.ram");
+	lay->blocks[0].length = 8 << 20;
+	strcpy(lay->blocks[1].name, "pc.ram2");
+	lay->blocks[1].length = 2 << 20;
+	proto_layout_finish(lay, 10 << 20, err, sizeof(err));
+}
+
+static size_t hello_2m(uint8_t *out, uint32_t vmin, uint32_t vmax)
+{
+	struct proto_hello h;
+
+	memset(&h, 0, sizeof(h));
+	h.version_min = vmin;
+	h.version_max = vmax;
+	h.page_size = PROTO_PAGE_SIZE_2M;
+	h.ram_size = 10 << 20;
+	h.features = PROTO_F_KNOWN;
+	h.session = 43;
+	make_layout_2m(&h.layout);
+	return proto_enc_hello(out, sizeof(buf), &h);
+}
+
+static size_t piece(uint8_t *out, const struct proto_layout *lay, uint64_t page,
+		    uint32_t off, uint32_t len, uint8_t fill)
+{
+	size_t n = proto_enc_piece_hdr(out, lay, page, off, len);
+
+	memset(out + n, fill, len);
+	return n + len;
+}
+
+/* Version 3: 2 MiB pages in HELLO, PIECE frames, PAGE refused there. */
+static void test_huge(void)
+{
+	struct proto_layout lay, lay4k;
+	struct proto_hello h;
+	struct proto_msg m;
+	size_t n;
+
+	OK(PROTO_VERSION_MAX == 3 && PROTO_MAX_FRAME >= PROTO_HDR_LEN + 16 + PROTO_PIECE_MAX &&
+	   PROTO_MAX_FRAME >= PROTO_HDR_LEN + 8 + 16 * PROTO_MAX_DISCARD,
+	   "version 3; receive buffers hold a full PIECE and a full DISCARD (%u bytes)",
+	   (unsigned int)PROTO_MAX_FRAME);
+	n = hello_2m(buf, 1, 3);
+	OK(proto_parse(buf, n, NULL, &m, &h, err, sizeof(err)) == (int)n &&
+	   h.page_size == PROTO_PAGE_SIZE_2M && h.layout.total_pages == 5 &&
+	   h.layout.blocks[1].base_page == 4 && h.version_max == 3,
+	   "HELLO with 2 MiB pages: 5 pages, block 1 at page 4");
+	n = hello_2m(buf, 1, 3);
+	buf[8 + PROTO_HELLO_FIXED + PROTO_BLOCK_NAME + 6] = 0x10;	/* 8 MiB + 4 KiB */
+	buf[8 + 31] = 0x10;						/* ram size alike */
+	OK(parse(buf, n, NULL, &m) == -EPROTO && strstr(err, "bad length"),
+	   "2 MiB RAM block not a multiple of 2 MiB: %s", err);
+	n = hello_2m(buf, 1, 3);
+	be32(buf + 8 + 12, 1U << 30);
+	OK(parse(buf, n, NULL, &m) == -EPROTO && strstr(err, "page size"),
+	   "1 GiB pages refused: %s", err);
+
+	make_layout_2m(&lay);
+	make_layout(&lay4k, 1 << 20, 64 << 10);
+	n = piece(buf, &lay, 4, PROTO_PIECE_MAX, PROTO_PIECE_MAX, 0x3c);
+	OK(parse(buf, n, &lay, &m) == (int)n && m.type == MSG_PIECE && m.u.piece.page == 4 &&
+	   m.u.piece.off == PROTO_PIECE_MAX && m.u.piece.len == PROTO_PIECE_MAX &&
+	   m.u.piece.data[PROTO_PIECE_MAX - 1] == 0x3c,
+	   "PIECE round trip: block 1, 64 KiB into global page 4: %s", err);
+	OK(parse(buf, n - 1, &lay, &m) == 0, "truncated PIECE asks for more");
+	n = piece(buf, &lay, 1, 0, PROTO_PAGE_SIZE, 1);
+	OK(parse(buf, n, &lay, &m) == (int)n && m.u.piece.len == PROTO_PAGE_SIZE,
+	   "a 4 KiB PIECE is allowed");
+	OK(parse(buf, n, NULL, &m) == -EPROTO && strstr(err, "handshake"),
+	   "PIECE before the handshake: %s", err);
+	OK(parse(buf, n, &lay4k, &m) == -EPROTO && strstr(err, "4096-byte"),
+	   "PIECE in a RAM of 4 KiB pages: %s", err);
+	n = piece(buf, &lay, 1, (2 << 20) - PROTO_PAGE_SIZE, 2 * PROTO_PAGE_SIZE, 1);
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "across"),
+	   "PIECE across the end of its 2 MiB page: %s", err);
+	n = piece(buf, &lay, 0, 0, PROTO_PAGE_SIZE, 1);
+	be32(buf + 8, 1);
+	buf[8 + 8 + 5] = 0x20;		/* block 1, offset 2 MiB: past its end */
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "past block"),
+	   "PIECE past the end of its block: %s", err);
+	n = piece(buf, &lay, 0, 0, PROTO_PAGE_SIZE, 1);
+	buf[8 + 8 + 7] = 1;
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "aligned"),
+	   "PIECE at an offset not 4 KiB aligned: %s", err);
+	n = piece(buf, &lay, 0, 0, PROTO_PAGE_SIZE, 1);
+	be32(buf + 12, 2 * PROTO_PAGE_SIZE);
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "data bytes"),
+	   "PIECE length field vs frame length: %s", err);
+	n = piece(buf, &lay, 0, 0, PROTO_PAGE_SIZE + 16, 1);
+	be32(buf + 12, PROTO_PAGE_SIZE + 16);
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "multiple"),
+	   "PIECE of a length not a multiple of 4 KiB: %s", err);
+	n = piece(buf, &lay, 0, 0, PROTO_PAGE_SIZE, 1);
+	be32(buf + 8, 2);
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "block 2"),
+	   "PIECE for an unknown block: %s", err);
+	proto_enc_hdr(buf, MSG_PIECE, 16 + PROTO_PIECE_MAX + PROTO_PAGE_SIZE);
+	OK(parse(buf, 8, &lay, &m) == -EPROTO && strstr(err, "must be"),
+	   "PIECE longer than 64 KiB refused from its header: %s", err);
+	n = proto_enc_page_hdr(buf, &lay4k, 3);
+	memset(buf + n, 0, PROTO_PAGE_SIZE);
+	n += PROTO_PAGE_SIZE;
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "PIECE"),
+	   "PAGE in a RAM of 2 MiB pages: %s", err);
+	n = proto_enc_run(buf, MSG_ZERO, &lay, 0, 4);
+	OK(parse(buf, n, &lay, &m) == (int)n && m.u.page.count == 4,
+	   "ZERO run of four 2 MiB pages (block 0)");
+	n = proto_enc_run(buf, MSG_ZERO, &lay, 0, 5);
+	OK(parse(buf, n, &lay, &m) == -EPROTO, "ZERO run of 2 MiB pages across a block: %s", err);
+	n = proto_enc_run(buf, MSG_REQ, &lay, 4, 1);
+	OK(parse(buf, n, &lay, &m) == (int)n && m.u.page.page == 4, "REQ of 2 MiB page 4");
+	n = proto_enc_run(buf, MSG_REQ, &lay, 0, 1);
+	buf[8 + 8 + 6] = 0x10;		/* offset 4 KiB: inside a 2 MiB page */
+	OK(parse(buf, n, &lay, &m) == -EPROTO && strstr(err, "aligned"),
+	   "REQ inside a 2 MiB page: %s", err);
+	n = proto_enc_hello_ack(buf, 3, PROTO_PAGE_SIZE_2M, PROTO_F_PREEMPT, 43);
+	OK(parse(buf, n, &lay, &m) == (int)n && m.u.ack.page_size == PROTO_PAGE_SIZE_2M &&
+	   m.u.ack.version == 3, "HELLO_ACK echoes the 2 MiB page size");
+	{
+		enum pc_state st = PC_NONE;
+
+		OK(pc_step(&st, MSG_PIECE, err, sizeof(err)) == -EPROTO,
+		   "PIECE before ADVISE: %s", err);
+		st = PC_RUNNING;
+		OK(pc_step(&st, MSG_PIECE, err, sizeof(err)) == 0 && st == PC_RUNNING,
+		   "PIECE in RUNNING leaves the state alone");
+	}
+}
+
 static void test_state(void)
 {
 	static const uint16_t good[] = {
@@ -670,21 +806,46 @@ static int write_seed(const char *path)
 	return fclose(f) ? 1 : 0;
 }
 
+/* A valid 2 MiB stream: pieces of 4 KiB keep it under the fuzzer's max_len. */
+static int write_seed_huge(const char *path)
+{
+	struct proto_layout lay;
+	FILE *f = fopen(path, "w");
+	size_t n;
+
+	if (!f)
+		return 1;
+	make_layout_2m(&lay);
+	n = hello_2m(buf, 1, 3);
+	n += proto_enc_empty(buf + n, MSG_ADVISE);
+	n += proto_enc_empty(buf + n, MSG_LISTEN);
+	n += proto_enc_empty(buf + n, MSG_RUN);
+	n += proto_enc_run(buf + n, MSG_ZERO, &lay, 0, 2);
+	n += piece(buf + n, &lay, 4, 0, PROTO_PAGE_SIZE, 9);
+	n += piece(buf + n, &lay, 4, PROTO_PAGE_SIZE, PROTO_PAGE_SIZE, 9);
+	n += proto_enc_empty(buf + n, MSG_END);
+	fwrite(buf, 1, n, f);
+	return fclose(f) ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "seed"))
 		return write_seed(argv[2]);
+	if (argc == 3 && !strcmp(argv[1], "seed-huge"))
+		return write_seed_huge(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "fake-source"))
 		return fake_source(argv[2], argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "fake-dest"))
 		return fake_dest(argv[2], argv[3]);
 	if (argc != 1) {
-		fprintf(stderr, "usage: test-proto [fake-source|fake-dest ADDR:PORT CASE]\n");
+		fprintf(stderr, "usage: test-proto [fake-source|fake-dest ADDR:PORT CASE | seed|seed-huge FILE]\n");
 		return 2;
 	}
 	test_header();
 	test_hello();
 	test_pages();
+	test_huge();
 	test_state();
 	test_devstate();
 	test_garbage();

@@ -55,6 +55,7 @@ struct vmm {
 	const char *backend;
 	const char *region;
 	uint64_t size, pages, seed;
+	uint32_t page_size;		/* region page size (0: 4 KiB or the fd's) */
 	unsigned int threads;
 	enum pattern_kind pattern;
 	double duration;
@@ -245,6 +246,8 @@ static int attach_by_socket(struct vmm *v)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.backend = backend;
 	cfg.size = m.size;
+	/* 4 KiB or 2 MiB: libumem maps a 2 MiB region 2 MiB aligned. */
+	cfg.page_size = m.page_size;
 	cfg.log = log_libumem;
 	ret = umem_region_open(&cfg, fd, NULL, &v->r);
 	if (!ret)
@@ -280,6 +283,7 @@ static int attach_by_path(struct vmm *v)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.backend = v->backend ? v->backend : "umem";
 	cfg.size = v->size;
+	cfg.page_size = v->page_size;
 	cfg.log = log_libumem;
 	if (strcmp(cfg.backend, "umem")) {
 		log_msg("backend %s needs umemd's --vmm-socket as --region", cfg.backend);
@@ -465,7 +469,7 @@ static void usage(FILE *f)
 "       umem-vmm --region PATH|SOCKET [--backend umem|uffd|uffd-minor] --seed S\n"
 "                [--size SZ] [--threads N] [--pattern seq|random|hotset]\n"
 "                [--duration SEC] [--verify-all] [--no-wait-run] [--json]\n"
-"                [--expect-file FILE]\n"
+"                [--expect-file FILE] [--page-size 4k|2m]\n"
 "       umem-vmm --help | --version\n");
 }
 
@@ -487,6 +491,7 @@ int main(int argc, char **argv)
 		{ "writer", required_argument, NULL, 'w' },
 		{ "rate", required_argument, NULL, 'X' },
 		{ "expect-file", required_argument, NULL, 'E' },
+		{ "page-size", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -557,6 +562,13 @@ int main(int argc, char **argv)
 		case 'j': v.json = true; break;
 		case 'w': wfile = optarg; break;
 		case 'E': efile = optarg; break;
+		case 'P':
+			if (strcmp(optarg, "4k") && strcmp(optarg, "2m")) {
+				log_msg("--page-size takes 4k or 2m (a umem node opened by path)");
+				return 2;
+			}
+			v.page_size = strcmp(optarg, "4k") ? 2U << 20 : 4096;
+			break;
 		case 'X':
 			if (parse_u64(optarg, &v.rate)) {
 				log_msg("bad --rate %s", optarg);

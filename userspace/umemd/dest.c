@@ -156,40 +156,33 @@ static void account(struct dest *d, uint64_t page, bool zero)
 		atomic_fetch_add(&d->pages_zero, 1);
 }
 
-/* Install @count pages at @page (@data: one page, or NULL for zeros). */
-static int install(struct dest *d, struct chan *c, uint64_t page,
-		   uint32_t count, const uint8_t *data)
+/* Claim @count missing pages for an install: a second copy is an error. */
+static int claim_pages(struct dest *d, struct chan *c, uint64_t page,
+		       uint32_t count, const char *what)
 {
 	char w[128];
-	uint64_t before;
-	int ret;
 
 	for (uint32_t i = 0; i < count; i++) {
 		unsigned char exp = PG_MISSING;
 
 		if (!atomic_compare_exchange_strong(&d->pstate[page + i], &exp,
 						    PG_INSTALLING)) {
-			dest_fail(d, "duplicate %s for %s on the %s channel",
-				  data ? "PAGE" : "ZERO",
+			dest_fail(d, "duplicate %s for %s on the %s channel", what,
 				  where(d, page + i, w, sizeof(w)), c->name);
 			return -EPROTO;
 		}
 	}
-	if (data)
-		ret = umem_region_copy(d->region, page * PROTO_PAGE_SIZE, data,
-				       PROTO_PAGE_SIZE);
-	else
-		ret = umem_region_zero(d->region, page * PROTO_PAGE_SIZE,
-				       (uint64_t)count * PROTO_PAGE_SIZE);
-	if (ret) {
-		dest_fail(d, "installing %s (+%u): %s",
-			  where(d, page, w, sizeof(w)), count - 1,
-			  umem_strerror(ret));
-		return ret;
-	}
+	return 0;
+}
+
+/* Installed: present, counted, ACK every ACK_EVERY pages, DONE at the end. */
+static void installed(struct dest *d, uint64_t page, uint32_t count, bool zero)
+{
+	uint64_t before;
+
 	for (uint32_t i = 0; i < count; i++) {
 		atomic_store(&d->pstate[page + i], PG_PRESENT);
-		account(d, page + i, !data);
+		account(d, page + i, zero);
 	}
 	before = atomic_fetch_add(&d->received, count);
 	if ((before + count) / ACK_EVERY != before / ACK_EVERY) {
@@ -200,7 +193,133 @@ static int install(struct dest *d, struct chan *c, uint64_t page,
 	}
 	if (before + count == d->pages)
 		check_complete(d);
+}
+
+/* Install @count pages at @page (@data: one page, or NULL for zeros). */
+static int install(struct dest *d, struct chan *c, uint64_t page,
+		   uint32_t count, const uint8_t *data)
+{
+	uint64_t ps = d->lay.page_size;
+	char w[128];
+	int ret;
+
+	ret = claim_pages(d, c, page, count, data ? "PAGE" : "ZERO");
+	if (ret)
+		return ret;
+	if (data)
+		ret = umem_region_copy(d->region, page * ps, data, ps);
+	else
+		ret = umem_region_zero(d->region, page * ps, (uint64_t)count * ps);
+	if (ret) {
+		dest_fail(d, "installing %s (+%u): %s",
+			  where(d, page, w, sizeof(w)), count - 1,
+			  umem_strerror(ret));
+		return ret;
+	}
+	installed(d, page, count, !data);
 	return 0;
+}
+
+/*
+ * A PIECE of a 2 MiB page.  Pieces of one page come in order on one
+ * channel; the first claims the page (so a piece on the other channel,
+ * or of a page already here, is a duplicate), the last installs the
+ * assembled page with one copy.
+ */
+static int handle_piece(struct dest *d, struct chan *c, const struct proto_msg *m)
+{
+	struct piece_slot *slots = d->slots[c == &d->pre], *sl = NULL;
+	uint32_t ps = d->lay.page_size;
+	char w[128];
+	int ret;
+
+	for (int i = 0; i < DEST_SLOTS && !sl; i++)
+		if (slots[i].used && slots[i].page == m->u.piece.page)
+			sl = &slots[i];
+	if (sl && m->u.piece.off != sl->got) {
+		dest_fail(d, "PIECE at +%u of %s on the %s channel, expected +%u",
+			  m->u.piece.off, where(d, m->u.piece.page, w, sizeof(w)),
+			  c->name, sl->got);
+		return -EPROTO;
+	}
+	if (!sl) {
+		if (m->u.piece.off) {
+			dest_fail(d, "PIECE at +%u of %s on the %s channel without its first piece",
+				  m->u.piece.off, where(d, m->u.piece.page, w, sizeof(w)),
+				  c->name);
+			return -EPROTO;
+		}
+		for (int i = 0; i < DEST_SLOTS && !sl; i++)
+			if (!slots[i].used)
+				sl = &slots[i];
+		if (!sl) {
+			dest_fail(d, "PIECE of %s: more than %d pages partly sent on the %s channel",
+				  where(d, m->u.piece.page, w, sizeof(w)), DEST_SLOTS, c->name);
+			return -EPROTO;
+		}
+		ret = claim_pages(d, c, m->u.piece.page, 1, "PIECE");
+		if (ret)
+			return ret;
+		if (!sl->buf)
+			sl->buf = aligned_alloc(ps, ps);
+		if (!sl->buf) {
+			dest_fail(d, "out of memory for a %u-byte page buffer", ps);
+			return -ENOMEM;
+		}
+		sl->used = true;
+		sl->page = m->u.piece.page;
+		sl->got = 0;
+		atomic_fetch_add(&d->partial, 1);
+	}
+	memcpy(sl->buf + sl->got, m->u.piece.data, m->u.piece.len);
+	sl->got += m->u.piece.len;
+	atomic_fetch_add(&d->pieces, 1);
+	if (sl->got < ps)
+		return 0;
+	ret = umem_region_copy(d->region, sl->page * ps, sl->buf, ps);
+	if (ret) {
+		dest_fail(d, "installing %s: %s%s", where(d, sl->page, w, sizeof(w)),
+			  umem_strerror(ret),
+			  ret != -ENOMEM ? "" : !strcmp(d->o->backend, "umem") ?
+			  " (no 2 MiB folio: see alloc_failed in umemctl stats)" :
+			  " (no free 2 MiB huge page: reserve them in /proc/sys/vm/nr_hugepages)");
+		return ret;
+	}
+	sl->used = false;
+	/* Another page was partly here: this one overtook it on the wire. */
+	if (atomic_fetch_sub(&d->partial, 1) > 1)
+		atomic_fetch_add(&d->interleaved, 1);
+	installed(d, sl->page, 1, false);
+	return 0;
+}
+
+void dest_drop_partial(struct dest *d)
+{
+	for (int c = 0; c < 2; c++)
+		for (int i = 0; i < DEST_SLOTS; i++) {
+			struct piece_slot *sl = &d->slots[c][i];
+
+			if (!sl->used)
+				continue;
+			if (d->verbose)
+				log_msg("pause: dropping page %llu, %u of %u bytes received on the %s channel",
+					(unsigned long long)sl->page, sl->got, d->lay.page_size,
+					c ? "preempt" : "main");
+			atomic_store(&d->pstate[sl->page], PG_MISSING);
+			sl->used = false;
+			atomic_fetch_sub(&d->partial, 1);
+			atomic_fetch_add(&d->dropped, 1);
+		}
+}
+
+/* Install a PAGE, ZERO or PIECE frame read from @c. */
+static int install_frame(struct dest *d, struct chan *c, uint16_t type,
+			 const struct proto_msg *m)
+{
+	if (type == MSG_PIECE)
+		return handle_piece(d, c, m);
+	return install(d, c, m->u.page.page, m->u.page.count,
+		       type == MSG_PAGE ? m->u.page.data : NULL);
 }
 
 static int handle_discard(struct dest *d, const struct proto_msg *m)
@@ -218,8 +337,8 @@ static int handle_discard(struct dest *d, const struct proto_msg *m)
 							    &exp, PG_MISSING))
 				continue;	/* missing already */
 			ret = umem_region_discard(d->region,
-						  (page + j) * PROTO_PAGE_SIZE,
-						  PROTO_PAGE_SIZE);
+						  (page + j) * d->lay.page_size,
+						  d->lay.page_size);
 			if (ret) {
 				dest_fail(d, "discard: %s", umem_strerror(ret));
 				return ret;
@@ -253,7 +372,7 @@ static void *fault_thread(void *arg)
 			break;
 		}
 		for (int i = 0; i < n; i++) {
-			uint64_t page = reqs[i].offset / PROTO_PAGE_SIZE;
+			uint64_t page = reqs[i].offset / d->lay.page_size;
 
 			atomic_fetch_add(&d->faults, 1);
 			if (page >= d->pages)
@@ -261,7 +380,7 @@ static void *fault_thread(void *arg)
 			if (atomic_load(&d->pstate[page]) == PG_PRESENT) {
 				/* Raced with an install; make sure it's awake. */
 				umem_region_wake(d->region, reqs[i].offset,
-						 PROTO_PAGE_SIZE);
+						 d->lay.page_size);
 				atomic_fetch_add(&d->dup, 1);
 				continue;
 			}
@@ -316,7 +435,7 @@ void *dest_preempt_thread(void *arg)
 			break;
 		}
 		ret = proto_decode(type, buf, len, &d->lay, &m, err, sizeof(err));
-		if (!ret && type != MSG_PAGE && type != MSG_ZERO) {
+		if (!ret && type != MSG_PAGE && type != MSG_ZERO && type != MSG_PIECE) {
 			snprintf(err, sizeof(err), "%s frame on the preempt channel",
 				 proto_type_name(type));
 			ret = -EPROTO;
@@ -336,8 +455,7 @@ void *dest_preempt_thread(void *arg)
 			dest_fail(d, "preempt channel: %s", err);
 			break;
 		}
-		if (install(d, &d->pre, m.u.page.page, m.u.page.count,
-			    type == MSG_PAGE ? m.u.page.data : NULL))
+		if (install_frame(d, &d->pre, type, &m))
 			break;
 	}
 	if (!buf)
@@ -388,17 +506,24 @@ static int handshake(struct dest *d, int lfd, uint8_t *buf)
 		return ret;
 	}
 	/* The highest version both sides speak. */
-	version = h.version_max < PROTO_VERSION_MAX ? h.version_max : PROTO_VERSION_MAX;
+	version = h.version_max < d->o->proto_max ? h.version_max : d->o->proto_max;
 	if (version < h.version_min || version < PROTO_VERSION_MIN) {
 		snprintf(msg, sizeof(msg),
 			 "unsupported protocol version %u..%u (this umemd speaks %u..%u)",
 			 h.version_min, h.version_max, PROTO_VERSION_MIN,
-			 PROTO_VERSION_MAX);
+			 d->o->proto_max);
 		dest_fail(d, "handshake: %s", msg);
 		send_error(d, PROTO_E_VERSION, msg);
 		return -EPROTO;
 	}
 	ret = proto_layout_finish(&h.layout, h.ram_size, err, sizeof(err));
+	if (!ret && h.page_size != PROTO_PAGE_SIZE && version < PROTO_VERSION_HUGE) {
+		snprintf(err, sizeof(err),
+			 "page size %u needs protocol version %u (this umemd speaks %u..%u, chose %u)",
+			 h.page_size, PROTO_VERSION_HUGE, PROTO_VERSION_MIN, d->o->proto_max,
+			 version);
+		ret = -EPROTO;
+	}
 	if (ret) {
 		dest_fail(d, "handshake: %s", err);
 		send_error(d, PROTO_E_PARAM, err);
@@ -410,6 +535,8 @@ static int handshake(struct dest *d, int lfd, uint8_t *buf)
 	/* What the peer offers vs what we want. */
 	want = PROTO_F_ZERO | PROTO_F_DEVSTATE | (d->o->preempt ? PROTO_F_PREEMPT : 0) |
 	       (d->o->recover ? PROTO_F_RECOVER : 0);
+	if (version < 2)
+		want &= ~PROTO_F_RECOVER;	/* a v2 feature */
 	feats = h.features & want & PROTO_F_KNOWN;
 	if (d->o->verbose)
 		log_msg("HELLO: version %u..%u, %llu bytes in %u block(s), offered %#llx, want %#llx, accepted %#llx",
@@ -430,7 +557,7 @@ static int handshake(struct dest *d, int lfd, uint8_t *buf)
 		send_error(d, PROTO_E_LOCAL, d->err);
 		return ret;
 	}
-	n = proto_enc_hello_ack(buf, version, PROTO_PAGE_SIZE, feats, d->session);
+	n = proto_enc_hello_ack(buf, version, d->lay.page_size, feats, d->session);
 	ret = chan_write(&d->main, buf, n, NULL, 0);
 	if (ret) {
 		dest_fail(d, "sending HELLO_ACK: %s", chan_strerror(ret));
@@ -439,6 +566,8 @@ static int handshake(struct dest *d, int lfd, uint8_t *buf)
 	d->preempt = feats & PROTO_F_PREEMPT;
 	d->recover = feats & PROTO_F_RECOVER;
 	d->version = version;
+	d->sum->version = version;
+	d->sum->page_size = d->lay.page_size;
 	d->sum->preempt = d->preempt;
 	if (!d->preempt)
 		return 0;
@@ -594,8 +723,8 @@ static int main_loop(struct dest *d, uint8_t *buf)
 		switch (type) {
 		case MSG_PAGE:
 		case MSG_ZERO:
-			ret = install(d, &d->main, m.u.page.page, m.u.page.count,
-				      type == MSG_PAGE ? m.u.page.data : NULL);
+		case MSG_PIECE:
+			ret = install_frame(d, &d->main, type, &m);
 			if (ret) {
 				send_error(d, ret == -EPROTO ? PROTO_E_PROTO : PROTO_E_LOCAL,
 					   d->err);
@@ -635,6 +764,18 @@ static int main_loop(struct dest *d, uint8_t *buf)
 			vmm_notify(d, VMM_RUN, NULL);
 			break;
 		case MSG_END:
+			for (int i = 0; i < DEST_SLOTS; i++) {
+				char w[128];
+
+				if (!d->slots[0][i].used)
+					continue;
+				snprintf(err, sizeof(err), "END with %s partly sent (%u bytes)",
+					 where(d, d->slots[0][i].page, w, sizeof(w)),
+					 d->slots[0][i].got);
+				dest_fail(d, "main channel: %s", err);
+				send_error(d, PROTO_E_PROTO, err);
+				return -EPROTO;
+			}
 			check_complete(d);
 			break;
 		default:
@@ -659,7 +800,7 @@ static void *progress_thread(void *arg)
 	while (!atomic_load(&d->stopping)) {
 		uint64_t got = atomic_load(&d->received);
 		double secs = (double)(now_ns() - t0) / 1e9;
-		double rate = secs > 0 ? got * 4096.0 / (1 << 20) / secs : 0;
+		double rate = secs > 0 ? (double)got * d->lay.page_size / (1 << 20) / secs : 0;
 		double eta = got ? secs * (double)(d->pages - got) / (double)got : 0;
 
 		fprintf(stderr, "\rumemd: %llu/%llu pages (%.0f%%), %llu requests, %.1f MiB/s, ETA %.1f s   ",
@@ -776,6 +917,12 @@ out:
 	sum->pages_zero = atomic_load(&d.pages_zero);
 	sum->requests = atomic_load(&d.requests);
 	sum->requests_dup = atomic_load(&d.dup);
+	sum->pieces = atomic_load(&d.pieces);
+	sum->pieces_dropped = atomic_load(&d.dropped);
+	sum->interleaved = atomic_load(&d.interleaved);
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < DEST_SLOTS; j++)
+			free(d.slots[i][j].buf);
 	sum->bytes_main = d.main.bytes_in;
 	sum->bytes_preempt = d.pre.bytes_in;
 	sum->lat_ns = d.lat;

@@ -31,6 +31,20 @@
 
 enum { PG_MISSING, PG_INSTALLING, PG_PRESENT };
 
+/*
+ * A 2 MiB page being assembled from PIECE frames, in a page-aligned
+ * buffer: each channel's reader owns its slots.  Two per channel: a
+ * background page and the requested page that interrupted it (no
+ * preempt: both on main).
+ */
+#define DEST_SLOTS	2
+struct piece_slot {
+	uint64_t page;
+	uint32_t got;		/* bytes so far, in order */
+	bool used;
+	uint8_t *buf;		/* page_size bytes, page_size aligned */
+};
+
 struct dest {
 	const struct umemd_opts *o;
 	struct umemd_summary *sum;
@@ -57,6 +71,10 @@ struct dest {
 	char err[256];
 	atomic_bool failed, finished, stopping;
 	atomic_uint_fast64_t pages_bg, pages_req, pages_zero, requests, faults, dup;
+	/* 2 MiB pages: [0] main, [1] preempt; pages partly received */
+	struct piece_slot slots[2][DEST_SLOTS];
+	atomic_uint_fast64_t partial, pieces, interleaved;
+	atomic_uint_fast64_t dropped;	/* partly received pages dropped on a pause */
 	pthread_mutex_t llock;
 	uint64_t *lat;
 	uint64_t nlat;
@@ -81,6 +99,12 @@ void dest_fail(struct dest *d, const char *fmt, ...);
 enum pc_state get_state(struct dest *d);
 void send_error(struct dest *d, uint32_t code, const char *text);
 void *dest_preempt_thread(void *arg);
+/*
+ * --recover: forget the pages partly received (missing again, not in the
+ * received map, so the source sends them again whole).  Only while no
+ * channel is read (dest_resume(), after joining the preempt thread).
+ */
+void dest_drop_partial(struct dest *d);
 
 /* dest_vmm.c */
 void vmm_notify(struct dest *d, uint16_t type, const char *text);

@@ -147,6 +147,7 @@ int dest_resume(struct dest *d, int lfd, uint8_t *buf)
 	if (d->pre_on)
 		pthread_join(d->pre_th, NULL);
 	d->pre_on = false;
+	dest_drop_partial(d);
 	for (;;) {
 		uint8_t out[64 * (PROTO_HDR_LEN + 16)];
 		size_t len = 0;

@@ -33,7 +33,7 @@ void vmm_notify(struct dest *d, uint16_t type, const char *text)
 	if (d->vmm_fd >= 0 && d->attached) {
 		if (type == VMM_RUN)
 			d->run_sent = true;
-		vmm_send(d->vmm_fd, type, d->pages * PROTO_PAGE_SIZE, 0, text, -1);
+		vmm_send(d->vmm_fd, type, d->pages * d->lay.page_size, 0, text, -1);
 	}
 	pthread_mutex_unlock(&d->vlock);
 }
@@ -59,9 +59,10 @@ static void *vmm_thread(void *arg)
 		dest_fail(d, "VMM socket accept: %s", strerror(errno));
 		return NULL;
 	}
-	ret = vmm_send(fd, VMM_HELLO, umem_region_size(d->region), 0,
-		       umem_region_backend(d->region),
-		       umem_region_export_fd(d->region));
+	ret = vmm_send_ps(fd, VMM_HELLO, umem_region_size(d->region), 0,
+			  umem_region_page_size(d->region),
+			  umem_region_backend(d->region),
+			  umem_region_export_fd(d->region));
 	while (!ret) {
 		int rfd = -1;
 
@@ -187,13 +188,20 @@ int setup_region(struct dest *d)
 	else
 		snprintf(name, sizeof(name), "umemd-%d", (int)getpid());
 	cfg.name = name;
-	cfg.size = d->pages * PROTO_PAGE_SIZE;
+	cfg.size = d->pages * d->lay.page_size;
+	cfg.page_size = d->lay.page_size;
 	cfg.log = log_libumem;
 	cfg.log_opaque = &d->verbose;
 	ret = umem_region_create(&cfg, &d->region);
 	if (ret) {
-		dest_fail(d, "creating a %s region of %llu bytes: %s", d->o->backend,
-			  (unsigned long long)cfg.size, umem_strerror(ret));
+		/* hugetlb: say what to do (libumem logged the numbers). */
+		bool pool = ret == -ENOMEM && cfg.page_size != PROTO_PAGE_SIZE &&
+			    strcmp(d->o->backend, "umem");
+
+		dest_fail(d, "creating a %s region of %llu bytes in %u-byte pages: %s%s",
+			  d->o->backend, (unsigned long long)cfg.size, cfg.page_size,
+			  umem_strerror(ret),
+			  pool ? " (no free 2 MiB huge pages: reserve them in /proc/sys/vm/nr_hugepages)" : "");
 		return ret;
 	}
 	if (d->o->verbose)

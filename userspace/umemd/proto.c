@@ -49,6 +49,7 @@ const char *proto_type_name(uint16_t type)
 	case MSG_END: return "END";
 	case MSG_PREEMPT_HELLO: return "PREEMPT_HELLO";
 	case MSG_DEVICE_STATE: return "DEVICE_STATE";
+	case MSG_PIECE: return "PIECE";
 	case MSG_RESUME: return "RESUME";
 	case MSG_RECV_MAP: return "RECV_MAP";
 	case MSG_RESUME_OK: return "RESUME_OK";
@@ -81,6 +82,10 @@ static int len_bounds(uint16_t type, uint32_t *min, uint32_t *max)
 		return 0;
 	case MSG_ZERO: case MSG_REQ:
 		*min = *max = 16;
+		return 0;
+	case MSG_PIECE:
+		*min = 16 + PROTO_PAGE_SIZE;
+		*max = 16 + PROTO_PIECE_MAX;
 		return 0;
 	case MSG_PREEMPT_HELLO: case MSG_RESUME:
 		*min = *max = 24;
@@ -139,9 +144,9 @@ int proto_layout_finish(struct proto_layout *lay, uint64_t ram_size,
 {
 	uint64_t total = 0;
 
-	if (lay->page_size != PROTO_PAGE_SIZE)
-		return fail(err, errlen, "page size %u not supported (only %u)",
-			    lay->page_size, PROTO_PAGE_SIZE);
+	if (lay->page_size != PROTO_PAGE_SIZE && lay->page_size != PROTO_PAGE_SIZE_2M)
+		return fail(err, errlen, "page size %u not supported (only %u or %u)",
+			    lay->page_size, PROTO_PAGE_SIZE, PROTO_PAGE_SIZE_2M);
 	if (!lay->nblocks || lay->nblocks > PROTO_MAX_BLOCKS)
 		return fail(err, errlen, "%u RAM blocks (must be 1..%u)",
 			    lay->nblocks, PROTO_MAX_BLOCKS);
@@ -342,9 +347,41 @@ int proto_decode(uint16_t type, const uint8_t *p, uint32_t len,
 				    (unsigned long long)lay->total_pages);
 		return 0;
 	case MSG_PAGE:
+		if (lay && lay->page_size != PROTO_PAGE_SIZE)
+			return fail(err, errlen,
+				    "PAGE in a RAM of %u-byte pages (those travel as PIECE)",
+				    lay->page_size);
 		m->u.page.data = p + 16;
 		return locate(lay, p, false, &m->u.page.page, &m->u.page.count,
 			      "PAGE", err, errlen);
+	case MSG_PIECE: {
+		uint32_t block = get32(p), n = get32(p + 4);
+		uint64_t off = get64(p + 8), in;
+		const struct proto_block *b;
+
+		if (!lay)
+			return fail(err, errlen, "PIECE before the handshake");
+		if (lay->page_size == PROTO_PAGE_SIZE)
+			return fail(err, errlen, "PIECE in a RAM of 4096-byte pages");
+		if (n != len - 16 || n % PROTO_PAGE_SIZE)
+			return fail(err, errlen,
+				    "PIECE of %u data bytes in a %u-byte frame (a multiple of %u)",
+				    n, len, PROTO_PAGE_SIZE);
+		if (block >= lay->nblocks)
+			return fail(err, errlen, "PIECE for block %u (only %u)", block,
+				    lay->nblocks);
+		b = &lay->blocks[block];
+		in = off % lay->page_size;
+		if (off % PROTO_PAGE_SIZE || off >= b->length || in + n > lay->page_size)
+			return fail(err, errlen,
+				    "PIECE of %u bytes at %#llx: not 4 KiB aligned, past block %s or across a %u-byte page",
+				    n, (unsigned long long)off, b->name, lay->page_size);
+		m->u.piece.page = b->base_page + off / lay->page_size;
+		m->u.piece.off = (uint32_t)in;
+		m->u.piece.len = n;
+		m->u.piece.data = p + 16;
+		return 0;
+	}
 	case MSG_ZERO: case MSG_REQ:
 		return locate(lay, p, true, &m->u.page.page, &m->u.page.count,
 			      proto_type_name(type), err, errlen);
@@ -555,6 +592,20 @@ size_t proto_enc_page_hdr(uint8_t *out, const struct proto_layout *lay,
 	put32(out + 8, block);
 	put32(out + 12, 0);
 	put64(out + 16, off);
+	return PROTO_HDR_LEN + 16;
+}
+
+size_t proto_enc_piece_hdr(uint8_t *out, const struct proto_layout *lay,
+			   uint64_t page, uint32_t off, uint32_t len)
+{
+	uint32_t block = 0;
+	uint64_t boff = 0;
+
+	proto_page_to_block(lay, page, &block, &boff);
+	proto_enc_hdr(out, MSG_PIECE, 16 + len);
+	put32(out + 8, block);
+	put32(out + 12, len);
+	put64(out + 16, boff + off);
 	return PROTO_HDR_LEN + 16;
 }
 

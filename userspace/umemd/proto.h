@@ -14,9 +14,12 @@
 
 #define PROTO_MAGIC		"UMEMPOST"	/* 8 bytes, no NUL on the wire */
 #define PROTO_VERSION_MIN	1
-#define PROTO_VERSION_MAX	2
+#define PROTO_VERSION_MAX	3
+#define PROTO_VERSION_HUGE	3		/* first version with 2 MiB pages */
 #define PROTO_HDR_LEN		8
-#define PROTO_PAGE_SIZE		4096U
+#define PROTO_PAGE_SIZE		4096U		/* the 4 KiB page, and PAGE's data */
+#define PROTO_PAGE_SIZE_2M	(2U << 20)	/* v3: RAM of 2 MiB pages */
+#define PROTO_PIECE_MAX		65536U		/* v3: data bytes per PIECE frame */
 #define PROTO_MAX_BLOCKS	64
 #define PROTO_BLOCK_NAME	64		/* incl. NUL padding */
 #define PROTO_MAX_RAM		(1ULL << 40)
@@ -48,6 +51,7 @@ enum proto_type {
 	MSG_PREEMPT_HELLO = 0x09,
 	MSG_RESUME	= 0x0a,		/* v2: first frame of a resumed main connection */
 	MSG_DEVICE_STATE = 0x0b,	/* DEVSTATE: a piece of the device-state blob */
+	MSG_PIECE	= 0x0c,		/* v3: part of a 2 MiB page */
 	/* destination -> source (return path) */
 	MSG_HELLO_ACK	= 0x41,
 	MSG_REQ		= 0x42,
@@ -121,6 +125,12 @@ struct proto_msg {
 			uint32_t count;	/* PAGE: 1 */
 			const uint8_t *data;
 		} page;			/* PAGE, ZERO, REQ */
+		struct {
+			uint64_t page;	/* the huge page */
+			uint32_t off;	/* bytes into it */
+			uint32_t len;
+			const uint8_t *data;
+		} piece;		/* PIECE */
 		struct {
 			uint32_t count;
 			const uint8_t *raw;
@@ -196,6 +206,9 @@ size_t proto_enc_empty(uint8_t *out, uint16_t type);
 /* PAGE header only (16-byte payload prefix); the data follows. */
 size_t proto_enc_page_hdr(uint8_t *out, const struct proto_layout *lay,
 			  uint64_t page);
+/* PIECE header (16-byte payload prefix): @len bytes at @off into @page. */
+size_t proto_enc_piece_hdr(uint8_t *out, const struct proto_layout *lay,
+			   uint64_t page, uint32_t off, uint32_t len);
 /* ZERO or REQ. */
 size_t proto_enc_run(uint8_t *out, uint16_t type,
 		     const struct proto_layout *lay, uint64_t page,
@@ -210,9 +223,10 @@ size_t proto_enc_discard(uint8_t *out, size_t outlen,
 			 const struct proto_layout *lay, const uint64_t *pages,
 			 const uint32_t *counts, uint32_t n);
 
-/* The largest frame of any type (a full DISCARD: 16400 bytes; PAGE is
- * 4120, HELLO at most 4664): the size of every receive buffer. */
-#define PROTO_MAX_FRAME	(PROTO_HDR_LEN + 8 + 16 * PROTO_MAX_DISCARD)
+/* The largest frame of any type (a full PIECE: 65560 bytes; a full DISCARD
+ * is 16400, PAGE 4120, HELLO at most 4664): the size of every receive
+ * buffer. */
+#define PROTO_MAX_FRAME	(PROTO_HDR_LEN + 16 + PROTO_PIECE_MAX)
 #define PROTO_HELLO_FIXED	48
 #define PROTO_HELLO_BLOCK	72
 

@@ -22,6 +22,15 @@
  * Every page is sent once: a sender claims it in sent[] first (an atomic
  * exchange); the loser of a race skips it.  That is what keeps a page
  * from travelling on both channels.
+ *
+ * 2 MiB pages (--page-size 2m, protocol v3) travel as PIECE frames of at
+ * most 64 KiB, in order, all on the channel whose sender claimed the
+ * page.  Between two pieces of a background page the pacer may sleep;
+ * requested pages go out meanwhile (preempt thread, or main itself
+ * without preempt, which drains the queue between pieces), so a request
+ * interrupts a partly sent huge page and the rest follows after it.  A
+ * request for the page being sent is a duplicate (it is claimed), but it
+ * makes the rest of that page urgent: no more pacing until it is out.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,11 +76,19 @@ void src_fail(struct source *s, const char *fmt, ...)
 	pthread_mutex_unlock(&s->qlock);
 }
 
-static bool page_is_zero(const uint8_t *p)
+static bool page_is_zero(const struct source *s, const uint8_t *p)
 {
 	static const uint8_t zero[PROTO_PAGE_SIZE];
 
-	return !memcmp(p, zero, PROTO_PAGE_SIZE);
+	for (uint32_t off = 0; off < s->lay.page_size; off += PROTO_PAGE_SIZE)
+		if (memcmp(p + off, zero, PROTO_PAGE_SIZE))
+			return false;
+	return true;
+}
+
+static bool huge(const struct source *s)
+{
+	return s->lay.page_size != PROTO_PAGE_SIZE;
 }
 
 static bool claim(struct source *s, uint64_t page)
@@ -88,7 +105,7 @@ static int map_ram(struct source *s)
 	uint64_t total = 0;
 	char err[160];
 
-	s->lay.page_size = PROTO_PAGE_SIZE;
+	s->lay.page_size = o->page_size;
 	s->lay.nblocks = (uint32_t)o->nram;
 	for (int i = 0; i < o->nram; i++) {
 		struct proto_block *b = &s->lay.blocks[i];
@@ -103,9 +120,9 @@ static int map_ram(struct source *s)
 				close(fd);
 			return -1;
 		}
-		if (!st.st_size || st.st_size % PROTO_PAGE_SIZE) {
-			src_fail(s, "%s: size %lld is not a non-zero multiple of %u",
-				 o->ram[i], (long long)st.st_size, PROTO_PAGE_SIZE);
+		if (!st.st_size || st.st_size % o->page_size) {
+			src_fail(s, "%s: size %lld is not a non-zero multiple of the page size %u",
+				 o->ram[i], (long long)st.st_size, o->page_size);
 			close(fd);
 			return -1;
 		}
@@ -171,16 +188,29 @@ static bool queue_pop(struct source *s, uint64_t *page, bool wait)
 
 /* ---- sending ---- */
 
+/* One requested page, whole: a 2 MiB page as all its pieces, on @c. */
 static int send_page_now(struct source *s, struct chan *c, uint64_t page)
 {
 	uint8_t hdr[PROTO_HDR_LEN + 16];
 	const uint8_t *d = page_data(s, page);
 
-	if (s->zero_ok && page_is_zero(d)) {
+	if (s->zero_ok && page_is_zero(s, d)) {
 		size_t n = proto_enc_run(hdr, MSG_ZERO, &s->lay, page, 1);
 
 		atomic_fetch_add(&s->pages_zero, 1);
 		return chan_write(c, hdr, n, NULL, 0);
+	}
+	if (huge(s)) {
+		for (uint32_t off = 0; off < s->lay.page_size; off += PROTO_PIECE_MAX) {
+			size_t n = proto_enc_piece_hdr(hdr, &s->lay, page, off,
+						       PROTO_PIECE_MAX);
+			int ret = chan_write(c, hdr, n, d + off, PROTO_PIECE_MAX);
+
+			if (ret)
+				return ret;
+			atomic_fetch_add(&s->pieces, 1);
+		}
+		return 0;
 	}
 	return chan_write(c, hdr, proto_enc_page_hdr(hdr, &s->lay, page), d,
 			  PROTO_PAGE_SIZE);
@@ -206,9 +236,16 @@ static int serve_request(struct source *s, struct chan *c, uint64_t page)
 {
 	if (!claim(s, page)) {
 		atomic_fetch_add(&s->req_dup, 1);
+		if (atomic_load(&s->bg_cur) == page + 1) {
+			/* Partly sent: the rest goes next on main, unpaced. */
+			atomic_store(&s->bg_urgent, true);
+			atomic_fetch_add(&s->req_partial, 1);
+		}
 		return 0;
 	}
 	atomic_fetch_add(&s->pages_req, 1);
+	if (atomic_load(&s->bg_cur))
+		atomic_fetch_add(&s->interrupts, 1);
 	return send_page_now(s, c, page);
 }
 
@@ -265,6 +302,8 @@ static int pace(struct source *s, struct pacer *p, size_t bytes)
 	if (!s->o->max_bw_bytes)
 		return 0;
 	p->bytes += bytes;
+	if (atomic_load(&s->bg_urgent))
+		return 0;	/* counted, but the requested rest goes now */
 	due = p->t0 + (uint64_t)((double)p->bytes * 1e9 / (double)s->o->max_bw_bytes);
 	if (due <= now_ns() + 1000000)
 		return 0;	/* less than 1 ms ahead of the cap */
@@ -283,6 +322,98 @@ static int pace(struct source *s, struct pacer *p, size_t bytes)
 	return 0;
 }
 
+/* Whether the pacer still holds the background stream back. */
+static bool pace_behind(struct source *s, const struct pacer *p)
+{
+	uint64_t due;
+
+	if (!s->o->max_bw_bytes || atomic_load(&s->bg_urgent) ||
+	    atomic_load(&s->failed) || atomic_load(&s->paused))
+		return false;
+	due = p->t0 + (uint64_t)((double)p->bytes * 1e9 / (double)s->o->max_bw_bytes);
+	return due > now_ns() + 1000000;
+}
+
+/*
+ * --test-cut N: the link breaks after every N pages, three times; with
+ * 2 MiB pages always in the middle of a background page (the first one
+ * past the count, in background_huge()), so that recovery has a partly
+ * sent page to drop.
+ */
+static void test_cut(struct source *s)
+{
+	if (s->o->test_cut && atomic_load(&s->running) && s->cuts < 3 &&
+	    atomic_load(&s->pages_bg) + atomic_load(&s->pages_req) >=
+	    (s->cuts + 1) * s->o->test_cut) {
+		s->cuts++;
+		shutdown(s->main.fd, SHUT_RDWR);
+	}
+}
+
+/* Without preempt: requested pages go out on main, ahead of the rest. */
+static int drain_requests(struct source *s)
+{
+	uint64_t page;
+	int ret;
+
+	if (s->preempt)
+		return 0;
+	while (queue_pop(s, &page, false)) {
+		ret = flush_out(s);
+		if (!ret)
+			ret = serve_request(s, &s->main, page);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * A background 2 MiB page (claimed), piece by piece.  Requests are
+ * served between pieces (drain_requests(), or the preempt thread while
+ * pace() sleeps); bg_cur tells them which page is partly sent.
+ */
+static int background_huge(struct source *s, struct pacer *pc, uint64_t page)
+{
+	const uint8_t *d = page_data(s, page);
+	int ret = 0;
+
+	atomic_store(&s->bg_urgent, false);
+	atomic_store(&s->bg_cur, page + 1);
+	for (uint32_t off = 0; off < s->lay.page_size && !ret; off += PROTO_PIECE_MAX) {
+		if (off) {
+			ret = drain_requests(s);
+			if (ret)
+				break;
+		}
+		if (off == s->lay.page_size / 2)
+			if (!huge(s))
+			test_cut(s);	/* 2 MiB: inside a page, background_huge() */
+		ret = out_reserve(s, PROTO_HDR_LEN + 16 + PROTO_PIECE_MAX);
+		if (ret)
+			break;
+		s->outlen += proto_enc_piece_hdr(s->out + s->outlen, &s->lay, page,
+						 off, PROTO_PIECE_MAX);
+		memcpy(s->out + s->outlen, d + off, PROTO_PIECE_MAX);
+		s->outlen += PROTO_PIECE_MAX;
+		atomic_fetch_add(&s->pieces, 1);
+		ret = pace(s, pc, PROTO_HDR_LEN + 16 + PROTO_PIECE_MAX);
+		/* Without preempt pace() sleeps one slice at a time: serve
+		 * requests between the slices until the cap allows more. */
+		while (!ret && !s->preempt && pace_behind(s, pc)) {
+			ret = drain_requests(s);
+			if (!ret)
+				ret = pace(s, pc, 0);
+		}
+	}
+	if (!ret)
+		ret = flush_out(s);
+	atomic_store(&s->bg_cur, 0);
+	atomic_store(&s->bg_urgent, false);
+	atomic_fetch_add(&s->pages_bg, 1);
+	return ret;
+}
+
 int background(struct source *s)
 {
 	uint64_t cursor = 0, low = 0, since_throttle = 0;
@@ -294,30 +425,14 @@ int background(struct source *s)
 
 		if (atomic_load(&s->paused))
 			return -ECONNABORTED;
-		if (s->o->test_cut && atomic_load(&s->running) && s->cuts < 3 &&
-		    atomic_load(&s->pages_bg) + atomic_load(&s->pages_req) >=
-		    (s->cuts + 1) * s->o->test_cut) {
-			/* testing: the link breaks here */
-			s->cuts++;
-			shutdown(s->main.fd, SHUT_RDWR);
-		}
+		test_cut(s);
 
 		if (s->precopy_phase && umemd_switch_requested)
 			break;	/* the rest goes in postcopy */
 
-		if (!s->preempt) {
-			bool any = false;
-
-			while (queue_pop(s, &page, false)) {
-				ret = flush_out(s);
-				if (!ret)
-					ret = serve_request(s, &s->main, page);
-				if (ret)
-					return ret;
-				any = true;
-			}
-			(void)any;
-		}
+		ret = drain_requests(s);
+		if (ret)
+			return ret;
 		h = atomic_exchange(&s->hint, 0);
 		if (h && h - 1 < s->pages)
 			cursor = h - 1;
@@ -326,14 +441,14 @@ int background(struct source *s)
 		page = cursor;
 		if (!claim(s, page))
 			continue;
-		if (s->zero_ok && page_is_zero(page_data(s, page))) {
+		if (s->zero_ok && page_is_zero(s, page_data(s, page))) {
 			uint32_t n = 1, b;
 			uint64_t off;
 
 			proto_page_to_block(&s->lay, page, &b, &off);
 			while (n < PROTO_MAX_RUN && page + n < s->pages &&
 			       page + n < s->lay.blocks[b].base_page + s->lay.blocks[b].pages &&
-			       page_is_zero(page_data(s, page + n)) &&
+			       page_is_zero(s, page_data(s, page + n)) &&
 			       claim(s, page + n))
 				n++;
 			ret = out_reserve(s, PROTO_HDR_LEN + 16);
@@ -354,6 +469,11 @@ int background(struct source *s)
 					s->hash[page + i] = hz;
 			}
 			cursor = page + n;
+		} else if (huge(s)) {
+			ret = background_huge(s, &pc, page);
+			if (ret)
+				return ret;
+			cursor = page + 1;
 		} else {
 			ret = out_reserve(s, PROTO_HDR_LEN + 16 + PROTO_PAGE_SIZE);
 			if (ret)
@@ -475,9 +595,9 @@ static int handshake(struct source *s, int lfd)
 
 	memset(&h, 0, sizeof(h));
 	h.version_min = PROTO_VERSION_MIN;
-	h.version_max = PROTO_VERSION_MAX;
-	h.page_size = PROTO_PAGE_SIZE;
-	h.ram_size = s->pages * PROTO_PAGE_SIZE;
+	h.version_max = s->o->proto_max;
+	h.page_size = s->lay.page_size;
+	h.ram_size = s->pages * s->lay.page_size;
 	h.features = PROTO_F_KNOWN & ~(s->o->recover ? 0 : PROTO_F_RECOVER);
 	h.session = s->session;
 	h.layout = s->lay;
@@ -504,18 +624,24 @@ static int handshake(struct source *s, int lfd)
 			 proto_type_name(type));
 		return -EPROTO;
 	}
-	if (m.u.ack.version < PROTO_VERSION_MIN || m.u.ack.version > PROTO_VERSION_MAX ||
-	    m.u.ack.page_size != PROTO_PAGE_SIZE || m.u.ack.session != s->session ||
+	if (m.u.ack.version < PROTO_VERSION_MIN || m.u.ack.version > h.version_max ||
+	    m.u.ack.page_size != h.page_size || m.u.ack.session != s->session ||
 	    (m.u.ack.features & ~h.features)) {
-		src_fail(s, "handshake: bad HELLO_ACK (version %u, page size %u, features %#llx, we speak %u..%u and offered %#llx)",
+		src_fail(s, "handshake: bad HELLO_ACK (version %u, page size %u, features %#llx, we speak %u..%u with %u-byte pages and offered %#llx)",
 			 m.u.ack.version, m.u.ack.page_size,
 			 (unsigned long long)m.u.ack.features, PROTO_VERSION_MIN,
-			 PROTO_VERSION_MAX, (unsigned long long)h.features);
+			 h.version_max, h.page_size, (unsigned long long)h.features);
+		return -EPROTO;
+	}
+	if (huge(s) && m.u.ack.version < PROTO_VERSION_HUGE) {
+		src_fail(s, "handshake: the destination chose protocol version %u, but %u-byte pages need version %u",
+			 m.u.ack.version, h.page_size, PROTO_VERSION_HUGE);
 		return -EPROTO;
 	}
 	s->preempt = m.u.ack.features & PROTO_F_PREEMPT;
 	s->recover = m.u.ack.features & PROTO_F_RECOVER;
 	s->version = m.u.ack.version;
+	s->sum->version = s->version;
 	if (s->o->recover && !s->recover)
 		log_msg("the destination does not do RECOVER: a broken link will fail the migration");
 	s->zero_ok = m.u.ack.features & PROTO_F_ZERO;
@@ -750,6 +876,10 @@ out:
 	sum->requests_dup = atomic_load(&s.req_dup);
 	sum->bytes_main = s.main.bytes_out;
 	sum->bytes_preempt = s.pre.bytes_out;
+	sum->page_size = s.lay.page_size;
+	sum->pieces = atomic_load(&s.pieces);
+	sum->interrupts = atomic_load(&s.interrupts);
+	sum->req_partial = atomic_load(&s.req_partial);
 	chan_close(&s.main);
 	chan_close(&s.pre);
 	if (lfd >= 0)

@@ -61,6 +61,11 @@ struct source {
 	char err[256];
 	atomic_uint_fast64_t pages_bg, pages_req, pages_zero, requests, req_dup;
 	atomic_uint_fast64_t acked;
+	/* 2 MiB pages: the background page partly sent (page + 1, 0 = none),
+	 * set while its PIECE frames go out; urgent once it was requested */
+	atomic_uint_fast64_t bg_cur;
+	atomic_bool bg_urgent;
+	atomic_uint_fast64_t pieces, interrupts, req_partial;
 	/* background output buffer (main thread only) */
 	uint8_t *out;
 	/* --dirty hash: a hash of every page as sent (precopy rounds) */

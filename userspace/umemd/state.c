@@ -9,7 +9,7 @@
  *                                                                  |
  *                                                          END --> END
  *
- * PAGE and ZERO may arrive from ADVISE to RUNNING (before LISTEN they are
+ * PAGE, PIECE and ZERO may arrive from ADVISE to RUNNING (before LISTEN they are
  * precopy pages).  Nothing may arrive after END.
  */
 #include <errno.h>
@@ -44,6 +44,7 @@ bool pc_allowed(enum pc_state s, uint16_t type)
 	case MSG_DEVICE_STATE:
 		return s == PC_LISTENING;
 	case MSG_PAGE:
+	case MSG_PIECE:
 	case MSG_ZERO:
 		return s >= PC_ADVISE && s <= PC_RUNNING;
 	default:

@@ -70,6 +70,16 @@ void summary_print(const struct umemd_summary *s, bool json)
 		       (unsigned long long)s->bytes_preempt);
 		printf(",\"device_state_bytes\":%llu",
 		       (unsigned long long)s->device_state_bytes);
+		printf(",\"version\":%u,\"page_size\":%u,\"pieces\":%llu",
+		       s->version, s->page_size, (unsigned long long)s->pieces);
+		if (s->role[0] == 's')
+			printf(",\"interrupts\":%llu,\"requests_partial\":%llu",
+			       (unsigned long long)s->interrupts,
+			       (unsigned long long)s->req_partial);
+		else
+			printf(",\"interleaved\":%llu,\"partial_dropped\":%llu",
+			       (unsigned long long)s->interleaved,
+			       (unsigned long long)s->pieces_dropped);
 		if (s->role[0] == 'd')
 			printf(",\"postcopy_ms\":%.3f", s->postcopy_ns / 1e6);
 		if (s->precopy || s->switch_reason) {
@@ -108,6 +118,17 @@ void summary_print(const struct umemd_summary *s, bool json)
 	fprintf(stderr, "  requests          %llu (%llu duplicates dropped), preempt channel %s\n",
 		(unsigned long long)s->requests,
 		(unsigned long long)s->requests_dup, s->preempt ? "on" : "off");
+	if (s->version)
+		fprintf(stderr, "  protocol          version %u, %u-byte pages\n",
+			s->version, s->page_size);
+	if (s->page_size > 4096 && s->role[0] == 's')
+		fprintf(stderr, "  huge pages        %llu PIECE frames; %llu requested pages interrupted a partly sent page; %llu requests for the page being sent\n",
+			(unsigned long long)s->pieces, (unsigned long long)s->interrupts,
+			(unsigned long long)s->req_partial);
+	else if (s->page_size > 4096)
+		fprintf(stderr, "  huge pages        %llu PIECE frames; %llu pages completed while another was partly received; %llu partly received pages dropped on a pause\n",
+			(unsigned long long)s->pieces, (unsigned long long)s->interleaved,
+			(unsigned long long)s->pieces_dropped);
 	if (s->device_state_bytes)
 		fprintf(stderr, "  device state      %llu bytes (between LISTEN and RUN)\n",
 			(unsigned long long)s->device_state_bytes);

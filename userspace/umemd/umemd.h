@@ -30,6 +30,7 @@ struct umemd_opts {
 	bool recover;			/* v2: pause and reconnect on a broken link */
 	int recover_wait_ms;		/* give up after this long paused */
 	uint64_t test_cut;		/* testing: cut the link every N postcopy pages */
+	uint32_t page_size;		/* --page-size: 4096 or 2 MiB */
 	/* destination */
 	const char *backend;
 	const char *name;
@@ -43,6 +44,7 @@ struct umemd_opts {
 	int cancel_fd;			/* eventfd: readable once the operator gave up */
 	/* testing hooks */
 	uint64_t throttle_pages;	/* source: sleep 1 ms every N bg pages */
+	uint32_t proto_max;		/* speak at most this version (a v2 peer) */
 };
 
 /* Summary of one run (both roles). */
@@ -56,6 +58,17 @@ struct umemd_summary {
 	uint64_t requests, requests_dup;
 	uint64_t bytes_main, bytes_preempt;
 	bool preempt;
+	uint32_t version;		/* negotiated protocol version */
+	uint32_t page_size;
+	/* 2 MiB pages (PIECE frames) */
+	uint64_t pieces;		/* PIECE frames sent / received */
+	uint64_t interrupts;		/* source: requested pages sent while a
+					 * background huge page was partly sent */
+	uint64_t req_partial;		/* source: requests for the page being sent */
+	uint64_t interleaved;		/* destination: pages completed while
+					 * another was partly received */
+	uint64_t pieces_dropped;	/* destination, --recover: partly
+					 * received pages dropped on a pause */
 	uint64_t device_state_bytes;
 	uint64_t postcopy_ns;		/* destination: RUN -> every page present */
 	/* source, precopy (--pid) */
