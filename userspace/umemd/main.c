@@ -60,8 +60,8 @@ static void usage(FILE *f)
 "                       (protocol v3) and creates a region of 2 MiB pages\n"
 "                       (umem: UMEM_F_PAGE_2M; uffd*: hugetlbfs, huge pages\n"
 "                       reserved in /proc/sys/vm/nr_hugepages); pages travel\n"
-"                       as 64 KiB PIECE frames.  Not with --pid or\n"
-"                       --stop-cmd yet\n"
+"                       as 64 KiB PIECE frames.  Not with --pid yet\n"
+"                       (--stop-cmd alone is fine: no precopy rounds)\n"
 "  --incoming           receive RAM into a region the VMM maps\n"
 "  --listen ADDR:PORT   wait for the peer (ADDR may be empty: any)\n"
 "  --connect ADDR:PORT  connect to the peer (retried for --connect-wait seconds)\n"
@@ -367,8 +367,12 @@ int main(int argc, char **argv)
 		log_msg("--page-size is for --outgoing (the destination learns it from HELLO)");
 		return 2;
 	}
-	if (o.page_size != PROTO_PAGE_SIZE && (o.pid || o.stop_cmd)) {
-		log_msg("--page-size 2m: not with --pid or --stop-cmd (precopy of 2 MiB pages is not implemented yet)");
+	/*
+	 * --stop-cmd alone is a stop hook before a pure postcopy: no
+	 * rounds, no dirty map, nothing per 4 KiB (precopy.c).
+	 */
+	if (o.page_size != PROTO_PAGE_SIZE && o.pid) {
+		log_msg("--page-size 2m: not with --pid (precopy of 2 MiB pages is not implemented yet)");
 		return 2;
 	}
 	if (o.page_size != PROTO_PAGE_SIZE && o.proto_max < PROTO_VERSION_HUGE) {
