@@ -105,8 +105,8 @@ demo: all modules-all
 # A running QEMU guest (userspace/qemu/guest) migrated between two QEMUs in a
 # virtme-ng guest (KVER): device state by QEMU (x-ignore-shared),
 # RAM by umemd over a umem region; exit 0 only if the guest saw no mismatch
-# and kept running.   make demo-qemu [MIB=64]
-DEMO_QEMU_VARS := MIB PRINT PASSES
+# and kept running.   make demo-qemu [MIB=64] [HUGE=1]
+DEMO_QEMU_VARS := MIB PRINT PASSES HUGE
 
 demo-qemu: all modules-all
 	@$(REPO)/scripts/vm-run.sh $(DEMO_KVER) env \

@@ -6,6 +6,7 @@
 # /dev/shm, share=on) to a destination QEMU on /dev/umem-NAME; QEMU
 # migrates the device state (x-ignore-shared), umemd the RAM, between two
 # network namespaces.  Inside the guest (module loaded, cwd = repo root).
+# Then the same with 2 MiB pages, the destination's RAM PMD-mapped in full.
 # Documentation/qemu.rst, part 2.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -72,6 +73,27 @@ t_check $? "every page arrived once: requested ${R_REQ:-?} + background ${R_BG:-
 
 [ "${R_REQ:-0}" -ge 1 ]
 t_check $? "the running guest's faults were served as page requests (${R_REQ:-0})"
+
+# The same with 2 MiB pages (make demo-qemu HUGE=1): umemd --page-size 2m,
+# the destination QEMU maps the region with align=2M, and after the
+# migration its whole mapping must be PMD-mapped.
+if [ ! -d /sys/kernel/mm/transparent_hugepage ]; then
+	t_skip "2 MiB pages: this kernel has no transparent huge pages (no UMEM_F_PAGE_2M)"
+else
+	OUT=$WORK/out-huge
+	QM_QUIET=1 QM_TIMEOUT=170 qm_run "$OUT" --mode umem --huge --mib "$MIB" --print-every 1 \
+		--passes-before 3 --passes-after 3 --timeout 30 --start-timeout 90 \
+		--workdir "$WORK/run-huge"
+	rc=$?
+	eval "$(qm_vars "$OUT")"
+	[ -n "$R_FOUND" ] && [ -z "$R_ERROR" ] && [ "$R_MISMATCHES" = 0 ] && [ "${R_AFTER:-0}" -ge 3 ]
+	t_check $? "2 MiB pages: the guest migrated and kept verifying (exit $rc, ${R_MISMATCHES:-?} mismatches, ${R_AFTER:-?} passes after)${R_ERROR:+: $R_ERROR}"
+	[ "$R_DOK" = true ] && [ -n "$R_DPAGES" ] && [ "$((R_REQ + R_BG))" = "$R_DPAGES" ] &&
+		[ "$R_DPAGES" = $((MIB / 2)) ]
+	t_check $? "2 MiB pages: each of the ${R_DPAGES:-?} 2 MiB pages arrived once (requested ${R_REQ:-?} + background ${R_BG:-?})"
+	[ "$R_PMD" = $((MIB * 1024)) ]
+	t_check $? "2 MiB pages: the destination QEMU's RAM is PMD-mapped in full (${R_PMD:-?} of $((MIB * 1024)) kB)"
+fi
 
 left=$(ls /dev/umem-* 2>/dev/null | wc -l)
 t_check "$left" "no /dev/umem-* node left behind after QEMU quit ($left)"

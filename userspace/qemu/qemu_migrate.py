@@ -24,6 +24,16 @@ T" on its serial port), and migrates the guest from one to the other.
   postcopy-preempt with --preempt) between two QEMUs with anonymous RAM
   (memory-backend-ram): migrate, then migrate-start-postcopy at once.
 
+--huge: 2 MiB pages.  umem: umemd --outgoing --page-size 2m (the
+  destination's region has 2 MiB pages) and the destination QEMU maps the
+  node with align=2M; after the migration the node's mapping in the
+  destination QEMU must be PMD-mapped in full (/proc/PID/smaps
+  ShmemPmdMapped = RAM size, reported as dst_pmd_kb).  postcopy: both
+  QEMUs' RAM on a hugetlbfs mount of this script's (memory-backend-file
+  mem-path=DIR, share=off; QEMU's postcopy needs the same page size on both
+  sides), huge pages reserved for both and given back at the end;
+  dst_hugetlb_kb reports the destination's hugetlb mapping.
+
 Both modes wait for --passes-before verify passes on the source first and
 for --passes-after passes on the destination after the RAM transfer ended.
 Output: a log with timestamps, then one line "RESULT {json}".  Exit status
@@ -129,7 +139,51 @@ class Run:
         self.size = a.mib << 20
         self.pages = self.size // 4096
         self.res = {"mode": a.mode, "preempt": a.preempt, "ram_mib": a.mib,
-                    "guest_mib": a.mib - 2, "pages": self.pages, "ok": False, "error": ""}
+                    "guest_mib": a.mib - 2, "pages": self.pages, "huge": a.huge,
+                    "ok": False, "error": ""}
+        self.hugetlbfs = None
+        self.hp_old = None
+
+    # ---- 2 MiB pages
+    def hugetlb_up(self):
+        """A hugetlbfs mount and enough 2 MiB pages for two QEMUs."""
+        path = "/proc/sys/vm/nr_hugepages"
+        with open(path) as f:
+            self.hp_old = int(f.read())
+        need = 2 * (self.size >> 21) + 4
+        with open(path, "w") as f:
+            f.write(str(self.hp_old + need))
+        with open("/proc/meminfo") as f:
+            free = next(int(l.split()[1]) for l in f if l.startswith("HugePages_Free"))
+        if free < need:
+            raise Fail(f"only {free} free 2 MiB huge pages, {need} needed")
+        d = f"{self.work}/hugetlbfs"
+        os.makedirs(d, exist_ok=True)
+        subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "none", d], check=True)
+        self.hugetlbfs = d
+        log(f"hugetlbfs at {d}, {need} huge pages reserved (was {self.hp_old})")
+
+    def hugetlb_down(self):
+        if self.hugetlbfs:
+            subprocess.run(["umount", self.hugetlbfs], check=False)
+            self.hugetlbfs = None
+        if self.hp_old is not None:
+            with open("/proc/sys/vm/nr_hugepages", "w") as f:
+                f.write(str(self.hp_old))
+            self.hp_old = None
+
+    @staticmethod
+    def smaps_kb(pid, match, field):
+        """Sum of FIELD (kB) over the vmas of PID whose line contains MATCH."""
+        total, inside = 0, False
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                head = line.split(None, 1)[0]
+                if "-" in head and not head.endswith(":"):
+                    inside = match in line
+                elif inside and line.startswith(field + ":"):
+                    total += int(line.split()[1])
+        return total
 
     # ---- processes
     def spawn(self, name, cmd, ns=None, stdout=None, stderr=None):
@@ -275,6 +329,8 @@ class Run:
                ] + a.umemd_dst_opt
         src = [a.umemd, "--outgoing", "--ram", ram, "--connect", f"{a.dst_addr}:{a.port}",
                "--connect-wait", "20", "--stop-cmd", stop_cmd, "--json"] + a.umemd_src_opt
+        if a.huge:
+            src[2:2] = ["--page-size", "2m"]
         log(f"destination: {' '.join(dst)}")
         ud = self.spawn("umemd-dst", dst, a.dst_ns, stdout=f"{self.work}/umemd-dst.json")
         time.sleep(0.3)
@@ -293,7 +349,8 @@ class Run:
         try:
             qd_p, qd, ds = self.qemu(
                 "destination",
-                f"memory-backend-file,id=ram0,size={a.mib}M,mem-path={node},share=on",
+                f"memory-backend-file,id=ram0,size={a.mib}M,mem-path={node},share=on"
+                + (",align=2M" if a.huge else ""),
                 True, a.dst_ns)
             self.qd = qd
             maps = open(f"/proc/{qd_p.pid}/maps").read()
@@ -389,10 +446,25 @@ class Run:
         self.res["umemd_dst_exit"] = ud.returncode
         self.res["umemd_src_exit"] = us.returncode
         self.finish(ss, ds, qd_p, [qs_p, qd_p])
+        if a.huge:
+            kb = self.smaps_kb(qd_p.pid, f"umem-{name}", "ShmemPmdMapped") + \
+                self.smaps_kb(qd_p.pid, f"umem-{name}", "FilePmdMapped")
+            self.res["dst_pmd_kb"] = kb
+            log(f"destination QEMU's mapping of {node}: {kb} kB PMD-mapped "
+                f"of {self.size >> 10} kB")
+            if kb != self.size >> 10:
+                self.res["ok"] = False
+                self.res["error"] = self.res["error"] or \
+                    f"destination RAM not PMD-mapped in full ({kb} of {self.size >> 10} kB)"
+
 
     def run_postcopy(self):
         a = self.a
         backend = f"memory-backend-ram,id=ram0,size={a.mib}M"
+        if a.huge:
+            self.hugetlb_up()
+            backend = (f"memory-backend-file,id=ram0,size={a.mib}M,"
+                       f"mem-path={self.hugetlbfs},share=off")
         qs_p, qs, ss = self.qemu("source", backend, False, a.src_ns)
         self.qs = qs
         n = self.wait_passes("source", ss, a.passes_before, a.timeout * 2, [qs_p])
@@ -450,6 +522,10 @@ class Run:
             f"downtime {ms.get('downtime')} ms; STOP -> completed {self.res['ram_done_ms']:.0f} ms; "
             f"guest at pass {ds.last_pass}")
         self.finish(ss, ds, qd_p, procs)
+        if a.huge:
+            kb = self.smaps_kb(qd_p.pid, self.hugetlbfs, "Private_Hugetlb")
+            self.res["dst_hugetlb_kb"] = kb
+            log(f"destination QEMU's hugetlbfs RAM: {kb} kB in 2 MiB pages")
 
     def release(self, fifo, t):
         """Let umemd --outgoing's --stop-cmd return: write "g" to its FIFO."""
@@ -549,6 +625,8 @@ def main():
     top = os.path.dirname(here)
     ap.add_argument("--mode", choices=["umem", "postcopy"], default="umem")
     ap.add_argument("--preempt", action="store_true", help="postcopy: also postcopy-preempt")
+    ap.add_argument("--huge", action="store_true",
+                    help="2 MiB pages: umem region of 2 MiB pages, or QEMU on hugetlbfs")
     ap.add_argument("--mib", type=int, default=64,
                     help="guest RAM in MiB; the guest checks all of it above 2 MiB (default 64)")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
@@ -596,6 +674,7 @@ def main():
     finally:
         r.quit()
         r.kill_all()
+        r.hugetlb_down()
         if getattr(r, "ramfile", None):
             try:
                 os.unlink(r.ramfile)
