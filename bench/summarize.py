@@ -334,7 +334,7 @@ def fnum(x):
 
 PNAME = {"1": "preempt", "0": "nopreempt"}
 NPOINTS = [p for p in ("netem", "unshaped") if any(r["point"] == p for r in net)]
-NBACK = [b for b in ("umem", "uffd", "uffd-minor") if any(r["backend"] == b for r in net)]
+NBACK = [b for b in ("umem", "umem-2m", "uffd", "uffd-minor") if any(r["backend"] == b for r in net)]
 # (point, backend, preempt) -> rep -> dict of per-migration figures
 nres = defaultdict(dict)
 for r in net:
