@@ -387,8 +387,7 @@ static int background_huge(struct source *s, struct pacer *pc, uint64_t page)
 				break;
 		}
 		if (off == s->lay.page_size / 2)
-			if (!huge(s))
-			test_cut(s);	/* 2 MiB: inside a page, background_huge() */
+			test_cut(s);	/* 2 MiB: the link breaks inside a page */
 		ret = out_reserve(s, PROTO_HDR_LEN + 16 + PROTO_PIECE_MAX);
 		if (ret)
 			break;
@@ -425,7 +424,8 @@ int background(struct source *s)
 
 		if (atomic_load(&s->paused))
 			return -ECONNABORTED;
-		test_cut(s);
+		if (!huge(s))
+			test_cut(s);	/* 2 MiB pages: in background_huge() */
 
 		if (s->precopy_phase && umemd_switch_requested)
 			break;	/* the rest goes in postcopy */
