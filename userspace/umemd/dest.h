@@ -38,11 +38,14 @@ enum { PG_MISSING, PG_INSTALLING, PG_PRESENT };
  * preempt: both on main).
  */
 #define DEST_SLOTS	2
+/* Offset of a slot's buffer in its allocation (dest.c: handle_piece()). */
+#define SLOT_SKEW	(64 * 1024)
 struct piece_slot {
 	uint64_t page;
 	uint32_t got;		/* bytes so far, in order */
 	bool used;
-	uint8_t *buf;		/* page_size bytes, page_size aligned */
+	uint8_t *mem;		/* the allocation (free() this) */
+	uint8_t *buf;		/* page_size bytes in mem, see dest.c */
 };
 
 struct dest {
