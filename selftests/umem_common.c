@@ -754,3 +754,93 @@ long ut_meminfo_kb(const char *key)
 	fclose(f);
 	return val;
 }
+
+/* ---- the shmem huge page knob ---- */
+
+int ut_thp_shmem_read(char *out, size_t len)
+{
+	char buf[256], *l, *r;
+	ssize_t n;
+	int fd;
+
+	fd = open(UT_THP_SHMEM, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return n < 0 ? -errno : -EIO;
+	buf[n] = '\0';
+	l = strchr(buf, '[');
+	r = l ? strchr(l, ']') : NULL;
+	if (!r)
+		return -EIO;
+	*r = '\0';
+	snprintf(out, len, "%s", l + 1);
+	return 0;
+}
+
+int ut_thp_shmem_write(const char *val)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(UT_THP_SHMEM, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	close(fd);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)strlen(val) ? 0 : -EIO;
+}
+
+int ut_thp_shmem_set(const char *val)
+{
+	char now[32];
+	int err = ut_thp_shmem_write(val);
+
+	if (!err)
+		err = ut_thp_shmem_read(now, sizeof(now));
+	if (!err && strcmp(now, val))
+		err = -EIO;
+	return err;
+}
+
+/*
+ * Process-wide by nature (atexit() and signal handlers have no context
+ * argument), so the guard's state is the only file-scope state here.
+ */
+static char ut_thp_orig[32];
+static pid_t ut_thp_main_pid;
+
+static void ut_thp_restore_at_exit(void)
+{
+	char now[32];
+
+	if (getpid() != ut_thp_main_pid || !ut_thp_orig[0])
+		return;
+	if (ut_thp_shmem_read(now, sizeof(now)) == 0 && strcmp(now, ut_thp_orig))
+		ut_thp_shmem_write(ut_thp_orig);
+}
+
+static void ut_thp_restore_on_signal(int sig)
+{
+	if (getpid() == ut_thp_main_pid && ut_thp_orig[0])
+		ut_thp_shmem_write(ut_thp_orig);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+void ut_thp_shmem_guard(void)
+{
+	ut_thp_main_pid = getpid();
+	if (ut_thp_shmem_read(ut_thp_orig, sizeof(ut_thp_orig))) {
+		ut_thp_orig[0] = '\0';
+		return;
+	}
+	atexit(ut_thp_restore_at_exit);
+	signal(SIGTERM, ut_thp_restore_on_signal);
+	signal(SIGINT, ut_thp_restore_on_signal);
+	signal(SIGHUP, ut_thp_restore_on_signal);
+}

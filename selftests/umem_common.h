@@ -262,4 +262,22 @@ void ut_kill_reap(pid_t pid);
 /* A /proc/meminfo line ("Shmem") in KiB; >= 0 or -errno. */
 long ut_meminfo_kb(const char *key);
 
+/* ---- the shmem huge page knob ---- */
+
+#define UT_THP_SHMEM	"/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+/* Its current value (the bracketed word) into @out; 0 or -errno. */
+int ut_thp_shmem_read(char *out, size_t len);
+/* Write @val; 0 or -errno. */
+int ut_thp_shmem_write(const char *val);
+/* Write @val and read it back; 0 or -errno (-EIO if it did not stick). */
+int ut_thp_shmem_set(const char *val);
+/*
+ * Safety net for a test program that changes the knob: call it once at
+ * start (a constructor); the value seen then is put back when the
+ * program's main process exits or dies of SIGTERM/SIGINT/SIGHUP,
+ * whatever happened to a test (a harness timeout kills a test and its
+ * teardown together).
+ */
+void ut_thp_shmem_guard(void);
+
 #endif /* UMEM_COMMON_H */

@@ -44,7 +44,7 @@
 
 #include "umem_test.h"
 
-#define THP_SHMEM	"/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+#define THP_SHMEM	UT_THP_SHMEM
 #define HPAGE		(2UL << 20)
 #define HPAGE_NR	(HPAGE / UT_PAGE)	/* 512 */
 #define SZ		(4 * HPAGE)		/* 8 MiB: four extents */
@@ -68,83 +68,9 @@
 
 /* ---------------------------------------------------------- the knob */
 
-/* The bracketed value of shmem_enabled into @out; 0 or -errno. */
-static int knob_read(char *out, size_t len)
+static void __attribute__((constructor)) knob_guard(void)
 {
-	char buf[256], *l, *r;
-	ssize_t n;
-	int fd;
-
-	fd = open(THP_SHMEM, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return n < 0 ? -errno : -EIO;
-	buf[n] = '\0';
-	l = strchr(buf, '[');
-	r = l ? strchr(l, ']') : NULL;
-	if (!r)
-		return -EIO;
-	*r = '\0';
-	snprintf(out, len, "%s", l + 1);
-	return 0;
-}
-
-static int knob_write(const char *val)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(THP_SHMEM, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	if (n < 0)
-		return -errno;
-	return n == (ssize_t)strlen(val) ? 0 : -EIO;
-}
-
-/*
- * Safety net: the value at program start is put back when the harness's
- * main process exits, whatever happened to a test (a timeout kills the
- * test and its teardown together).
- */
-static char g_orig_knob[32];
-static pid_t g_main_pid;
-
-static void knob_restore_at_exit(void)
-{
-	char now[32];
-
-	if (getpid() != g_main_pid || !g_orig_knob[0])
-		return;
-	if (knob_read(now, sizeof(now)) == 0 && strcmp(now, g_orig_knob))
-		knob_write(g_orig_knob);
-}
-
-/* The run killed (timeout(1), ^C): restore, then die of the signal. */
-static void knob_restore_on_signal(int sig)
-{
-	if (getpid() == g_main_pid && g_orig_knob[0])
-		knob_write(g_orig_knob);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void __attribute__((constructor)) knob_save_at_start(void)
-{
-	g_main_pid = getpid();
-	if (knob_read(g_orig_knob, sizeof(g_orig_knob))) {
-		g_orig_knob[0] = '\0';
-		return;
-	}
-	atexit(knob_restore_at_exit);
-	signal(SIGTERM, knob_restore_on_signal);
-	signal(SIGINT, knob_restore_on_signal);
-	signal(SIGHUP, knob_restore_on_signal);
+	ut_thp_shmem_guard();
 }
 
 /* ------------------------------------------------------- inspection */
@@ -313,15 +239,15 @@ FIXTURE_SETUP(folio)
 	if (access(THP_SHMEM, W_OK))
 		SKIP(return, "%s not writable: no THP on this kernel/CPU",
 		     THP_SHMEM);
-	ASSERT_EQ(0, knob_read(self->old_knob, sizeof(self->old_knob)));
+	ASSERT_EQ(0, ut_thp_shmem_read(self->old_knob, sizeof(self->old_knob)));
 	/* Last step: nothing below may fail without putting it back. */
-	err = knob_write(variant->knob);
+	err = ut_thp_shmem_write(variant->knob);
 	if (!err)
-		err = knob_read(now, sizeof(now));
+		err = ut_thp_shmem_read(now, sizeof(now));
 	if (!err && strcmp(now, variant->knob))
 		err = -EIO;
 	if (err)
-		knob_write(self->old_knob);
+		ut_thp_shmem_write(self->old_knob);
 	ASSERT_EQ(0, err) TH_LOG("setting %s to %s", THP_SHMEM, variant->knob);
 	self->knob_set = true;
 }
@@ -333,8 +259,8 @@ FIXTURE_TEARDOWN_PARENT(folio)
 
 	if (!self->knob_set)
 		return;
-	EXPECT_EQ(0, knob_write(self->old_knob));
-	EXPECT_EQ(0, knob_read(now, sizeof(now)));
+	EXPECT_EQ(0, ut_thp_shmem_write(self->old_knob));
+	EXPECT_EQ(0, ut_thp_shmem_read(now, sizeof(now)));
 	EXPECT_STREQ(self->old_knob, now);
 }
 

@@ -599,34 +599,10 @@ static int read_events(struct nl *nl, const char *name, struct event *ev,
 	return n;
 }
 
-/* The shmem huge knob as written (the bracketed word), or "" if absent. */
-static void thp_shmem_get(char *out, size_t len)
+/* stats_2m_region sets shmem_enabled for a moment: put it back if killed. */
+static void __attribute__((constructor)) knob_guard(void)
 {
-	char buf[256] = "", *l, *r;
-	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
-
-	out[0] = '\0';
-	if (!f)
-		return;
-	if (fgets(buf, sizeof(buf), f) && (l = strchr(buf, '[')) &&
-	    (r = strchr(l, ']'))) {
-		*r = '\0';
-		snprintf(out, len, "%s", l + 1);
-	}
-	fclose(f);
-}
-
-static int thp_shmem_set(const char *val)
-{
-	FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "w");
-	int err;
-
-	if (!f)
-		return -errno;
-	err = fputs(val, f) < 0 ? -EIO : 0;
-	if (fclose(f))
-		err = -errno;
-	return err;
+	ut_thp_shmem_guard();
 }
 
 /* A region of 2 MiB pages: page size, pages and alloc_failed over genl. */
@@ -671,10 +647,9 @@ TEST_F(genl, stats_2m_region)
 	EXPECT_EQ(1, ri.stats[UMEM_STATS_ATTR_INSTALLED]);
 
 	/* No 2 MiB folio with the knob at "deny": ENOMEM, counted. */
-	thp_shmem_get(knob, sizeof(knob));
-	if (knob[0] && !thp_shmem_set("deny")) {
+	if (!ut_thp_shmem_read(knob, sizeof(knob)) && !ut_thp_shmem_set("deny")) {
 		err = ut_copy(sfd, hp, buf, hp, NULL);
-		thp_shmem_set(knob);
+		ut_thp_shmem_write(knob);
 		EXPECT_EQ(-ENOMEM, err);
 		ASSERT_EQ(0, get_region(&self->nl, UMEM_CMD_STATS_GET, name,
 					&ri));

@@ -39,7 +39,7 @@
 
 #include "umem_test.h"
 
-#define THP_SHMEM	"/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+#define THP_SHMEM	UT_THP_SHMEM
 #define HPAGE		((uint64_t)UMEM_PAGE_SIZE_2M)
 #define HPAGE_KB	((long)(HPAGE >> 10))
 #define NPIECE		(HPAGE / UT_PAGE)	/* 512 pieces of 4 KiB */
@@ -64,95 +64,9 @@
 
 /* ---------------------------------------------------------- the knob */
 
-/* The bracketed value of shmem_enabled into @out; 0 or -errno. */
-static int knob_read(char *out, size_t len)
+static void __attribute__((constructor)) knob_guard(void)
 {
-	char buf[256], *l, *r;
-	ssize_t n;
-	int fd;
-
-	fd = open(THP_SHMEM, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return n < 0 ? -errno : -EIO;
-	buf[n] = '\0';
-	l = strchr(buf, '[');
-	r = l ? strchr(l, ']') : NULL;
-	if (!r)
-		return -EIO;
-	*r = '\0';
-	snprintf(out, len, "%s", l + 1);
-	return 0;
-}
-
-static int knob_write(const char *val)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(THP_SHMEM, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	close(fd);
-	if (n < 0)
-		return -errno;
-	return n == (ssize_t)strlen(val) ? 0 : -EIO;
-}
-
-/* Write @val and read it back; 0 or -errno. */
-static int knob_set(const char *val)
-{
-	char now[32];
-	int err = knob_write(val);
-
-	if (!err)
-		err = knob_read(now, sizeof(now));
-	if (!err && strcmp(now, val))
-		err = -EIO;
-	return err;
-}
-
-/*
- * Safety net: the value at program start is put back when the harness's
- * main process exits or is killed, whatever happened to a test (a
- * harness timeout kills the test process and its teardown together).
- */
-static char g_orig_knob[32];
-static pid_t g_main_pid;
-
-static void knob_restore_at_exit(void)
-{
-	char now[32];
-
-	if (getpid() != g_main_pid || !g_orig_knob[0])
-		return;
-	if (knob_read(now, sizeof(now)) == 0 && strcmp(now, g_orig_knob))
-		knob_write(g_orig_knob);
-}
-
-static void knob_restore_on_signal(int sig)
-{
-	if (getpid() == g_main_pid && g_orig_knob[0])
-		knob_write(g_orig_knob);
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void __attribute__((constructor)) knob_save_at_start(void)
-{
-	g_main_pid = getpid();
-	if (knob_read(g_orig_knob, sizeof(g_orig_knob))) {
-		g_orig_knob[0] = '\0';
-		return;
-	}
-	atexit(knob_restore_at_exit);
-	signal(SIGTERM, knob_restore_on_signal);
-	signal(SIGINT, knob_restore_on_signal);
-	signal(SIGHUP, knob_restore_on_signal);
+	ut_thp_shmem_guard();
 }
 
 /* ------------------------------------------------------- inspection */
@@ -364,7 +278,7 @@ FIXTURE_TEARDOWN(huge)
 
 	/* First: nothing below may leave the knob at "deny". */
 	if (self->knob_changed) {
-		EXPECT_EQ(0, knob_set(self->old_knob))
+		EXPECT_EQ(0, ut_thp_shmem_set(self->old_knob))
 			TH_LOG("restoring %s to %s", THP_SHMEM, self->old_knob);
 		self->knob_changed = false;
 	}
@@ -1213,7 +1127,7 @@ TEST_F_TIMEOUT(huge, installs_race_faults, 240)
 		if (access(THP_SHMEM, W_OK))				\
 			SKIP(return, "%s not writable (not root?)",	\
 			     THP_SHMEM);				\
-		ASSERT_EQ(0, knob_read(self->old_knob,			\
+		ASSERT_EQ(0, ut_thp_shmem_read(self->old_knob,			\
 				       sizeof(self->old_knob)));	\
 		if (!strcmp(self->old_knob, "deny"))			\
 			SKIP(return, "%s is already \"deny\": 2 MiB "	\
@@ -1225,12 +1139,12 @@ TEST_F_TIMEOUT(huge, installs_race_faults, 240)
 #define DENY_HUGE()							\
 	do {								\
 		self->knob_changed = true;				\
-		ASSERT_EQ(0, knob_set("deny"));				\
+		ASSERT_EQ(0, ut_thp_shmem_set("deny"));				\
 	} while (0)
 
 #define RESTORE_HUGE()							\
 	do {								\
-		ASSERT_EQ(0, knob_set(self->old_knob))			\
+		ASSERT_EQ(0, ut_thp_shmem_set(self->old_knob))			\
 			TH_LOG("restoring %s", self->old_knob);		\
 		self->knob_changed = false;				\
 	} while (0)
