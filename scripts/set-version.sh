@@ -22,8 +22,10 @@ echo "$new" >VERSION
 	cat debian/changelog
 } >debian/changelog.new
 mv debian/changelog.new debian/changelog
+# libumem.h, and its listing in libumem.3 (scripts/check-man.py compares)
 sed -i -e "s/^\(#define LIBUMEM_VERSION_MAJOR[[:space:]]*\)[0-9]*/\1$major/" \
-	-e "s/^\(#define LIBUMEM_VERSION_MINOR[[:space:]]*\)[0-9]*/\1$minor/" userspace/lib/libumem.h
+	-e "s/^\(#define LIBUMEM_VERSION_MINOR[[:space:]]*\)[0-9]*/\1$minor/" \
+	userspace/lib/libumem.h Documentation/libumem.3
 for m in Documentation/*.[1-8]; do
 	sed -i "/^\.TH /s/\"umem [^\"]*\"/\"umem $new\"/" "$m"
 done
