@@ -781,7 +781,7 @@ TEST_F_TIMEOUT(huge, many_threads_one_page, TIMEOUT_S)
  */
 TEST_F_TIMEOUT(huge, pmd_mapping, TIMEOUT_S)
 {
-	char *m2, *m3, *m4;
+	char *m2, *m3, *m4, *m5;
 	int sfd;
 
 	ASSERT_EQ(0, setup_region(self, SZ));
@@ -832,6 +832,21 @@ TEST_F_TIMEOUT(huge, pmd_mapping, TIMEOUT_S)
 
 	EXPECT_EQ(SZ_KB, pmd_kb(self->map));
 	EXPECT_EQ(0, ut_stat(sfd, UT_STAT(requests)));
+
+	/*
+	 * No address hint, as a VMM maps a node: the module's
+	 * ->get_unmapped_area places it 2 MiB aligned, so it is PMD-mapped
+	 * without the caller aligning anything.
+	 */
+	m5 = mmap(NULL, SZ, PROT_READ | PROT_WRITE, MAP_SHARED,
+		  self->r.node_fd, 0);
+	ASSERT_NE(MAP_FAILED, m5);
+	EXPECT_EQ(0, (uintptr_t)m5 & (HPAGE - 1))
+		TH_LOG("unhinted mmap of the node at %p", m5);
+	touch(m5, 0, NHP);
+	EXPECT_EQ(-1, ut_check(m5, 0, SZ, SEED));
+	EXPECT_EQ(SZ_KB, pmd_kb(m5));
+	munmap(m5, SZ);
 }
 
 /*
