@@ -123,21 +123,35 @@ int ut_create(int ctl_fd, const char *name, uint64_t size,
 	return ut_create_mode(ctl_fd, name, size, 0, out);
 }
 
-int ut_create_mode(int ctl_fd, const char *name, uint64_t size,
-		   uint32_t node_mode, struct umem_create *out)
+static int ut_create_full(int ctl_fd, const char *name, uint64_t size,
+			  uint32_t page_size, uint32_t node_mode,
+			  struct umem_create *out)
 {
 	struct umem_create c;
 	int ret;
 
 	memset(&c, 0, sizeof(c));
 	c.size = size;
-	c.page_size = UMEM_PAGE_SIZE_4K;
+	c.page_size = page_size;
 	c.node_mode = node_mode;
 	snprintf(c.name, sizeof(c.name), "%s", name);
 	ret = ut_ioctl(ctl_fd, UMEM_CREATE, &c);
 	if (out)
 		*out = c;
 	return ret;
+}
+
+int ut_create_mode(int ctl_fd, const char *name, uint64_t size,
+		   uint32_t node_mode, struct umem_create *out)
+{
+	return ut_create_full(ctl_fd, name, size, UMEM_PAGE_SIZE_4K, node_mode,
+			      out);
+}
+
+int ut_create_ps(int ctl_fd, const char *name, uint64_t size,
+		 uint32_t page_size, struct umem_create *out)
+{
+	return ut_create_full(ctl_fd, name, size, page_size, 0, out);
 }
 
 void ut_region_clear(struct ut_region *r)
@@ -843,4 +857,45 @@ void ut_thp_shmem_guard(void)
 	signal(SIGTERM, ut_thp_restore_on_signal);
 	signal(SIGINT, ut_thp_restore_on_signal);
 	signal(SIGHUP, ut_thp_restore_on_signal);
+}
+
+/* ---- /proc/self/smaps ---- */
+
+long ut_smaps_kb(const void *start, const char *key)
+{
+	char line[512], fmt[64];
+	unsigned long s, e, v;
+	bool in = false, found = false;
+	long kb = 0;
+	FILE *f;
+
+	snprintf(fmt, sizeof(fmt), "%s: %%lu kB", key);
+	f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		size_t hex = strspn(line, "0123456789abcdef");
+
+		/* A vma header: "start-end perms ..."; keys are "Name:". */
+		if (hex && line[hex] == '-' &&
+		    sscanf(line, "%lx-%lx ", &s, &e) == 2) {
+			in = s == (uintptr_t)start;
+			found |= in;
+			continue;
+		}
+		if (in && sscanf(line, fmt, &v) == 1)
+			kb += (long)v;
+	}
+	fclose(f);
+	return found ? kb : -ENOENT;
+}
+
+long ut_smaps_pmd_kb(const void *start)
+{
+	long a = ut_smaps_kb(start, "ShmemPmdMapped");
+	long b = ut_smaps_kb(start, "FilePmdMapped");
+
+	if (a < 0 || b < 0)
+		return a < 0 ? a : b;
+	return a + b;
 }

@@ -64,6 +64,9 @@ int ut_create(int ctl_fd, const char *name, uint64_t size,
 /* The same with a node mode (UMEM_F_NODE_MODE; 0: the default 0600). */
 int ut_create_mode(int ctl_fd, const char *name, uint64_t size,
 		   uint32_t node_mode, struct umem_create *out);
+/* The same with a page size (UMEM_PAGE_SIZE_4K or, with UMEM_F_PAGE_2M, _2M). */
+int ut_create_ps(int ctl_fd, const char *name, uint64_t size,
+		 uint32_t page_size, struct umem_create *out);
 
 /* Everything a test usually holds about one region. -1 = not open. */
 struct ut_region {
@@ -261,6 +264,13 @@ void ut_kill_reap(pid_t pid);
 
 /* A /proc/meminfo line ("Shmem") in KiB; >= 0 or -errno. */
 long ut_meminfo_kb(const char *key);
+/*
+ * Sum of the "@key: N kB" lines of /proc/self/smaps for the vma that
+ * starts at @start; -ENOENT if there is no such vma, or -errno.
+ */
+long ut_smaps_kb(const void *start, const char *key);
+/* kB of that vma mapped by PMDs: ShmemPmdMapped + FilePmdMapped. */
+long ut_smaps_pmd_kb(const void *start);
 
 /* ---- the shmem huge page knob ---- */
 

@@ -119,41 +119,6 @@ static int page_in_large_folio(const void *addr)
 			   (1ULL << KPF_COMPOUND_TAIL)));
 }
 
-/*
- * kB of the vma starting at @start that smaps reports mapped by PMDs
- * (ShmemPmdMapped + FilePmdMapped); -errno if there is no such vma.
- */
-static long smaps_pmd_kb(const void *start)
-{
-	char line[512];
-	unsigned long s, e, v;
-	bool in = false, found = false;
-	long kb = 0;
-	FILE *f;
-
-	f = fopen("/proc/self/smaps", "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		size_t hex = strspn(line, "0123456789abcdef");
-
-		/* A vma header: "start-end perms ..."; keys are "Name:". */
-		if (hex && line[hex] == '-' &&
-		    sscanf(line, "%lx-%lx ", &s, &e) == 2) {
-			in = s == (uintptr_t)start;
-			found |= in;
-			continue;
-		}
-		if (!in)
-			continue;
-		if (sscanf(line, "ShmemPmdMapped: %lu kB", &v) == 1 ||
-		    sscanf(line, "FilePmdMapped: %lu kB", &v) == 1)
-			kb += (long)v;
-	}
-	fclose(f);
-	return found ? kb : -ENOENT;
-}
-
 /* A "Key:   N kB" line of /proc/self/status, or -errno. */
 static long status_kb(const char *key)
 {
@@ -537,13 +502,13 @@ TEST_F_TIMEOUT(folio, present_tail_first, TIMEOUT_S)
 	EXPECT_EQ(-1, read_page_bounded(self, 5, SEED));
 	NEED_HUGE(5);
 	EXPECT_EQ(-1, read_page_bounded(self, 0, SEED));
-	EXPECT_EQ(0, smaps_pmd_kb(self->map));
+	EXPECT_EQ(0, ut_smaps_pmd_kb(self->map));
 	EXPECT_EQ(0, ut_stat(self->r.server_fd, UT_STAT(requests)));
 
 	/* The folio's missing pages are still missing. */
 	expect_blocked(_metadata, self, &t, 6, false, 0);
 	release_and_check(_metadata, self, &t, 6, SEED);
-	EXPECT_EQ(0, smaps_pmd_kb(self->map));
+	EXPECT_EQ(0, ut_smaps_pmd_kb(self->map));
 	unmap_region(self);
 	check_clean(_metadata, self);
 }
@@ -570,17 +535,17 @@ TEST_F_TIMEOUT(folio, missing_tail_blocks, TIMEOUT_S)
 	EXPECT_EQ(-1, read_page_bounded(self, 0, SEED));
 	NEED_HUGE(0);
 	EXPECT_EQ(-1, read_page_bounded(self, 5, SEED));
-	EXPECT_EQ(0, smaps_pmd_kb(self->map))
+	EXPECT_EQ(0, ut_smaps_pmd_kb(self->map))
 		TH_LOG("an incomplete folio is mapped by a PMD");
 
 	for (i = 0; i < UT_ARRAY_SIZE(reads); i++) {
 		expect_blocked(_metadata, self, &t, reads[i], false, 0);
 		release_and_check(_metadata, self, &t, reads[i], SEED);
-		EXPECT_EQ(0, smaps_pmd_kb(self->map));
+		EXPECT_EQ(0, ut_smaps_pmd_kb(self->map));
 	}
 	expect_blocked(_metadata, self, &t, 9, true, 0x0123456789abcdefULL);
 	release_and_check(_metadata, self, &t, 9, SEED);
-	EXPECT_EQ(0, smaps_pmd_kb(self->map));
+	EXPECT_EQ(0, ut_smaps_pmd_kb(self->map));
 
 	/* Present pages read in place, missing ones were all requested. */
 	EXPECT_EQ(-1, ut_check(self->map, 0, UT_PAGE, SEED));
@@ -614,7 +579,7 @@ TEST_F_TIMEOUT(folio, complete_extent, TIMEOUT_S)
 	EXPECT_EQ(-1, read_page_bounded(self, 300, SEED));
 	EXPECT_EQ(-1, check_range(self, 0, HPAGE_NR, SEED, ~0ULL, 0));
 	EXPECT_EQ(0, ut_stat(self->r.server_fd, UT_STAT(requests)));
-	TH_LOG("complete extent: %ld kB PMD-mapped", smaps_pmd_kb(self->map));
+	TH_LOG("complete extent: %ld kB PMD-mapped", ut_smaps_pmd_kb(self->map));
 
 	/* The neighbouring extent is unaffected: missing, requested. */
 	expect_blocked(_metadata, self, &t, HPAGE_NR + 3, false, 0);
@@ -641,7 +606,7 @@ TEST_F_TIMEOUT(folio, discard_in_folio, TIMEOUT_S)
 	EXPECT_EQ(-1, read_page_bounded(self, 0, SEED));
 	NEED_HUGE(0);
 	EXPECT_EQ(-1, check_range(self, 0, HPAGE_NR, SEED, ~0ULL, 0));
-	TH_LOG("before discard: %ld kB PMD-mapped", smaps_pmd_kb(self->map));
+	TH_LOG("before discard: %ld kB PMD-mapped", ut_smaps_pmd_kb(self->map));
 
 	/* A tail page. */
 	ASSERT_EQ(0, ut_discard(self->r.server_fd, PG(7), UT_PAGE));
@@ -651,7 +616,7 @@ TEST_F_TIMEOUT(folio, discard_in_folio, TIMEOUT_S)
 	EXPECT_EQ(-1, read_page_bounded(self, 6, SEED));
 	EXPECT_EQ(-1, read_page_bounded(self, 8, SEED));
 	EXPECT_EQ(-1, ut_check(self->map + PG(200), PG(200), UT_PAGE, SEED));
-	EXPECT_EQ(0, smaps_pmd_kb(self->map))
+	EXPECT_EQ(0, ut_smaps_pmd_kb(self->map))
 		TH_LOG("a folio with a discarded page is mapped by a PMD");
 	expect_blocked(_metadata, self, &t, 7, false, 0);
 	release_and_check(_metadata, self, &t, 7, SEED2);
@@ -659,7 +624,7 @@ TEST_F_TIMEOUT(folio, discard_in_folio, TIMEOUT_S)
 	/* The head page, faulted by a write this time. */
 	ASSERT_EQ(0, ut_discard(self->r.server_fd, 0, UT_PAGE));
 	EXPECT_EQ(-1, read_page_bounded(self, 1, SEED));
-	EXPECT_EQ(0, smaps_pmd_kb(self->map));
+	EXPECT_EQ(0, ut_smaps_pmd_kb(self->map));
 	expect_blocked(_metadata, self, &t, 0, true, 0xfeedfacecafef00dULL);
 	release_and_check(_metadata, self, &t, 0, SEED2);
 
@@ -696,13 +661,13 @@ TEST_F_TIMEOUT(folio, unaligned_size, TIMEOUT_S)
 		SKIP(return, "shmem_enabled=%s but no 2 MiB folio past the end "
 		     "of the backing (memory fragmentation?)", variant->knob);
 	}
-	EXPECT_EQ(0, smaps_pmd_kb(self->map));
+	EXPECT_EQ(0, ut_smaps_pmd_kb(self->map));
 
 	expect_blocked(_metadata, self, &t, HPAGE_NR + 2, false, 0);
 	release_and_check(_metadata, self, &t, HPAGE_NR + 2, SEED);
 	expect_blocked(_metadata, self, &t, HPAGE_NR + 1, true, 0x55aa55aa55aa55aaULL);
 	release_and_check(_metadata, self, &t, HPAGE_NR + 1, SEED);
-	EXPECT_EQ(0, smaps_pmd_kb(self->map));
+	EXPECT_EQ(0, ut_smaps_pmd_kb(self->map));
 
 	/* Missing tail pages of extent 0 still block. */
 	expect_blocked(_metadata, self, &t, 2, false, 0);
@@ -713,7 +678,7 @@ TEST_F_TIMEOUT(folio, unaligned_size, TIMEOUT_S)
 	EXPECT_EQ(-1, read_page_bounded(self, HPAGE_NR + 2, SEED));
 	EXPECT_EQ(-1, check_range(self, 0, HPAGE_NR + 3, SEED, ~0ULL, 0));
 	EXPECT_EQ(3, ut_stat(self->r.server_fd, UT_STAT(requests)));
-	TH_LOG("complete: %ld kB PMD-mapped", smaps_pmd_kb(self->map));
+	TH_LOG("complete: %ld kB PMD-mapped", ut_smaps_pmd_kb(self->map));
 	unmap_region(self);
 	check_clean(_metadata, self);
 }
@@ -739,7 +704,7 @@ TEST_F_TIMEOUT(folio, complete_then_unmap, TIMEOUT_S)
 	EXPECT_EQ(-1, read_page_bounded(self, 0, SEED));
 	NEED_HUGE(0);
 	EXPECT_EQ(-1, check_range(self, 0, HPAGE_NR, SEED, ~0ULL, 0));
-	pmd = smaps_pmd_kb(self->map);
+	pmd = ut_smaps_pmd_kb(self->map);
 	rss1 = status_kb("RssShmem");
 	TH_LOG("complete folio: %ld kB PMD-mapped, RssShmem %ld -> %ld kB",
 	       pmd, rss0, rss1);

@@ -610,7 +610,6 @@ TEST_F(genl, stats_2m_region)
 {
 	struct umem_api api = { .api = UMEM_API, .features = UMEM_F_PAGE_2M };
 	const uint64_t hp = UMEM_PAGE_SIZE_2M;
-	struct umem_create c;
 	struct region_info ri;
 	char name[UMEM_NAME_MAX], knob[32];
 	int ctl, sfd, err;
@@ -623,11 +622,7 @@ TEST_F(genl, stats_2m_region)
 		SKIP(return, "no UMEM_F_PAGE_2M (no transparent huge pages)");
 	}
 	ut_make_name(name, "g2m");
-	memset(&c, 0, sizeof(c));
-	c.size = 2 * hp;
-	c.page_size = UMEM_PAGE_SIZE_2M;
-	memcpy(c.name, name, strlen(name) + 1);
-	sfd = ut_ioctl(ctl, UMEM_CREATE, &c);
+	sfd = ut_create_ps(ctl, name, 2 * hp, UMEM_PAGE_SIZE_2M, NULL);
 	ASSERT_LE(0, sfd);
 
 	ASSERT_EQ(0, get_region(&self->nl, UMEM_CMD_STATS_GET, name, &ri));

@@ -71,50 +71,6 @@ static void __attribute__((constructor)) knob_guard(void)
 
 /* ------------------------------------------------------- inspection */
 
-/*
- * Sum of the "@key: N kB" lines of the smaps entry of the vma that starts
- * at @start; -ENOENT if there is no such vma.
- */
-static long smaps_kb(const void *start, const char *key)
-{
-	char line[512], fmt[64];
-	unsigned long s, e, v;
-	bool in = false, found = false;
-	long kb = 0;
-	FILE *f;
-
-	snprintf(fmt, sizeof(fmt), "%s: %%lu kB", key);
-	f = fopen("/proc/self/smaps", "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		size_t hex = strspn(line, "0123456789abcdef");
-
-		/* A vma header: "start-end perms ..."; keys are "Name:". */
-		if (hex && line[hex] == '-' &&
-		    sscanf(line, "%lx-%lx ", &s, &e) == 2) {
-			in = s == (uintptr_t)start;
-			found |= in;
-			continue;
-		}
-		if (in && sscanf(line, fmt, &v) == 1)
-			kb += (long)v;
-	}
-	fclose(f);
-	return found ? kb : -ENOENT;
-}
-
-/* kB of the vma at @start mapped by PMDs (ShmemPmdMapped + FilePmdMapped). */
-static long pmd_kb(const void *start)
-{
-	long a = smaps_kb(start, "ShmemPmdMapped");
-	long b = smaps_kb(start, "FilePmdMapped");
-
-	if (a < 0 || b < 0)
-		return a < 0 ? a : b;
-	return a + b;
-}
-
 /* ShmemPmdMapped + FilePmdMapped of /proc/meminfo (the whole system). */
 static long global_pmd_kb(void)
 {
@@ -153,23 +109,6 @@ FIXTURE(huge) {
 	long taint_before;
 };
 
-/* UMEM_CREATE with @page_size; server fd or -errno, *out filled. */
-static int create_ps(int ctl_fd, const char *name, uint64_t size,
-		     uint32_t page_size, struct umem_create *out)
-{
-	struct umem_create c;
-	int ret;
-
-	memset(&c, 0, sizeof(c));
-	c.size = size;
-	c.page_size = page_size;
-	snprintf(c.name, sizeof(c.name), "%s", name);
-	ret = ut_ioctl(ctl_fd, UMEM_CREATE, &c);
-	if (out)
-		*out = c;
-	return ret;
-}
-
 /*
  * A region of 2 MiB pages in @r (its ctl_fd stays -1: the fixture's is
  * used) with its node open; 0 or -errno.
@@ -182,7 +121,7 @@ static int hregion(FIXTURE_DATA(huge) *self, struct ut_region *r,
 
 	ut_region_clear(r);
 	ut_make_name(r->name, tag);
-	ret = create_ps(self->ctl_fd, r->name, size, UMEM_PAGE_SIZE_2M, &c);
+	ret = ut_create_ps(self->ctl_fd, r->name, size, UMEM_PAGE_SIZE_2M, &c);
 	if (ret < 0)
 		return ret;
 	r->server_fd = ret;
@@ -433,7 +372,7 @@ TEST_F_TIMEOUT(huge, create, TIMEOUT_S)
 
 	/* One huge page. */
 	ut_make_name(name, "one");
-	fd = create_ps(self->ctl_fd, name, HPAGE, UMEM_PAGE_SIZE_2M, &c);
+	fd = ut_create_ps(self->ctl_fd, name, HPAGE, UMEM_PAGE_SIZE_2M, &c);
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(UMEM_PAGE_SIZE_2M, c.page_size);
 	ASSERT_EQ(0, ut_stats(fd, &st));
@@ -443,7 +382,7 @@ TEST_F_TIMEOUT(huge, create, TIMEOUT_S)
 
 	for (i = 0; i < UT_ARRAY_SIZE(bad_sizes); i++) {
 		ut_make_name(name, "bs");
-		fd = create_ps(self->ctl_fd, name, bad_sizes[i],
+		fd = ut_create_ps(self->ctl_fd, name, bad_sizes[i],
 			       UMEM_PAGE_SIZE_2M, NULL);
 		EXPECT_EQ(-EINVAL, fd)
 			TH_LOG("size %#llx with 2 MiB pages",
@@ -455,7 +394,7 @@ TEST_F_TIMEOUT(huge, create, TIMEOUT_S)
 	}
 	for (i = 0; i < UT_ARRAY_SIZE(bad_ps); i++) {
 		ut_make_name(name, "bp");
-		fd = create_ps(self->ctl_fd, name, SZ, bad_ps[i], NULL);
+		fd = ut_create_ps(self->ctl_fd, name, SZ, bad_ps[i], NULL);
 		EXPECT_EQ(-EINVAL, fd) TH_LOG("page_size %u", bad_ps[i]);
 		if (fd >= 0)
 			close(fd);
@@ -463,7 +402,7 @@ TEST_F_TIMEOUT(huge, create, TIMEOUT_S)
 
 	/* 4 KiB pages are unchanged: a size of 2 MiB + 4 KiB is fine there. */
 	ut_make_name(name, "4k");
-	fd = create_ps(self->ctl_fd, name, HPAGE + UT_PAGE, UMEM_PAGE_SIZE_4K,
+	fd = ut_create_ps(self->ctl_fd, name, HPAGE + UT_PAGE, UMEM_PAGE_SIZE_4K,
 		       NULL);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, ut_stats(fd, &st));
@@ -673,7 +612,7 @@ TEST_F_TIMEOUT(huge, fault_piece, TIMEOUT_S)
 	EXPECT_EQ(0, ut_stat(sfd, UT_STAT(waiting)));
 	EXPECT_EQ(1, ut_stat(sfd, UT_STAT(pages_present)));
 	EXPECT_EQ(0, ut_poll_in(sfd, 0));
-	EXPECT_EQ(HPAGE_KB, pmd_kb(self->map))
+	EXPECT_EQ(HPAGE_KB, ut_smaps_pmd_kb(self->map))
 		TH_LOG("page 1 (faulted while missing, then installed) is not "
 		       "mapped by one PMD at an aligned address");
 
@@ -702,7 +641,7 @@ TEST_F_TIMEOUT(huge, fault_piece, TIMEOUT_S)
 	EXPECT_EQ(-1, check_hp(m2, 3, SEED));
 	EXPECT_EQ(-1, check_hp(self->map, 3, SEED));
 	EXPECT_EQ(-1, check_hp(m2, 1, SEED));
-	EXPECT_EQ(0, pmd_kb(m2));
+	EXPECT_EQ(0, ut_smaps_pmd_kb(m2));
 	EXPECT_EQ(3, ut_stat(sfd, UT_STAT(requests)));
 	EXPECT_EQ(0, ut_poll_in(sfd, 0));
 }
@@ -792,45 +731,45 @@ TEST_F_TIMEOUT(huge, pmd_mapping, TIMEOUT_S)
 		  *(volatile uint64_t *)(self->map + PC(100)));
 	touch(self->map, 0, 1);
 	EXPECT_EQ(-1, check_hp(self->map, 0, SEED));
-	EXPECT_EQ(HPAGE_KB, pmd_kb(self->map))
+	EXPECT_EQ(HPAGE_KB, ut_smaps_pmd_kb(self->map))
 		TH_LOG("page 0 present and touched: ShmemPmdMapped %ld, "
 		       "FilePmdMapped %ld, Rss %ld kB",
-		       smaps_kb(self->map, "ShmemPmdMapped"),
-		       smaps_kb(self->map, "FilePmdMapped"),
-		       smaps_kb(self->map, "Rss"));
+		       ut_smaps_kb(self->map, "ShmemPmdMapped"),
+		       ut_smaps_kb(self->map, "FilePmdMapped"),
+		       ut_smaps_kb(self->map, "Rss"));
 
 	/* Pages 1-3 in one COPY. */
 	ASSERT_EQ(0, install(self, 1, NHP - 1, SEED));
 	touch(self->map, 0, NHP);
 	EXPECT_EQ(-1, ut_check(self->map, 0, SZ, SEED));
-	EXPECT_EQ(SZ_KB, pmd_kb(self->map))
+	EXPECT_EQ(SZ_KB, ut_smaps_pmd_kb(self->map))
 		TH_LOG("all present and touched: ShmemPmdMapped %ld, "
 		       "FilePmdMapped %ld, Rss %ld kB",
-		       smaps_kb(self->map, "ShmemPmdMapped"),
-		       smaps_kb(self->map, "FilePmdMapped"),
-		       smaps_kb(self->map, "Rss"));
+		       ut_smaps_kb(self->map, "ShmemPmdMapped"),
+		       ut_smaps_kb(self->map, "FilePmdMapped"),
+		       ut_smaps_kb(self->map, "Rss"));
 	EXPECT_EQ(0, ut_stat(sfd, UT_STAT(requests)));
 
 	/* Address 4 KiB off the grid, offset 0. */
 	m2 = map_at(self, self->r.node_fd, SZ, 0, UT_PAGE);
 	ASSERT_NE(MAP_FAILED, m2);
 	EXPECT_EQ(-1, ut_check(m2, 0, SZ, SEED));
-	EXPECT_EQ(0, pmd_kb(m2));
+	EXPECT_EQ(0, ut_smaps_pmd_kb(m2));
 
 	/* Aligned address, file offset 4 KiB. */
 	m3 = map_at(self, self->r.node_fd, SZ - UT_PAGE, UT_PAGE, 0);
 	ASSERT_NE(MAP_FAILED, m3);
 	EXPECT_EQ(-1, ut_check(m3, UT_PAGE, SZ - UT_PAGE, SEED));
-	EXPECT_EQ(0, pmd_kb(m3));
+	EXPECT_EQ(0, ut_smaps_pmd_kb(m3));
 
 	/* The server fd, aligned. */
 	m4 = map_at(self, sfd, SZ, 0, 0);
 	ASSERT_NE(MAP_FAILED, m4);
 	touch(m4, 0, NHP);
 	EXPECT_EQ(-1, ut_check(m4, 0, SZ, SEED));
-	EXPECT_EQ(SZ_KB, pmd_kb(m4));
+	EXPECT_EQ(SZ_KB, ut_smaps_pmd_kb(m4));
 
-	EXPECT_EQ(SZ_KB, pmd_kb(self->map));
+	EXPECT_EQ(SZ_KB, ut_smaps_pmd_kb(self->map));
 	EXPECT_EQ(0, ut_stat(sfd, UT_STAT(requests)));
 
 	/*
@@ -845,7 +784,7 @@ TEST_F_TIMEOUT(huge, pmd_mapping, TIMEOUT_S)
 		TH_LOG("unhinted mmap of the node at %p", m5);
 	touch(m5, 0, NHP);
 	EXPECT_EQ(-1, ut_check(m5, 0, SZ, SEED));
-	EXPECT_EQ(SZ_KB, pmd_kb(m5));
+	EXPECT_EQ(SZ_KB, ut_smaps_pmd_kb(m5));
 	munmap(m5, SZ);
 }
 
@@ -866,12 +805,12 @@ TEST_F_TIMEOUT(huge, discard, TIMEOUT_S)
 	sfd = self->r.server_fd;
 	ASSERT_EQ(0, install(self, 0, NHP, SEED));
 	touch(self->map, 0, NHP);
-	EXPECT_EQ(SZ_KB, pmd_kb(self->map));
+	EXPECT_EQ(SZ_KB, ut_smaps_pmd_kb(self->map));
 
 	ASSERT_EQ(0, ut_discard(sfd, HP(1), HPAGE));
 	EXPECT_EQ(1, ut_stat(sfd, UT_STAT(discarded)));
 	EXPECT_EQ(NHP - 1, ut_stat(sfd, UT_STAT(pages_present)));
-	EXPECT_EQ(SZ_KB - HPAGE_KB, pmd_kb(self->map));
+	EXPECT_EQ(SZ_KB - HPAGE_KB, ut_smaps_pmd_kb(self->map));
 	EXPECT_EQ(-1, check_hp(self->map, 0, SEED));
 	EXPECT_EQ(-1, check_hp(self->map, 2, SEED));
 	EXPECT_EQ(-1, check_hp(self->map, 3, SEED));
@@ -887,14 +826,14 @@ TEST_F_TIMEOUT(huge, discard, TIMEOUT_S)
 	EXPECT_EQ(-1, check_hp(self->map, 1, SEED2));
 	EXPECT_EQ(1, ut_stat(sfd, UT_STAT(requests)));
 	EXPECT_EQ(NHP, ut_stat(sfd, UT_STAT(pages_present)));
-	EXPECT_EQ(SZ_KB, pmd_kb(self->map))
+	EXPECT_EQ(SZ_KB, ut_smaps_pmd_kb(self->map))
 		TH_LOG("the reinstalled page is not mapped by a PMD again");
 
 	/* Two pages at once; one of them is requested and zeroed. */
 	ASSERT_EQ(0, ut_discard(sfd, HP(2), 2 * HPAGE));
 	EXPECT_EQ(3, ut_stat(sfd, UT_STAT(discarded)));
 	EXPECT_EQ(NHP - 2, ut_stat(sfd, UT_STAT(pages_present)));
-	EXPECT_EQ(SZ_KB - 2 * HPAGE_KB, pmd_kb(self->map));
+	EXPECT_EQ(SZ_KB - 2 * HPAGE_KB, ut_smaps_pmd_kb(self->map));
 	/* Discarding missing pages changes nothing. */
 	EXPECT_EQ(0, ut_discard(sfd, HP(2), 2 * HPAGE));
 	EXPECT_EQ(3, ut_stat(sfd, UT_STAT(discarded)));
@@ -1122,7 +1061,7 @@ TEST_F_TIMEOUT(huge, installs_race_faults, 240)
 	EXPECT_EQ(0, st.requests_pending);
 	EXPECT_EQ(0, st.alloc_failed);
 	TH_LOG("%llu faults, %ld kB of %ld PMD-mapped",
-	       (unsigned long long)st.faults, pmd_kb(self->map),
+	       (unsigned long long)st.faults, ut_smaps_pmd_kb(self->map),
 	       (long)(RACE_SZ >> 10));
 	free(ctx.buf);
 }
@@ -1240,7 +1179,7 @@ TEST_F_TIMEOUT(huge, alloc_failure, TIMEOUT_S)
 	read_one(_metadata, sfd, HP(2), &req);
 	expect_waiting(_metadata, sfd, &t2, 2);
 	EXPECT_EQ(0, atomic_load(&t1.done));
-	EXPECT_EQ(0, pmd_kb(self->map));
+	EXPECT_EQ(0, ut_smaps_pmd_kb(self->map));
 
 	RESTORE_HUGE();
 
@@ -1270,7 +1209,7 @@ TEST_F_TIMEOUT(huge, alloc_failure, TIMEOUT_S)
 	EXPECT_EQ(0, ut_poll_in(sfd, 0));
 	touch(self->map, 0, NHP);
 	TH_LOG("alloc_failed %llu; after restoring \"%s\": %ld kB PMD-mapped",
-	       (unsigned long long)af, self->old_knob, pmd_kb(self->map));
+	       (unsigned long long)af, self->old_knob, ut_smaps_pmd_kb(self->map));
 }
 
 /*
@@ -1318,7 +1257,7 @@ TEST_F_TIMEOUT(huge, alloc_failure_pwrite, TIMEOUT_S)
 	EXPECT_EQ(-1, check_hp(self->map, 2, SEED));
 	EXPECT_EQ(1, ut_stat(sfd, UT_STAT(pages_present)));
 	touch(self->map, 2, 1);
-	EXPECT_EQ(HPAGE_KB, pmd_kb(self->map));
+	EXPECT_EQ(HPAGE_KB, ut_smaps_pmd_kb(self->map));
 }
 
 /*
@@ -1342,16 +1281,16 @@ TEST_F_TIMEOUT(huge, split_pmd, TIMEOUT_S)
 	sfd = self->r.server_fd;
 	ASSERT_EQ(0, install(self, 0, NHP, SEED));
 	touch(self->map, 0, NHP);
-	EXPECT_EQ(SZ_KB, pmd_kb(self->map));
+	EXPECT_EQ(SZ_KB, ut_smaps_pmd_kb(self->map));
 	m2 = map_at(self, self->r.node_fd, SZ, 0, UT_PAGE);	/* PTEs */
 	ASSERT_NE(MAP_FAILED, m2);
 
 	/* munmap the second 1 MiB of page 1. */
 	hole = self->map + HP(1) + half;
 	ASSERT_EQ(0, munmap(hole, half));
-	EXPECT_EQ(HPAGE_KB, pmd_kb(self->map))
+	EXPECT_EQ(HPAGE_KB, ut_smaps_pmd_kb(self->map))
 		TH_LOG("vma [0, 3 MiB): only page 0 can stay PMD-mapped");
-	EXPECT_EQ(2 * HPAGE_KB, pmd_kb(self->map + HP(2)));
+	EXPECT_EQ(2 * HPAGE_KB, ut_smaps_pmd_kb(self->map + HP(2)));
 	EXPECT_EQ(-1, ut_check(self->map, 0, HP(1) + half, SEED));
 	EXPECT_EQ(-1, ut_check(self->map + HP(2), HP(2), 2 * HPAGE, SEED));
 	EXPECT_EQ(0, ut_stat(sfd, UT_STAT(requests)));
@@ -1361,13 +1300,13 @@ TEST_F_TIMEOUT(huge, split_pmd, TIMEOUT_S)
 			     MAP_SHARED | MAP_FIXED, self->r.node_fd,
 			     (off_t)(HP(1) + half)));
 	EXPECT_EQ(-1, ut_check(hole, HP(1) + half, half, SEED));
-	EXPECT_EQ(0, pmd_kb(hole));
+	EXPECT_EQ(0, ut_smaps_pmd_kb(hole));
 
 	/* mprotect the first 1 MiB of page 2 read-only. */
 	ASSERT_EQ(0, mprotect(self->map + HP(2), half, PROT_READ));
 	EXPECT_EQ(-1, check_hp(self->map, 2, SEED));
-	EXPECT_EQ(0, pmd_kb(self->map + HP(2)));
-	EXPECT_EQ(HPAGE_KB, pmd_kb(self->map + HP(2) + half))
+	EXPECT_EQ(0, ut_smaps_pmd_kb(self->map + HP(2)));
+	EXPECT_EQ(HPAGE_KB, ut_smaps_pmd_kb(self->map + HP(2) + half))
 		TH_LOG("vma [5 MiB, 8 MiB): page 3 stays PMD-mapped");
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -1436,7 +1375,7 @@ TEST_F_TIMEOUT(huge, fork_child, TIMEOUT_S)
 	sfd = self->r.server_fd;
 	ASSERT_EQ(0, install(self, 0, NHP - 1, SEED));
 	touch(self->map, 0, NHP - 1);
-	EXPECT_EQ(3 * HPAGE_KB, pmd_kb(self->map));
+	EXPECT_EQ(3 * HPAGE_KB, ut_smaps_pmd_kb(self->map));
 
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -1447,14 +1386,14 @@ TEST_F_TIMEOUT(huge, fork_child, TIMEOUT_S)
 		touch(self->map, 0, NHP - 1);
 		bad = ut_check(self->map, 0, HP(NHP - 1), SEED);
 		res->bad = bad < 0 ? 0 : bad + 1;
-		res->pmd_kb = pmd_kb(self->map);
+		res->pmd_kb = ut_smaps_pmd_kb(self->map);
 		*(volatile uint64_t *)(self->map + woff) = val;
 		/* Page 3 is missing: requested, served by the parent. */
 		res->page3_word = *(volatile uint64_t *)(self->map + HP(3) +
 							 PC(200));
 		if (!res->bad && ut_check(self->map + HP(3), HP(3), HPAGE, SEED) != -1)
 			res->bad = (long)HP(3) + 1;
-		res->pmd_kb_end = pmd_kb(self->map);
+		res->pmd_kb_end = ut_smaps_pmd_kb(self->map);
 		_exit(0);
 	}
 	read_one(_metadata, sfd, HP(3), &req);
