@@ -49,6 +49,24 @@
  * faulting page is mapped, with vm_insert_page() (the vma is VM_MIXEDMAP
  * for that).
  *
+ * Write protection (regions created with UMEM_CREATE_WP; wp.c protects
+ * and unprotects): their vmas are write-notify (umem_wp_vm_ops has
+ * ->page_mkwrite), so a present page is mapped read-only by a read fault
+ * and every path to a writable PTE goes through umem_page_mkwrite() with
+ * the folio locked.  A write fault on a protected page comes here as
+ * FAULT_FLAG_WRITE and waits exactly as for a missing page, behind one
+ * UMEM_REQ_WP request (umem_fault_protected()).  A write through a
+ * read-only PTE reaches ->page_mkwrite instead, which cannot sleep: the
+ * core calls it with the fault flags cleared (do_page_mkwrite()), so it
+ * can neither drop the fault lock nor tell a user fault from
+ * get_user_pages().  It zaps the page's PTEs and returns VM_FAULT_NOPAGE:
+ * the access is retried, faults on the empty PTE, and waits here.  A
+ * write through a read-only PMD (2 MiB regions) never reaches either: the
+ * core "splits" the PMD, which for a file THP means zapping it
+ * (wp_huge_pmd()), and the write faults on the empty PMD into ->fault; an
+ * unprotected page then gets a writable PMD again (finish_fault()).  Reads
+ * of a protected page never wait.
+ *
  * 2 MiB regions: presence is per 2 MiB page, and a present page is one
  * PMD-size folio whose every byte was installed, so the folio goes to the
  * core like any file THP and finish_fault() maps it with a PMD where the
@@ -133,6 +151,16 @@ void umem_wake_all(struct umem_region *r)
 		__wake_up(&r->fault_wq[i], TASK_NORMAL, 0, NULL);
 }
 
+/*
+ * Zap every mapping of region page @index, whole: a 4 KiB range inside a
+ * PMD mapping would split it.  The next access faults.
+ */
+static void umem_zap_page(struct umem_region *r, pgoff_t index)
+{
+	unmap_mapping_range(r->shmem->f_mapping, (loff_t)index << r->shift,
+			    umem_page_size(r), 0);
+}
+
 static unsigned int umem_blocking_state(const struct vm_fault *vmf)
 {
 	unsigned int flags = vmf->flags;
@@ -161,13 +189,28 @@ static void umem_account_wait(struct umem_region *r, u64 waited)
 }
 
 /*
+ * Is the task's reason to wait still there?  A missing page: while it is
+ * missing and requested.  A protected one (@wp): while it is protected and
+ * its UMEM_REQ_WP request outstanding.  Either way only while the region
+ * is live (a detach unprotects everything).
+ */
+static bool umem_still_waiting(struct umem_region *r, pgoff_t index, bool wp)
+{
+	if (!test_bit(index, r->requested) || !umem_region_live(r))
+		return false;
+	if (wp)
+		return test_bit(index, r->protected);
+	return !test_bit(index, r->present);
+}
+
+/*
  * Sleep once, with the fault lock dropped, until page @index is present
- * (or no longer requested), the region detaches, or a signal the sleep
- * state admits arrives (or any other wake-up: the retried fault sorts it
- * out).
+ * (or no longer requested), or for @wp until it is unprotected, the region
+ * detaches, or a signal the sleep state admits arrives (or any other
+ * wake-up: the retried fault sorts it out).
  */
 static vm_fault_t umem_wait_page(struct umem_region *r, struct vm_fault *vmf,
-				 pgoff_t index)
+				 pgoff_t index, bool wp)
 {
 	struct umem_waiter w = { .index = index };
 	wait_queue_head_t *wq = umem_fault_wq(r, index);
@@ -195,17 +238,17 @@ static vm_fault_t umem_wait_page(struct umem_region *r, struct vm_fault *vmf,
 	 * Sleep only while the request is outstanding: between queueing it
 	 * and getting here, this task may have been preempted while the
 	 * daemon read the request, installed the page and discarded it
-	 * again.  Then the page is missing with no request: retry at once
-	 * and ask again.
+	 * again (or unprotected and protected it again).  Then there is no
+	 * request: retry at once and ask again.
 	 */
-	if (!test_bit(index, r->present) &&
-	    test_bit(index, r->requested) && umem_region_live(r))
+	if (umem_still_waiting(r, index, wp))
 		schedule();
 	__set_current_state(TASK_RUNNING);
 	remove_wait_queue(wq, &w.wq);
 	waited = ktime_get_ns() - start;
 	atomic_dec(&r->waiting);
-	present = test_bit(index, r->present);
+	present = wp ? !umem_page_protected(r, index) :
+		       test_bit(index, r->present);
 	trace_umem_task_woken(r->id, index, waited, present);
 	umem_account_wait(r, waited);
 	fput(file);
@@ -269,6 +312,21 @@ static vm_fault_t umem_map_present(struct umem_region *r, struct vm_fault *vmf,
 	return VM_FAULT_NOPAGE;
 }
 
+/*
+ * A request is queued for @index: wait for it where the fault flags allow
+ * (see the top of this file), else fail or retry without sleeping.
+ */
+static vm_fault_t umem_sleep_or_fail(struct umem_region *r,
+				     struct vm_fault *vmf, pgoff_t index,
+				     bool wp)
+{
+	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
+		return VM_FAULT_RETRY;
+	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
+		return VM_FAULT_SIGBUS;
+	return umem_wait_page(r, vmf, index, wp);
+}
+
 static vm_fault_t umem_fault_missing(struct umem_region *r, struct vm_fault *vmf,
 				     pgoff_t index)
 {
@@ -289,11 +347,33 @@ static vm_fault_t umem_fault_missing(struct umem_region *r, struct vm_fault *vmf
 	if (ret)		/* -ENXIO: detached meanwhile */
 		return VM_FAULT_SIGBUS;
 
-	if (vmf->flags & FAULT_FLAG_RETRY_NOWAIT)
-		return VM_FAULT_RETRY;
-	if (!(vmf->flags & FAULT_FLAG_ALLOW_RETRY))
+	return umem_sleep_or_fail(r, vmf, index, false);
+}
+
+/*
+ * A write fault on the protected page @index: ask the daemon to save it
+ * (one UMEM_REQ_WP request however many writers) and wait as for a missing
+ * page.  Returns 0 when the page is no longer protected (or no longer
+ * present): the caller looks again.
+ */
+static vm_fault_t umem_fault_protected(struct umem_region *r,
+				       struct vm_fault *vmf, pgoff_t index)
+{
+	int ret;
+
+	/* Exiting or dumping core: never wait (see the top of this file). */
+	if (current->flags & (PF_EXITING | PF_DUMPCORE))
 		return VM_FAULT_SIGBUS;
-	return umem_wait_page(r, vmf, index);
+	trace_umem_wp_fault(r->id, index);
+	ret = umem_request_wp(r, index);
+	if (ret == -ENOMEM)
+		return VM_FAULT_OOM;
+	/* A detached region has no protected page (region.c): never loop. */
+	if (WARN_ON_ONCE(ret == -ENXIO))
+		return VM_FAULT_SIGBUS;
+	if (ret)	/* unprotected or discarded meanwhile */
+		return 0;
+	return umem_sleep_or_fail(r, vmf, index, true);
 }
 
 static vm_fault_t umem_fault(struct vm_fault *vmf)
@@ -306,11 +386,6 @@ static vm_fault_t umem_fault(struct vm_fault *vmf)
 		return VM_FAULT_SIGBUS;
 
 	for (;;) {
-		if (umem_page_present(r, index)) {
-			ret = umem_map_present(r, vmf, index);
-			if (ret)
-				return ret;
-		}
 		/*
 		 * Why SIGBUS once the daemon is gone (userfaultfd returns
 		 * VM_FAULT_NOPAGE on release and lets the task refault into
@@ -319,10 +394,51 @@ static vm_fault_t umem_fault(struct vm_fault *vmf)
 		 * silently; waiting forever would hang it.  SIGBUS is what a
 		 * truncated file mapping gives, and a VMM can handle it.
 		 */
-		ret = umem_fault_missing(r, vmf, index);
+		if (!umem_page_present(r, index))
+			ret = umem_fault_missing(r, vmf, index);
+		else if ((vmf->flags & FAULT_FLAG_WRITE) &&
+			 umem_page_protected(r, index))
+			ret = umem_fault_protected(r, vmf, index);
+		else
+			ret = umem_map_present(r, vmf, index);
 		if (ret)
 			return ret;
 	}
+}
+
+/*
+ * umem_wp_vm_ops: a page is about to become writable, through a read-only
+ * PTE (do_wp_page()) or after umem_fault() returned it for a write fault
+ * (do_shared_fault()).  The core makes it writable before it unlocks the
+ * folio this returns locked, so the protected bit tested here, under that
+ * lock, is the last word; umem_wp_barrier() (wp.c) relies on it.  See the
+ * top of this file for why a protected page is zapped rather than waited
+ * for here.
+ */
+static vm_fault_t umem_page_mkwrite(struct vm_fault *vmf)
+{
+	struct umem_region *r = umem_vma_region(vmf->vma);
+	struct folio *folio = page_folio(vmf->page);
+	struct address_space *mapping = r->shmem->f_mapping;
+
+	pgoff_t index = umem_index(r, vmf->pgoff);
+
+	folio_lock(folio);
+	if (folio->mapping != mapping) {	/* punched out meanwhile */
+		folio_unlock(folio);
+		return VM_FAULT_NOPAGE;
+	}
+	/*
+	 * Pairs with the smp_mb() in umem_wp_barrier(): either it sees this
+	 * folio locked (or, later, mapped) and waits for it, or this sees
+	 * the protected bit it set before.
+	 */
+	smp_mb();
+	if (!umem_page_protected(r, index))
+		return VM_FAULT_LOCKED;
+	folio_unlock(folio);
+	umem_zap_page(r, index);
+	return VM_FAULT_NOPAGE;
 }
 
 /*
@@ -340,3 +456,11 @@ const struct vm_operations_struct umem_vm_ops = {
 	.fault = umem_fault,
 	.map_pages = umem_map_pages,
 };
+
+/* Regions created with UMEM_CREATE_WP: the same, write-notify. */
+const struct vm_operations_struct umem_wp_vm_ops = {
+	.fault = umem_fault,
+	.map_pages = umem_map_pages,
+	.page_mkwrite = umem_page_mkwrite,
+};
+

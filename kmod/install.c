@@ -18,8 +18,9 @@
  * arrays of COPY_VEC and MARK_PRESENT are copied in before the lock is
  * taken and results written back after it is dropped, for the same reason.
  *
- * UMEM_DISCARD makes present pages missing and frees only their data:
- * the backing of missing pages (pwrite() data not yet marked) survives.
+ * UMEM_DISCARD makes present pages missing (and unprotected: wp.c) and
+ * frees only their data: the backing of missing pages (pwrite() data not
+ * yet marked) survives.
  * It holds install_rwsem exclusive, so no install, pwrite or mark runs
  * while a page is being punched out.
  *
@@ -542,7 +543,7 @@ static long umem_backing_punch(struct umem_region *r, loff_t offset,
  */
 long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 {
-	unsigned long discarded = 0;
+	unsigned long discarded = 0, unprotected = 0;
 	struct umem_discard d;
 	pgoff_t first, end, s, e;
 	int err = 0;
@@ -567,6 +568,7 @@ long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 		e = find_next_zero_bit(r->present, end, s);
 		WRITE_ONCE(r->complete, false);
 		bitmap_clear(r->present, s, e - s);
+		unprotected += umem_wp_clear_locked(r, s, e);
 		r->npresent -= e - s;
 		r->discarded += e - s;
 		r->complete_notified = false;
@@ -578,6 +580,11 @@ long umem_ioctl_discard(struct umem_region *r, void __user *arg)
 	}
 	up_write(&r->install_rwsem);
 	file_end_write(r->shmem);
+	/* Writers of pages that were protected fault on missing pages now. */
+	if (unprotected) {
+		umem_queue_cancel_wp(r, first, end);
+		umem_wake_range(r, first, end);
+	}
 	trace_umem_discard(r->id, first, end - first, discarded);
 	return err;
 }
@@ -616,6 +623,8 @@ void umem_get_stats(struct umem_region *r, struct umem_stats *st, u64 *hist)
 	st->installed = r->installed;
 	st->discarded = r->discarded;
 	st->alloc_failed = r->alloc_failed;
+	st->pages_protected = r->nprotected;
+	st->wp_faults = r->wp_faults;
 	if (hist)
 		memcpy(hist, r->wait_hist, sizeof(r->wait_hist));
 	spin_unlock(&r->lock);

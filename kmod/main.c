@@ -37,7 +37,9 @@
 			 UMEM_IOCTL_BIT(UMEM_MARK_PRESENT) |	\
 			 UMEM_IOCTL_BIT(UMEM_DISCARD) |		\
 			 UMEM_IOCTL_BIT(UMEM_STATS) |		\
-			 UMEM_IOCTL_BIT(UMEM_BIND))
+			 UMEM_IOCTL_BIT(UMEM_BIND) |		\
+			 UMEM_IOCTL_BIT(UMEM_WRITEPROTECT) |	\
+			 UMEM_IOCTL_BIT(UMEM_ATTACH))
 
 static bool umem_zeroed(const u64 *words, size_t n)
 {
@@ -76,19 +78,55 @@ static long umem_ioctl_get_api(void __user *arg)
 	return copy_to_user(arg, &api, sizeof(api)) ? -EFAULT : 0;
 }
 
+static const struct file_operations umem_server_fops;
+
+/*
+ * Make a server file for @r and install it as a new fd, also written to
+ * *@fd_out.  Consumes the caller's reference to @r in every case: the
+ * file takes it over, and on failure the region is detached as if that
+ * server fd had been closed at once (a failed UMEM_CREATE frees it).
+ */
+int umem_server_fd(struct umem_region *r, int __user *fd_out)
+{
+	struct file *file;
+	int fd;
+
+	fd = get_unused_fd_flags(O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		goto err;
+	file = anon_inode_getfile("[umem]", &umem_server_fops, r, O_RDWR);
+	if (IS_ERR(file)) {
+		put_unused_fd(fd);
+		fd = PTR_ERR(file);
+		goto err;
+	}
+	file->f_mode |= FMODE_PREAD | FMODE_PWRITE;
+	if (put_user(fd, fd_out)) {
+		put_unused_fd(fd);
+		fput(file);	/* its release detaches and drops the reference */
+		return -EFAULT;
+	}
+	fd_install(fd, file);
+	return fd;
+
+err:
+	umem_region_detach(r);
+	umem_region_server_closed(r);
+	umem_region_put(r);
+	return fd;
+}
+
 static long umem_ioctl_create(struct file *ctl, void __user *arg)
 {
 	struct umem_create __user *uarg = arg;
 	struct umem_region *r;
 	struct umem_create c;
-	struct file *file;
-	int fd, err;
 
 	if (!(ctl->f_mode & FMODE_WRITE))
 		return -EBADF;
 	if (copy_from_user(&c, uarg, sizeof(c)))
 		return -EFAULT;
-	if (c.flags || c.id || c.server_fd || c.pad ||
+	if ((c.flags & ~UMEM_CREATE_FLAGS) || c.id || c.server_fd || c.pad ||
 	    !umem_zeroed(c.reserved, ARRAY_SIZE(c.reserved)))
 		return -EINVAL;
 	if (c.node_mode & ~0777U)
@@ -103,36 +141,43 @@ static long umem_ioctl_create(struct file *ctl, void __user *arg)
 	r = umem_region_create(&c);
 	if (IS_ERR(r))
 		return PTR_ERR(r);
-
-	fd = get_unused_fd_flags(O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		err = fd;
-		goto err_put;
-	}
-	/* The file takes over the creation reference. */
-	file = anon_inode_getfile("[umem]", &umem_server_fops, r, O_RDWR);
-	if (IS_ERR(file)) {
-		err = PTR_ERR(file);
-		goto err_fd;
-	}
-	file->f_mode |= FMODE_PREAD | FMODE_PWRITE;
-
-	c.id = r->id;
-	c.server_fd = fd;
-	if (put_user(c.id, &uarg->id) || put_user(c.server_fd, &uarg->server_fd)) {
-		put_unused_fd(fd);
-		fput(file);	/* detaches and frees the region */
+	if (put_user(r->id, &uarg->id)) {
+		umem_region_detach(r);
+		umem_region_server_closed(r);
+		umem_region_put(r);
 		return -EFAULT;
 	}
-	fd_install(fd, file);
-	return fd;
+	/* The server file takes over the creation reference. */
+	return umem_server_fd(r, &uarg->server_fd);
+}
 
-err_fd:
-	put_unused_fd(fd);
-err_put:
-	umem_region_detach(r);
-	umem_region_put(r);
-	return err;
+/*
+ * UMEM_ATTACH on a node fd: serve a region whose server fd is gone.  The
+ * node must be open for writing, and the caller the region's owner (the
+ * creator's fsuid) or CAP_SYS_ADMIN, the same rule as UMEM_CMD_FAIL.
+ */
+long umem_ioctl_attach(struct file *node, void __user *arg)
+{
+	struct umem_region *r = node->private_data;
+	struct umem_attach __user *uarg = arg;
+	struct umem_attach a;
+	int err;
+
+	if (!(node->f_mode & FMODE_WRITE))
+		return -EBADF;
+	if (copy_from_user(&a, uarg, sizeof(a)))
+		return -EFAULT;
+	if (a.flags || a.server_fd || a.pad ||
+	    !umem_zeroed(a.reserved, ARRAY_SIZE(a.reserved)))
+		return -EINVAL;
+	if (!umem_region_is_owner(r) && !capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	err = umem_region_attach(r);
+	if (err)
+		return err;
+	/* The new server file's reference. */
+	umem_region_get(r);
+	return umem_server_fd(r, &uarg->server_fd);
 }
 
 static long umem_ctl_ioctl(struct file *file, unsigned int cmd,
@@ -200,6 +245,8 @@ static long umem_server_ioctl(struct file *file, unsigned int cmd,
 		return umem_ioctl_stats(r, uarg);
 	case UMEM_BIND:
 		return umem_ioctl_bind(r, uarg);
+	case UMEM_WRITEPROTECT:
+		return umem_ioctl_writeprotect(r, uarg);
 	default:
 		return -ENOTTY;
 	}
@@ -214,12 +261,16 @@ static int umem_server_flush(struct file *file, fl_owner_t id)
 	return 0;
 }
 
-/* The last close of the server fd detaches, bound or not. */
+/*
+ * The last close of the server fd detaches, bound or not; then a new
+ * server may UMEM_ATTACH.
+ */
 static int umem_server_release(struct inode *inode, struct file *file)
 {
 	struct umem_region *r = file->private_data;
 
 	umem_region_detach(r);
+	umem_region_server_closed(r);
 	umem_region_put(r);
 	return 0;
 }
@@ -237,7 +288,7 @@ static void umem_server_show_fdinfo(struct seq_file *m, struct file *file)
 	spin_unlock(&r->lock);
 }
 
-const struct file_operations umem_server_fops = {
+static const struct file_operations umem_server_fops = {
 	.owner = THIS_MODULE,
 	.read = umem_server_read,
 	.write_iter = umem_server_write_iter,
@@ -267,7 +318,10 @@ static int __init umem_init(void)
 	BUILD_BUG_ON(sizeof(struct umem_discard) != 32);
 	BUILD_BUG_ON(sizeof(struct umem_stats) != 128);
 	BUILD_BUG_ON(sizeof(struct umem_bind) != 32);
-	BUILD_BUG_ON(_IOC_NR(UMEM_BIND) >= 64);
+	BUILD_BUG_ON(sizeof(struct umem_writeprotect) != 32);
+	BUILD_BUG_ON(sizeof(struct umem_attach) != 32);
+	BUILD_BUG_ON(_IOC_NR(UMEM_WRITEPROTECT) >= 0x30);
+	BUILD_BUG_ON(_IOC_NR(UMEM_ATTACH) >= 64);
 
 	umem_region_init();
 	err = umem_region_init_mounts();

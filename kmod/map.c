@@ -81,7 +81,8 @@ static void umem_vma_init(struct umem_region *r, struct vm_area_struct *vma)
 {
 	umem_vm_flags_set(vma, r->order ? VM_DONTEXPAND :
 				VM_DONTEXPAND | VM_MIXEDMAP);
-	vma->vm_ops = &umem_vm_ops;
+	/* Write-notify when pages can be protected (fault.c, wp.c). */
+	vma->vm_ops = r->wp ? &umem_wp_vm_ops : &umem_vm_ops;
 }
 
 /* remap_file_pages() maps the vma's map file again: a umem vma again. */

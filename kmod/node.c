@@ -6,8 +6,9 @@
  * creates the node with the region's owner, group and mode
  * (umem_node_devnode()), so the creator can hand a region to a VMM of its
  * group without root, as /dev/kvm is handed to group kvm.  A node fd maps
- * the region (map.c) and answers lseek (the size); read, write and ioctl
- * are refused, and fallocate() is ENODEV (vfs_fallocate() takes only
+ * the region (map.c), answers lseek (the size) and one ioctl, UMEM_ATTACH
+ * (main.c: a new server for a region whose server is gone); read and
+ * write are refused, and fallocate() is ENODEV (vfs_fallocate() takes only
  * regular files: punching goes through MADV_REMOVE on a mapping).
  *
  * Locking: umem_node_add() and umem_node_remove() run under umem_mutex
@@ -138,11 +139,21 @@ static loff_t umem_node_llseek(struct file *file, loff_t offset, int whence)
 	return fixed_size_llseek(file, offset, whence, r->size);
 }
 
+static long umem_node_ioctl(struct file *file, unsigned int cmd,
+			    unsigned long arg)
+{
+	if (cmd == UMEM_ATTACH)
+		return umem_ioctl_attach(file, (void __user *)arg);
+	return -ENOTTY;
+}
+
 static const struct file_operations umem_node_fops = {
 	.owner = THIS_MODULE,
 	.open = umem_node_open,
 	.release = umem_node_release,
 	.llseek = umem_node_llseek,
+	.unlocked_ioctl = umem_node_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = umem_node_mmap,
 	.get_unmapped_area = umem_get_unmapped_area,
 };

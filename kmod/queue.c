@@ -3,7 +3,8 @@
  * umem request queue: the daemon's side of a fault.
  *
  * A request is born in the fault path (umem_request_page()) when a task
- * faults on a page that is neither present nor already requested; it sits
+ * faults on a page that is neither present nor already requested, or
+ * (umem_request_wp()) writes to a protected page not yet requested; it sits
  * on region->pending until a read() of the server fd copies it out as a
  * struct umem_request, and is then freed.  The page's "requested" bit stays
  * set until the page is installed, so later faults on it only wait.  If the
@@ -60,14 +61,35 @@ static void umem_pending_free(struct umem_pending *req)
 	kmem_cache_free(umem_pending_cache, req);
 }
 
+/* Does page @index still need what a request of @flags asks for? */
+static bool umem_request_wanted(struct umem_region *r, pgoff_t index,
+				u32 flags)
+{
+	lockdep_assert_held(&r->lock);
+	if (flags & UMEM_REQ_WP)
+		return test_bit(index, r->present) &&
+		       test_bit(index, r->protected);
+	return !test_bit(index, r->present);
+}
+
+static void umem_count_fault(struct umem_region *r, u32 flags)
+{
+	lockdep_assert_held(&r->lock);
+	if (flags & UMEM_REQ_WP)
+		r->wp_faults++;
+	else
+		r->faults++;
+}
+
 /*
- * Note a fault on the missing region page @index and queue a request for it
- * unless one already exists.  Returns 0 (queued now or before), -EEXIST
- * when the page turned present (the caller maps it instead of waiting),
- * -ENXIO when the region is detached, -ENOMEM when no request could be
- * allocated (nothing was queued: the caller must not wait).
+ * Queue a request of @flags for region page @index unless one exists, and
+ * count the fault.  Returns 0 (queued now or before), -EEXIST when the
+ * page no longer needs it (installed; for UMEM_REQ_WP: unprotected or
+ * discarded) and the caller retries its fault instead of waiting, -ENXIO
+ * when the region is detached, -ENOMEM when no request could be allocated
+ * (nothing was queued: the caller must not wait).
  */
-int umem_request_page(struct umem_region *r, pgoff_t index, u32 flags)
+static int umem_queue_request(struct umem_region *r, pgoff_t index, u32 flags)
 {
 	struct umem_pending *req = NULL;
 	unsigned long npending;
@@ -75,7 +97,7 @@ int umem_request_page(struct umem_region *r, pgoff_t index, u32 flags)
 
 	for (;;) {
 		spin_lock(&r->lock);
-		if (test_bit(index, r->present)) {
+		if (!umem_request_wanted(r, index, flags)) {
 			ret = -EEXIST;
 			goto out_unlock;
 		}
@@ -84,7 +106,7 @@ int umem_request_page(struct umem_region *r, pgoff_t index, u32 flags)
 			goto out_unlock;
 		}
 		if (test_bit(index, r->requested)) {
-			r->faults++;
+			umem_count_fault(r, flags);
 			ret = 0;
 			goto out_unlock;
 		}
@@ -96,7 +118,7 @@ int umem_request_page(struct umem_region *r, pgoff_t index, u32 flags)
 		if (!req)
 			return -ENOMEM;
 	}
-	r->faults++;
+	umem_count_fault(r, flags);
 	req->index = index;
 	req->flags = flags;
 	req->pid = get_task_pid(current, PIDTYPE_PID);
@@ -114,6 +136,41 @@ out_unlock:
 	spin_unlock(&r->lock);
 	umem_pending_free(req);
 	return ret;
+}
+
+/* A fault on the missing page @index; see umem_queue_request(). */
+int umem_request_page(struct umem_region *r, pgoff_t index, u32 flags)
+{
+	return umem_queue_request(r, index, flags & UMEM_REQ_WRITE);
+}
+
+/* A write to the protected page @index; see umem_queue_request(). */
+int umem_request_wp(struct umem_region *r, pgoff_t index)
+{
+	return umem_queue_request(r, index, UMEM_REQ_WP | UMEM_REQ_WRITE);
+}
+
+/*
+ * Drop the UMEM_REQ_WP requests for [start, end) that the daemon has not
+ * read yet: their pages were unprotected or discarded.  The caller has
+ * cleared their requested bits under region->lock.
+ */
+void umem_queue_cancel_wp(struct umem_region *r, pgoff_t start, pgoff_t end)
+{
+	struct umem_pending *req, *tmp;
+	LIST_HEAD(list);
+
+	spin_lock(&r->lock);
+	list_for_each_entry_safe(req, tmp, &r->pending, node) {
+		if (!(req->flags & UMEM_REQ_WP) ||
+		    req->index < start || req->index >= end)
+			continue;
+		list_move(&req->node, &list);
+		r->npending--;
+	}
+	spin_unlock(&r->lock);
+	list_for_each_entry_safe(req, tmp, &list, node)
+		umem_pending_free(req);
 }
 
 /* Drop every queued request (the region detached). */

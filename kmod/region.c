@@ -22,8 +22,10 @@
  *
  * Attachment: the region is LIVE until its server fd is released, the
  * process bound with UMEM_BIND closes it or exits (umem_region_flush()),
- * or an admin (or the owner) fails it over genl; then it is DETACHED for
- * good: missing pages SIGBUS.
+ * or an admin (or the owner) fails it over genl; then it is DETACHED:
+ * missing pages SIGBUS, and every page is unprotected.  Once no server
+ * file exists any more (server_open), the owner may UMEM_ATTACH a new
+ * one, which makes the region LIVE again (umem_region_attach()).
  *
  * Locking: umem_mutex guards umem_idr, names and node creation/removal;
  * see umem_internal.h for the per-region locks.  The genl code (genl.c)
@@ -104,6 +106,7 @@ static void umem_region_release(struct kref *ref)
 	mem_cgroup_put(r->memcg);
 	kvfree(r->present);
 	kvfree(r->requested);
+	kvfree(r->protected);
 	kfree(r);
 	module_put(THIS_MODULE);
 }
@@ -180,6 +183,7 @@ static void umem_region_free_unlisted(struct umem_region *r)
 	mem_cgroup_put(r->memcg);
 	kvfree(r->present);
 	kvfree(r->requested);
+	kvfree(r->protected);
 	kfree(r);
 }
 
@@ -240,6 +244,8 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 	r->gid = current_fsgid();
 	r->mode = args->node_mode ? args->node_mode : UMEM_NODE_MODE_DEFAULT;
 	r->state = UMEM_STATE_LIVE;
+	r->server_open = true;
+	r->wp = args->flags & UMEM_CREATE_WP;
 	r->memcg = get_mem_cgroup_from_mm(current->mm);
 	r->creator = get_task_pid(current, PIDTYPE_TGID);
 	r->created_ns = ktime_get_ns();
@@ -265,6 +271,23 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 				gfp);
 	if (!r->present || !r->requested)
 		goto err_free;
+	if (r->wp) {
+		r->protected = kvcalloc(BITS_TO_LONGS(r->npages), sizeof(long),
+					gfp);
+		if (!r->protected)
+			goto err_free;
+	}
+	/*
+	 * Born present: the pages read as zeros, as in a new tmpfs file; the
+	 * backing allocates each one at its first fault (umem_get_page()).
+	 * Complete from the start, so no "complete" event follows "created".
+	 */
+	if (args->flags & UMEM_CREATE_PRESENT) {
+		bitmap_fill(r->present, r->npages);
+		r->npresent = r->npages;
+		r->complete = true;
+		r->complete_notified = true;
+	}
 
 	/*
 	 * The backing holds the data; the stub is an empty shmem inode that
@@ -337,6 +360,8 @@ void umem_region_detach(struct umem_region *r)
 	was_live = r->state == UMEM_STATE_LIVE;
 	r->state = UMEM_STATE_DETACHED;
 	missing = r->npages - r->npresent;
+	/* Nobody will save protected pages now: let their writers go. */
+	umem_wp_clear_locked(r, 0, r->npages);
 	spin_unlock(&r->lock);
 	umem_queue_flush(r);
 	umem_wake_all(r);
@@ -346,6 +371,44 @@ void umem_region_detach(struct umem_region *r)
 	trace_umem_server_detached(r->id, missing, atomic_read(&r->waiting));
 	if (missing)
 		umem_genl_event(r, UMEM_EVENT_DETACHED);
+}
+
+/*
+ * A server file was released (after detaching the region): from now on a
+ * new server may attach.
+ */
+void umem_region_server_closed(struct umem_region *r)
+{
+	spin_lock(&r->lock);
+	r->server_open = false;
+	spin_unlock(&r->lock);
+}
+
+/*
+ * UMEM_ATTACH: a new server for a region that has none.  The region is
+ * live again.  The requests of the old server were dropped when it
+ * detached, and tasks that faulted meanwhile got SIGBUS, so the requested
+ * bits are stale: cleared, so that the next fault on a missing page asks
+ * the new server.  A task still on its way out of umem_wait_page() from
+ * before the detach retries its fault, and asks again too.
+ */
+int umem_region_attach(struct umem_region *r)
+{
+	struct pid *old;
+
+	spin_lock(&r->lock);
+	if (r->server_open) {
+		spin_unlock(&r->lock);
+		return -EBUSY;
+	}
+	r->server_open = true;
+	r->state = UMEM_STATE_LIVE;
+	bitmap_zero(r->requested, r->npages);
+	old = r->bound;
+	r->bound = NULL;
+	spin_unlock(&r->lock);
+	put_pid(old);
+	return 0;
 }
 
 /* Remember which process reads requests: the daemon, for umemctl list. */

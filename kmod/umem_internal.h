@@ -41,10 +41,16 @@
  *   missing    present=0 requested=0   no data; a fault queues a request
  *   requested  present=0 requested=1   queued or read by the daemon; faults wait
  *   present    present=1 requested=0   data in the shmem page cache; faults map it
+ * and, in a region created with UMEM_CREATE_WP (wp.c):
+ *   protected  present=1 protected=1 requested=0   reads map it read-only;
+ *                                      a write queues a UMEM_REQ_WP request
+ *   wp-requested present=1 protected=1 requested=1  writers wait
  * missing/requested -> present by UMEM_COPY, UMEM_COPY_VEC, UMEM_ZERO,
- * UMEM_MARK_PRESENT; present -> missing by UMEM_DISCARD.  The backing may
- * hold data for a page that is not present (pwrite() before
- * UMEM_MARK_PRESENT, or the rest of a large folio); no task ever maps it.
+ * UMEM_MARK_PRESENT; present -> missing by UMEM_DISCARD (which also
+ * unprotects); present <-> protected by UMEM_WRITEPROTECT; every protected
+ * page is unprotected when the region detaches.  The backing may hold
+ * data for a page that is not present (pwrite() before UMEM_MARK_PRESENT,
+ * or the rest of a large folio); no task ever maps it.
  *
  * Locking (outer to inner)
  * ------------------------
@@ -65,7 +71,9 @@
  *   folio lock            held by installers while filling a page and
  *                         setting its present bit; the fault path
  *                         re-checks the bit under it, so no task maps a
- *                         partly written page.
+ *                         partly written page.  ->page_mkwrite checks the
+ *                         protected bit under it, and the core makes the
+ *                         page writable before releasing it (wp.c).
  *   region->lock          (spinlock) bitmaps, pending list, counters,
  *                         state, the bound daemon.
  *   wait queue locks      fault_wq[] and read_wq, taken last.
@@ -130,21 +138,27 @@ struct umem_region {
 
 	/* Fault path fast check; true when every page is present. */
 	bool complete;
+	/* Created with UMEM_CREATE_WP: pages can be protected (fixed). */
+	bool wp;
 
 	spinlock_t lock;	/* guards the fields marked "lock" */
 	enum umem_state state;		/* lock */
 	unsigned long *present;		/* lock for writes; read locklessly */
 	unsigned long *requested;	/* lock */
+	/* UMEM_CREATE_WP only (else NULL); lock for writes, read locklessly */
+	unsigned long *protected;
+	unsigned long nprotected;	/* lock */
 	struct list_head pending;	/* lock: struct umem_pending */
 	unsigned long npending;		/* lock */
 	unsigned long npresent;		/* lock */
 	u64 requests, faults, installed, discarded;	/* lock */
-	u64 alloc_failed;				/* lock */
+	u64 alloc_failed, wp_faults;			/* lock */
 	u64 wait_ns_total, wait_ns_max;			/* lock */
 	u64 wait_hist[UMEM_HIST_BUCKETS];		/* lock: log2 of wait ns */
 	bool complete_notified;		/* lock: UMEM_EVENT_COMPLETE sent */
 	struct pid *daemon;		/* lock: last reader of the server fd */
 	struct pid *bound;		/* lock: UMEM_BIND's process (tgid) */
+	bool server_open;		/* lock: a server file exists */
 	struct pid *creator;		/* creating process, fixed */
 	u64 created_ns;			/* CLOCK_MONOTONIC, fixed */
 	atomic_t waiting;
@@ -161,7 +175,8 @@ static inline struct umem_region *umem_vma_region(struct vm_area_struct *vma)
 }
 
 /* main.c */
-extern const struct file_operations umem_server_fops;
+int umem_server_fd(struct umem_region *r, int __user *fd_out);
+long umem_ioctl_attach(struct file *node, void __user *arg);
 
 /* region.c */
 void umem_region_init(void);
@@ -173,6 +188,8 @@ void umem_region_detach(struct umem_region *r);
 void umem_region_note_daemon(struct umem_region *r);
 int umem_region_bind(struct umem_region *r);
 void umem_region_flush(struct umem_region *r);
+int umem_region_attach(struct umem_region *r);
+void umem_region_server_closed(struct umem_region *r);
 struct umem_region *umem_region_get_by_id(int id);
 int umem_region_for_each(int *pos, int (*cb)(struct umem_region *r, void *arg),
 			 void *arg);
@@ -201,14 +218,22 @@ unsigned long umem_get_unmapped_area(struct file *file, unsigned long addr,
 
 /* fault.c */
 extern const struct vm_operations_struct umem_vm_ops;
+extern const struct vm_operations_struct umem_wp_vm_ops;
 void umem_wake_range(struct umem_region *r, pgoff_t start, pgoff_t end);
 void umem_wake_all(struct umem_region *r);
+
+/* wp.c */
+long umem_ioctl_writeprotect(struct umem_region *r, void __user *arg);
+unsigned long umem_wp_clear_locked(struct umem_region *r, pgoff_t start,
+				   pgoff_t end);
 
 /* queue.c */
 int umem_queue_init(void);
 void umem_queue_exit(void);
 int umem_request_page(struct umem_region *r, pgoff_t index, u32 flags);
+int umem_request_wp(struct umem_region *r, pgoff_t index);
 void umem_queue_flush(struct umem_region *r);
+void umem_queue_cancel_wp(struct umem_region *r, pgoff_t start, pgoff_t end);
 ssize_t umem_server_read(struct file *file, char __user *buf, size_t count,
 			 loff_t *ppos);
 __poll_t umem_server_poll(struct file *file, struct poll_table_struct *wait);
@@ -251,6 +276,13 @@ static inline pgoff_t umem_index_pgoff(const struct umem_region *r,
 static inline bool umem_page_present(struct umem_region *r, pgoff_t index)
 {
 	return READ_ONCE(r->complete) || test_bit(index, r->present);
+}
+
+/* Lockless; the authoritative checks are under region->lock or the folio lock. */
+static inline bool umem_page_protected(struct umem_region *r, pgoff_t index)
+{
+	return r->protected && READ_ONCE(r->nprotected) &&
+	       test_bit(index, r->protected);
 }
 
 /* A non-empty range of whole region pages inside the region. */

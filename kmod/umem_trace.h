@@ -29,6 +29,17 @@ TRACE_EVENT(umem_fault_start,
 		      __entry->id, __entry->pgoff, __entry->write)
 );
 
+/* A write found its page write-protected; the task will queue or wait. */
+TRACE_EVENT(umem_wp_fault,
+	    TP_PROTO(int id, unsigned long pgoff),
+	    TP_ARGS(id, pgoff),
+	    TP_STRUCT__entry(__field(int, id)
+			     __field(unsigned long, pgoff)),
+	    TP_fast_assign(__entry->id = id;
+			   __entry->pgoff = pgoff;),
+	    TP_printk("region=%d pgoff=%lu", __entry->id, __entry->pgoff)
+);
+
 /* A request for the page was queued for the daemon. */
 TRACE_EVENT(umem_request_queued,
 	    TP_PROTO(int id, unsigned long pgoff, unsigned long npending),

@@ -125,7 +125,7 @@ int ut_create(int ctl_fd, const char *name, uint64_t size,
 
 static int ut_create_full(int ctl_fd, const char *name, uint64_t size,
 			  uint32_t page_size, uint32_t node_mode,
-			  struct umem_create *out)
+			  uint32_t flags, struct umem_create *out)
 {
 	struct umem_create c;
 	int ret;
@@ -134,6 +134,7 @@ static int ut_create_full(int ctl_fd, const char *name, uint64_t size,
 	c.size = size;
 	c.page_size = page_size;
 	c.node_mode = node_mode;
+	c.flags = flags;
 	snprintf(c.name, sizeof(c.name), "%s", name);
 	ret = ut_ioctl(ctl_fd, UMEM_CREATE, &c);
 	if (out)
@@ -145,13 +146,20 @@ int ut_create_mode(int ctl_fd, const char *name, uint64_t size,
 		   uint32_t node_mode, struct umem_create *out)
 {
 	return ut_create_full(ctl_fd, name, size, UMEM_PAGE_SIZE_4K, node_mode,
+			      0, out);
+}
+
+int ut_create_flags(int ctl_fd, const char *name, uint64_t size,
+		    uint32_t flags, struct umem_create *out)
+{
+	return ut_create_full(ctl_fd, name, size, UMEM_PAGE_SIZE_4K, 0, flags,
 			      out);
 }
 
 int ut_create_ps(int ctl_fd, const char *name, uint64_t size,
 		 uint32_t page_size, struct umem_create *out)
 {
-	return ut_create_full(ctl_fd, name, size, page_size, 0, out);
+	return ut_create_full(ctl_fd, name, size, page_size, 0, 0, out);
 }
 
 void ut_region_clear(struct ut_region *r)
@@ -167,8 +175,9 @@ int ut_region_init(struct ut_region *r, uint64_t size, const char *tag)
 	return ut_region_init_mode(r, size, tag, 0);
 }
 
-int ut_region_init_mode(struct ut_region *r, uint64_t size, const char *tag,
-			uint32_t node_mode)
+static int ut_region_init_full(struct ut_region *r, uint64_t size,
+			       const char *tag, uint32_t node_mode,
+			       uint32_t flags)
 {
 	struct umem_create c;
 	int ret;
@@ -179,7 +188,8 @@ int ut_region_init_mode(struct ut_region *r, uint64_t size, const char *tag,
 		return ret;
 	r->ctl_fd = ret;
 	ut_make_name(r->name, tag);
-	ret = ut_create_mode(r->ctl_fd, r->name, size, node_mode, &c);
+	ret = ut_create_full(r->ctl_fd, r->name, size, UMEM_PAGE_SIZE_4K,
+			     node_mode, flags, &c);
 	if (ret < 0) {
 		ut_region_fini(r);
 		return ret;
@@ -189,6 +199,18 @@ int ut_region_init_mode(struct ut_region *r, uint64_t size, const char *tag,
 	r->size = size;
 	r->pages = size / UT_PAGE;
 	return 0;
+}
+
+int ut_region_init_mode(struct ut_region *r, uint64_t size, const char *tag,
+			uint32_t node_mode)
+{
+	return ut_region_init_full(r, size, tag, node_mode, 0);
+}
+
+int ut_region_init_flags(struct ut_region *r, uint64_t size, const char *tag,
+			 uint32_t flags)
+{
+	return ut_region_init_full(r, size, tag, 0, flags);
 }
 
 int ut_wait_path(const char *path, bool exists, int timeout_ms)
@@ -294,6 +316,29 @@ int ut_discard(int sfd, uint64_t off, uint64_t len)
 	struct umem_discard d = { .offset = off, .len = len };
 
 	return ut_ioctl(sfd, UMEM_DISCARD, &d);
+}
+
+int ut_writeprotect(int sfd, uint64_t off, uint64_t len, bool protect,
+		    int64_t *done)
+{
+	struct umem_writeprotect w = {
+		.offset = off,
+		.len = len,
+		.mode = protect ? UMEM_WP_MODE_PROTECT : 0,
+	};
+	int ret = ut_ioctl(sfd, UMEM_WRITEPROTECT, &w);
+
+	if (done)
+		*done = w.done;
+	return ret;
+}
+
+int ut_attach(int node_fd)
+{
+	struct umem_attach a;
+
+	memset(&a, 0, sizeof(a));
+	return ut_ioctl(node_fd, UMEM_ATTACH, &a);
 }
 
 int ut_stats(int sfd, struct umem_stats *st)

@@ -67,6 +67,9 @@ int ut_create_mode(int ctl_fd, const char *name, uint64_t size,
 /* The same with a page size (UMEM_PAGE_SIZE_4K or, with UMEM_F_PAGE_2M, _2M). */
 int ut_create_ps(int ctl_fd, const char *name, uint64_t size,
 		 uint32_t page_size, struct umem_create *out);
+/* UMEM_CREATE of 4 KiB pages with UMEM_CREATE_* @flags. */
+int ut_create_flags(int ctl_fd, const char *name, uint64_t size,
+		    uint32_t flags, struct umem_create *out);
 
 /* Everything a test usually holds about one region. -1 = not open. */
 struct ut_region {
@@ -85,6 +88,9 @@ void ut_region_clear(struct ut_region *r);
 int ut_region_init(struct ut_region *r, uint64_t size, const char *tag);
 int ut_region_init_mode(struct ut_region *r, uint64_t size, const char *tag,
 			uint32_t node_mode);
+/* A region created with UMEM_CREATE_* @flags. */
+int ut_region_init_flags(struct ut_region *r, uint64_t size, const char *tag,
+			 uint32_t flags);
 /* Open /dev/umem-<name> into r->node_fd (waits for the node to appear). */
 int ut_region_open_node(struct ut_region *r);
 /* Close every fd still open. */
@@ -106,6 +112,11 @@ int ut_copy_vec(int sfd, struct umem_copy_entry *e, uint32_t n,
 int ut_mark_present(int sfd, const uint64_t *offs, uint32_t n,
 		    uint64_t *marked);
 int ut_discard(int sfd, uint64_t off, uint64_t len);
+/* UMEM_WRITEPROTECT: protect (@protect) or unprotect; *@done if not NULL. */
+int ut_writeprotect(int sfd, uint64_t off, uint64_t len, bool protect,
+		    int64_t *done);
+/* UMEM_ATTACH on a node fd: the new server fd or -errno. */
+int ut_attach(int node_fd);
 int ut_stats(int sfd, struct umem_stats *st);
 /* One stats field by offset (UT_STAT(name)); 0 on error. */
 uint64_t ut_stat(int sfd, size_t field);

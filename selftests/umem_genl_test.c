@@ -656,6 +656,57 @@ TEST_F(genl, stats_2m_region)
 	close(ctl);
 }
 
+/* Write protection's counters over genl: pages protected, writes that waited. */
+TEST_F(genl, stats_write_protect)
+{
+	struct umem_api api = { .api = UMEM_API,
+				.features = UMEM_F_WRITE_PROTECT |
+					    UMEM_F_CREATE_PRESENT };
+	struct region_info ri;
+	struct ut_toucher w;
+	char name[UMEM_NAME_MAX], path[64];
+	uint64_t *map;
+	int ctl, sfd, nfd;
+
+	ctl = ut_open_ctl();
+	ASSERT_LE(0, ctl);
+	if (ut_get_api(ctl, &api)) {
+		close(ctl);
+		SKIP(return, "no UMEM_F_WRITE_PROTECT (umem < 0.5)");
+	}
+	ut_make_name(name, "gwp");
+	sfd = ut_create_flags(ctl, name, 8 * UT_PAGE,
+			      UMEM_CREATE_WP | UMEM_CREATE_PRESENT, NULL);
+	ASSERT_LE(0, sfd);
+	ut_node_path(path, sizeof(path), name);
+	ASSERT_EQ(0, ut_wait_path(path, true, UT_WAIT_MS));
+	nfd = open(path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, nfd);
+	map = ut_map(nfd, 8 * UT_PAGE, 0);
+	ASSERT_NE(MAP_FAILED, map);
+
+	ASSERT_EQ(0, ut_writeprotect(sfd, 0, 4 * UT_PAGE, true, NULL));
+	ASSERT_EQ(0, get_region(&self->nl, UMEM_CMD_STATS_GET, name, &ri));
+	EXPECT_EQ(8, ri.present);
+	EXPECT_EQ(4, ri.stats[UMEM_STATS_ATTR_PAGES_PROTECTED]);
+	EXPECT_EQ(0, ri.stats[UMEM_STATS_ATTR_WP_FAULTS]);
+
+	ASSERT_EQ(0, ut_toucher_start(&w, map, true, 1));
+	ASSERT_EQ(0, ut_wait_stat(sfd, UT_STAT(waiting), 1, UT_WAIT_MS));
+	ASSERT_EQ(0, get_region(&self->nl, UMEM_CMD_STATS_GET, name, &ri));
+	EXPECT_EQ(1, ri.stats[UMEM_STATS_ATTR_WP_FAULTS]);
+	EXPECT_EQ(1, ri.stats[UMEM_STATS_ATTR_REQUESTS]);
+	EXPECT_EQ(1, ri.waiting);
+	ASSERT_EQ(0, ut_writeprotect(sfd, 0, 4 * UT_PAGE, false, NULL));
+	ASSERT_EQ(0, ut_toucher_join(&w, UT_WAIT_MS));
+	ASSERT_EQ(0, get_region(&self->nl, UMEM_CMD_STATS_GET, name, &ri));
+	EXPECT_EQ(0, ri.stats[UMEM_STATS_ATTR_PAGES_PROTECTED]);
+	munmap(map, 8 * UT_PAGE);
+	close(nfd);
+	close(sfd);
+	close(ctl);
+}
+
 TEST_F(genl, events)
 {
 	struct ut_region a, b;

@@ -32,6 +32,12 @@
  * umem 0.4 (UMEM_API stays 1):
  *   - UMEM_F_PAGE_2M: regions of 2 MiB pages (UMEM_PAGE_SIZE_2M), mapped
  *     with PMDs; umem_stats.alloc_failed and UMEM_STATS_ATTR_ALLOC_FAILED.
+ * umem 0.5 (UMEM_API stays 1):
+ *   - UMEM_F_WRITE_PROTECT: UMEM_CREATE_WP regions, UMEM_WRITEPROTECT,
+ *     UMEM_REQ_WP request records, umem_stats.pages_protected and
+ *     .wp_faults (UMEM_STATS_ATTR_PAGES_PROTECTED, _WP_FAULTS).
+ *   - UMEM_F_CREATE_PRESENT: UMEM_CREATE_PRESENT.
+ *   - UMEM_F_ATTACH: UMEM_ATTACH on a node fd.
  *
  * Rules for every struct in this file: fixed-size types, naturally aligned,
  * explicit padding; every field named "reserved" or "pad" must be zero on
@@ -95,17 +101,33 @@
  * kernels with transparent huge pages and a 2 MiB PMD (x86-64).
  */
 #define UMEM_F_PAGE_2M		(1ULL << 9)
+/*
+ * Write protection for live snapshots: UMEM_CREATE accepts UMEM_CREATE_WP,
+ * and such a region's present pages can be write-protected with
+ * UMEM_WRITEPROTECT.  A write to a protected page blocks until the daemon
+ * has saved the page and unprotected it; it is reported once per page as
+ * a UMEM_REQ_WP request.  Reads never block.  In a region of 2 MiB pages
+ * the unit is the 2 MiB page, and PMD mappings are kept.
+ */
+#define UMEM_F_WRITE_PROTECT	(1ULL << 10)
+/* UMEM_CREATE accepts UMEM_CREATE_PRESENT. */
+#define UMEM_F_CREATE_PRESENT	(1ULL << 11)
+/* UMEM_ATTACH: a new server fd for a region whose server is gone. */
+#define UMEM_F_ATTACH		(1ULL << 12)
 /* Every UMEM_F_* has to be included here. */
 #define UMEM_F_ALL		(UMEM_F_COPY_VEC | UMEM_F_MARK_PRESENT | \
 				 UMEM_F_ZERO | UMEM_F_DISCARD | UMEM_F_NODE | \
 				 UMEM_F_NODE_MODE | UMEM_F_BIND | \
 				 UMEM_F_PUNCH_HOLE | UMEM_F_RDONLY_MAP | \
-				 UMEM_F_PAGE_2M)
+				 UMEM_F_PAGE_2M | UMEM_F_WRITE_PROTECT | \
+				 UMEM_F_CREATE_PRESENT | UMEM_F_ATTACH)
 
 /*
  * One ioctl magic for the whole interface.  Numbers 0x00-0x0f are commands of
- * the control device, 0x10-0x3f commands of the server fd.  UMEM_GET_API is
- * pinned at 0x00 so that new commands never move the handshake.
+ * the control device, 0x10-0x2f commands of the server fd, 0x30-0x3f
+ * commands of a node fd.  UMEM_GET_API is pinned at 0x00 so that new
+ * commands never move the handshake; every number stays below 64 so that
+ * umem_api.ioctls can report it.
  */
 #define UMEMIO			0xB9
 
@@ -134,7 +156,8 @@ struct umem_api {
  *                 limited (module parameter max_user_size; ENOSPC).
  * @page_size: in: 4096 (UMEM_PAGE_SIZE_4K), or 2 MiB (UMEM_PAGE_SIZE_2M)
  *                 with UMEM_F_PAGE_2M.  Other sizes: EINVAL.
- * @flags:     in: UMEM_CREATE_* (none defined yet; must be 0).
+ * @flags:     in: UMEM_CREATE_* below; unknown bits, or a bit whose
+ *                 feature the kernel lacks: EINVAL.
  * @name:      in: region name; the node is UMEM_NODE_PREFIX @name.  Bytes
  *                 after the terminating NUL must be zero.
  *                 Duplicate: EEXIST.  Bad characters or empty: EINVAL.
@@ -161,6 +184,22 @@ struct umem_api {
 #define UMEM_PAGE_SIZE_2M	(2U << 20)
 #define UMEM_NODE_MODE_DEFAULT	0600U
 
+/*
+ * UMEM_CREATE_WP (UMEM_F_WRITE_PROTECT): pages of the region can be
+ * write-protected (UMEM_WRITEPROTECT).  Its mappings are write-notify, as
+ * a shared mapping of a file with dirty tracking is: a page first mapped by
+ * a read takes one more (minor) fault on its first write.
+ */
+#define UMEM_CREATE_WP		(1U << 0)
+/*
+ * UMEM_CREATE_PRESENT (UMEM_F_CREATE_PRESENT): every page starts present
+ * and reads as zeros, as a new tmpfs file does (memory is allocated when a
+ * page is first touched).  Such a region needs no daemon to be used: a VMM
+ * can boot on it, and a snapshot daemon can UMEM_ATTACH to it later.
+ */
+#define UMEM_CREATE_PRESENT	(1U << 1)
+#define UMEM_CREATE_FLAGS	(UMEM_CREATE_WP | UMEM_CREATE_PRESENT)
+
 struct umem_create {
 	__u64 size;
 	__u32 page_size;
@@ -183,12 +222,22 @@ struct umem_create {
  * however many tasks fault on it; it is requested again only after a
  * discard made it missing again.
  * @offset:  byte offset of the page in the region (page aligned).
- * @flags:   UMEM_REQ_WRITE when the first fault was a write.
+ * @flags:   UMEM_REQ_WRITE when the first fault was a write;
+ *           UMEM_REQ_WP (with UMEM_REQ_WRITE) when the page is present
+ *           and write-protected: a task wants to write it.  The daemon
+ *           saves the page (reading it through its own mapping of the
+ *           region: reads of a protected page never block) and unprotects
+ *           it with UMEM_WRITEPROTECT, which wakes the writers.  Each
+ *           protected page is requested once however many tasks write to
+ *           it; a request not yet read when its page is unprotected or
+ *           discarded is dropped, one already read may name a page that
+ *           has been unprotected since.
  * @tid:     thread id (in the daemon's pid namespace; 0 if not visible)
  *           of the first task that faulted.
  * @time_ns: CLOCK_MONOTONIC time of that fault, for latency figures.
  */
 #define UMEM_REQ_WRITE		(1U << 0)
+#define UMEM_REQ_WP		(1U << 1)
 
 struct umem_request {
 	__u64 offset;
@@ -301,7 +350,9 @@ struct umem_stats {
 	__u64 installed;	/* pages made present by any install ioctl */
 	__u64 discarded;	/* present pages made missing by UMEM_DISCARD */
 	__u64 alloc_failed;	/* installs refused: no 2 MiB folio (ENOMEM) */
-	__u64 reserved[3];
+	__u64 pages_protected;	/* write-protected pages now */
+	__u64 wp_faults;	/* writes that found their page write-protected */
+	__u64 reserved;
 };
 
 /*
@@ -320,6 +371,59 @@ struct umem_bind {
 	__u64 reserved[3];
 };
 
+/*
+ * UMEM_WRITEPROTECT - write-protect or unprotect [@offset, @offset + @len)
+ * of a region created with UMEM_CREATE_WP (else EOPNOTSUPP).
+ * @mode: UMEM_WP_MODE_PROTECT: protect.  Every page of the range must be
+ *        present (else ENOENT, and nothing is protected) and the region
+ *        served (else ENXIO).  Once the call returns, no task writes to
+ *        those pages until they are unprotected: every writable mapping
+ *        of them is gone, and a write (from user space, a syscall, or
+ *        get_user_pages() such as O_DIRECT or process_vm_writev()) blocks
+ *        as a fault on a missing page does, after one UMEM_REQ_WP request
+ *        per page.  Protecting a protected page is a no-op.
+ *        0: unprotect, and wake the page's writers.  Unprotecting a page
+ *        that is not protected (or missing) is a no-op.
+ *        Other bits: EINVAL.
+ * @done: out: bytes of the range processed (@len on success, else 0).
+ * A protected page can still be discarded (UMEM_DISCARD): it becomes
+ * missing and unprotected, and its writers fault on the missing page.
+ * When the region detaches (its daemon exits) every page is unprotected
+ * and blocked writers go on: the VMM keeps its memory, only the snapshot
+ * that was being taken is lost.
+ */
+#define UMEM_WP_MODE_PROTECT	(1ULL << 0)
+
+struct umem_writeprotect {
+	__u64 offset;
+	__u64 len;
+	__u64 mode;
+	__s64 done;
+};
+
+/*
+ * UMEM_ATTACH - on a node fd opened for writing (else EBADF): serve a
+ * region whose server fd is gone (closed, or its process exited), for the
+ * region's owner (its creator's fsuid) or CAP_SYS_ADMIN (else EPERM).
+ * Returns a new server fd (also written to @server_fd), O_RDWR | O_CLOEXEC,
+ * with which the caller serves the region as its creator did: the region
+ * is live again, and missing pages are requested afresh (faults that got
+ * SIGBUS while it was detached are not replayed).  EBUSY while any server
+ * fd of the region is open, also one whose region was failed over genl.
+ * This is how a snapshot daemon takes over a running VMM's region, whose
+ * creator has exited, without the VMM's help.
+ * @flags:     in: none defined yet; must be 0.
+ * @reserved:  in: must be 0.
+ * @server_fd: out: the new server fd; 0 on input.
+ * @pad:       out: 0; 0 on input.
+ */
+struct umem_attach {
+	__u64 flags;
+	__u64 reserved[2];
+	__s32 server_fd;
+	__u32 pad;
+};
+
 /* Control device commands. */
 #define UMEM_GET_API		_IOWR(UMEMIO, 0x00, struct umem_api)
 #define UMEM_CREATE		_IOWR(UMEMIO, 0x01, struct umem_create)
@@ -332,6 +436,10 @@ struct umem_bind {
 #define UMEM_DISCARD		_IOW(UMEMIO, 0x14, struct umem_discard)
 #define UMEM_STATS		_IOR(UMEMIO, 0x15, struct umem_stats)
 #define UMEM_BIND		_IOW(UMEMIO, 0x16, struct umem_bind)
+#define UMEM_WRITEPROTECT	_IOWR(UMEMIO, 0x17, struct umem_writeprotect)
+
+/* Node fd commands. */
+#define UMEM_ATTACH		_IOWR(UMEMIO, 0x30, struct umem_attach)
 
 /*
  * Generic netlink family (see Documentation/umem.rst, "Generic netlink").
@@ -424,6 +532,8 @@ enum umem_stats_attr {
 	UMEM_STATS_ATTR_INSTALLED,
 	UMEM_STATS_ATTR_DISCARDED,
 	UMEM_STATS_ATTR_ALLOC_FAILED,
+	UMEM_STATS_ATTR_PAGES_PROTECTED,
+	UMEM_STATS_ATTR_WP_FAULTS,
 	__UMEM_STATS_ATTR_MAX,
 	UMEM_STATS_ATTR_MAX = __UMEM_STATS_ATTR_MAX - 1
 };
