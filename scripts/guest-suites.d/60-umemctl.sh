@@ -5,7 +5,9 @@
 # watch with --count/--timeout, fail as root (the waiter gets SIGBUS) and
 # refused as nobody (who lists and reads only regions whose creation mode
 # lets it read the node, and may not watch), --json output,
-# errors.  Regions are made by a small python helper (UMEM_CREATE ioctl).
+# errors; create (a region born present, write-protectable, run under a
+# command; skipped on a module without the umem 0.5 feature bits).
+# Regions are made by a small python helper (UMEM_CREATE ioctl).
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . userspace/tests/suite-lib.sh
@@ -197,4 +199,72 @@ t_check $? "uc-e listed as detached, nobody waiting"
 [ $? -eq 1 ] && grep -q "already detached" "$WORK/fail2"
 t_check $? "second fail: EALREADY"
 kill "$A" "$E" "$O" 2>/dev/null
+
+# ---- create: usage errors need no module feature
+"$U" create uc-np --size 1M -- true >/dev/null 2>"$WORK/c.err"
+[ $? -eq 2 ] && grep -q -- "--present is required" "$WORK/c.err"
+t_check $? "create without --present: exit 2, says why ($(cat "$WORK/c.err"))"
+"$U" create uc-np --size 2M --present --wp --page-size 2m -- true >/dev/null 2>"$WORK/c.err"
+[ $? -eq 2 ] && grep -q -- "--wp needs 4 KiB pages" "$WORK/c.err"
+t_check $? "create --wp --page-size 2m: exit 2"
+[ ! -e /dev/umem-uc-np ]; t_check $? "no region left by refused creates"
+
+# ---- create: the module's UMEM_F_* (UMEM_GET_API asking for none)
+cat >"$WORK/features.py" <<'PY'
+import fcntl, os, struct
+ctl = os.open("/dev/umem", os.O_RDONLY)
+arg = bytearray(struct.pack("<QQQ40x", 1, 0, 0))
+fcntl.ioctl(ctl, (3 << 30) | (64 << 16) | (0xB9 << 8) | 0x00, arg)
+print(struct.unpack_from("<Q", arg, 8)[0])
+PY
+FEAT=$(python3 "$WORK/features.py" 2>/dev/null || echo 0)
+F_WP=$((1 << 10)) F_PRESENT=$((1 << 11))
+# check NAME PAGES: map the node, every page reads zeros, writes stick.
+cat >"$WORK/check.py" <<'PY'
+import mmap, os, sys
+name, pages = sys.argv[1], int(sys.argv[2])
+fd = os.open("/dev/umem-" + name, os.O_RDWR)
+if os.lseek(fd, 0, os.SEEK_END) != pages * 4096:
+    sys.exit(3)
+m = mmap.mmap(fd, pages * 4096, mmap.MAP_SHARED)
+if any(m[i * 4096:(i + 1) * 4096] != bytes(4096) for i in range(pages)):
+    sys.exit(4)
+for i in range(pages):
+    m[i * 4096 + i % 4096] = (i % 255) + 1
+if any(m[i * 4096 + i % 4096] != (i % 255) + 1 for i in range(pages)):
+    sys.exit(5)
+sys.exit(0)
+PY
+if [ $((FEAT & F_PRESENT)) -eq 0 ] || [ $((FEAT & F_WP)) -eq 0 ]; then
+	"$U" create uc-old --size 1M --present --wp -- true >/dev/null 2>"$WORK/c.err"
+	[ $? -eq 1 ] && grep -q "which this umem module lacks (umem 0.5)" "$WORK/c.err"
+	t_check $? "create on a module without the umem 0.5 bits: exit 1, names them ($(head -n 1 "$WORK/c.err"))"
+	t_skip "umemctl create: the module lacks UMEM_F_CREATE_PRESENT / UMEM_F_WRITE_PROTECT (features $FEAT)"
+else
+	"$U" create uc-w --size 1M --present --wp -- python3 "$WORK/check.py" uc-w 256 \
+		>"$WORK/c.out" 2>"$WORK/c.err"
+	rc=$?
+	t_check $rc "create --present --wp: CMD maps the node, zeros, its writes stick (exit $rc: $(cat "$WORK/c.err"))"
+	[ "$(cat "$WORK/c.out")" = /dev/umem-uc-w ]
+	t_check $? "create prints the node path"
+	for _ in $(seq 100); do [ -e /dev/umem-uc-w ] || break; sleep 0.05; done
+	[ ! -e /dev/umem-uc-w ]; t_check $? "the region is gone once CMD exits"
+	"$U" create uc-x --size 64k --present -- sh -c 'exit 7' >/dev/null 2>&1
+	rc=$?
+	t_check $((rc == 7 ? 0 : 1)) "create: CMD's exit status propagates (7: $rc)"
+	"$U" create uc-x --size 64k --present -- sh -c 'kill -USR1 $$' >/dev/null 2>&1
+	rc=$?
+	t_check $((rc == 128 + 10 ? 0 : 1)) "create: CMD killed by SIGUSR1: 138 ($rc)"
+	"$U" --json create uc-s --size 64k --present --wp -- sh -c \
+		"$U --json stats uc-s; exec sleep 30" >"$WORK/c.out" 2>"$WORK/c.err" &
+	C=$!
+	for _ in $(seq 200); do grep -q '"stats"' "$WORK/c.out" && break; sleep 0.05; done
+	grep -q '^{"name": "uc-s", "node": "/dev/umem-uc-s", "size": 65536, "page_size": 4096, "wp": true}$' "$WORK/c.out"
+	t_check $? "create --json prints the region"
+	grep -q '"server_attached": false, .*"pages_present": 16, .*"pages_protected": 0, "wp_faults": 0' "$WORK/c.out"
+	t_check $? "stats of a created region: detached, every page present, pages_protected and wp_faults shown"
+	kill -TERM "$C"
+	wait_pid "$C" 10
+	t_check $((WAIT_RC == 128 + 15 ? 0 : 1)) "SIGTERM to umemctl reaches CMD (exit $WAIT_RC)"
+fi
 t_done

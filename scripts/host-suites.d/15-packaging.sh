@@ -4,7 +4,8 @@
 #   - check-version.sh: VERSION, debian/changelog, the module and the
 #     tools all say one version;
 #   - check-abi.sh: libumem exports exactly the functions of libumem.h,
-#     in version node LIBUMEM_0, with the soname VERSION asks for;
+#     each in the version node the map gives it (LIBUMEM_0, LIBUMEM_0.5),
+#     with the soname VERSION asks for;
 #   - check-man.py: the man pages render without warnings and say what
 #     uapi/linux/umem.h, libumem.h and the programs' --help say, and
 #     libumem(3)'s example is Documentation/examples/libumem-example.c.

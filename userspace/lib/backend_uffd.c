@@ -20,6 +20,17 @@
  * cache), "uffd-minor" needs UFFD_FEATURE_MINOR_HUGETLBFS (Linux 5.13),
  * and discard punches whole huge pages out of the file.
  *
+ * Write protection (UMEM_REGION_WRITE_PROTECT) adds
+ * UFFDIO_REGISTER_MODE_WP to the VMM's registration and needs
+ * UFFD_FEATURE_WP_HUGETLBFS_SHMEM (Linux 5.19; CONFIG_PTE_MARKER_UFFD_WP,
+ * which Debian's 6.1 and 6.12 kernels have): a protected page that is not
+ * mapped yet gets a uffd-wp PTE marker, so its first write faults too.
+ * Reads never fault.  The kernel queues one message per faulting task;
+ * the library reports the first for a page and drops the others until
+ * the page is unprotected or protected again.  A region born present
+ * (UMEM_REGION_PRESENT) registers no MISSING or MINOR mode: only write
+ * faults on protected pages reach the daemon.
+ *
  * The uffd ioctls act on the address space that created the userfaultfd,
  * whoever calls them, so the daemon can serve a uffd received from the
  * VMM: addresses are the VMM's (r->base + offset), UFFDIO_COPY's source is
@@ -36,6 +47,7 @@
 #include <fcntl.h>
 #include <linux/userfaultfd.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -57,53 +69,25 @@ static bool is_minor(const struct umem_region *r)
 	return r->ops == &umem__backend_uffd_minor;
 }
 
-static int uffd_create(struct umem_region *r)
+/* Pages missing at first: registered MISSING (uffd) or MISSING|MINOR. */
+static bool has_missing(const struct umem_region *r)
 {
-	unsigned int flags = MFD_CLOEXEC;
-	int fd;
-
-	if (r->page_size == UMEM_LIB_PAGE_2M) {
-		long fr = umem__hugepages_count("free_hugepages");
-		long rs = umem__hugepages_count("resv_hugepages");
-		long avail = fr < 0 || rs < 0 ? -1 : fr - rs;
-
-		if (avail < 0) {
-			umem__log(r, UMEM_LOG_ERR,
-				  "2 MiB pages: this kernel has no 2 MiB hugetlb pool (/sys/kernel/mm/hugepages/hugepages-2048kB)");
-			return -EOPNOTSUPP;
-		}
-		if ((uint64_t)avail < r->size / r->page_size) {
-			umem__hugetlb_hint(r, "creating the hugetlbfs memfd");
-			return -ENOMEM;
-		}
-		flags |= MFD_HUGETLB | MFD_HUGE_2MB;
-		r->hugetlb = true;
-	}
-	fd = memfd_create(r->name, flags);
-	if (fd < 0)
-		return -errno;
-	r->server_fd = fd;
-	r->export_fd = fd;
-	if (ftruncate(fd, (off_t)r->size) < 0)
-		return -errno;
-	if (is_minor(r)) {
-		void *p;
-		int ret = umem__mmap_aligned(r, fd, &p);
-
-		if (ret) {
-			if (ret == -ENOMEM && r->hugetlb)
-				umem__hugetlb_hint(r, "mapping the hugetlbfs memfd");
-			return ret;
-		}
-		r->daemon_map = p;
-	}
-	return 0;
+	return !(r->flags & UMEM_REGION_PRESENT);
 }
 
-static int uffd_open(struct umem_region *r)
+static bool has_wp(const struct umem_region *r)
 {
-	(void)r;
-	return 0;
+	return r->flags & UMEM_REGION_WRITE_PROTECT;
+}
+
+/* Set (@set) or clear bit @i of @map; returns its old value. */
+static bool bit_assign(_Atomic uint64_t *map, uint64_t i, bool set)
+{
+	uint64_t m = 1ULL << (i % 64);
+	uint64_t old = set ? atomic_fetch_or(&map[i / 64], m) :
+			     atomic_fetch_and(&map[i / 64], ~m);
+
+	return old & m;
 }
 
 /* A userfaultfd: the syscall, or /dev/userfaultfd where the syscall is
@@ -125,23 +109,160 @@ static int new_uffd(void)
 	return fd < 0 ? -errno : fd;
 }
 
+/* The UFFDIO_API features the VMM's registration of @r needs. */
+static uint64_t uffd_want(const struct umem_region *r)
+{
+	uint64_t want = UFFD_FEATURE_THREAD_ID;
+
+	if (is_minor(r) && has_missing(r))
+		want |= r->hugetlb ? UFFD_FEATURE_MINOR_HUGETLBFS :
+			UFFD_FEATURE_MINOR_SHMEM;
+	if (has_wp(r))
+		want |= UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
+	return want;
+}
+
+static const struct {
+	uint64_t bit;
+	const char *what;
+} uffd_features[] = {
+	{ UFFD_FEATURE_THREAD_ID, "UFFD_FEATURE_THREAD_ID (Linux 4.14)" },
+	{ UFFD_FEATURE_MINOR_HUGETLBFS,
+	  "UFFD_FEATURE_MINOR_HUGETLBFS (minor faults on hugetlbfs, Linux 5.13)" },
+	{ UFFD_FEATURE_MINOR_SHMEM,
+	  "UFFD_FEATURE_MINOR_SHMEM (minor faults on shmem, Linux 5.14)" },
+	{ UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
+	  "UFFD_FEATURE_WP_HUGETLBFS_SHMEM (write protection of shmem and hugetlbfs, Linux 5.19)" },
+};
+
+/*
+ * If this kernel's userfaultfd lacks a feature of @want, log each one and
+ * return -EOPNOTSUPP; else 0.  A throw-away userfaultfd asks for nothing
+ * and reads the reply: a uffd takes one handshake, and a refused one
+ * zeroes its reply.  0 too when no userfaultfd can be made to ask.
+ */
+static int uffd_check_features(const struct umem_region *r, uint64_t want)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	uint64_t lack = 0;
+	int fd = new_uffd();
+
+	if (fd < 0)
+		return 0;
+	if (umem__ioctl(fd, UFFDIO_API, &api) == 0)
+		lack = want & ~api.features;
+	close(fd);
+	for (size_t i = 0; i < sizeof(uffd_features) / sizeof(uffd_features[0]); i++)
+		if (lack & uffd_features[i].bit)
+			umem__log(r, UMEM_LOG_ERR, "region %s: this kernel's userfaultfd lacks %s",
+				  r->name, uffd_features[i].what);
+	return lack ? -EOPNOTSUPP : 0;
+}
+
+/*
+ * The region's flags: born present only with write protection (else
+ * nothing is ever served); with write protection, the bitmaps.
+ */
+static int uffd_setup_flags(struct umem_region *r)
+{
+	uint64_t words = (r->size / r->page_size + 63) / 64;
+
+	if (!has_missing(r) && !has_wp(r)) {
+		umem__log(r, UMEM_LOG_ERR,
+			  "region %s: pages born present without write protection: nothing for a %s daemon to serve",
+			  r->name, r->ops->name);
+		return -EINVAL;
+	}
+	if (!has_wp(r))
+		return 0;
+	r->wp_protected = calloc(words, sizeof(uint64_t));
+	r->wp_requested = calloc(words, sizeof(uint64_t));
+	return r->wp_protected && r->wp_requested ? 0 : -ENOMEM;
+}
+
+static int uffd_create(struct umem_region *r)
+{
+	unsigned int flags = MFD_CLOEXEC;
+	int fd, ret;
+
+	ret = uffd_setup_flags(r);
+	if (ret)
+		return ret;
+
+	if (r->page_size == UMEM_LIB_PAGE_2M) {
+		long fr = umem__hugepages_count("free_hugepages");
+		long rs = umem__hugepages_count("resv_hugepages");
+		long avail = fr < 0 || rs < 0 ? -1 : fr - rs;
+
+		if (avail < 0) {
+			umem__log(r, UMEM_LOG_ERR,
+				  "2 MiB pages: this kernel has no 2 MiB hugetlb pool (/sys/kernel/mm/hugepages/hugepages-2048kB)");
+			return -EOPNOTSUPP;
+		}
+		if ((uint64_t)avail < r->size / r->page_size) {
+			umem__hugetlb_hint(r, "creating the hugetlbfs memfd");
+			return -ENOMEM;
+		}
+		flags |= MFD_HUGETLB | MFD_HUGE_2MB;
+		r->hugetlb = true;
+	}
+	/* Fail here, not in the VMM's map, where the kernel cannot protect. */
+	if (has_wp(r)) {
+		ret = uffd_check_features(r, uffd_want(r));
+		if (ret)
+			return ret;
+	}
+	fd = memfd_create(r->name, flags);
+	if (fd < 0)
+		return -errno;
+	r->server_fd = fd;
+	r->export_fd = fd;
+	if (ftruncate(fd, (off_t)r->size) < 0)
+		return -errno;
+	if (is_minor(r)) {
+		void *p;
+
+		ret = umem__mmap_aligned(r, fd, &p);
+
+		if (ret) {
+			if (ret == -ENOMEM && r->hugetlb)
+				umem__hugetlb_hint(r, "mapping the hugetlbfs memfd");
+			return ret;
+		}
+		r->daemon_map = p;
+	}
+	return 0;
+}
+
+static int uffd_open(struct umem_region *r)
+{
+	return uffd_setup_flags(r);
+}
+
+/*
+ * In a VMM (or a process playing both roles): map and register the
+ * mapping with a new userfaultfd.  In a handle that serves already (the
+ * daemon, attached): map only, so the daemon reads and writes page data
+ * as plain shared memory that never faults into its own uffd.
+ */
 static int uffd_map(struct umem_region *r)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg;
-	uint64_t want = UFFD_FEATURE_THREAD_ID;
+	uint64_t want = uffd_want(r);
 	int fd = r->server ? r->server_fd : r->export_fd;
 	int uffd, ret;
 	void *p;
 
-	if (is_minor(r))
-		want |= r->hugetlb ? UFFD_FEATURE_MINOR_HUGETLBFS :
-			UFFD_FEATURE_MINOR_SHMEM;
 	ret = umem__mmap_aligned(r, fd, &p);
 	if (ret) {
 		if (ret == -ENOMEM && r->hugetlb)
 			umem__hugetlb_hint(r, "mapping the hugetlbfs memfd");
 		return ret;
+	}
+	if (r->fault_fd >= 0) {
+		r->map = p;
+		return 0;
 	}
 	uffd = new_uffd();
 	if (uffd < 0) {
@@ -151,26 +272,41 @@ static int uffd_map(struct umem_region *r)
 	}
 	api.features = want;
 	ret = umem__ioctl(uffd, UFFDIO_API, &api);
-	if (ret < 0) {
+	if (ret == -EINVAL && uffd_check_features(r, want))
+		ret = -EOPNOTSUPP;	/* logged, feature by feature */
+	else if (ret < 0)
 		umem__log(r, UMEM_LOG_ERR, "UFFDIO_API features %#llx: %s",
 			  (unsigned long long)want, strerror(-ret));
+	if (ret < 0)
 		goto fail;
-	}
 	memset(&reg, 0, sizeof(reg));
 	reg.range.start = (uint64_t)(uintptr_t)p;
 	reg.range.len = r->size;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-	if (is_minor(r))
+	if (has_missing(r))
+		reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (has_missing(r) && is_minor(r))
 		reg.mode |= UFFDIO_REGISTER_MODE_MINOR;
+	if (has_wp(r))
+		reg.mode |= UFFDIO_REGISTER_MODE_WP;
 	ret = umem__ioctl(uffd, UFFDIO_REGISTER, &reg);
 	if (ret < 0) {
-		umem__log(r, UMEM_LOG_ERR, "UFFDIO_REGISTER: %s", strerror(-ret));
+		umem__log(r, UMEM_LOG_ERR, "UFFDIO_REGISTER mode %#llx: %s",
+			  (unsigned long long)reg.mode, strerror(-ret));
+		goto fail;
+	}
+	if (has_wp(r) && !(reg.ioctls & (1ULL << _UFFDIO_WRITEPROTECT))) {
+		umem__log(r, UMEM_LOG_ERR,
+			  "region %s: UFFDIO_REGISTER: no UFFDIO_WRITEPROTECT on this mapping",
+			  r->name);
+		ret = -EOPNOTSUPP;
 		goto fail;
 	}
 	r->map = p;
 	if (r->server) {
-		/* One process plays both roles: attach to ourselves. */
+		/* One process plays both roles: attach to ourselves, until
+		 * umem_region_client_fault_fd() hands the uffd over. */
 		r->fault_fd = uffd;
+		r->client_uffd = uffd;
 		r->base = reg.range.start;
 	} else {
 		r->client_uffd = uffd;
@@ -212,7 +348,7 @@ static int uffd_read(struct umem_region *r, struct umem_page_request *reqs,
 		return -ESHUTDOWN;
 	now = umem__now_ns();
 	for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++) {
-		uint64_t addr;
+		uint64_t addr, off, fl;
 
 		if (msg[i].event != UFFD_EVENT_PAGEFAULT)
 			continue;	/* no non-cooperative events asked for */
@@ -222,15 +358,27 @@ static int uffd_read(struct umem_region *r, struct umem_page_request *reqs,
 				  (unsigned long long)addr);
 			continue;
 		}
-		reqs[out].offset = (addr - r->base) & ~(uint64_t)(r->page_size - 1);
-		reqs[out].flags = msg[i].arg.pagefault.flags &
-				  UFFD_PAGEFAULT_FLAG_WRITE ? UMEM_REQUEST_WRITE : 0;
+		off = (addr - r->base) & ~(uint64_t)(r->page_size - 1);
+		fl = msg[i].arg.pagefault.flags;
+		if (fl & UFFD_PAGEFAULT_FLAG_WP) {
+			atomic_fetch_add(&r->n_wp_faults, 1);
+			/* Another task's write to a page already reported. */
+			if (r->wp_requested &&
+			    bit_assign(r->wp_requested, off / r->page_size, true))
+				continue;
+			atomic_fetch_add(&r->n_wp_requests, 1);
+			reqs[out].flags = UMEM_REQUEST_WRITE | UMEM_REQUEST_WP;
+		} else {
+			atomic_fetch_add(&r->n_requests, 1);
+			reqs[out].flags = fl & UFFD_PAGEFAULT_FLAG_WRITE ?
+					  UMEM_REQUEST_WRITE : 0;
+		}
+		reqs[out].offset = off;
 		reqs[out].tid = msg[i].arg.pagefault.feat.ptid;
 		reqs[out].time_ns = now;
 		reqs[out].reserved = 0;
 		out++;
 	}
-	atomic_fetch_add(&r->n_requests, (uint64_t)out);
 	return out ? out : -EAGAIN;
 }
 
@@ -410,9 +558,45 @@ static int uffd_wake(struct umem_region *r, uint64_t off, uint64_t len)
 	return map_gone(umem__ioctl(r->fault_fd, UFFDIO_WAKE, &w));
 }
 
+/*
+ * Unprotecting wakes the writers (no UFFDIO_WRITEPROTECT_MODE_DONTWAKE).
+ * The bitmaps are updated after the kernel: a request read before then
+ * is a duplicate of the one reported, one read after names a page that
+ * was unprotected since (documented: unprotecting again is a no-op).
+ */
+static int uffd_writeprotect(struct umem_region *r, uint64_t off, uint64_t len,
+			     bool protect)
+{
+	int ret;
+
+	if (!r->wp_protected)
+		return -EOPNOTSUPP;
+	do {
+		struct uffdio_writeprotect wp = {
+			.range = { .start = r->base + off, .len = len },
+			.mode = protect ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+		};
+
+		ret = umem__ioctl(r->fault_fd, UFFDIO_WRITEPROTECT, &wp);
+	} while (ret == -EAGAIN);	/* mmap_changing: retry */
+	if (ret < 0)
+		return map_gone(ret);
+	for (uint64_t p = off / r->page_size; p < (off + len) / r->page_size; p++) {
+		if (bit_assign(r->wp_protected, p, protect) != protect) {
+			if (protect)
+				atomic_fetch_add(&r->n_protected, 1);
+			else
+				atomic_fetch_sub(&r->n_protected, 1);
+		}
+		bit_assign(r->wp_requested, p, false);
+	}
+	return 0;
+}
+
 static void uffd_destroy(struct umem_region *r)
 {
-	(void)r;
+	free((void *)r->wp_protected);
+	free((void *)r->wp_requested);
 }
 
 const struct umem_backend_ops umem__backend_uffd = {
@@ -426,6 +610,7 @@ const struct umem_backend_ops umem__backend_uffd = {
 	.discard = uffd_discard,
 	.wake = uffd_wake,
 	.attach = uffd_attach,
+	.writeprotect = uffd_writeprotect,
 	.destroy = uffd_destroy,
 };
 
@@ -442,5 +627,6 @@ const struct umem_backend_ops umem__backend_uffd_minor = {
 	.wake = uffd_wake,
 	.zero = minor_zero,
 	.attach = uffd_attach,
+	.writeprotect = uffd_writeprotect,
 	.destroy = uffd_destroy,
 };

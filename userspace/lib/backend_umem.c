@@ -21,6 +21,14 @@
  *                       on daemon death while the VMM holds it: logged)
  *   UMEM_F_PAGE_2M      none: a region of 2 MiB pages fails to create
  *                       with -EOPNOTSUPP ("module lacks UMEM_F_PAGE_2M")
+ *   UMEM_F_WRITE_PROTECT, UMEM_F_CREATE_PRESENT (umem 0.5)
+ *                       none: a region with UMEM_REGION_WRITE_PROTECT or
+ *                       UMEM_REGION_PRESENT fails to create with
+ *                       -EOPNOTSUPP, the log naming the missing bit;
+ *                       UMEM_WRITEPROTECT is -EOPNOTSUPP (ENOTTY from the
+ *                       module)
+ *   UMEM_F_ATTACH       none: umem_region_attach_node() fails with
+ *                       -EOPNOTSUPP, the log naming the bit (umem 0.5)
  *
  * In a region of 2 MiB pages every unit below is the 2 MiB page (the
  * module's rule, uapi/linux/umem.h): a COPY_VEC entry installs 2 MiB, and
@@ -44,13 +52,17 @@ static uint64_t umem_features(struct umem_region *r)
 	return r->features;
 }
 
-static int umem_create(struct umem_region *r)
+/*
+ * UMEM_GET_API on the control device: the features of the module in
+ * r->features.  Opens /dev/umem with @mode (O_RDWR for UMEM_CREATE) and
+ * returns that fd, or -errno.
+ */
+static int umem_handshake(struct umem_region *r, int mode)
 {
 	struct umem_api api = { .api = UMEM_API };
-	struct umem_create c;
-	int ctl, ret, node;
+	int ctl, ret;
 
-	ctl = open(UMEM_CTL_DEVICE, O_RDWR | O_CLOEXEC);
+	ctl = open(UMEM_CTL_DEVICE, mode | O_CLOEXEC);
 	if (ctl < 0) {
 		ret = -errno;
 		umem__log(r, UMEM_LOG_ERR, "open %s: %s", UMEM_CTL_DEVICE,
@@ -63,46 +75,95 @@ static int umem_create(struct umem_region *r)
 		close(ctl);
 		return ret;
 	}
-	if (r->page_size == UMEM_PAGE_SIZE_2M && !(api.features & UMEM_F_PAGE_2M)) {
-		umem__log(r, UMEM_LOG_ERR,
-			  "region %s: 2 MiB pages: the umem module lacks UMEM_F_PAGE_2M (features %#llx)",
-			  r->name, (unsigned long long)api.features);
-		close(ctl);
-		return -EOPNOTSUPP;
-	}
-	memset(&c, 0, sizeof(c));
-	c.size = r->size;
-	c.page_size = r->page_size;
-	snprintf(c.name, sizeof(c.name), "%s", r->name);
-	ret = umem__ioctl(ctl, UMEM_CREATE, &c);
-	close(ctl);
-	if (ret < 0) {
-		umem__log(r, UMEM_LOG_ERR, "UMEM_CREATE %s (%llu bytes, %u-byte pages): %s",
-			  r->name, (unsigned long long)r->size, r->page_size,
-			  umem_strerror(ret));
-		return ret;
-	}
-	r->server_fd = ret;
-	r->fault_fd = ret;
 	r->features = api.features;
+	return ctl;
+}
+
+/* -EOPNOTSUPP, logged, unless the module has feature @bit. */
+static int umem_need(struct umem_region *r, uint64_t bit, const char *bit_name,
+		     const char *what, const char *since)
+{
+	if (r->features & bit)
+		return 0;
+	umem__log(r, UMEM_LOG_ERR,
+		  "region %s: %s: the umem module lacks %s (%s; features %#llx)",
+		  r->name, what, bit_name, since, (unsigned long long)r->features);
+	return -EOPNOTSUPP;
+}
+
+/*
+ * Serve through @fd, a server fd just made by UMEM_CREATE or UMEM_ATTACH:
+ * bound to this process, read without blocking.
+ */
+static void umem_serve(struct umem_region *r, int fd)
+{
+	r->server_fd = fd;
+	r->fault_fd = fd;
 	/*
 	 * Tie the region to this process: if the daemon dies, the region
 	 * detaches (missing pages SIGBUS) even when the VMM holds a copy of
 	 * the server fd (the fallback export below, or a VMM that kept it).
 	 */
-	if (api.features & UMEM_F_BIND) {
+	if (r->features & UMEM_F_BIND) {
 		struct umem_bind b = { 0 };
-		int err = umem__ioctl(ret, UMEM_BIND, &b);
+		int err = umem__ioctl(fd, UMEM_BIND, &b);
 
 		if (err)
 			umem__log(r, UMEM_LOG_WARN, "UMEM_BIND: %s",
 				  strerror(-err));
 	}
 	/* Reads are driven by poll(); never block in read(). */
-	fcntl(ret, F_SETFL, fcntl(ret, F_GETFL) | O_NONBLOCK);
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+static int umem_create(struct umem_region *r)
+{
+	struct umem_create c;
+	int ctl, ret, node;
+
+	if ((r->flags & UMEM_REGION_WRITE_PROTECT) && r->page_size != UMEM_PAGE_SIZE_4K) {
+		umem__log(r, UMEM_LOG_ERR,
+			  "region %s: write protection needs 4 KiB pages (the module refuses 2 MiB)",
+			  r->name);
+		return -EINVAL;
+	}
+	ctl = umem_handshake(r, O_RDWR);
+	if (ctl < 0)
+		return ctl;
+	ret = 0;
+	if (r->page_size == UMEM_PAGE_SIZE_2M)
+		ret = umem_need(r, UMEM_F_PAGE_2M, "UMEM_F_PAGE_2M", "2 MiB pages",
+				"umem 0.4");
+	if (!ret && (r->flags & UMEM_REGION_WRITE_PROTECT))
+		ret = umem_need(r, UMEM_F_WRITE_PROTECT, "UMEM_F_WRITE_PROTECT",
+				"write protection", "umem 0.5");
+	if (!ret && (r->flags & UMEM_REGION_PRESENT))
+		ret = umem_need(r, UMEM_F_CREATE_PRESENT, "UMEM_F_CREATE_PRESENT",
+				"pages born present", "umem 0.5");
+	if (ret) {
+		close(ctl);
+		return ret;
+	}
+	memset(&c, 0, sizeof(c));
+	c.size = r->size;
+	c.page_size = r->page_size;
+	if (r->flags & UMEM_REGION_WRITE_PROTECT)
+		c.flags |= UMEM_CREATE_WP;
+	if (r->flags & UMEM_REGION_PRESENT)
+		c.flags |= UMEM_CREATE_PRESENT;
+	snprintf(c.name, sizeof(c.name), "%s", r->name);
+	ret = umem__ioctl(ctl, UMEM_CREATE, &c);
+	close(ctl);
+	if (ret < 0) {
+		umem__log(r, UMEM_LOG_ERR, "UMEM_CREATE %s (%llu bytes, %u-byte pages, flags %#x): %s",
+			  r->name, (unsigned long long)r->size, r->page_size,
+			  c.flags, umem_strerror(ret));
+		return ret;
+	}
+	umem_serve(r, ret);
 	snprintf(r->path, sizeof(r->path), "%s%s", UMEM_NODE_PREFIX, r->name);
 	node = -1;
-	if (api.features & UMEM_F_NODE) {
+	if (r->features & UMEM_F_NODE) {
 		/* devtmpfs creates the node asynchronously: retry briefly. */
 		for (int i = 0; i < 200 && node < 0; i++) {
 			node = open(r->path, O_RDWR | O_CLOEXEC);
@@ -164,8 +225,9 @@ static int umem_read(struct umem_region *r, struct umem_page_request *reqs,
 	n /= sizeof(kreq[0]);
 	for (ssize_t i = 0; i < n; i++) {
 		reqs[i].offset = kreq[i].offset;
-		reqs[i].flags = kreq[i].flags & UMEM_REQ_WRITE ?
-				UMEM_REQUEST_WRITE : 0;
+		reqs[i].flags = (kreq[i].flags & UMEM_REQ_WRITE ?
+				 UMEM_REQUEST_WRITE : 0) |
+				(kreq[i].flags & UMEM_REQ_WP ? UMEM_REQUEST_WP : 0);
 		reqs[i].tid = kreq[i].tid;
 		reqs[i].time_ns = kreq[i].time_ns;
 		reqs[i].reserved = 0;
@@ -309,6 +371,75 @@ static int umem_stats(struct umem_region *r, struct umem_region_stats *st)
 	st->installed = k.installed;
 	st->discarded = k.discarded;
 	st->alloc_failed = k.alloc_failed;
+	st->pages_protected = k.pages_protected;
+	st->wp_faults = k.wp_faults;
+	return 0;
+}
+
+static int umem_writeprotect(struct umem_region *r, uint64_t off, uint64_t len,
+			     bool protect)
+{
+	struct umem_writeprotect w = {
+		.offset = off, .len = len,
+		.mode = protect ? UMEM_WP_MODE_PROTECT : 0,
+	};
+	int ret = umem__ioctl(r->server_fd, UMEM_WRITEPROTECT, &w);
+
+	/* A module before umem 0.5 does not know the command. */
+	if (ret == -ENOTTY)
+		return -EOPNOTSUPP;
+	return ret < 0 ? ret : 0;
+}
+
+/*
+ * UMEM_ATTACH on the node: a new server fd for a region whose server is
+ * gone.  The region's size and page size come from UMEM_STATS on it.
+ */
+static int umem_attach_node(struct umem_region *r, const char *path)
+{
+	struct umem_attach a = { 0 };
+	struct umem_stats k;
+	const char *name = path;
+	int ctl, node, ret;
+
+	if (!strncmp(name, UMEM_NODE_PREFIX, strlen(UMEM_NODE_PREFIX)))
+		name += strlen(UMEM_NODE_PREFIX);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	snprintf(r->path, sizeof(r->path), "%s", path);
+	ctl = umem_handshake(r, O_RDONLY);
+	if (ctl < 0)
+		return ctl;
+	close(ctl);
+	ret = umem_need(r, UMEM_F_ATTACH, "UMEM_F_ATTACH", "attach by node", "umem 0.5");
+	if (ret)
+		return ret;
+	node = open(path, O_RDWR | O_CLOEXEC);
+	if (node < 0) {
+		ret = -errno;
+		umem__log(r, UMEM_LOG_ERR, "open %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	r->export_fd = node;
+	ret = umem__ioctl(node, UMEM_ATTACH, &a);
+	if (ret < 0) {
+		umem__log(r, UMEM_LOG_ERR, "UMEM_ATTACH %s: %s%s", path, strerror(-ret),
+			  ret == -EBUSY ? " (the region is served by another server fd)" : "");
+		return ret;
+	}
+	umem_serve(r, ret);
+	memset(&k, 0, sizeof(k));
+	ret = umem__ioctl(r->server_fd, UMEM_STATS, &k);
+	if (ret < 0) {
+		umem__log(r, UMEM_LOG_ERR, "UMEM_STATS %s: %s", path, strerror(-ret));
+		return ret;
+	}
+	if (!k.size || (k.page_size != UMEM_LIB_PAGE_4K && k.page_size != UMEM_LIB_PAGE_2M)) {
+		umem__log(r, UMEM_LOG_ERR, "%s: %llu bytes in %llu-byte pages: not a region this library serves",
+			  path, (unsigned long long)k.size, (unsigned long long)k.page_size);
+		return -EINVAL;
+	}
+	r->size = k.size;
+	r->page_size = (uint32_t)k.page_size;
 	return 0;
 }
 
@@ -330,5 +461,7 @@ const struct umem_backend_ops umem__backend_umem = {
 	.mark_present = umem_mark_present,
 	.discard = umem_discard,
 	.stats = umem_stats,
+	.writeprotect = umem_writeprotect,
+	.attach_node = umem_attach_node,
 	.destroy = umem_destroy,
 };

@@ -48,6 +48,12 @@ struct umem_backend_ops {
 	int (*stats)(struct umem_region *r, struct umem_region_stats *st);
 	/* Optional (needs-attach backends): adopt the VMM's fault fd. */
 	int (*attach)(struct umem_region *r, int fd, uint64_t base);
+	/* Optional: write-protect or unprotect a checked range. */
+	int (*writeprotect)(struct umem_region *r, uint64_t off, uint64_t len,
+			    bool protect);
+	/* Optional: serve a region by its node (r->size, r->page_size and
+	 * the fds are filled in here). */
+	int (*attach_node)(struct umem_region *r, const char *path);
 	/* Required: release backend resources (fds are closed by the core). */
 	void (*destroy)(struct umem_region *r);
 };
@@ -55,6 +61,7 @@ struct umem_backend_ops {
 struct umem_region {
 	const struct umem_backend_ops *ops;
 	bool server;			/* created here (daemon role) */
+	uint32_t flags;			/* UMEM_REGION_* of the config */
 	uint64_t size;
 	uint32_t page_size;
 	char name[32];
@@ -75,6 +82,16 @@ struct umem_region {
 	void *log_opaque;
 	/* library-side counters (uffd* stats) */
 	atomic_uint_fast64_t n_requests, n_installed, n_discarded;
+	/*
+	 * uffd* with UMEM_REGION_WRITE_PROTECT, one bit a page: pages this
+	 * handle protected and has not unprotected since (wp_protected,
+	 * counted in n_protected), and pages whose WP request was reported
+	 * since they were last protected or unprotected (wp_requested: the
+	 * kernel queues one message per faulting task, the library reports
+	 * the first).  NULL otherwise.
+	 */
+	_Atomic uint64_t *wp_protected, *wp_requested;
+	atomic_uint_fast64_t n_protected, n_wp_faults, n_wp_requests;
 };
 
 void umem__log(const struct umem_region *r, int level, const char *fmt, ...)

@@ -15,7 +15,7 @@
  * backends then use a hugetlbfs memfd (huge pages must be reserved in
  * /proc/sys/vm/nr_hugepages), umem needs a module with UMEM_F_PAGE_2M.
  *
- * Two roles, usually two processes:
+ * Two roles, usually two processes.  Postcopy (pages arrive later):
  *
  *   1. The daemon creates the region (umem_region_create()) and hands the
  *      VMM an fd from umem_region_export_fd() (over a unix socket with
@@ -30,6 +30,28 @@
  *   3. The daemon passes that fd to umem_region_attach() and from then on
  *      reads requests and installs pages.  umem_region_needs_attach() tells
  *      whether this step exists for a backend.
+ *
+ * Live snapshot (the VMM's RAM exists first, the daemon comes later), the
+ * same roles the other way round:
+ *
+ *   1. The VMM creates its RAM with flags UMEM_REGION_PRESENT |
+ *      UMEM_REGION_WRITE_PROTECT (umem_region_create()) and maps it
+ *      (umem_region_map(): uffd* registers write-protect mode only, and the
+ *      region is attached to the VMM itself), and runs.  With "umem" a
+ *      region can also be made by "umemctl create" and mapped by path.
+ *   2. uffd*: the VMM sends the daemon the memfd (umem_region_export_fd())
+ *      and its userfaultfd and base (umem_region_client_fault_fd(), which
+ *      hands the userfaultfd over), then closes its copy of the
+ *      userfaultfd.  The daemon adopts them with umem_region_open() (the
+ *      same flags) and umem_region_attach().
+ *      umem: once the creator's server fd is gone, the daemon serves the
+ *      region by its node: umem_region_attach_node().
+ *   3. The daemon maps the region (umem_region_map() on a handle that
+ *      serves: plain shared memory, nothing blocks), write-protects it
+ *      (umem_region_writeprotect()), saves pages in the background and
+ *      answers each UMEM_REQUEST_WP request by saving that page first,
+ *      then unprotecting it.  Closing the handle unprotects everything:
+ *      the VMM keeps its memory.
  *
  * A single process may play both roles (map a region it created): the
  * region is then attached to itself.
@@ -74,10 +96,24 @@ typedef void (*umem_log_fn)(void *opaque, int level, const char *msg);
  *             hugetlbfs fd), 4096, or 2097152 (2 MiB pages: umem with
  *             UMEM_F_PAGE_2M, or uffd* on a hugetlbfs memfd; then every
  *             offset and length below is in 2 MiB pages).
- * @flags:     none defined yet; must be 0.
+ * @flags:     UMEM_REGION_* below; other bits: -EINVAL.
  * @log:       optional log hook (may be called from any thread).
  * @reserved:  must be zero.
  */
+/*
+ * Pages of the region can be write-protected (umem_region_writeprotect()),
+ * for live snapshots.  umem: UMEM_F_WRITE_PROTECT (umem 0.5), 4 KiB pages
+ * only; uffd*: UFFD_FEATURE_WP_HUGETLBFS_SHMEM (Linux 5.19).
+ */
+#define UMEM_REGION_WRITE_PROTECT	(1U << 0)
+/*
+ * Every page starts present: it reads as zeros (umem_region_create()) or
+ * as what the memfd holds (umem_region_open()); nothing is ever missing.
+ * umem: UMEM_F_CREATE_PRESENT (umem 0.5); uffd*: only with
+ * UMEM_REGION_WRITE_PROTECT (else there is nothing to serve: -EINVAL).
+ */
+#define UMEM_REGION_PRESENT		(1U << 1)
+
 struct umem_region_config {
 	const char *backend;
 	const char *name;
@@ -91,6 +127,14 @@ struct umem_region_config {
 
 /* A page request read from a region. */
 #define UMEM_REQUEST_WRITE	(1U << 0)	/* first fault was a write */
+/*
+ * With UMEM_REQUEST_WRITE: the page is present and write-protected, and a
+ * task wants to write it.  Answer by saving the page, then
+ * umem_region_writeprotect(r, offset, page size, 0), never by an install.
+ * Reported once per protected page however many tasks write it; one read
+ * may name a page unprotected since (unprotecting again is a no-op).
+ */
+#define UMEM_REQUEST_WP		(1U << 1)
 
 struct umem_page_request {
 	uint64_t offset;	/* page-aligned byte offset in the region */
@@ -125,7 +169,10 @@ struct umem_region_stats {
 	uint64_t installed;
 	uint64_t discarded;
 	uint64_t alloc_failed;	/* umem: installs refused, no 2 MiB folio */
-	uint64_t reserved[3];
+	uint64_t pages_protected; /* write-protected now (uffd*: by this handle) */
+	uint64_t wp_faults;	/* writes that found their page protected
+				 * (uffd*: such faults this handle read) */
+	uint64_t reserved[1];
 };
 
 /** \defgroup any Any context */
@@ -142,6 +189,7 @@ void umem_region_close(struct umem_region *r);
 const char *umem_strerror(int err);
 
 /** \defgroup daemon Daemon (server) context */
+/* Create a region (in the snapshot sequence the VMM creates it). */
 int umem_region_create(const struct umem_region_config *cfg,
 		       struct umem_region **out);
 /*
@@ -156,7 +204,9 @@ const char *umem_region_path(const struct umem_region *r);
 int umem_region_needs_attach(const struct umem_region *r);
 /*
  * Adopt a userfaultfd created by the VMM (ownership passes to the region)
- * whose registered range starts at @base in the VMM's address space.
+ * whose registered range starts at @base in the VMM's address space.  On
+ * a handle created here, or opened (umem_region_open()) and not mapped:
+ * the daemon of the snapshot sequence adopts the VMM's memfd and uffd.
  */
 int umem_region_attach(struct umem_region *r, int fault_fd, uint64_t base);
 /* The fd to poll for requests, or -ENOTCONN before attach. */
@@ -185,6 +235,23 @@ int umem_region_write(struct umem_region *r, uint64_t offset,
 		      const void *src, uint64_t len);
 int umem_region_mark_present(struct umem_region *r, const uint64_t *offsets,
 			     unsigned int count);
+/*
+ * Write-protect (@protect non-zero) or unprotect [@offset, @offset + @len)
+ * of a region created with UMEM_REGION_WRITE_PROTECT.  Unprotecting wakes
+ * the tasks blocked writing those pages.  -EOPNOTSUPP: the region was not
+ * created with UMEM_REGION_WRITE_PROTECT (or the module predates umem
+ * 0.5); -ENOENT (umem): a page of the range is missing, nothing protected.
+ */
+int umem_region_writeprotect(struct umem_region *r, uint64_t offset,
+			     uint64_t len, int protect);
+/*
+ * umem only (else -EOPNOTSUPP): serve a region another process created
+ * and whose server fd is gone, by its node @path (UMEM_ATTACH, umem 0.5).
+ * Size and page size come from the region (a non-zero @cfg size or
+ * page_size must match); @cfg->name is ignored.  -EBUSY: it is served.
+ */
+int umem_region_attach_node(const struct umem_region_config *cfg,
+			    const char *path, struct umem_region **out);
 /* Make present pages missing again, dropping their data. */
 int umem_region_discard(struct umem_region *r, uint64_t offset, uint64_t len);
 /* Wake tasks waiting on a range (no-op where the kernel does it). */
@@ -194,20 +261,25 @@ int umem_region_stats(struct umem_region *r, struct umem_region_stats *st);
 /** \defgroup vmm VMM (client) context */
 /*
  * Open a region created by a daemon, from @fd (taken over, even on
- * failure) or, if @fd < 0, from @path.
+ * failure) or, if @fd < 0, from @path.  In the snapshot sequence the
+ * daemon opens the VMM's memfd this way, then umem_region_attach().
  */
 int umem_region_open(const struct umem_region_config *cfg, int fd,
 		     const char *path, struct umem_region **out);
 /*
  * Map the whole region shared, read/write.  Idempotent.  For uffd* also
  * creates and registers this process's userfaultfd; on a region created
- * in this process, the region is attached to it.
+ * in this process, the region is attached to it.  On a handle that serves
+ * already (attached, or umem_region_attach_node()) it is the daemon's
+ * view: plain shared memory, registered nowhere, whose reads never block
+ * (umem: a mapping of the server fd, whose missing pages would block).
  */
 int umem_region_map(struct umem_region *r, void **addr);
 /*
  * uffd*: the userfaultfd to send to the daemon and the base address it
  * registers.  The region gives up ownership: the caller closes it after
- * sending.  -ENOTSUP for backends without one (umem).
+ * sending.  On a region created in this process (the snapshot sequence)
+ * the region stops serving it.  -ENOTSUP for backends without one (umem).
  */
 int umem_region_client_fault_fd(struct umem_region *r, int *fd,
 				uint64_t *base);

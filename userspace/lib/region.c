@@ -170,7 +170,7 @@ const char *umem_strerror(int err)
 
 static int check_config(const struct umem_region_config *cfg)
 {
-	if (!cfg || cfg->flags)
+	if (!cfg || cfg->flags & ~(UMEM_REGION_WRITE_PROTECT | UMEM_REGION_PRESENT))
 		return -EINVAL;
 	for (size_t i = 0; i < 4; i++)
 		if (cfg->reserved[i])
@@ -192,6 +192,7 @@ static struct umem_region *region_alloc(const struct umem_region_config *cfg)
 	r->ops = find_backend(cfg->backend);
 	r->page_size = cfg->page_size ? cfg->page_size : UMEM_LIB_PAGE_4K;
 	r->size = cfg->size;
+	r->flags = cfg->flags;
 	r->server_fd = r->export_fd = r->fault_fd = r->client_uffd = -1;
 	r->log = cfg->log;
 	r->log_opaque = cfg->log_opaque;
@@ -355,6 +356,9 @@ int umem_region_client_fault_fd(struct umem_region *r, int *fd, uint64_t *base)
 		return r->map ? -EBADF : -ENOTCONN;
 	*fd = r->client_uffd;
 	*base = (uint64_t)(uintptr_t)r->map;
+	/* The creator's own uffd (snapshot sequence): stop serving it. */
+	if (r->fault_fd == r->client_uffd)
+		r->fault_fd = -1;
 	r->client_uffd = -1;
 	return 0;
 }
@@ -376,7 +380,8 @@ int umem_region_needs_attach(const struct umem_region *r)
 
 int umem_region_attach(struct umem_region *r, int fd, uint64_t base)
 {
-	if (!r || fd < 0 || !r->server) {
+	/* A VMM's handle (opened and mapped) cannot serve. */
+	if (!r || fd < 0 || (!r->server && (r->map || r->client_uffd >= 0))) {
 		if (fd >= 0)
 			close(fd);
 		return -EINVAL;
@@ -434,19 +439,27 @@ int umem_region_read_requests(struct umem_region *r,
 	}
 }
 
-int umem_region_copy(struct umem_region *r, uint64_t off, const void *src,
-		     uint64_t len)
+/* A checked range of a region that serves: 0, -EINVAL or -ENOTCONN. */
+static int served_range(const struct umem_region *r, uint64_t off, uint64_t len)
 {
 	int ret;
 
-	if (!r || !src)
+	if (!r)
 		return -EINVAL;
 	ret = umem__range_ok(r, off, len);
 	if (ret)
 		return ret;
 	if (r->ops->attach && r->fault_fd < 0)
 		return -ENOTCONN;
-	return r->ops->copy(r, off, src, len);
+	return 0;
+}
+
+int umem_region_copy(struct umem_region *r, uint64_t off, const void *src,
+		     uint64_t len)
+{
+	int ret = src ? served_range(r, off, len) : -EINVAL;
+
+	return ret ? ret : r->ops->copy(r, off, src, len);
 }
 
 int umem_region_copy_vec(struct umem_region *r, struct umem_copy_item *items,
@@ -469,15 +482,10 @@ int umem_region_copy_vec(struct umem_region *r, struct umem_copy_item *items,
 
 int umem_region_zero(struct umem_region *r, uint64_t off, uint64_t len)
 {
-	int ret;
+	int ret = served_range(r, off, len);
 
-	if (!r)
-		return -EINVAL;
-	ret = umem__range_ok(r, off, len);
 	if (ret)
 		return ret;
-	if (r->ops->attach && r->fault_fd < 0)
-		return -ENOTCONN;
 	if (r->ops->zero)
 		return r->ops->zero(r, off, len);
 	for (uint64_t done = 0; done < len; done += r->page_size) {
@@ -515,6 +523,57 @@ int umem_region_mark_present(struct umem_region *r, const uint64_t *offs,
 	return r->ops->mark_present(r, offs, count);
 }
 
+int umem_region_writeprotect(struct umem_region *r, uint64_t off,
+			     uint64_t len, int protect)
+{
+	int ret = served_range(r, off, len);
+
+	if (ret)
+		return ret;
+	if (!r->ops->writeprotect)
+		return -EOPNOTSUPP;
+	return r->ops->writeprotect(r, off, len, protect != 0);
+}
+
+int umem_region_attach_node(const struct umem_region_config *cfg,
+			    const char *path, struct umem_region **out)
+{
+	struct umem_region *r;
+	int ret = check_config(cfg);
+
+	if (ret)
+		return ret;
+	if (!path || !out)
+		return -EINVAL;
+	r = region_alloc(cfg);
+	if (!r)
+		return -ENOMEM;
+	if (!r->ops->attach_node) {
+		umem__log(r, UMEM_LOG_ERR, "%s: attaching by node needs the umem backend, not %s",
+			  path, r->ops->name);
+		umem_region_close(r);
+		return -EOPNOTSUPP;
+	}
+	r->server = true;
+	ret = r->ops->attach_node(r, path);
+	if (!ret && ((cfg->size && cfg->size != r->size) ||
+		     (cfg->page_size && cfg->page_size != r->page_size))) {
+		umem__log(r, UMEM_LOG_ERR,
+			  "%s has %llu bytes in %u-byte pages, expected %llu bytes in %u-byte pages",
+			  path, (unsigned long long)r->size, r->page_size,
+			  (unsigned long long)cfg->size, cfg->page_size);
+		ret = -EINVAL;
+	}
+	if (!ret)
+		ret = alloc_zero_buf(r);
+	if (ret) {
+		umem_region_close(r);
+		return ret;
+	}
+	*out = r;
+	return 0;
+}
+
 int umem_region_discard(struct umem_region *r, uint64_t off, uint64_t len)
 {
 	int ret;
@@ -549,10 +608,15 @@ int umem_region_stats(struct umem_region *r, struct umem_region_stats *st)
 	st->size = r->size;
 	st->page_size = r->page_size;
 	st->pages = r->size / r->page_size;
-	st->requests = st->faults = atomic_load(&r->n_requests);
+	st->faults = atomic_load(&r->n_requests);
+	st->requests = st->faults + atomic_load(&r->n_wp_requests);
 	st->installed = atomic_load(&r->n_installed);
 	st->discarded = atomic_load(&r->n_discarded);
-	st->pages_present = st->installed - st->discarded;
+	/* Born present: a discarded page reads as zeros, still present. */
+	st->pages_present = r->flags & UMEM_REGION_PRESENT ? st->pages :
+			    st->installed - st->discarded;
+	st->pages_protected = atomic_load(&r->n_protected);
+	st->wp_faults = atomic_load(&r->n_wp_faults);
 	return 0;
 }
 

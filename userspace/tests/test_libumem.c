@@ -3,8 +3,11 @@
  * libumem tests, per backend: argument checking, fault -> request ->
  * install in one process, the two-process VMM/daemon hand-over through a
  * unix socket, discard, and what happens to a faulting task when the
- * daemon lets go.  The umem backend is skipped (with the reason) when
- * /dev/umem is absent.
+ * daemon lets go; write protection (regions born present, blocked
+ * writers, one request per page, churn, the snapshot hand-over from VMM
+ * to daemon on uffd*, attach by node on umem).  The umem backend is
+ * skipped (with the reason) when /dev/umem is absent, and its write
+ * protection cases when the module lacks the umem 0.5 features.
  *
  *   test-libumem [BACKEND...]       default: uffd uffd-minor umem
  *   test-libumem --huge [BACKEND...] regions of 2 MiB pages (uffd*: on
@@ -15,6 +18,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -22,10 +26,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <linux/umem.h>
 
 #include "libumem.h"
 #include "vmmsock.h"
@@ -61,9 +68,12 @@ static struct umem_region_config config(const char *name, uint64_t size)
 	return c;
 }
 
+/* A thread that reads (touch_async) or writes (write_async) 8 bytes. */
 struct toucher {
 	volatile uint8_t *addr;
-	uint64_t value;
+	uint64_t value;		/* read, or to write */
+	bool write;
+	bool joined;
 	int done;
 	pthread_t th;
 };
@@ -72,7 +82,10 @@ static void *touch_thread(void *arg)
 {
 	struct toucher *t = arg;
 
-	t->value = *(volatile uint64_t *)t->addr;
+	if (t->write)
+		*(volatile uint64_t *)t->addr = t->value;
+	else
+		t->value = *(volatile uint64_t *)t->addr;
 	__atomic_store_n(&t->done, 1, __ATOMIC_SEQ_CST);
 	return NULL;
 }
@@ -84,12 +97,29 @@ static void touch_async(struct toucher *t, uint8_t *addr)
 	pthread_create(&t->th, NULL, touch_thread, t);
 }
 
+static void write_async(struct toucher *t, uint8_t *addr, uint64_t value)
+{
+	memset(t, 0, sizeof(*t));
+	t->addr = addr;
+	t->value = value;
+	t->write = true;
+	pthread_create(&t->th, NULL, touch_thread, t);
+}
+
+static bool touch_done(struct toucher *t)
+{
+	return __atomic_load_n(&t->done, __ATOMIC_SEQ_CST);
+}
+
 /* Join with a deadline; false if the thread is still stuck. */
 static bool touch_join(struct toucher *t, int ms)
 {
+	if (t->joined)
+		return true;
 	for (int i = 0; i < ms / 10; i++) {
 		if (__atomic_load_n(&t->done, __ATOMIC_SEQ_CST)) {
 			pthread_join(t->th, NULL);
+			t->joined = true;
 			return true;
 		}
 		usleep(10000);
@@ -117,8 +147,28 @@ static void test_args(void)
 	c.reserved[2] = 1;
 	OK(umem_region_create(&c, &r) == -EINVAL, "reserved field set: -EINVAL");
 	c = config("t-args", PS);
-	c.flags = 1;
+	c.flags = 1U << 2;
 	OK(umem_region_create(&c, &r) == -EINVAL, "unknown flag: -EINVAL");
+	c = config("t-args", PS);
+	c.flags = 1U << 31;
+	OK(umem_region_open(&c, -1, "/dev/null", &r) == -EINVAL, "open, unknown flag: -EINVAL");
+	c = config("t-args", PS);
+	c.flags = UMEM_REGION_WRITE_PROTECT;
+	c.page_size = 2U << 20;
+	c.size = 2U << 20;
+	if (!strcmp(backend, "umem"))
+		OK(umem_region_create(&c, &r) == -EINVAL,
+		   "write protection of 2 MiB pages: -EINVAL");
+	c = config("t-args", PS);
+	c.flags = UMEM_REGION_PRESENT;
+	if (strcmp(backend, "umem"))
+		OK(umem_region_create(&c, &r) == -EINVAL,
+		   "born present without write protection: -EINVAL (nothing to serve)");
+	c = config(NULL, 0);
+	OK(umem_region_attach_node(&c, NULL, &r) == -EINVAL, "attach_node without a path: -EINVAL");
+	if (strcmp(backend, "umem"))
+		OK(umem_region_attach_node(&c, "/dev/umem-x", &r) == -EOPNOTSUPP,
+		   "attach_node: -EOPNOTSUPP (umem only)");
 }
 
 static void test_one_process(void)
@@ -157,6 +207,9 @@ static void test_one_process(void)
 	OK(umem_region_copy(r, (NPAGES - 1) * PS, page, 2 * PS) == -EINVAL, "range past the end: -EINVAL");
 	OK(umem_region_zero(r, 6 * PS, 2 * PS) == 0 && map[6 * PS] == 0 && map[8 * PS - 1] == 0,
 	   "zero pages 6-7");
+	ret = umem_region_writeprotect(r, 6 * PS, PS, 1);
+	OK(ret == -EOPNOTSUPP, "writeprotect without UMEM_REGION_WRITE_PROTECT: -EOPNOTSUPP (%s)",
+	   umem_strerror(ret));
 	{
 		struct umem_copy_item it[2] = {
 			{ .offset = 9 * PS, .src = page },
@@ -396,6 +449,661 @@ out:
 	umem_region_close(r);
 }
 
+/* ------------------------------------------------ write protection */
+
+/* The umem module's UMEM_F_* (UMEM_GET_API asking for none); 0 if none. */
+static uint64_t module_features(void)
+{
+	struct umem_api api = { .api = UMEM_API };
+	int fd = open(UMEM_CTL_DEVICE, O_RDONLY | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0)
+		return 0;
+	ret = ioctl(fd, UMEM_GET_API, &api);
+	close(fd);
+	return ret ? 0 : api.features;
+}
+
+/*
+ * On umem, whether the module has @bits; if not, a SKIP line naming
+ * @what.  Always true on the uffd backends (the kernel checks come from
+ * the library's create).
+ */
+static bool need_module(uint64_t bits, const char *names, const char *what)
+{
+	if (strcmp(backend, "umem") || (module_features() & bits) == bits)
+		return true;
+	printf("ok - [umem] # SKIP %s: the module lacks %s (umem 0.5)\n", what, names);
+	fflush(stdout);
+	skipped++;
+	return false;
+}
+
+/*
+ * umem, on a module without the umem 0.5 features (a newer one runs the
+ * cases below instead): each refusal is -EOPNOTSUPP with a log line
+ * naming the missing feature bit.
+ */
+static void test_wp_refused_by_module(void)
+{
+	static const struct {
+		uint64_t bit;
+		const char *name;
+		uint32_t flags;
+	} cases[] = {
+		{ UMEM_F_WRITE_PROTECT, "UMEM_F_WRITE_PROTECT", UMEM_REGION_WRITE_PROTECT },
+		{ UMEM_F_CREATE_PRESENT, "UMEM_F_CREATE_PRESENT", UMEM_REGION_PRESENT },
+		{ UMEM_F_ATTACH, "UMEM_F_ATTACH", 0 },
+	};
+	uint64_t have = module_features();
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct umem_region_config c = config("t-old", NPAGES * PS);
+		struct umem_region *r;
+		int ret;
+
+		if (have & cases[i].bit)
+			continue;
+		c.flags = cases[i].flags;
+		c.log = save_log;
+		last_log[0] = 0;
+		ret = cases[i].flags ? umem_region_create(&c, &r) :
+		      umem_region_attach_node(&c, "/dev/umem-t-old", &r);
+		OK(ret == -EOPNOTSUPP && strstr(last_log, cases[i].name) && strstr(last_log, "umem 0.5"),
+		   "a module without %s: -EOPNOTSUPP, the log names it (%s: %s)", cases[i].name,
+		   umem_strerror(ret), last_log);
+		if (!ret)
+			umem_region_close(r);
+	}
+}
+
+/*
+ * Read requests until none comes for @settle_ms; returns how many (or a
+ * negative errno).
+ */
+static int collect(struct umem_region *r, struct umem_page_request *reqs,
+		   unsigned int max, int settle_ms)
+{
+	unsigned int n = 0;
+
+	while (n < max) {
+		int ret = umem_region_read_requests(r, reqs + n, max - n, settle_ms);
+
+		if (ret < 0)
+			return ret;
+		if (!ret)
+			break;
+		n += (unsigned int)ret;
+	}
+	return (int)n;
+}
+
+/* Requests in @reqs[0..@n) for page @off with exactly @flags. */
+static int count_req(const struct umem_page_request *reqs, int n, uint64_t off,
+		     uint32_t flags)
+{
+	int k = 0;
+
+	for (int i = 0; i < n; i++)
+		k += reqs[i].offset == off && reqs[i].flags == flags;
+	return k;
+}
+
+static struct umem_region_stats stats_of(struct umem_region *r)
+{
+	struct umem_region_stats st;
+
+	if (umem_region_stats(r, &st))
+		memset(&st, 0xff, sizeof(st));
+	return st;
+}
+
+/*
+ * Before closing a region its test's threads used: unprotect everything
+ * and join them.  A thread still stuck would fault on the unmapped region
+ * and kill the whole run, so then the region is left open (leaked) and
+ * the failure is reported instead.
+ */
+static void close_after(struct umem_region *r, struct toucher *ts, int n)
+{
+	bool stuck = false;
+
+	if (n)
+		umem_region_writeprotect(r, 0, umem_region_size(r), 0);
+	for (int i = 0; i < n; i++)
+		if (ts[i].addr && !touch_join(&ts[i], 2000))
+			stuck = true;
+	if (stuck)
+		OK(0, "a test thread is still blocked after unprotecting everything; region leaked");
+	else
+		umem_region_close(r);
+}
+
+/* Create and map a region; false, after a "not ok" line, if either fails. */
+static bool create_map(const struct umem_region_config *c, struct umem_region **r,
+		       uint8_t **map, const char *what)
+{
+	int ret;
+
+	last_log[0] = 0;
+	ret = umem_region_create(c, r);
+	OK(ret == 0, "create %s: %s %s", what, umem_strerror(ret), last_log);
+	if (ret)
+		return false;
+	ret = umem_region_map(*r, (void **)map);
+	if (ret) {
+		OK(0, "map %s: %s", what, umem_strerror(ret));
+		umem_region_close(*r);
+		return false;
+	}
+	return true;
+}
+
+#define WPF (UMEM_REQUEST_WRITE | UMEM_REQUEST_WP)
+#define BYTES(b) (0x0101010101010101ULL * (uint8_t)(b))
+
+/*
+ * A region born present and write-protectable, served by this process:
+ * zeros at first, no request for anything unprotected, writers of a
+ * protected page block while readers do not, one request per page however
+ * many tasks write it, the daemon reads the old data, unprotect wakes the
+ * writers and their writes land.
+ */
+static void test_wp_basic(void)
+{
+	struct umem_region_config c = config("t-wp", NPAGES * PS);
+	struct umem_page_request req[16];
+	struct umem_region_stats st;
+	struct toucher w[5] = { 0 };	/* 4 writers and a reader */
+	struct umem_region *r;
+	uint8_t *map, saved[PS];
+	bool blocked, same;
+	int ret, n;
+
+	if (!need_module(UMEM_F_WRITE_PROTECT | UMEM_F_CREATE_PRESENT,
+			 "UMEM_F_WRITE_PROTECT | UMEM_F_CREATE_PRESENT", "write protection"))
+		return;
+	c.flags = UMEM_REGION_PRESENT | UMEM_REGION_WRITE_PROTECT;
+	c.log = save_log;
+	if (!create_map(&c, &r, &map, "PRESENT|WRITE_PROTECT"))
+		return;
+	OK(map[0] == 0 && map[NPAGES * PS - 1] == 0 && map[5 * PS + 17] == 0,
+	   "born present: pages read as zeros");
+	for (int i = 0; i < NPAGES; i++)
+		memset(map + i * PS, i + 1, PS);
+	n = umem_region_read_requests(r, req, 16, 100);
+	OK(n == 0, "reads and writes of unprotected pages: no request (%d)", n);
+	st = stats_of(r);
+	OK(st.pages_present == NPAGES && st.pages_protected == 0,
+	   "stats: %llu pages present, %llu protected", (unsigned long long)st.pages_present,
+	   (unsigned long long)st.pages_protected);
+	OK(umem_region_writeprotect(r, PS + 1, PS, 1) == -EINVAL, "writeprotect at an unaligned offset: -EINVAL");
+	OK(umem_region_writeprotect(r, (NPAGES - 1) * PS, 2 * PS, 1) == -EINVAL,
+	   "writeprotect past the end: -EINVAL");
+	ret = umem_region_writeprotect(r, 2 * PS, 4 * PS, 1);
+	OK(ret == 0, "protect pages 2-5: %s", umem_strerror(ret));
+	OK(umem_region_writeprotect(r, 2 * PS, PS, 1) == 0, "protecting a protected page: no-op");
+	st = stats_of(r);
+	OK(st.pages_protected == 4, "stats: %llu pages protected", (unsigned long long)st.pages_protected);
+
+	for (int k = 0; k < 3; k++)
+		write_async(&w[k], map + 3 * PS + 8 * (k + 1), 0xa0a0a0a0a0a0a0a0ULL + (uint64_t)k);
+	write_async(&w[3], map + 4 * PS + 8, 0xb0b0b0b0b0b0b0b0ULL);
+	touch_async(&w[4], map + 3 * PS + 512);
+	OK(touch_join(&w[4], 2000) && w[4].value == BYTES(4),
+	   "a read of protected page 3 completes while its writers wait (%#llx)",
+	   (unsigned long long)w[4].value);
+	usleep(200000);
+	blocked = true;
+	for (int k = 0; k < 4; k++)
+		blocked &= !touch_done(&w[k]);
+	OK(blocked, "3 writers of page 3 and 1 of page 4 block");
+	n = collect(r, req, 16, 300);
+	OK(n == 2 && count_req(req, n, 3 * PS, WPF) == 1 && count_req(req, n, 4 * PS, WPF) == 1,
+	   "one WRITE|WP request per page, though 3 tasks write page 3 (%d requests)", n);
+	st = stats_of(r);
+	OK(st.wp_faults >= 4, "stats: %llu WP faults (4 writers)", (unsigned long long)st.wp_faults);
+	memcpy(saved, map + 3 * PS, PS);
+	same = true;
+	for (size_t i = 0; i < PS; i++)
+		same &= saved[i] == 4;
+	OK(same, "the daemon reads page 3's old data");
+	ret = umem_region_writeprotect(r, 3 * PS, PS, 0);
+	OK(ret == 0, "unprotect page 3: %s", umem_strerror(ret));
+	blocked = false;
+	for (int k = 0; k < 3; k++)
+		blocked |= !touch_join(&w[k], 2000);
+	OK(!blocked && *(uint64_t *)(map + 3 * PS + 8) == 0xa0a0a0a0a0a0a0a0ULL &&
+	   *(uint64_t *)(map + 3 * PS + 16) == 0xa0a0a0a0a0a0a0a1ULL &&
+	   *(uint64_t *)(map + 3 * PS + 24) == 0xa0a0a0a0a0a0a0a2ULL,
+	   "unprotect woke page 3's writers; their writes landed");
+	OK(!touch_done(&w[3]), "page 4's writer still waits");
+	OK(umem_region_writeprotect(r, 4 * PS, PS, 0) == 0 && touch_join(&w[3], 2000) &&
+	   *(uint64_t *)(map + 4 * PS + 8) == 0xb0b0b0b0b0b0b0b0ULL,
+	   "unprotect page 4: its write landed");
+	st = stats_of(r);
+	OK(st.pages_protected == 2, "stats: %llu pages protected (2 and 5)",
+	   (unsigned long long)st.pages_protected);
+	*(volatile uint64_t *)(map + 3 * PS) = 7;
+	*(volatile uint64_t *)(map + 9 * PS) = 7;
+	n = umem_region_read_requests(r, req, 16, 200);
+	OK(n == 0, "writes to unprotected pages 3 and 9: no request (%d)", n);
+	OK(umem_region_writeprotect(r, 3 * PS, PS, 1) == 0, "protect page 3 again");
+	write_async(&w[0], map + 3 * PS + 8, 1);
+	n = collect(r, req, 16, 300);
+	OK(n == 1 && count_req(req, n, 3 * PS, WPF) == 1,
+	   "a write after protecting again: a new request (%d)", n);
+	OK(umem_region_writeprotect(r, 0, NPAGES * PS, 0) == 0 && touch_join(&w[0], 2000),
+	   "unprotect the whole region (unprotected pages: no-op)");
+	st = stats_of(r);
+	OK(st.pages_protected == 0, "stats: %llu pages protected", (unsigned long long)st.pages_protected);
+	close_after(r, w, 5);
+}
+
+/*
+ * Write protection of a region whose pages start missing: umem refuses to
+ * protect a missing page; an installed page can be protected like any.
+ */
+static void test_wp_missing(void)
+{
+	struct umem_region_config c = config("t-wpm", NPAGES * PS);
+	struct umem_page_request req[8];
+	struct umem_region *r;
+	struct toucher tw[2] = { 0 };	/* a reader, a writer */
+	uint8_t *map, page[PS];
+	int n;
+
+	if (!need_module(UMEM_F_WRITE_PROTECT, "UMEM_F_WRITE_PROTECT", "write protection"))
+		return;
+	c.flags = UMEM_REGION_WRITE_PROTECT;
+	c.log = save_log;
+	if (!create_map(&c, &r, &map, "WRITE_PROTECT, pages missing"))
+		return;
+	if (!strcmp(backend, "umem"))
+		OK(umem_region_writeprotect(r, 0, 2 * PS, 1) == -ENOENT,
+		   "protect a missing page: -ENOENT");
+	touch_async(&tw[0], map + 2 * PS);
+	n = umem_region_read_requests(r, req, 8, 2000);
+	OK(n == 1 && req[0].offset == 2 * PS && !(req[0].flags & UMEM_REQUEST_WP),
+	   "a missing page is requested without the WP flag");
+	memset(page, 0x3c, PS);
+	OK(umem_region_copy(r, 2 * PS, page, PS) == 0 && touch_join(&tw[0], 2000), "install it");
+	OK(umem_region_writeprotect(r, 2 * PS, PS, 1) == 0, "protect the installed page");
+	write_async(&tw[1], map + 2 * PS, 5);
+	n = collect(r, req, 8, 300);
+	OK(n == 1 && count_req(req, n, 2 * PS, WPF) == 1 && !touch_done(&tw[1]),
+	   "its writer waits; a WRITE|WP request (%d)", n);
+	OK(umem_region_writeprotect(r, 2 * PS, PS, 0) == 0 && touch_join(&tw[1], 2000) &&
+	   *(uint64_t *)(map + 2 * PS) == 5, "unprotect: the write landed");
+	close_after(r, tw, 2);
+}
+
+#define CHURN_PAGES 8
+#define CHURN_WRITERS 3
+
+struct churn_writer {
+	uint8_t *map;
+	int id;
+	int stop;
+	uint64_t last[CHURN_PAGES];	/* last value written to each page */
+	uint64_t writes;
+	pthread_t th;
+};
+
+/* Write 1, 2, 3, ... round the pages into this writer's own slot. */
+static void *churn_thread(void *arg)
+{
+	struct churn_writer *w = arg;
+
+	for (uint64_t k = 1; !__atomic_load_n(&w->stop, __ATOMIC_SEQ_CST); k++) {
+		int p = (int)(k % CHURN_PAGES);
+
+		((volatile uint64_t *)(w->map + p * PS))[w->id] = k;
+		w->last[p] = k;
+		w->writes++;
+	}
+	return NULL;
+}
+
+/*
+ * Protect and unprotect the same pages over and over while writers write
+ * them: while a page is protected its data never changes, and no write is
+ * lost.
+ */
+static void test_wp_churn(void)
+{
+	struct umem_region_config c = config("t-wpc", NPAGES * PS);
+	struct churn_writer w[CHURN_WRITERS];
+	struct umem_page_request req[32];
+	static uint8_t snap[CHURN_PAGES][PS];
+	struct umem_region *r;
+	uint64_t changed = 0, reqs = 0, writes = 0, lost = 0;
+	uint64_t t0 = 0;
+	struct timespec ts;
+	int cycles = 0, err = 0;
+	uint8_t *map;
+
+	if (!need_module(UMEM_F_WRITE_PROTECT | UMEM_F_CREATE_PRESENT,
+			 "UMEM_F_WRITE_PROTECT | UMEM_F_CREATE_PRESENT", "write protection"))
+		return;
+	c.flags = UMEM_REGION_PRESENT | UMEM_REGION_WRITE_PROTECT;
+	c.log = save_log;
+	if (!create_map(&c, &r, &map, "PRESENT|WRITE_PROTECT for the churn"))
+		return;
+	memset(w, 0, sizeof(w));
+	for (int i = 0; i < CHURN_WRITERS; i++) {
+		w[i].map = map;
+		w[i].id = i;
+		pthread_create(&w[i].th, NULL, churn_thread, &w[i]);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (uint64_t)ts.tv_sec;
+	/* About 2 s of cycles: protect all, serve each request, unprotect all. */
+	while (!err && cycles < 2000) {
+		bool open_again[CHURN_PAGES] = { false };
+
+		err = umem_region_writeprotect(r, 0, CHURN_PAGES * PS, 1);
+		for (int p = 0; p < CHURN_PAGES; p++)
+			memcpy(snap[p], map + p * PS, PS);
+		for (int round = 0; !err && round < 4; round++) {
+			int n = umem_region_read_requests(r, req, 32, 2);
+
+			if (n < 0)
+				err = n;
+			for (int i = 0; i < n && !err; i++) {
+				uint64_t p = req[i].offset / PS;
+
+				reqs++;
+				if (p >= CHURN_PAGES || req[i].flags != WPF) {
+					err = -EPROTO;
+					break;
+				}
+				/* (A late request for a page opened already
+				 * only asks for a no-op.) */
+				if (!open_again[p])
+					changed += memcmp(snap[p], map + p * PS, PS) != 0;
+				open_again[p] = true;
+				err = umem_region_writeprotect(r, req[i].offset, PS, 0);
+			}
+		}
+		for (int p = 0; p < CHURN_PAGES; p++)
+			if (!open_again[p])
+				changed += memcmp(snap[p], map + p * PS, PS) != 0;
+		if (!err)
+			err = umem_region_writeprotect(r, 0, CHURN_PAGES * PS, 0);
+		cycles++;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if ((uint64_t)ts.tv_sec - t0 >= 2)
+			break;
+	}
+	for (int i = 0; i < CHURN_WRITERS; i++)
+		__atomic_store_n(&w[i].stop, 1, __ATOMIC_SEQ_CST);
+	umem_region_writeprotect(r, 0, CHURN_PAGES * PS, 0);
+	for (int i = 0; i < CHURN_WRITERS; i++) {
+		pthread_join(w[i].th, NULL);
+		writes += w[i].writes;
+		for (int p = 0; p < CHURN_PAGES; p++)
+			lost += ((uint64_t *)(map + p * PS))[i] != w[i].last[p];
+	}
+	OK(err == 0, "churn: %d protect/unprotect cycles, %llu WP requests, %llu writes: %s",
+	   cycles, (unsigned long long)reqs, (unsigned long long)writes, umem_strerror(err));
+	OK(reqs > 0 && changed == 0,
+	   "churn: a protected page never changed before its request was answered (%llu did)",
+	   (unsigned long long)changed);
+	OK(lost == 0, "churn: no write lost (%llu slots differ from their last write)",
+	   (unsigned long long)lost);
+	umem_region_close(r);
+}
+
+/*
+ * The snapshot sequence on uffd*, in two processes: the VMM (a child)
+ * creates its RAM born present and write-protectable, maps it, writes it,
+ * and sends the memfd and its userfaultfd; the daemon (this process)
+ * adopts them, maps the memfd (plain memory), protects, and serves a
+ * write; at the end it lets go with a page still protected, and the VMM's
+ * blocked writer goes on.
+ *
+ * Child exit: 0 all well; 20+ a step failed.
+ */
+static int child_snapshot_vmm(int sock)
+{
+	struct umem_region_config c = config("t-snap", NPAGES * PS);
+	struct umem_region *r;
+	struct vmm_msg m;
+	uint64_t base;
+	uint8_t *map;
+	int uffd, fd;
+
+	c.flags = UMEM_REGION_PRESENT | UMEM_REGION_WRITE_PROTECT;
+	if (umem_region_create(&c, &r) || umem_region_map(r, (void **)&map))
+		return 20;
+	for (int i = 0; i < NPAGES; i++)
+		memset(map + i * PS, 0x40 + i, PS);
+	if (umem_region_client_fault_fd(r, &uffd, &base))
+		return 21;
+	if (umem_region_fault_fd(r) != -ENOTCONN)
+		return 22;	/* handed over: this handle no longer serves */
+	if (vmm_send(sock, VMM_HELLO, NPAGES * PS, 0, backend, umem_region_export_fd(r)) ||
+	    vmm_send(sock, VMM_ATTACH, NPAGES * PS, base, NULL, uffd))
+		return 23;
+	close(uffd);
+	/* RUN: the daemon protected pages 3 and 5. */
+	if (vmm_recv(sock, &m, &fd, 5000) != 1 || m.type != VMM_RUN)
+		return 24;
+	*(volatile uint64_t *)(map + 3 * PS) = 0x3333;	/* blocks until unprotected */
+	if (vmm_send(sock, VMM_DONE, 0, 0, NULL, -1))
+		return 25;
+	/* The daemon lets go without unprotecting page 5. */
+	*(volatile uint64_t *)(map + 5 * PS) = 0x5555;
+	if (*(volatile uint64_t *)(map + 3 * PS) != 0x3333 ||
+	    *(volatile uint64_t *)(map + 5 * PS) != 0x5555)
+		return 26;
+	umem_region_close(r);
+	return 0;
+}
+
+static void test_wp_snapshot_uffd(void)
+{
+	struct umem_region_config c = config(NULL, 0);
+	struct umem_page_request req[8];
+	struct umem_region *r = NULL;
+	struct vmm_msg m;
+	int sv[2], mfd = -1, uffd = -1, status = -1, ret, n;
+	uint8_t *map;
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv)) {
+		OK(0, "socketpair: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(sv[0]);
+		_exit(child_snapshot_vmm(sv[1]));
+	}
+	close(sv[1]);
+	ret = vmm_recv(sv[0], &m, &mfd, 5000);
+	OK(ret == 1 && m.type == VMM_HELLO && mfd >= 0, "snapshot: the VMM sent its memfd");
+	ret = vmm_recv(sv[0], &m, &uffd, 5000);
+	OK(ret == 1 && m.type == VMM_ATTACH && uffd >= 0, "snapshot: the VMM sent its userfaultfd");
+	if (mfd < 0 || uffd < 0)
+		goto out;
+	c.flags = UMEM_REGION_PRESENT | UMEM_REGION_WRITE_PROTECT;
+	ret = umem_region_open(&c, mfd, NULL, &r);
+	OK(ret == 0, "the daemon adopts the memfd (open): %s", umem_strerror(ret));
+	if (ret) {
+		close(uffd);
+		goto out;
+	}
+	ret = umem_region_attach(r, uffd, m.base);
+	OK(ret == 0, "and the VMM's userfaultfd (attach): %s", umem_strerror(ret));
+	ret = umem_region_map(r, (void **)&map);
+	OK(ret == 0 && map[3 * PS] == 0x43 && map[NPAGES * PS - 1] == 0x40 + NPAGES - 1,
+	   "the daemon maps the memfd and sees the VMM's data: %s", umem_strerror(ret));
+	if (ret)
+		goto out;
+	OK(umem_region_writeprotect(r, 3 * PS, PS, 1) == 0 &&
+	   umem_region_writeprotect(r, 5 * PS, PS, 1) == 0, "protect pages 3 and 5 of the VMM");
+	vmm_send(sv[0], VMM_RUN, 0, 0, NULL, -1);
+	n = umem_region_read_requests(r, req, 8, 3000);
+	OK(n == 1 && req[0].offset == 3 * PS && req[0].flags == WPF,
+	   "the VMM's write to page 3: a WRITE|WP request");
+	OK(map[3 * PS] == 0x43 && map[3 * PS + PS - 1] == 0x43,
+	   "the daemon's read of protected page 3 sees the old data, without blocking");
+	OK(vmm_recv(sv[0], &m, &mfd, 200) == 0, "the VMM's writer waits");
+	OK(umem_region_writeprotect(r, 3 * PS, PS, 0) == 0 &&
+	   vmm_recv(sv[0], &m, &mfd, 3000) == 1 && m.type == VMM_DONE &&
+	   *(volatile uint64_t *)(map + 3 * PS) == 0x3333,
+	   "unprotect: the VMM's write landed, the daemon sees it");
+	/* Let go with page 5 protected: the VMM must go on. */
+	umem_region_close(r);
+	r = NULL;
+out:
+	if (r)
+		umem_region_close(r);
+	for (int i = 0; i < 500; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+		usleep(10000);
+	}
+	if (status == -1) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	OK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	   "the VMM's writer of protected page 5 went on once the daemon let go (status %#x)",
+	   status);
+	close(sv[0]);
+}
+
+/*
+ * umem: a region whose creator has gone, still mapped by a VMM, served
+ * again by its node (UMEM_ATTACH), write-protected by the new server.
+ */
+static void test_wp_attach_node(void)
+{
+	struct umem_region_config c = config("t-attach", NPAGES * PS);
+	struct umem_page_request req[8];
+	struct umem_region *creator, *vmm = NULL, *d = NULL, *d2;
+	struct umem_region_stats st;
+	struct toucher w = { 0 };
+	char path[64];
+	uint8_t *map, *dmap;
+	int ret, n;
+
+	if (!need_module(UMEM_F_WRITE_PROTECT | UMEM_F_CREATE_PRESENT | UMEM_F_ATTACH,
+			 "UMEM_F_WRITE_PROTECT | UMEM_F_CREATE_PRESENT | UMEM_F_ATTACH",
+			 "attach by node"))
+		return;
+	c.flags = UMEM_REGION_PRESENT | UMEM_REGION_WRITE_PROTECT;
+	ret = umem_region_create(&c, &creator);
+	OK(ret == 0, "create: %s", umem_strerror(ret));
+	if (ret)
+		return;
+	snprintf(path, sizeof(path), "%s", umem_region_path(creator));
+	c = config(NULL, 0);
+	ret = umem_region_open(&c, -1, path, &vmm);
+	if (!ret)
+		ret = umem_region_map(vmm, (void **)&map);
+	OK(ret == 0, "a VMM maps %s: %s", path, umem_strerror(ret));
+	if (ret)
+		goto out;
+	memset(map + 3 * PS, 0x33, PS);
+	c.log = save_log;
+	last_log[0] = 0;
+	ret = umem_region_attach_node(&c, path, &d);
+	OK(ret == -EBUSY, "attach_node while the creator serves: -EBUSY (%s)", last_log);
+	if (!ret)
+		umem_region_close(d);
+	d = NULL;
+	umem_region_close(creator);	/* detached, complete, mapped by the VMM */
+	creator = NULL;
+	c.size = 2 * NPAGES * PS;
+	OK(umem_region_attach_node(&c, path, &d) == -EINVAL, "attach_node with a wrong size: -EINVAL");
+	d = NULL;
+	c.size = 0;
+	ret = umem_region_attach_node(&c, path, &d);
+	OK(ret == 0 && umem_region_size(d) == NPAGES * PS && umem_region_page_size(d) == PS,
+	   "attach_node: size and page size from the region (%s)", umem_strerror(ret));
+	if (ret) {
+		d = NULL;
+		goto out;
+	}
+	OK(umem_region_attach_node(&c, path, &d2) == -EBUSY, "a second attach_node: -EBUSY");
+	ret = umem_region_map(d, (void **)&dmap);
+	OK(ret == 0 && dmap[3 * PS] == 0x33, "the new server maps the region and sees the VMM's data");
+	if (ret)
+		goto out;
+	OK(umem_region_writeprotect(d, 3 * PS, PS, 1) == 0, "the new server protects page 3");
+	write_async(&w, map + 3 * PS, 9);
+	n = collect(d, req, 8, 300);
+	OK(n == 1 && count_req(req, n, 3 * PS, WPF) == 1 && !touch_done(&w),
+	   "the VMM's write waits; one WRITE|WP request (%d)", n);
+	st = stats_of(d);
+	OK(st.pages_protected == 1 && st.wp_faults == 1, "stats: %llu protected, %llu WP faults",
+	   (unsigned long long)st.pages_protected, (unsigned long long)st.wp_faults);
+	OK(dmap[3 * PS + 8] == 0x33, "the new server reads the old data");
+	OK(umem_region_writeprotect(d, 3 * PS, PS, 0) == 0 && touch_join(&w, 2000) &&
+	   *(uint64_t *)(dmap + 3 * PS) == 9, "unprotect: the write landed");
+	OK(umem_region_writeprotect(d, 4 * PS, PS, 1) == 0, "protect page 4, then let go");
+	umem_region_close(d);
+	d = NULL;
+	write_async(&w, map + 4 * PS, 10);
+	OK(touch_join(&w, 2000) && *(uint64_t *)(map + 4 * PS) == 10,
+	   "once the server is gone, the VMM writes page 4");
+out:
+	if (creator)
+		umem_region_close(creator);
+	if (d)
+		close_after(d, &w, 1);
+	if (vmm)
+		close_after(vmm, &w, 1);
+}
+
+/*
+ * Write protection of 2 MiB pages: uffd* on hugetlbfs (the same
+ * UFFD_FEATURE_WP_HUGETLBFS_SHMEM), refused by umem.
+ */
+static void test_wp_huge(void)
+{
+	struct umem_region_config c = config("t-wph", HPAGES * HPS);
+	struct umem_page_request req[8];
+	struct toucher w[2] = { 0 };
+	struct umem_region *r;
+	uint8_t *map;
+	int n;
+
+	c.page_size = HPS;
+	c.flags = UMEM_REGION_PRESENT | UMEM_REGION_WRITE_PROTECT;
+	if (!strcmp(backend, "umem")) {
+		OK(umem_region_create(&c, &r) == -EINVAL, "write protection of 2 MiB pages: -EINVAL");
+		return;
+	}
+	if (free_hugepages() < HPAGES) {
+		printf("ok - [%s] # SKIP write protection of 2 MiB pages: %ld free 2 MiB huge pages, need %d\n",
+		       backend, free_hugepages(), HPAGES);
+		skipped++;
+		return;
+	}
+	c.log = save_log;
+	if (!create_map(&c, &r, &map, "2 MiB pages PRESENT|WRITE_PROTECT"))
+		return;
+	memset(map, 0x21, HPAGES * HPS);
+	OK(umem_region_writeprotect(r, HPS, PS, 1) == -EINVAL, "protect 4 KiB of a 2 MiB page: -EINVAL");
+	OK(umem_region_writeprotect(r, HPS, HPS, 1) == 0, "protect 2 MiB page 1");
+	write_async(&w[0], map + HPS + 12344, 7);
+	write_async(&w[1], map + 2 * HPS - 8, 8);
+	n = collect(r, req, 8, 300);
+	OK(n == 1 && count_req(req, n, HPS, WPF) == 1 && !touch_done(&w[0]) && !touch_done(&w[1]),
+	   "two writers inside page 1 wait; one WRITE|WP request for the 2 MiB page (%d)", n);
+	OK(map[HPS + 12344] == 0x21, "the daemon reads the old data");
+	OK(umem_region_writeprotect(r, HPS, HPS, 0) == 0 && touch_join(&w[0], 2000) &&
+	   touch_join(&w[1], 2000) && *(uint64_t *)(map + HPS + 12344) == 7 &&
+	   *(uint64_t *)(map + 2 * HPS - 8) == 8, "unprotect: both writes landed");
+	close_after(r, w, 2);
+}
+
 /*
  * The VMM in a child process: gets the region fd over a socket, maps it,
  * sends back its userfaultfd (uffd*), reads page 3 (installed by the
@@ -524,11 +1232,21 @@ int main(int argc, char **argv)
 		}
 		if (huge) {
 			test_huge();
+			test_wp_huge();
 			continue;
 		}
 		test_args();
 		test_one_process();
 		test_two_processes();
+		test_wp_basic();
+		test_wp_missing();
+		test_wp_churn();
+		if (strcmp(backend, "umem"))
+			test_wp_snapshot_uffd();
+		else
+			test_wp_attach_node();
+		if (!strcmp(backend, "umem"))
+			test_wp_refused_by_module();
 	}
 	printf("%d passed, %d failed", passed, failed);
 	if (skipped)

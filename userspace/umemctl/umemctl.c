@@ -1,17 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * umemctl: look at umem regions through the "umem" generic netlink family,
- * watch their events and fail a region whose daemon is gone.
+ * watch their events and fail a region whose daemon is gone; create a
+ * region born present for a command to run on.
  *
  *   umemctl [--json] list
  *   umemctl [--json] stats NAME
  *   umemctl [--json] watch [--count N] [--timeout S]
  *   umemctl [--json] fail NAME
+ *   umemctl [--json] create NAME --size SIZE --present [--wp]
+ *           [--page-size 4k|2m] [--mode OCTAL] -- CMD [ARGS...]
  *
- * See Documentation/umemctl.8.  Exit status: 0 ok, 1 error, 2 usage.
+ * See Documentation/umemctl.8.  Exit status: 0 ok, 1 error, 2 usage;
+ * create: CMD's status (128 + signal if killed).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -19,7 +24,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +73,12 @@ static void usage(FILE *f)
 		"                       destroyed) as they happen\n"
 		"  fail NAME            detach a region whose daemon is gone: its waiting\n"
 		"                       tasks get SIGBUS (needs CAP_SYS_ADMIN)\n"
+		"  create NAME --size SIZE --present [--wp] [--page-size 4k|2m]\n"
+		"         [--mode OCTAL] -- CMD [ARGS...]\n"
+		"                       create a region whose pages start present (zeros),\n"
+		"                       print its node, run CMD while holding the region,\n"
+		"                       exit with CMD's status; --wp: its pages can be\n"
+		"                       write-protected by a daemon that attaches later\n"
 		"\n"
 		"  -j, --json           machine-readable output (one JSON object; watch:\n"
 		"                       one object per line)\n"
@@ -376,9 +390,15 @@ static int cmd_list(struct ctx *c)
 	return 0;
 }
 
+/*
+ * The UMEM_STATS figures, in the kernel's order.  An @optional one is
+ * shown only when the kernel sends it (modules before umem 0.5 do not
+ * know the write-protection counters); the others show 0 when absent.
+ */
 static const struct {
 	int attr;
 	const char *name;
+	bool optional;
 } stat_names[] = {
 	{ UMEM_STATS_ATTR_SIZE, "size" },
 	{ UMEM_STATS_ATTR_PAGE_SIZE, "page_size" },
@@ -393,6 +413,8 @@ static const struct {
 	{ UMEM_STATS_ATTR_INSTALLED, "installed" },
 	{ UMEM_STATS_ATTR_DISCARDED, "discarded" },
 	{ UMEM_STATS_ATTR_ALLOC_FAILED, "alloc_failed" },
+	{ UMEM_STATS_ATTR_PAGES_PROTECTED, "pages_protected", true },
+	{ UMEM_STATS_ATTR_WP_FAULTS, "wp_faults", true },
 };
 
 #define NSTATS (sizeof(stat_names) / sizeof(stat_names[0]))
@@ -436,6 +458,8 @@ static int stats_one(struct nl_msg *msg, void *arg)
 		printf(", \"stats\": {");
 		for (i = 0; i < NSTATS; i++) {
 			a = st[stat_names[i].attr];
+			if (stat_names[i].optional && !a)
+				continue;
 			printf("%s\"%s\": %" PRIu64, i ? ", " : "", stat_names[i].name,
 			       a && nla_len(a) == 8 ? nla_get_u64(a) : 0);
 		}
@@ -452,6 +476,8 @@ static int stats_one(struct nl_msg *msg, void *arg)
 	       nla_get_u8(tb[UMEM_ATTR_SERVER_ATTACHED]) ? "attached" : "gone");
 	for (i = 0; i < NSTATS; i++) {
 		a = st[stat_names[i].attr];
+		if (stat_names[i].optional && !a)
+			continue;
 		printf("  %-18s %" PRIu64 "\n", stat_names[i].name,
 		       a && nla_len(a) == 8 ? nla_get_u64(a) : 0);
 	}
@@ -594,6 +620,333 @@ static int cmd_watch(struct ctx *c, double timeout)
 	return 0;
 }
 
+/* ------------------------------------------------------------ create */
+
+struct create_opts {
+	const char *name;
+	uint64_t size;
+	uint32_t page_size;
+	uint32_t flags;		/* UMEM_CREATE_* */
+	uint32_t mode;		/* node mode, 0: the module's default */
+	char **cmd;
+};
+
+static void create_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: umemctl [--json] create NAME --size SIZE --present [--wp]\n"
+		"               [--page-size 4k|2m] [--mode OCTAL] -- CMD [ARGS...]\n"
+		"\n"
+		"  -s, --size SIZE      bytes, with an optional k, m or g (powers of 1024)\n"
+		"  --present            every page starts present and reads as zeros\n"
+		"                       (required: without a daemon a missing page SIGBUSes)\n"
+		"  --wp                 pages can be write-protected (by a daemon that\n"
+		"                       attaches to the node later; 4 KiB pages only)\n"
+		"  --page-size 4k|2m    page size (default 4k)\n"
+		"  --mode OCTAL         permission bits of /dev/umem-NAME (default 0600)\n");
+}
+
+/* SIZE: digits with an optional k, m or g suffix (powers of 1024). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	uint64_t v, mult = 1;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *s == '-')
+		return -1;
+	if (*end) {
+		switch (*end) {
+		case 'k': case 'K': mult = 1ULL << 10; break;
+		case 'm': case 'M': mult = 1ULL << 20; break;
+		case 'g': case 'G': mult = 1ULL << 30; break;
+		default: return -1;
+		}
+		if (end[1])
+			return -1;
+	}
+	if (!v || v > UINT64_MAX / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+/* Region names as the module takes them: 1..31 of [A-Za-z0-9_.-]. */
+static bool name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (!n || n >= UMEM_NAME_MAX)
+		return false;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+/* Options of create: argv[0] is "create", argv[1] NAME.  0, or 2 (usage). */
+static int create_parse(int argc, char **argv, struct create_opts *o)
+{
+	enum { O_WP = 1000, O_PRESENT, O_PAGE_SIZE, O_MODE };
+	static const struct option opts[] = {
+		{ "size", required_argument, NULL, 's' },
+		{ "wp", no_argument, NULL, O_WP },
+		{ "present", no_argument, NULL, O_PRESENT },
+		{ "page-size", required_argument, NULL, O_PAGE_SIZE },
+		{ "mode", required_argument, NULL, O_MODE },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char *end;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->page_size = UMEM_PAGE_SIZE_4K;
+	if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+		create_usage(stdout);
+		exit(0);
+	}
+	if (argc < 2 || argv[1][0] == '-') {
+		create_usage(stderr);
+		return 2;
+	}
+	o->name = argv[1];
+	/* Parse after NAME; "+": stop at CMD, which keeps its own options. */
+	argc--;
+	argv++;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+s:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (parse_size(optarg, &o->size)) {
+				fprintf(stderr, "umemctl: create: bad --size '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case O_WP:
+			o->flags |= UMEM_CREATE_WP;
+			break;
+		case O_PRESENT:
+			o->flags |= UMEM_CREATE_PRESENT;
+			break;
+		case O_PAGE_SIZE:
+			if (!strcmp(optarg, "4k")) {
+				o->page_size = UMEM_PAGE_SIZE_4K;
+			} else if (!strcmp(optarg, "2m")) {
+				o->page_size = UMEM_PAGE_SIZE_2M;
+			} else {
+				fprintf(stderr, "umemctl: create: --page-size is 4k or 2m, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case O_MODE:
+			errno = 0;
+			o->mode = (uint32_t)strtoul(optarg, &end, 8);
+			if (errno || *end || end == optarg || o->mode > 0777 || !o->mode) {
+				fprintf(stderr, "umemctl: create: bad --mode '%s' (octal, 1 to 0777)\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			create_usage(stdout);
+			exit(0);
+		default:
+			create_usage(stderr);
+			return 2;
+		}
+	}
+	o->cmd = argv + optind;
+	if (!name_ok(o->name)) {
+		fprintf(stderr, "umemctl: create: bad region name '%s' (1 to %d of A-Z a-z 0-9 _ . -)\n",
+			o->name, UMEM_NAME_MAX - 1);
+		return 2;
+	}
+	if (!o->size || o->size % o->page_size) {
+		fprintf(stderr, "umemctl: create: --size must be a non-zero multiple of the page size (%u)\n",
+			o->page_size);
+		return 2;
+	}
+	if (!(o->flags & UMEM_CREATE_PRESENT)) {
+		fprintf(stderr,
+			"umemctl: create: --present is required: without a daemon every page of %s would stay missing and each touch would get SIGBUS\n",
+			o->name);
+		return 2;
+	}
+	if ((o->flags & UMEM_CREATE_WP) && o->page_size != UMEM_PAGE_SIZE_4K) {
+		fprintf(stderr, "umemctl: create: --wp needs 4 KiB pages\n");
+		return 2;
+	}
+	if (!*o->cmd) {
+		fprintf(stderr, "umemctl: create: no command to run (-- CMD [ARGS...])\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* The module features create needs: 0, or 1 after saying which is missing. */
+static int create_check_features(int ctl, const struct create_opts *o)
+{
+	static const struct {
+		uint64_t bit;
+		const char *name, *since, *why;
+	} need[] = {
+		{ UMEM_F_NODE, "UMEM_F_NODE", "umem 0.1", "the region's node" },
+		{ UMEM_F_CREATE_PRESENT, "UMEM_F_CREATE_PRESENT", "umem 0.5", "--present" },
+		{ UMEM_F_WRITE_PROTECT, "UMEM_F_WRITE_PROTECT", "umem 0.5", "--wp" },
+		{ UMEM_F_PAGE_2M, "UMEM_F_PAGE_2M", "umem 0.4", "--page-size 2m" },
+		{ UMEM_F_NODE_MODE, "UMEM_F_NODE_MODE", "umem 0.3", "--mode" },
+	};
+	struct umem_api api = { .api = UMEM_API };
+	bool wanted[] = {
+		true, true, o->flags & UMEM_CREATE_WP, o->page_size == UMEM_PAGE_SIZE_2M,
+		o->mode != 0,
+	};
+	int ret = 0;
+
+	if (ioctl(ctl, UMEM_GET_API, &api)) {
+		fprintf(stderr, "umemctl: create: UMEM_GET_API: %s\n", strerror(errno));
+		return 1;
+	}
+	for (size_t i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
+		if (wanted[i] && !(api.features & need[i].bit)) {
+			fprintf(stderr, "umemctl: create: %s needs %s, which this umem module lacks (%s)\n",
+				need[i].why, need[i].name, need[i].since);
+			ret = 1;
+		}
+	}
+	return ret;
+}
+
+/*
+ * UMEM_CREATE, then keep only a node fd: the server fd is closed at once,
+ * so the region is detached, complete (born present) and usable by
+ * whoever maps the node.  Returns the node fd, or -1 after a message.
+ */
+static int create_region(const struct create_opts *o, char *path, size_t len)
+{
+	struct umem_create c;
+	int ctl, server, node = -1;
+
+	ctl = open(UMEM_CTL_DEVICE, O_RDWR | O_CLOEXEC);
+	if (ctl < 0) {
+		fprintf(stderr, "umemctl: create: %s: %s%s\n", UMEM_CTL_DEVICE, strerror(errno),
+			errno == ENOENT ? " (is the umem module loaded?)" : "");
+		return -1;
+	}
+	if (create_check_features(ctl, o)) {
+		close(ctl);
+		return -1;
+	}
+	memset(&c, 0, sizeof(c));
+	c.size = o->size;
+	c.page_size = o->page_size;
+	c.flags = o->flags;
+	c.node_mode = o->mode;
+	snprintf(c.name, sizeof(c.name), "%s", o->name);
+	server = ioctl(ctl, UMEM_CREATE, &c);
+	close(ctl);
+	if (server < 0) {
+		fprintf(stderr, "umemctl: create: region %s: %s\n", o->name, strerror(errno));
+		return -1;
+	}
+	snprintf(path, len, "%s%s", UMEM_NODE_PREFIX, o->name);
+	/* devtmpfs makes the node asynchronously: wait up to 2 s. */
+	for (int i = 0; i < 200 && node < 0; i++) {
+		node = open(path, O_RDWR | O_CLOEXEC);
+		if (node < 0 && errno != ENOENT)
+			break;
+		if (node < 0)
+			usleep(10000);
+	}
+	if (node < 0)
+		fprintf(stderr, "umemctl: create: %s: %s\n", path, strerror(errno));
+	close(server);
+	return node;
+}
+
+/*
+ * Run @cmd as a child; SIGINT and SIGTERM to us go to it.  Returns its
+ * exit status, 128 + the signal that killed it, or 127 if it could not be
+ * run (the shell's convention).
+ */
+static int run_child(char **cmd)
+{
+	sigset_t set, old;
+	siginfo_t si;
+	int status;
+	pid_t pid;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "umemctl: create: fork: %s\n", strerror(errno));
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		return 1;
+	}
+	if (pid == 0) {
+		/* What we forward must reach it, even if we were started
+		 * with SIGINT ignored (a background job of a script). */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		execvp(cmd[0], cmd);
+		fprintf(stderr, "umemctl: create: %s: %s\n", cmd[0], strerror(errno));
+		_exit(127);
+	}
+	for (;;) {
+		if (sigwaitinfo(&set, &si) < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "umemctl: create: sigwaitinfo: %s\n", strerror(errno));
+			kill(pid, SIGTERM);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		if (si.si_signo != SIGCHLD) {
+			kill(pid, si.si_signo);
+			continue;
+		}
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			break;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return WEXITSTATUS(status);
+}
+
+static int cmd_create(int argc, char **argv)
+{
+	struct create_opts o;
+	char path[64];
+	int node, ret;
+
+	ret = create_parse(argc, argv, &o);
+	if (ret)
+		return ret;
+	node = create_region(&o, path, sizeof(path));
+	if (node < 0)
+		return 1;
+	if (json) {
+		printf("{\"name\": ");
+		json_str(o.name);
+		printf(", \"node\": ");
+		json_str(path);
+		printf(", \"size\": %" PRIu64 ", \"page_size\": %u, \"wp\": %s}\n", o.size,
+		       o.page_size, o.flags & UMEM_CREATE_WP ? "true" : "false");
+	} else {
+		printf("%s\n", path);
+	}
+	ret = run_child(o.cmd);
+	close(node);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -608,8 +961,17 @@ int main(int argc, char **argv)
 	double timeout = 0;
 	const char *cmd;
 	char *end;
-	int o, ret;
+	int o, ret, i;
 
+	/*
+	 * create takes its own options, and everything after "--" is the
+	 * command's: parse it apart (after the global --json, if any).
+	 */
+	for (i = 1; i < argc && (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json")); i++)
+		json = true;
+	if (i < argc && !strcmp(argv[i], "create"))
+		return cmd_create(argc - i, argv + i);
+	json = false;
 	while ((o = getopt_long(argc, argv, "jhc:t:", opts, NULL)) != -1) {
 		switch (o) {
 		case 'j':
