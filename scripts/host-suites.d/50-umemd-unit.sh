@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # umemd/libumem unit tests on the host, under ASan + UBSan: frame
-# encoder/decoder and state machine, libumem on the uffd backends (umem is
-# skipped on the host: no module), install/pkg-config smoke test.
+# encoder/decoder and state machine, the snapshot file format and CRC-32C,
+# libumem on the uffd backends (umem is skipped on the host: no module),
+# install/pkg-config smoke test.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . userspace/tests/suite-lib.sh
@@ -15,6 +16,7 @@ fi
 t_ok "build userspace with ASan+UBSan, -Wall -Wextra -Werror"
 BIN=userspace/build-san/bin
 t_run_tap test-proto "$BIN/test-proto"
+t_run_tap test-snapfile timeout 120 "$BIN/test-snapfile"
 t_run_tap test-libumem timeout 120 "$BIN/test-libumem" uffd uffd-minor
 
 # make install DESTDIR + pkg-config + a tiny program against the installed lib

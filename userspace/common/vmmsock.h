@@ -14,6 +14,27 @@
  *      umemd -> VMM  FAIL    text says why; the VMM must not trust pages
  *                            it reads from now on (uffd: they may be
  *                            zero-filled once umemd lets go of the uffd).
+ *
+ * The other direction, for a live snapshot on a uffd backend: the VMM's
+ * RAM exists first (a memfd born present, its mapping registered for
+ * write protection), and the VMM offers it to umemd --snapshot, which
+ * listens on the same kind of socket.  The VMM connects, retrying until
+ * umemd listens, then:
+ *
+ *   1. VMM -> umemd  OFFER   size, base (the VMM's mapping), page_size,
+ *                            text: backend name; SCM_RIGHTS: the memfd.
+ *   2. VMM -> umemd  ATTACH  base, size; SCM_RIGHTS: the VMM's
+ *                            userfaultfd, registered in write-protect
+ *                            mode.  The VMM closes its own copy after
+ *                            sending, so that umemd's death releases the
+ *                            VMM's writers (the kernel then drops every
+ *                            protection).
+ *   3. umemd -> VMM  DONE    the snapshot is complete and umemd has let
+ *                            go of the userfaultfd; or
+ *      umemd -> VMM  FAIL    text says why; the VMM runs on either way.
+ *
+ * VMM_MSG_VERSION stays 1: OFFER is only a new message type, and the
+ * messages of the first direction are unchanged.
  */
 #ifndef UMEM_VMMSOCK_H
 #define UMEM_VMMSOCK_H
@@ -29,6 +50,7 @@ enum vmm_msg_type {
 	VMM_RUN = 3,
 	VMM_DONE = 4,
 	VMM_FAIL = 5,
+	VMM_OFFER = 6,		/* VMM -> umemd --snapshot: its RAM's memfd */
 };
 
 struct vmm_msg {

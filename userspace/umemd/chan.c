@@ -292,18 +292,3 @@ int chan_write(struct chan *c, const void *a, size_t alen, const void *b,
 	pthread_mutex_unlock(&c->wlock);
 	return ret;
 }
-
-void *cancel_watch(void *arg)
-{
-	struct cancel_watch *w = arg;
-	struct pollfd p[2] = {
-		{ .fd = w->cancel_fd, .events = POLLIN },
-		{ .fd = w->stop_fd, .events = POLLIN },
-	};
-
-	while (poll(p, 2, -1) < 0 && errno == EINTR)
-		;
-	if ((p[0].revents & POLLIN) && !(p[1].revents & POLLIN))
-		w->fail(w->arg);
-	return NULL;
-}

@@ -66,18 +66,6 @@ int chan_read_frame(struct chan *c, uint16_t *type, uint8_t *payload,
 /* Write @a then @b (either may be empty) as one unit; -errno on failure. */
 int chan_write(struct chan *c, const void *a, size_t alen, const void *b,
 	       size_t blen);
-/*
- * SIGTERM / SIGINT (umemd main.c) make the cancel eventfd readable: the operator gives
- * up.  cancel_watch() runs @fail(@arg) then, unless @stop_fd fired first;
- * start it with pthread_create(..., cancel_watch, &w).
- */
-struct cancel_watch {
-	int cancel_fd, stop_fd;
-	void (*fail)(void *arg);
-	void *arg;
-};
-void *cancel_watch(void *w);
-
 /* Human words for a chan error. */
 const char *chan_strerror(int err);
 #endif

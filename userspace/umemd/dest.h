@@ -2,19 +2,23 @@
 /*
  * umemd --incoming: the destination session, shared by the files that
  * make it up (private to them):
- *   dest.c          the session: handshake, main stream, installing pages,
- *                   DISCARD, device state, the fault and preempt threads,
- *                   completion, umemd_dest()
- *   dest_vmm.c      the region and the VMM: creating the region, the VMM
- *                   socket thread, waiting for the VMM to attach, telling
- *                   it RUN / DONE / FAIL
+ *   dest.c          the session: umemd_dest() couples the network (the
+ *                   page provider) with the region (the page sink), runs
+ *                   the main stream, ends, summarises
+ *   net_in_link.c   the connection: handshake, ERROR, the network as the
+ *                   region's page provider (REQ frames)
+ *   net_in.c        pages in: the main stream and its state machine, the
+ *                   preempt reader, PAGE/ZERO/PIECE installs, DISCARD,
+ *                   device state, ACK, completion (DONE)
  *   dest_recover.c  --recover: pause on a broken link, take the source
  *                   back, resume
+ * and the modules it is made of: region_sink.c and vmm_link.c (the
+ * region and its VMM), devstate.c, progress.c, session.c.
  *
- * Locking (see the fields): slock guards state and end_seen, elock the
- * error text, llock the latency log, vlock (with vcond) the VMM side;
- * chan's wlock serialises the writers of a channel; the page maps and
- * counters are atomics.  ds, ds_total, ds_got belong to the main thread.
+ * Locking (see the fields): slock guards state and end_seen, ss.elock the
+ * error text; the region sink has its own (region_sink.h); chan's wlock
+ * serialises the writers of a channel; the counters are atomics.  ds,
+ * t_run and the main PIECE slots belong to the main thread.
  */
 #ifndef UMEMD_DEST_H
 #define UMEMD_DEST_H
@@ -26,10 +30,13 @@
 #include <stdint.h>
 
 #include "chan.h"
+#include "devstate.h"
 #include "libumem.h"
+#include "pages.h"
+#include "progress.h"
+#include "region_sink.h"
+#include "session.h"
 #include "umemd.h"
-
-enum { PG_MISSING, PG_INSTALLING, PG_PRESENT };
 
 /*
  * A 2 MiB page being assembled from PIECE frames, in a page-aligned
@@ -38,57 +45,40 @@ enum { PG_MISSING, PG_INSTALLING, PG_PRESENT };
  * preempt: both on main).
  */
 #define DEST_SLOTS	2
-/* Offset of a slot's buffer in its allocation (dest.c: handle_piece()). */
+/* Offset of a slot's buffer in its allocation (net_in.c: handle_piece()). */
 #define SLOT_SKEW	(64 * 1024)
 struct piece_slot {
 	uint64_t page;
 	uint32_t got;		/* bytes so far, in order */
 	bool used;
 	uint8_t *mem;		/* the allocation (free() this) */
-	uint8_t *buf;		/* page_size bytes in mem, see dest.c */
+	uint8_t *buf;		/* page_size bytes in mem, see net_in.c */
 };
 
 struct dest {
 	const struct umemd_opts *o;
 	struct umemd_summary *sum;
+	struct session ss;		/* wake(): the wait for the VMM */
+	struct region_sink rs;		/* the region: page states, VMM */
+	struct page_sink *sink;		/* &rs.sink: where pages are stored */
+	struct page_provider prov;	/* the network, for rs (net_in_link.c) */
 	struct proto_layout lay;
 	uint64_t pages;
 	uint64_t session;
-	struct umem_region *region;
-	atomic_uchar *pstate;
-	atomic_uchar *requested;
-	atomic_uint_fast64_t *req_time;
-	atomic_uint_fast64_t received;
 	pthread_mutex_t slock;		/* state, end_seen */
 	enum pc_state state;
 	bool end_seen;
-	atomic_bool cancelled;		/* the operator gave up */
-	/* DEVICE_STATE pieces, main thread only */
-	uint8_t *ds;
-	uint64_t ds_total, ds_got;
+	struct devstate_in ds;		/* DEVICE_STATE pieces, main thread only */
 	uint64_t t_run, t_done;		/* RUN received; every page present */
 	struct chan main, pre;
 	bool preempt;
-	int stop_fd;
-	pthread_mutex_t elock;
-	char err[256];
-	atomic_bool failed, finished, stopping;
-	atomic_uint_fast64_t pages_bg, pages_req, pages_zero, requests, faults, dup;
 	/* 2 MiB pages: [0] main, [1] preempt; pages partly received */
 	struct piece_slot slots[2][DEST_SLOTS];
 	atomic_uint_fast64_t partial, pieces, interleaved;
 	atomic_uint_fast64_t dropped;	/* partly received pages dropped on a pause */
-	pthread_mutex_t llock;
-	uint64_t *lat;
-	uint64_t nlat;
-	/* VMM side */
-	int vmm_lfd, vmm_fd;
-	pthread_mutex_t vlock;
-	pthread_cond_t vcond;
-	bool attached, run_sent;
-	/* threads */
-	pthread_t fault_th, pre_th, vmm_th, prog_th;
-	bool fault_on, pre_on, vmm_on, prog_on;
+	pthread_t pre_th;
+	bool pre_on;
+	struct progress prog;
 	int verbose;
 	/* --recover */
 	bool recover;
@@ -96,12 +86,12 @@ struct dest {
 	atomic_bool paused;
 };
 
-/* dest.c */
-__attribute__((format(printf, 2, 3)))
-void dest_fail(struct dest *d, const char *fmt, ...);
+/* net_in.c */
 enum pc_state get_state(struct dest *d);
-void send_error(struct dest *d, uint32_t code, const char *text);
+int dest_main_loop(struct dest *d, uint8_t *buf);
 void *dest_preempt_thread(void *arg);
+/* END seen and every page present: DONE to the source and the VMM. */
+void dest_check_complete(struct dest *d);
 /*
  * --recover: forget the pages partly received (missing again, not in the
  * received map, so the source sends them again whole).  Only while no
@@ -109,10 +99,11 @@ void *dest_preempt_thread(void *arg);
  */
 void dest_drop_partial(struct dest *d);
 
-/* dest_vmm.c */
-void vmm_notify(struct dest *d, uint16_t type, const char *text);
-int wait_attached(struct dest *d);
-int setup_region(struct dest *d);
+/* net_in_link.c */
+void dest_provider_init(struct dest *d);
+int dest_open_conn(struct dest *d, int lfd);
+int dest_handshake(struct dest *d, int lfd, uint8_t *buf);
+void send_error(struct dest *d, uint32_t code, const char *text);
 
 /* dest_recover.c */
 bool dest_pause(struct dest *d, const char *what, int ret);

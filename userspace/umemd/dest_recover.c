@@ -10,7 +10,8 @@
  * fault, preempt); the exchange on d->paused picks the one that logs and
  * shuts both connections.  dest_resume() runs on the main thread, after
  * joining the preempt thread; the fault thread keeps running and holds
- * back its REQs while paused (they are sent again from requested[]).
+ * back its REQs while paused (they are sent again from the region's
+ * requested map).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,13 +34,13 @@ bool dest_pause(struct dest *d, const char *what, int ret)
 	enum pc_state st = get_state(d);
 
 	if (!d->recover || ret == -EPROTO || ret == -ECANCELED ||
-	    (st != PC_RUNNING && st != PC_END) || atomic_load(&d->finished) ||
-	    atomic_load(&d->failed))
+	    (st != PC_RUNNING && st != PC_END) || atomic_load(&d->ss.finished) ||
+	    atomic_load(&d->ss.failed))
 		return false;
 	if (!atomic_exchange(&d->paused, true)) {
 		log_msg("%s: %s: connection lost, postcopy paused (%llu/%llu pages; faulting tasks keep waiting)",
 			what, ret == -EPIPE ? "peer closed the connection" : strerror(-ret),
-			(unsigned long long)atomic_load(&d->received),
+			(unsigned long long)rs_received(&d->rs),
 			(unsigned long long)d->pages);
 		if (d->main.fd >= 0)
 			shutdown(d->main.fd, SHUT_RDWR);
@@ -58,7 +59,7 @@ static int reopen_conn(struct dest *d, int lfd, uint64_t deadline)
 	if (lfd >= 0) {
 		struct pollfd p[2] = {
 			{ .fd = lfd, .events = POLLIN },
-			{ .fd = d->stop_fd, .events = POLLIN },
+			{ .fd = d->ss.stop_fd, .events = POLLIN },
 		};
 		int n = poll(p, 2, ms);
 
@@ -68,9 +69,9 @@ static int reopen_conn(struct dest *d, int lfd, uint64_t deadline)
 			return -errno;
 		if (p[1].revents)
 			return -ECANCELED;
-		return net_accept(lfd, d->stop_fd, d->o->link_timeout_ms);
+		return net_accept(lfd, d->ss.stop_fd, d->o->link_timeout_ms);
 	}
-	return net_connect(d->o->connect, ms, d->stop_fd,
+	return net_connect(d->o->connect, ms, d->ss.stop_fd,
 			   d->o->link_timeout_ms);
 }
 
@@ -106,7 +107,7 @@ static int resume_once(struct dest *d, int lfd, uint64_t deadline, uint8_t *buf,
 
 		memset(map, 0, sizeof(map));
 		for (uint32_t i = 0; i < bits; i++)
-			if (atomic_load(&d->pstate[p + i]) == PG_PRESENT) {
+			if (rs_present(&d->rs, p + i)) {
 				map[i / 8] |= (uint8_t)(1u << (i % 8));
 				have++;
 			}
@@ -157,7 +158,7 @@ int dest_resume(struct dest *d, int lfd, uint8_t *buf)
 		chan_close(&d->main);
 		pthread_mutex_unlock(&d->main.wlock);
 		chan_close(&d->pre);
-		if (atomic_load(&d->failed) || atomic_load(&d->finished))
+		if (atomic_load(&d->ss.failed) || atomic_load(&d->ss.finished))
 			return -ECANCELED;
 		if (now_ns() >= deadline)
 			break;
@@ -177,7 +178,7 @@ int dest_resume(struct dest *d, int lfd, uint8_t *buf)
 		pthread_mutex_unlock(&d->slock);
 		if (d->preempt) {
 			if (pthread_create(&d->pre_th, NULL, dest_preempt_thread, d)) {
-				dest_fail(d, "cannot start the preempt thread");
+				session_fail(&d->ss, "cannot start the preempt thread");
 				return -EAGAIN;
 			}
 			d->pre_on = true;
@@ -189,8 +190,7 @@ int dest_resume(struct dest *d, int lfd, uint8_t *buf)
 			(double)(now_ns() - t0) / 1e9, d->sum->resumes);
 		/* Requests made while paused (or lost with the link). */
 		for (uint64_t p = 0; p < d->pages && !ret; p++) {
-			if (!atomic_load(&d->requested[p]) ||
-			    atomic_load(&d->pstate[p]) == PG_PRESENT)
+			if (!rs_requested(&d->rs, p) || rs_present(&d->rs, p))
 				continue;
 			len += proto_enc_run(out + len, MSG_REQ, &d->lay, p, 1);
 			if (len + PROTO_HDR_LEN + 16 > sizeof(out)) {
@@ -204,8 +204,8 @@ int dest_resume(struct dest *d, int lfd, uint8_t *buf)
 			return ret;
 		return 0;
 	}
-	dest_fail(d, "postcopy paused and the source did not come back within %d s%s%s",
-		  d->o->recover_wait_ms / 1000, err[0] ? ": " : "", err);
+	session_fail(&d->ss, "postcopy paused and the source did not come back within %d s%s%s",
+		     d->o->recover_wait_ms / 1000, err[0] ? ": " : "", err);
 	return -ETIMEDOUT;
 }
 

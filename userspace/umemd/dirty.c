@@ -4,11 +4,10 @@
  * (dirty.h), called by precopy.c on the main thread between rounds:
  * soft-dirty bits (below), or with --dirty hash (or where the kernel has
  * no soft-dirty) a 64-bit hash of every page as sent, compared with the
- * page now; freezing the VMM's tasks (SIGSTOP until every thread is
- * stopped; precopy.c's stop_vmm() uses it for the switch too).
+ * page now.  The VMM is frozen around each read of its soft-dirty bits
+ * (vmm_proc.c).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -122,13 +121,13 @@ static int dirty_open(struct source *s, struct dirty *t)
 	t->pagemap_fd = -1;
 	for (int i = 0; i < o->nram; i++)
 		if (stat(o->ram[i], &st[i]) < 0) {
-			src_fail(s, "%s: %s", o->ram[i], strerror(errno));
+			session_fail(&s->ss, "%s: %s", o->ram[i], strerror(errno));
 			return -1;
 		}
 	snprintf(path, sizeof(path), "/proc/%d/maps", t->pid);
 	f = fopen(path, "re");
 	if (!f) {
-		src_fail(s, "--pid %d: %s: %s", t->pid, path, strerror(errno));
+		session_fail(&s->ss, "--pid %d: %s: %s", t->pid, path, strerror(errno));
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f)) {
@@ -142,7 +141,7 @@ static int dirty_open(struct source *s, struct dirty *t)
 		if (perms[1] != 'w' || perms[3] != 's')
 			continue;
 		for (int i = 0; i < o->nram; i++) {
-			const struct proto_block *b = &s->lay.blocks[i];
+			const struct proto_block *b = &s->ram.lay.blocks[i];
 			uint64_t len = end - start;
 
 			if (ino != (unsigned long long)st[i].st_ino ||
@@ -157,7 +156,7 @@ static int dirty_open(struct source *s, struct dirty *t)
 
 				if (!nv) {
 					fclose(f);
-					src_fail(s, "out of memory");
+					session_fail(&s->ss, "out of memory");
 					return -1;
 				}
 				t->v = nv;
@@ -171,14 +170,14 @@ static int dirty_open(struct source *s, struct dirty *t)
 	}
 	fclose(f);
 	if (!t->nv) {
-		src_fail(s, "--pid %d has no writable shared mapping of %s%s: nothing to track",
-			 t->pid, o->ram[0], o->nram > 1 ? " (or the other --ram files)" : "");
+		session_fail(&s->ss, "--pid %d has no writable shared mapping of %s%s: nothing to track",
+			     t->pid, o->ram[0], o->nram > 1 ? " (or the other --ram files)" : "");
 		return -1;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/pagemap", t->pid);
 	t->pagemap_fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (t->pagemap_fd < 0) {
-		src_fail(s, "%s: %s", path, strerror(errno));
+		session_fail(&s->ss, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -198,14 +197,14 @@ int dirty_read(struct source *s, struct dirty *t, uint8_t *map, uint64_t *n)
 			ssize_t got = pread(t->pagemap_fd, buf, want * 8, at);
 
 			if (got <= 0 || got % 8) {
-				src_fail(s, "reading /proc/%d/pagemap: %s", t->pid,
-					 got < 0 ? strerror(errno) : "short read (did the VMM exit?)");
+				session_fail(&s->ss, "reading /proc/%d/pagemap: %s", t->pid,
+					     got < 0 ? strerror(errno) : "short read (did the VMM exit?)");
 				return -1;
 			}
 			for (uint64_t k = 0; k < (uint64_t)got / 8; k++) {
 				uint64_t pg = t->v[i].page + done + k;
 
-				if ((buf[k] & PM_SOFT_DIRTY) && pg < s->pages && !map[pg]) {
+				if ((buf[k] & PM_SOFT_DIRTY) && pg < s->ram.pages && !map[pg]) {
 					map[pg] = 1;
 					(*n)++;
 				}
@@ -216,79 +215,14 @@ int dirty_read(struct source *s, struct dirty *t, uint8_t *map, uint64_t *n)
 	return 0;
 }
 
-static int task_states(int pid, bool *all_stopped)
-{
-	char path[64], st[512];
-	struct dirent *de;
-	DIR *d;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", pid);
-	d = opendir(path);
-	if (!d)
-		return -errno;
-	*all_stopped = true;
-	while ((de = readdir(d))) {
-		char p2[300];
-		char *c;
-		int fd;
-		ssize_t n;
-
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(p2, sizeof(p2), "/proc/%d/task/%s/stat", pid, de->d_name);
-		fd = open(p2, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;	/* exited */
-		n = read(fd, st, sizeof(st) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		st[n] = 0;
-		c = strrchr(st, ')');
-		if (c && c[1] == ' ' && c[2] != 'T' && c[2] != 't' &&
-		    c[2] != 'Z' && c[2] != 'X')
-			*all_stopped = false;
-	}
-	closedir(d);
-	return 0;
-}
-
-/* SIGSTOP @pid and wait (up to 5 s) until every thread is stopped. */
-int freeze(struct source *s, int pid)
-{
-	uint64_t deadline = now_ns() + 5000000000ULL;
-
-	if (kill(pid, SIGSTOP) < 0) {
-		src_fail(s, "stopping the VMM (pid %d): %s", pid, strerror(errno));
-		return -1;
-	}
-	for (;;) {
-		bool stopped = false;
-		int ret = task_states(pid, &stopped);
-
-		if (ret) {
-			src_fail(s, "VMM pid %d: %s", pid, strerror(-ret));
-			return -1;
-		}
-		if (stopped)
-			return 0;
-		if (now_ns() > deadline) {
-			kill(pid, SIGCONT);
-			src_fail(s, "VMM pid %d did not stop within 5 s", pid);
-			return -1;
-		}
-		usleep(200);
-	}
-}
-
 /* ---- --dirty hash; one round of either method; picking one ---- */
 
 /* --dirty hash: a sent page whose content no longer matches what was sent. */
 void hash_scan(struct source *s, uint8_t *map, uint64_t *n)
 {
-	for (uint64_t p = 0; p < s->pages; p++)
-		if (atomic_load_explicit(&s->sent[p], memory_order_relaxed) &&
-		    !map[p] && page_hash(page_data(s, p)) != s->hash[p]) {
+	for (uint64_t p = 0; p < s->ram.pages; p++)
+		if (claims_taken(&s->sent, p) &&
+		    !map[p] && page_hash(ram_page(&s->ram, p)) != s->hash[p]) {
 			map[p] = 1;
 			(*n)++;
 		}
@@ -298,21 +232,24 @@ void hash_scan(struct source *s, uint8_t *map, uint64_t *n)
 int dirty_round(struct source *s, struct dirty *t, uint8_t *map, uint64_t *n)
 {
 	uint64_t t0 = now_ns(), dt;
+	char msg[sizeof(s->ss.err)];
 	int ret;
 
 	if (s->hash) {
 		hash_scan(s, map, n);
 		return 0;
 	}
-	if (freeze(s, t->pid))
+	if (vmm_freeze(t->pid, msg, sizeof(msg))) {
+		session_fail(&s->ss, "%s", msg);
 		return -1;
+	}
 	ret = dirty_read(s, t, map, n);
 	if (!ret) {
 		ret = write_clear_refs(t->pid);
 		if (ret)
-			src_fail(s, "clearing soft-dirty bits of pid %d: %s", t->pid, strerror(-ret));
+			session_fail(&s->ss, "clearing soft-dirty bits of pid %d: %s", t->pid, strerror(-ret));
 	}
-	kill(t->pid, SIGCONT);
+	vmm_thaw(t->pid);
 	dt = now_ns() - t0;
 	if (dt > s->sum->freeze_max_ns)
 		s->sum->freeze_max_ns = dt;
@@ -331,12 +268,12 @@ int precopy_setup(struct source *s, struct dirty *t)
 
 	t->pid = s->o->pid;
 	if (kill(t->pid, 0) < 0) {
-		src_fail(s, "--pid %d: %s", t->pid, strerror(errno));
+		session_fail(&s->ss, "--pid %d: %s", t->pid, strerror(errno));
 		return -1;
 	}
 	if (strcmp(m, "hash") && umemd_probe_soft_dirty(err, sizeof(err))) {
 		if (!strcmp(m, "soft-dirty")) {
-			src_fail(s, "--dirty soft-dirty: %s", err);
+			session_fail(&s->ss, "--dirty soft-dirty: %s", err);
 			return -1;
 		}
 		log_msg("soft-dirty unavailable (%s): tracking dirty pages by content hash", err);
@@ -344,9 +281,9 @@ int precopy_setup(struct source *s, struct dirty *t)
 	}
 	sum->precopy = true;
 	if (!strcmp(m, "hash")) {
-		s->hash = calloc(s->pages, sizeof(uint64_t));
+		s->hash = calloc(s->ram.pages, sizeof(uint64_t));
 		if (!s->hash) {
-			src_fail(s, "out of memory");
+			session_fail(&s->ss, "out of memory");
 			return -1;
 		}
 		sum->dirty_method = "content hash (a 64-bit hash per page, every page re-read each round)";

@@ -3,7 +3,7 @@
  * Dirty tracking of a running VMM for precopy (umemd --outgoing --pid),
  * in dirty.c: soft-dirty bits (/proc/PID/clear_refs + /proc/PID/pagemap)
  * read and cleared with the VMM frozen, or a content hash per page
- * (--dirty hash); freezing the VMM's tasks.  Main thread only.
+ * (--dirty hash).  Main thread only.
  * umemd_probe_soft_dirty() (umemd.h) is there too.
  */
 #ifndef UMEMD_DIRTY_H
@@ -45,5 +45,4 @@ int write_clear_refs(int pid);
 int dirty_read(struct source *s, struct dirty *t, uint8_t *map, uint64_t *n);
 void hash_scan(struct source *s, uint8_t *map, uint64_t *n);
 int dirty_round(struct source *s, struct dirty *t, uint8_t *map, uint64_t *n);
-int freeze(struct source *s, int pid);
 #endif

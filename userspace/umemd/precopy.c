@@ -6,22 +6,20 @@
  * limit, --postcopy-after, SIGUSR1), DISCARD of the pages dirtied after
  * they were sent, stopping the VMM; and the switch itself, LISTEN, the
  * device state (--device-state), RUN, which a migration without precopy
- * sends right after ADVISE (source.c's handshake()).
+ * sends right after ADVISE (net_out_link.c's src_handshake()).
  *
  * Threads: all of it runs on the main thread.  The rp thread may already
  * read the return path (ACKs; no requests before LISTEN); a failure
- * anywhere is seen through s->failed.
+ * anywhere is seen through s->ss.failed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "devstate.h"
 #include "dirty.h"
 #include "source.h"
 #include "util.h"
@@ -46,12 +44,12 @@ static int send_discards(struct source *s, uint8_t *map, uint64_t *ndisc)
 	int ret = 0;
 
 	if (!buf || !pages || !counts) {
-		src_fail(s, "out of memory");
+		session_fail(&s->ss, "out of memory");
 		ret = -ENOMEM;
 		goto out;
 	}
-	for (uint32_t b = 0; b < s->lay.nblocks && !ret; b++) {
-		const struct proto_block *bl = &s->lay.blocks[b];
+	for (uint32_t b = 0; b < s->ram.lay.nblocks && !ret; b++) {
+		const struct proto_block *bl = &s->ram.lay.blocks[b];
 		uint64_t end = bl->base_page + bl->pages;
 
 		for (uint64_t p = bl->base_page; p < end && !ret;) {
@@ -59,9 +57,8 @@ static int send_discards(struct source *s, uint8_t *map, uint64_t *ndisc)
 			uint32_t cnt = 0;
 
 			while (p < end && cnt < PROTO_MAX_RUN && map[p] &&
-			       atomic_load(&s->sent[p])) {
-				atomic_store(&s->sent[p], 0);
-				atomic_fetch_sub(&s->nsent, 1);
+			       claims_taken(&s->sent, p)) {
+				claims_give_back(&s->sent, p);
 				p++;
 				cnt++;
 			}
@@ -74,7 +71,7 @@ static int send_discards(struct source *s, uint8_t *map, uint64_t *ndisc)
 			*ndisc += cnt;
 			if (++n == PROTO_MAX_DISCARD) {
 				ret = chan_write(&s->main, buf,
-						 proto_enc_discard(buf, DISCARD_BUF, &s->lay, pages, counts, n),
+						 proto_enc_discard(buf, DISCARD_BUF, &s->ram.lay, pages, counts, n),
 						 NULL, 0);
 				n = 0;
 			}
@@ -82,31 +79,16 @@ static int send_discards(struct source *s, uint8_t *map, uint64_t *ndisc)
 	}
 	if (!ret && n)
 		ret = chan_write(&s->main, buf,
-				 proto_enc_discard(buf, DISCARD_BUF, &s->lay, pages, counts, n),
+				 proto_enc_discard(buf, DISCARD_BUF, &s->ram.lay, pages, counts, n),
 				 NULL, 0);
 	if (ret)
-		src_fail(s, "sending DISCARD: %s%s", chan_strerror(ret), gone(ret));
+		session_fail(&s->ss, "sending DISCARD: %s%s", chan_strerror(ret), gone(ret));
 out:
-	memset(map, 0, s->pages);
+	memset(map, 0, s->ram.pages);
 	free(buf);
 	free(pages);
 	free(counts);
 	return ret;
-}
-
-static int stop_vmm(struct source *s)
-{
-	int rc;
-
-	if (!s->o->stop_cmd)
-		return freeze(s, s->o->pid);
-	rc = system(s->o->stop_cmd);
-	if (rc != 0) {
-		src_fail(s, "--stop-cmd '%s' failed (status %d); the VMM keeps running here",
-			 s->o->stop_cmd, rc);
-		return -1;
-	}
-	return 0;
 }
 
 /*
@@ -117,15 +99,16 @@ static int stop_vmm(struct source *s)
 int precopy_and_switch(struct source *s, struct dirty *t)
 {
 	struct umemd_summary *sum = s->sum;
-	uint8_t *dmap = calloc(s->pages, 1);
-	uint64_t prev = s->pages, t_start = now_ns(), t_stop, nd = 0;
+	uint8_t *dmap = calloc(s->ram.pages, 1);
+	uint64_t prev = s->ram.pages, t_start = now_ns(), t_stop, nd = 0;
 	const char *why = "no dirty tracking (--stop-cmd only)";
 	uint32_t max = s->o->max_rounds ? s->o->max_rounds : 30;
 	bool stopped = false;
+	char msg[sizeof(s->ss.err)];
 	int ret = -1;
 
 	if (!dmap) {
-		src_fail(s, "out of memory");
+		session_fail(&s->ss, "out of memory");
 		goto out;
 	}
 	if (max > UMEMD_MAX_ROUNDS)
@@ -133,7 +116,7 @@ int precopy_and_switch(struct source *s, struct dirty *t)
 	if (s->o->pid) {
 		ret = s->hash ? 0 : write_clear_refs(t->pid);
 		if (ret) {
-			src_fail(s, "clearing soft-dirty bits of pid %d: %s", t->pid, strerror(-ret));
+			session_fail(&s->ss, "clearing soft-dirty bits of pid %d: %s", t->pid, strerror(-ret));
 			goto out;
 		}
 		for (uint32_t round = 1;; round++) {
@@ -142,9 +125,9 @@ int precopy_and_switch(struct source *s, struct dirty *t)
 			s->precopy_phase = true;
 			ret = background(s);
 			s->precopy_phase = false;
-			if (ret || atomic_load(&s->failed)) {
-				if (!atomic_load(&s->failed))
-					src_fail(s, "main channel: %s%s", chan_strerror(ret), gone(ret));
+			if (ret || atomic_load(&s->ss.failed)) {
+				if (!atomic_load(&s->ss.failed))
+					session_fail(&s->ss, "main channel: %s%s", chan_strerror(ret), gone(ret));
 				goto fail;
 			}
 			sum->round_pages[round - 1] = atomic_load(&s->pages_bg) - before;
@@ -187,9 +170,11 @@ int precopy_and_switch(struct source *s, struct dirty *t)
 	/* The switch.  dmap may still hold the last round's dirty pages. */
 	t_stop = now_ns();
 	sum->precopy_ns = t_stop - t_start;
-	if (stop_vmm(s))
+	if (vmm_stop(&s->vmm, msg, sizeof(msg))) {
+		session_fail(&s->ss, "%s", msg);
 		goto fail;
-	stopped = !s->o->stop_cmd;
+	}
+	stopped = true;
 	if (s->o->pid && sum->precopy) {
 		if (s->hash)
 			hash_scan(s, dmap, &nd);
@@ -208,7 +193,7 @@ int precopy_and_switch(struct source *s, struct dirty *t)
 	goto out;
 fail:
 	ret = -1;
-	if (stopped && kill(s->o->pid, SIGCONT) == 0)
+	if (stopped && vmm_resume(&s->vmm) == 0)
 		log_msg("migration failed before RUN: VMM pid %d resumed on the source", s->o->pid);
 out:
 	free(dmap);
@@ -219,65 +204,6 @@ out:
 /* ---- the switch: LISTEN, device state, RUN ---- */
 
 /*
- * Read --device-state FILE now: at the switch, once the VMM is stopped,
- * so a --stop-cmd hook can write it.  At most PROTO_MAX_DEVSTATE bytes.
- */
-static int load_device_state(struct source *s, uint8_t **blob, size_t *len)
-{
-	const char *path = s->o->device_state;
-	size_t cap = 65536, n = 0;
-	uint8_t *b = NULL;
-	int fd;
-
-	*blob = NULL;
-	*len = 0;
-	if (!path)
-		return 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		src_fail(s, "--device-state %s: %s", path, strerror(errno));
-		return -1;
-	}
-	for (;;) {
-		ssize_t r;
-
-		if (n == cap || !b) {
-			uint8_t *nb = n == cap ? realloc(b, cap *= 2) : malloc(cap);
-
-			if (!nb) {
-				free(b);
-				close(fd);
-				src_fail(s, "--device-state %s: out of memory", path);
-				return -1;
-			}
-			b = nb;
-		}
-		r = read(fd, b + n, cap - n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			src_fail(s, "--device-state %s: %s", path, strerror(errno));
-			break;
-		}
-		if (!r) {
-			close(fd);
-			*blob = b;
-			*len = n;
-			return 0;
-		}
-		n += (size_t)r;
-		if (n > PROTO_MAX_DEVSTATE) {
-			src_fail(s, "--device-state %s: larger than %u bytes", path,
-				 PROTO_MAX_DEVSTATE);
-			break;
-		}
-	}
-	free(b);
-	close(fd);
-	return -1;
-}
-
-/*
  * @pre (ADVISE, DISCARDs, or nothing), LISTEN, the device-state blob in
  * DEVICE_STATE pieces, RUN: the package of 000_* (LISTEN, device state,
  * RUN), sent as consecutive frames on the main stream.
@@ -285,12 +211,16 @@ static int load_device_state(struct source *s, uint8_t **blob, size_t *len)
 int send_listen_run(struct source *s, const uint8_t *pre, size_t prelen)
 {
 	uint8_t hdr[PROTO_HDR_LEN + 16], cmd[3 * PROTO_HDR_LEN];
+	char msg[sizeof(s->ss.err)];
 	uint8_t *blob;
 	size_t len, n = 0;
 	int ret;
 
-	if (load_device_state(s, &blob, &len))
+	/* Read now, once the VMM is stopped: a --stop-cmd hook may write it. */
+	if (devstate_load(s->o->device_state, &blob, &len, msg, sizeof(msg))) {
+		session_fail(&s->ss, "%s", msg);
 		return -ECANCELED;
+	}
 	if (prelen)
 		memcpy(cmd, pre, prelen);
 	n = prelen + proto_enc_empty(cmd + prelen, MSG_LISTEN);
@@ -306,8 +236,8 @@ int send_listen_run(struct source *s, const uint8_t *pre, size_t prelen)
 	if (!ret)
 		ret = chan_write(&s->main, cmd, proto_enc_empty(cmd, MSG_RUN), NULL, 0);
 	if (ret)
-		src_fail(s, "sending LISTEN, device state, RUN: %s%s", chan_strerror(ret),
-			 gone(ret));
+		session_fail(&s->ss, "sending LISTEN, device state, RUN: %s%s", chan_strerror(ret),
+			     gone(ret));
 	else
 		s->sum->device_state_bytes = len;
 	return ret;

@@ -2,16 +2,22 @@
 /*
  * umemd --outgoing: the source session, shared by the files that make it
  * up (private to them):
- *   source.c          the session: connections, handshake, background
- *                     stream, request queue, rp and preempt threads,
- *                     umemd_source()
+ *   source.c          the session: umemd_source() couples the RAM with
+ *                     the destination, runs the phases, ends, summarises
+ *   net_out_link.c    the connection: handshake, the return path (rp
+ *                     thread), starting the rp and preempt threads
+ *   net_out.c         pages out: the background stream and its pacing,
+ *                     requested pages (preempt thread), --test-cut
  *   precopy.c         --pid / --stop-cmd: precopy rounds, DISCARD, stopping
  *                     the VMM, the switch (LISTEN, device state, RUN)
  *   dirty.c           dirty tracking of the running VMM (dirty.h)
  *   source_recover.c  --recover: pause on a broken link, reconnect, resume
+ * and the modules it is made of: ram.c (the pages), vmm_proc.c (the VMM
+ * process), claims.c (the sent map), reqq.c (the request queue),
+ * session.c (failure, stop, cancel).
  *
- * Threads and locking: see source.c.  qlock guards the request queue (and
- * is the lock qcond waits with), elock the error text; sent[], nsent and
+ * Threads and locking: see source.c.  The request queue has its own lock
+ * (reqq.h), ss.elock guards the error text; the sent map (claims.h) and
  * the counters are atomics; out, outlen, hash and precopy_phase belong to
  * the main thread.
  */
@@ -26,39 +32,35 @@
 #include <stdint.h>
 
 #include "chan.h"
+#include "claims.h"
+#include "ram.h"
+#include "reqq.h"
+#include "session.h"
 #include "umemd.h"
+#include "vmm_proc.h"
 
 #define OUTBUF_SIZE	(256 * 1024)
 
 struct source {
 	const struct umemd_opts *o;
 	struct umemd_summary *sum;
-	struct proto_layout lay;
-	const uint8_t *blk[PROTO_MAX_BLOCKS];
-	uint64_t pages;
+	struct session ss;		/* wake(): the request queue */
+	struct ram ram;			/* the pages: --ram files */
+	struct vmm_proc vmm;		/* --pid, --stop-cmd */
 	uint64_t session;
-	atomic_uchar *sent;
-	atomic_uint_fast64_t nsent;
+	struct claims sent;		/* each page sent once */
 	struct chan main, pre;
 	bool preempt;
 	bool zero_ok;
-	int stop_fd;
-	/* request queue (ring of page numbers) */
-	pthread_mutex_t qlock;
-	pthread_cond_t qcond;
-	uint64_t *q;
-	size_t qhead, qlen, qcap;
+	struct reqq reqs;		/* requested pages: held while paused */
 	atomic_uint_fast64_t hint;	/* bg-follow: next page + 1, 0 = none */
-	atomic_bool done, failed, stopping;
+	atomic_bool done;		/* the destination said DONE */
 	/* --recover (feature RECOVER): a broken link in postcopy pauses */
 	bool recover;
 	uint32_t version;
 	atomic_bool running, paused;	/* RUN sent; link lost, reconnecting */
-	atomic_bool cancelled;		/* the operator gave up */
 	uint64_t cuts;			/* --test-cut */
 	bool precopy_phase;	/* a precopy round: SIGUSR1 ends it early */
-	pthread_mutex_t elock;
-	char err[256];
 	atomic_uint_fast64_t pages_bg, pages_req, pages_zero, requests, req_dup;
 	atomic_uint_fast64_t acked;
 	/* 2 MiB pages: the background page partly sent (page + 1, 0 = none),
@@ -79,28 +81,25 @@ static inline const char *gone(int ret)
 	return ret == -EPIPE || ret == -ECONNRESET ? " (destination died?)" : "";
 }
 
-static inline const uint8_t *page_data(const struct source *s, uint64_t page)
-{
-	uint32_t b = 0;
-	uint64_t off = 0;
-
-	proto_page_to_block(&s->lay, page, &b, &off);
-	return s->blk[b] + off;
-}
-
 struct dirty;
 
-/* source.c */
-__attribute__((format(printf, 2, 3)))
-void src_fail(struct source *s, const char *fmt, ...);
-void queue_push(struct source *s, uint64_t page, uint32_t count);
+static inline bool src_huge(const struct source *s)
+{
+	return s->ram.lay.page_size != PROTO_PAGE_SIZE;
+}
+
+/* net_out.c */
 /*
- * The background stream on the main connection (see source.c); each
+ * The background stream on the main connection (see net_out.c); each
  * precopy round is one run of it with s->precopy_phase set.
  */
 int background(struct source *s);
-void *src_rp_thread(void *arg);
 void *src_preempt_thread(void *arg);
+
+/* net_out_link.c */
+/* Accept on @lfd, or connect (retrying refused connections for @wait_ms). */
+int src_open_conn(struct source *s, int lfd, int wait_ms);
+int src_handshake(struct source *s, int lfd);
 int src_start_threads(struct source *s, pthread_t *rp, bool *rp_started,
 		      pthread_t *pre, bool *pre_started);
 

@@ -31,29 +31,18 @@ bool src_pause(struct source *s, const char *what, int ret)
 {
 	if (!s->recover || ret == -EPROTO || ret == -ECANCELED ||
 	    !atomic_load(&s->running) || atomic_load(&s->done) ||
-	    atomic_load(&s->failed))
+	    atomic_load(&s->ss.failed))
 		return false;
 	if (!atomic_exchange(&s->paused, true)) {
+		reqq_hold(&s->reqs, true);
 		log_msg("%s: %s: connection lost, postcopy paused (the guest keeps waiting)",
 			what, ret == -EPIPE ? "peer closed the connection" : strerror(-ret));
 		if (s->main.fd >= 0)
 			shutdown(s->main.fd, SHUT_RDWR);
 		if (s->pre.fd >= 0)
 			shutdown(s->pre.fd, SHUT_RDWR);
-		pthread_mutex_lock(&s->qlock);
-		pthread_cond_broadcast(&s->qcond);
-		pthread_mutex_unlock(&s->qlock);
 	}
 	return true;
-}
-
-/* As source.c's open_conn(), with our own bound on connect retries. */
-static int open_conn_wait(struct source *s, int lfd, int wait_ms)
-{
-	if (lfd >= 0)
-		return net_accept(lfd, s->stop_fd, s->o->link_timeout_ms);
-	return net_connect(s->o->connect, wait_ms, s->stop_fd,
-			   s->o->link_timeout_ms);
 }
 
 /*
@@ -65,7 +54,7 @@ static int resume_once(struct source *s, int lfd, int wait_ms, char *err, size_t
 {
 	uint8_t *buf = s->out;
 	uint64_t next = 0, nsent = 0;
-	int ret = open_conn_wait(s, lfd, wait_ms);
+	int ret = src_open_conn(s, lfd, wait_ms);
 
 	if (ret < 0) {
 		snprintf(err, errlen, "reconnecting: %s", strerror(-ret));
@@ -80,7 +69,7 @@ static int resume_once(struct source *s, int lfd, int wait_ms, char *err, size_t
 
 		ret = chan_read_frame(&s->main, &type, buf, &len, err, errlen);
 		if (!ret)
-			ret = proto_decode(type, buf, len, &s->lay, &m, err, errlen);
+			ret = proto_decode(type, buf, len, &s->ram.lay, &m, err, errlen);
 		if (ret)
 			break;
 		if (type == MSG_ERROR) {
@@ -89,7 +78,7 @@ static int resume_once(struct source *s, int lfd, int wait_ms, char *err, size_t
 			return -EPROTO;
 		}
 		if (type == MSG_REQ) {
-			queue_push(s, m.u.page.page, m.u.page.count);
+			reqq_push(&s->reqs, m.u.page.page, m.u.page.count);
 			continue;
 		}
 		if (type == MSG_RECV_MAP) {
@@ -101,17 +90,17 @@ static int resume_once(struct source *s, int lfd, int wait_ms, char *err, size_t
 			for (uint32_t i = 0; i < m.u.map.bits; i++) {
 				bool got = m.u.map.map[i / 8] & (1u << (i % 8));
 
-				atomic_store(&s->sent[next + i], got);
+				claims_set(&s->sent, next + i, got);
 				nsent += got;
 			}
 			next += m.u.map.bits;
 			continue;
 		}
-		if (type == MSG_RESUME_OK && next == s->pages && m.u.pages == nsent)
+		if (type == MSG_RESUME_OK && next == s->ram.pages && m.u.pages == nsent)
 			break;
 		snprintf(err, errlen, "resuming: unexpected %s (map %llu/%llu pages)",
 			 proto_type_name(type), (unsigned long long)next,
-			 (unsigned long long)s->pages);
+			 (unsigned long long)s->ram.pages);
 		return -EPROTO;
 	}
 	if (ret) {
@@ -120,9 +109,9 @@ static int resume_once(struct source *s, int lfd, int wait_ms, char *err, size_t
 		snprintf(err, errlen, "resuming: %s", chan_strerror(ret));
 		return ret;
 	}
-	atomic_store(&s->nsent, nsent);
+	claims_set_count(&s->sent, nsent);
 	if (s->preempt) {
-		ret = open_conn_wait(s, lfd, 5000);
+		ret = src_open_conn(s, lfd, 5000);
 		if (ret < 0) {
 			snprintf(err, errlen, "reopening the preempt channel: %s", strerror(-ret));
 			return ret;
@@ -158,21 +147,22 @@ int src_resume(struct source *s, int lfd, pthread_t *rp, bool *rp_started,
 
 		chan_close(&s->main);
 		chan_close(&s->pre);
-		if (now >= deadline || atomic_load(&s->failed))
+		if (now >= deadline || atomic_load(&s->ss.failed))
 			break;
 		ret = resume_once(s, lfd, (int)((deadline - now) / 1000000ULL), err, sizeof(err));
 		if (!ret) {
 			atomic_store(&s->paused, false);
+			reqq_hold(&s->reqs, false);
 			s->sum->resumes++;
 			s->sum->paused_ns += now_ns() - t0;
 			log_msg("resumed after %.3f s paused (resume %u): %llu of %llu pages at the destination",
 				(double)(now_ns() - t0) / 1e9, s->sum->resumes,
-				(unsigned long long)atomic_load(&s->nsent),
-				(unsigned long long)s->pages);
+				(unsigned long long)claims_count(&s->sent),
+				(unsigned long long)s->ram.pages);
 			return src_start_threads(s, rp, rp_started, pre, pre_started);
 		}
 		if (ret == -EPROTO) {
-			src_fail(s, "%s", err);
+			session_fail(&s->ss, "%s", err);
 			return ret;
 		}
 		if (s->o->verbose)
@@ -180,9 +170,9 @@ int src_resume(struct source *s, int lfd, pthread_t *rp, bool *rp_started,
 		usleep(backoff_ms * 1000);
 		backoff_ms = backoff_ms * 2 > 2000 ? 2000 : backoff_ms * 2;
 	}
-	if (!atomic_load(&s->failed))
-		src_fail(s, "postcopy paused and the destination did not come back within %d s%s%s",
-			 s->o->recover_wait_ms / 1000, err[0] ? ": " : "", err);
+	if (!atomic_load(&s->ss.failed))
+		session_fail(&s->ss, "postcopy paused and the destination did not come back within %d s%s%s",
+			     s->o->recover_wait_ms / 1000, err[0] ? ": " : "", err);
 	return -ETIMEDOUT;
 }
 

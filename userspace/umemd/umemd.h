@@ -1,4 +1,56 @@
 /* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * umemd: the options, the summary and the entry point of each role.
+ *
+ * A role is a session that couples where pages come from with where
+ * they go; each side is a module that knows nothing of the other, and
+ * the two meet at pages.h (a page_sink, a page_provider).
+ *
+ *   role          pages come from            pages go to
+ *   --outgoing    the RAM files (ram.c)      the network (net_out*.c)
+ *   --incoming    the network (net_in*.c)    the region (region_sink.c)
+ *   --restore     a snapshot file            the region          (next)
+ *   --snapshot    the VMM's RAM (ram.c)      a snapshot file     (next)
+ *
+ * The files, one concern each (each says its threads and locks at the top):
+ *
+ *   main.c            command line, signals, the summary printed, exit
+ *   session.[ch]      what every session shares: the first failure, the
+ *                     stop eventfd, the operator's cancel (--cancel-fd)
+ *   pages.h           the interface: page_sink.put(), page_provider.request()
+ *   reqq.[ch]         the queue of requested pages, for whoever serves them
+ *   claims.[ch]       which pages a stream has taken (each page once), the
+ *                     next page nobody took
+ *   progress.[ch]     the progress line on stderr
+ *   summary.c         the end-of-run summary, text or JSON
+ *   devstate.[ch]     the VMM's device state: read, assembled, written out
+ *   proto.[ch]        the wire format: frames, encoders, validating decoder
+ *   state.c           the destination's postcopy state machine
+ *   chan.[ch]         framed TCP transport, its error classes
+ *
+ *   the source side (--outgoing; source.h lists its private files):
+ *   ram.[ch]          the RAM files mapped, block layout, page data, zeros
+ *   vmm_proc.[ch]     the VMM process: freeze, stop (--stop-cmd), resume
+ *   dirty.[ch]        dirty tracking of the running VMM (precopy)
+ *   source.c          the session, umemd_source()
+ *   net_out_link.c    the connection: handshake, return path thread
+ *   net_out.c         pages out: background stream, pacing, requested
+ *                     pages (preempt thread), --test-cut
+ *   precopy.c         precopy rounds, DISCARD, the switch (LISTEN, RUN)
+ *   source_recover.c  --recover: pause, reconnect, resume
+ *
+ *   the destination side (--incoming; dest.h lists its private files):
+ *   region_sink.[ch]  the region as a page sink: page states, installs,
+ *                     the fault thread (requests to a provider), latency
+ *   vmm_link.c        the region's VMM over --vmm-socket: attach, RUN,
+ *                     DONE, FAIL
+ *   dest.c            the session, umemd_dest()
+ *   net_in_link.c     the connection: handshake, ERROR, the network as
+ *                     the region's page provider (REQ frames)
+ *   net_in.c          pages in: main stream, preempt reader, PAGE, ZERO,
+ *                     PIECE, DISCARD, device state, ACK, DONE
+ *   dest_recover.c    --recover: pause, take the source back, resume
+ */
 #ifndef UMEMD_H
 #define UMEMD_H
 

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * umemd --outgoing: pages out to the destination.  The background stream
+ * on the main connection: the next page nobody took (claims.h) from a
+ * cursor that --bg-follow moves next to the last request, zero runs as
+ * ZERO, 2 MiB pages as PIECE frames, paced by --max-bandwidth.  Requested
+ * pages go ahead of it: on the preempt channel, or without one on main
+ * between background pages and pieces.  Each precopy round is one run of
+ * the background stream with precopy_phase set.  --test-cut breaks the
+ * link on purpose.
+ *
+ * Threads:
+ *   main      background(): claims and sends background pages; without
+ *             preempt it also serves the request queue.
+ *   preempt   (with PROTO_F_PREEMPT) src_preempt_thread(): pops the
+ *             request queue and sends each page whole on the preempt
+ *             channel.
+ *
+ * Every page is sent once: a sender claims it first (an atomic exchange);
+ * the loser of a race skips it.  That is what keeps a page from
+ * travelling on both channels.
+ *
+ * 2 MiB pages (--page-size 2m, protocol v3) travel as PIECE frames of at
+ * most 64 KiB, in order, all on the channel whose sender claimed the
+ * page.  Between two pieces of a background page the pacer may sleep;
+ * requested pages go out meanwhile (preempt thread, or main itself
+ * without preempt, which drains the queue between pieces), so a request
+ * interrupts a partly sent huge page and the rest follows after it.  A
+ * request for the page being sent is a duplicate (it is claimed), but it
+ * makes the rest of that page urgent: no more pacing until it is out.
+ *
+ * Locks: none of its own.  The channels serialise their writers; out,
+ * outlen and the pacer belong to the main thread; bg_cur, bg_urgent and
+ * the counters are atomics.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chan.h"
+#include "dirty.h"
+#include "source.h"
+#include "util.h"
+
+/* One requested page, whole: a 2 MiB page as all its pieces, on @c. */
+static int send_page_now(struct source *s, struct chan *c, uint64_t page)
+{
+	uint8_t hdr[PROTO_HDR_LEN + 16];
+	const uint8_t *d = ram_page(&s->ram, page);
+
+	if (s->zero_ok && ram_zero(&s->ram, d)) {
+		size_t n = proto_enc_run(hdr, MSG_ZERO, &s->ram.lay, page, 1);
+
+		atomic_fetch_add(&s->pages_zero, 1);
+		return chan_write(c, hdr, n, NULL, 0);
+	}
+	if (src_huge(s)) {
+		for (uint32_t off = 0; off < s->ram.lay.page_size; off += PROTO_PIECE_MAX) {
+			size_t n = proto_enc_piece_hdr(hdr, &s->ram.lay, page, off,
+						       PROTO_PIECE_MAX);
+			int ret = chan_write(c, hdr, n, d + off, PROTO_PIECE_MAX);
+
+			if (ret)
+				return ret;
+			atomic_fetch_add(&s->pieces, 1);
+		}
+		return 0;
+	}
+	return chan_write(c, hdr, proto_enc_page_hdr(hdr, &s->ram.lay, page), d,
+			  PROTO_PAGE_SIZE);
+}
+
+static int flush_out(struct source *s)
+{
+	int ret = 0;
+
+	if (s->outlen)
+		ret = chan_write(&s->main, s->out, s->outlen, NULL, 0);
+	s->outlen = 0;
+	return ret;
+}
+
+static int out_reserve(struct source *s, size_t n)
+{
+	return s->outlen + n > OUTBUF_SIZE ? flush_out(s) : 0;
+}
+
+/* A requested page: on the preempt channel, or (no preempt) main. */
+static int serve_request(struct source *s, struct chan *c, uint64_t page)
+{
+	if (!claims_take(&s->sent, page)) {
+		atomic_fetch_add(&s->req_dup, 1);
+		if (atomic_load(&s->bg_cur) == page + 1) {
+			/* Partly sent: the rest goes next on main, unpaced. */
+			atomic_store(&s->bg_urgent, true);
+			atomic_fetch_add(&s->req_partial, 1);
+		}
+		return 0;
+	}
+	atomic_fetch_add(&s->pages_req, 1);
+	if (atomic_load(&s->bg_cur))
+		atomic_fetch_add(&s->interrupts, 1);
+	return send_page_now(s, c, page);
+}
+
+void *src_preempt_thread(void *arg)
+{
+	struct source *s = arg;
+	uint64_t page;
+
+	while (reqq_pop(&s->reqs, &page, true)) {
+		int ret = serve_request(s, &s->pre, page);
+
+		if (ret) {
+			if (!src_pause(s, "preempt channel", ret))
+				session_fail(&s->ss, "preempt channel: %s%s", chan_strerror(ret), gone(ret));
+			break;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * --max-bandwidth: pace the background stream (precopy rounds and the
+ * postcopy background; requested pages on the preempt channel are
+ * neither counted nor slowed), like QEMU's max-postcopy-bandwidth.
+ * Sleeps in slices of at most 5 ms; without a preempt channel it returns
+ * after one slice so that the caller serves queued requests first.
+ */
+struct pacer {
+	uint64_t t0, bytes;
+};
+
+static int pace(struct source *s, struct pacer *p, size_t bytes)
+{
+	uint64_t due, now;
+	int ret;
+
+	if (!s->o->max_bw_bytes)
+		return 0;
+	p->bytes += bytes;
+	if (atomic_load(&s->bg_urgent))
+		return 0;	/* counted, but the requested rest goes now */
+	due = p->t0 + (uint64_t)((double)p->bytes * 1e9 / (double)s->o->max_bw_bytes);
+	if (due <= now_ns() + 1000000)
+		return 0;	/* less than 1 ms ahead of the cap */
+	ret = flush_out(s);
+	if (ret)
+		return ret;
+	while ((now = now_ns()) < due && !atomic_load(&s->ss.failed) &&
+	       !atomic_load(&s->paused)) {
+		uint64_t d = due - now < 5000000 ? due - now : 5000000;
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = (long)d };
+
+		nanosleep(&ts, NULL);
+		if (!s->preempt)
+			break;
+	}
+	return 0;
+}
+
+/* Whether the pacer still holds the background stream back. */
+static bool pace_behind(struct source *s, const struct pacer *p)
+{
+	uint64_t due;
+
+	if (!s->o->max_bw_bytes || atomic_load(&s->bg_urgent) ||
+	    atomic_load(&s->ss.failed) || atomic_load(&s->paused))
+		return false;
+	due = p->t0 + (uint64_t)((double)p->bytes * 1e9 / (double)s->o->max_bw_bytes);
+	return due > now_ns() + 1000000;
+}
+
+/*
+ * --test-cut N: the link breaks after every N pages, three times; with
+ * 2 MiB pages always in the middle of a background page (the first one
+ * past the count, in background_huge()), so that recovery has a partly
+ * sent page to drop.
+ */
+static void test_cut(struct source *s)
+{
+	if (s->o->test_cut && atomic_load(&s->running) && s->cuts < 3 &&
+	    atomic_load(&s->pages_bg) + atomic_load(&s->pages_req) >=
+	    (s->cuts + 1) * s->o->test_cut) {
+		s->cuts++;
+		shutdown(s->main.fd, SHUT_RDWR);
+	}
+}
+
+/* Without preempt: requested pages go out on main, ahead of the rest. */
+static int drain_requests(struct source *s)
+{
+	uint64_t page;
+	int ret;
+
+	if (s->preempt)
+		return 0;
+	while (reqq_pop(&s->reqs, &page, false)) {
+		ret = flush_out(s);
+		if (!ret)
+			ret = serve_request(s, &s->main, page);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * A background 2 MiB page (claimed), piece by piece.  Requests are
+ * served between pieces (drain_requests(), or the preempt thread while
+ * pace() sleeps); bg_cur tells them which page is partly sent.
+ */
+static int background_huge(struct source *s, struct pacer *pc, uint64_t page)
+{
+	const uint8_t *d = ram_page(&s->ram, page);
+	int ret = 0;
+
+	atomic_store(&s->bg_urgent, false);
+	atomic_store(&s->bg_cur, page + 1);
+	for (uint32_t off = 0; off < s->ram.lay.page_size && !ret; off += PROTO_PIECE_MAX) {
+		if (off) {
+			ret = drain_requests(s);
+			if (ret)
+				break;
+		}
+		if (off == s->ram.lay.page_size / 2)
+			test_cut(s);	/* 2 MiB: the link breaks inside a page */
+		ret = out_reserve(s, PROTO_HDR_LEN + 16 + PROTO_PIECE_MAX);
+		if (ret)
+			break;
+		s->outlen += proto_enc_piece_hdr(s->out + s->outlen, &s->ram.lay, page,
+						 off, PROTO_PIECE_MAX);
+		memcpy(s->out + s->outlen, d + off, PROTO_PIECE_MAX);
+		s->outlen += PROTO_PIECE_MAX;
+		atomic_fetch_add(&s->pieces, 1);
+		ret = pace(s, pc, PROTO_HDR_LEN + 16 + PROTO_PIECE_MAX);
+		/* Without preempt pace() sleeps one slice at a time: serve
+		 * requests between the slices until the cap allows more. */
+		while (!ret && !s->preempt && pace_behind(s, pc)) {
+			ret = drain_requests(s);
+			if (!ret)
+				ret = pace(s, pc, 0);
+		}
+	}
+	if (!ret)
+		ret = flush_out(s);
+	atomic_store(&s->bg_cur, 0);
+	atomic_store(&s->bg_urgent, false);
+	atomic_fetch_add(&s->pages_bg, 1);
+	return ret;
+}
+
+int background(struct source *s)
+{
+	uint64_t cursor = 0, low = 0, since_throttle = 0;
+	struct pacer pc = { .t0 = now_ns() };
+	int ret;
+
+	while (!atomic_load(&s->ss.failed)) {
+		uint64_t page, h;
+
+		if (atomic_load(&s->paused))
+			return -ECONNABORTED;
+		if (!src_huge(s))
+			test_cut(s);	/* 2 MiB pages: in background_huge() */
+
+		if (s->precopy_phase && umemd_switch_requested)
+			break;	/* the rest goes in postcopy */
+
+		ret = drain_requests(s);
+		if (ret)
+			return ret;
+		h = atomic_exchange(&s->hint, 0);
+		if (h && h - 1 < s->ram.pages)
+			cursor = h - 1;
+		if (!claims_next(&s->sent, &cursor, &low))
+			break;
+		page = cursor;
+		if (!claims_take(&s->sent, page))
+			continue;
+		if (s->zero_ok && ram_zero(&s->ram, ram_page(&s->ram, page))) {
+			uint32_t n = 1, b;
+			uint64_t off;
+
+			proto_page_to_block(&s->ram.lay, page, &b, &off);
+			while (n < PROTO_MAX_RUN && page + n < s->ram.pages &&
+			       page + n < s->ram.lay.blocks[b].base_page + s->ram.lay.blocks[b].pages &&
+			       ram_zero(&s->ram, ram_page(&s->ram, page + n)) &&
+			       claims_take(&s->sent, page + n))
+				n++;
+			ret = out_reserve(s, PROTO_HDR_LEN + 16);
+			if (ret)
+				return ret;
+			s->outlen += proto_enc_run(s->out + s->outlen, MSG_ZERO,
+						   &s->ram.lay, page, n);
+			atomic_fetch_add(&s->pages_zero, n);
+			atomic_fetch_add(&s->pages_bg, n);
+			ret = pace(s, &pc, PROTO_HDR_LEN + 16);
+			if (ret)
+				return ret;
+			if (s->hash && s->precopy_phase) {
+				static const uint8_t zero[PROTO_PAGE_SIZE];
+				uint64_t hz = page_hash(zero);
+
+				for (uint32_t i = 0; i < n; i++)
+					s->hash[page + i] = hz;
+			}
+			cursor = page + n;
+		} else if (src_huge(s)) {
+			ret = background_huge(s, &pc, page);
+			if (ret)
+				return ret;
+			cursor = page + 1;
+		} else {
+			ret = out_reserve(s, PROTO_HDR_LEN + 16 + PROTO_PAGE_SIZE);
+			if (ret)
+				return ret;
+			s->outlen += proto_enc_page_hdr(s->out + s->outlen, &s->ram.lay, page);
+			memcpy(s->out + s->outlen, ram_page(&s->ram, page), PROTO_PAGE_SIZE);
+			if (s->hash && s->precopy_phase)
+				s->hash[page] = page_hash(s->out + s->outlen);
+			s->outlen += PROTO_PAGE_SIZE;
+			atomic_fetch_add(&s->pages_bg, 1);
+			ret = pace(s, &pc, PROTO_HDR_LEN + 16 + PROTO_PAGE_SIZE);
+			if (ret)
+				return ret;
+			cursor = page + 1;
+		}
+		if (s->o->throttle_pages && ++since_throttle >= s->o->throttle_pages) {
+			since_throttle = 0;
+			ret = flush_out(s);
+			if (ret)
+				return ret;
+			usleep(1000);
+		}
+	}
+	return flush_out(s);
+}

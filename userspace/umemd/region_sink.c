@@ -1,0 +1,294 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The destination's region as a page sink: creating it, installing
+ * pages, the page maps, the fault thread, the region's summary.  See
+ * region_sink.h for the maps, the threads and the locks; the VMM socket
+ * is in vmm_link.c.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "region_sink.h"
+#include "util.h"
+
+static int rs_sink_put(struct page_sink *k, uint64_t page, uint32_t count,
+		       const uint8_t *data, uint64_t *stored)
+{
+	return rs_put(container_of(k, struct region_sink, sink), page, count, data, stored);
+}
+
+void rs_init(struct region_sink *rs, struct session *ss, const struct umemd_opts *o,
+	     struct page_provider *prov)
+{
+	memset(rs, 0, sizeof(*rs));
+	rs->sink.put = rs_sink_put;
+	rs->ss = ss;
+	rs->o = o;
+	rs->verbose = o->verbose;
+	rs->prov = prov;
+	pthread_mutex_init(&rs->llock, NULL);
+	rs->vmm.lfd = rs->vmm.fd = -1;
+	pthread_mutex_init(&rs->vmm.lock, NULL);
+	pthread_cond_init(&rs->vmm.cond, NULL);
+}
+
+static int create_region(struct region_sink *rs)
+{
+	const struct umemd_opts *o = rs->o;
+	struct umem_region_config cfg;
+	char name[32];
+	int ret;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.backend = o->backend;
+	if (o->name)
+		snprintf(name, sizeof(name), "%s", o->name);
+	else
+		snprintf(name, sizeof(name), "umemd-%d", (int)getpid());
+	cfg.name = name;
+	cfg.size = rs->pages * rs->page_size;
+	cfg.page_size = rs->page_size;
+	cfg.log = log_libumem;
+	cfg.log_opaque = &rs->verbose;
+	ret = umem_region_create(&cfg, &rs->region);
+	if (ret) {
+		/* hugetlb: say what to do (libumem logged the numbers). */
+		bool pool = ret == -ENOMEM && cfg.page_size != PROTO_PAGE_SIZE &&
+			    strcmp(o->backend, "umem");
+
+		session_fail(rs->ss, "creating a %s region of %llu bytes in %u-byte pages: %s%s",
+			     o->backend, (unsigned long long)cfg.size, cfg.page_size,
+			     umem_strerror(ret),
+			     pool ? " (no free 2 MiB huge pages: reserve them in /proc/sys/vm/nr_hugepages)" : "");
+		return ret;
+	}
+	if (o->verbose)
+		log_msg("region %s (%s) ready%s%s", name, o->backend,
+			umem_region_path(rs->region) ? " at " : "",
+			umem_region_path(rs->region) ? umem_region_path(rs->region) : "");
+	return 0;
+}
+
+int rs_open(struct region_sink *rs, uint64_t pages, uint32_t page_size)
+{
+	int ret;
+
+	rs->pages = pages;
+	rs->page_size = page_size;
+	rs->pstate = calloc(pages, 1);
+	rs->requested = calloc(pages, 1);
+	rs->req_time = calloc(pages, sizeof(*rs->req_time));
+	rs->lat = calloc(pages, sizeof(uint64_t));
+	if (!rs->pstate || !rs->requested || !rs->req_time || !rs->lat) {
+		session_fail(rs->ss, "out of memory for %llu pages", (unsigned long long)pages);
+		return -ENOMEM;
+	}
+	ret = create_region(rs);
+	if (ret)
+		return ret;
+	if (rs->o->vmm_socket)
+		return vmm_link_open(rs);
+	if (umem_region_needs_attach(rs->region)) {
+		/* No VMM: serve our own mapping (useful for tests). */
+		ret = umem_region_map(rs->region, NULL);
+		if (ret) {
+			session_fail(rs->ss, "mapping the region: %s", umem_strerror(ret));
+			return ret;
+		}
+	}
+	return 0;
+}
+
+/* ---- installing ---- */
+
+int rs_claim(struct region_sink *rs, uint64_t page, uint32_t count, uint64_t *at)
+{
+	for (uint32_t i = 0; i < count; i++) {
+		unsigned char exp = PG_MISSING;
+
+		if (!atomic_compare_exchange_strong(&rs->pstate[page + i], &exp,
+						    PG_INSTALLING)) {
+			*at = page + i;
+			return -EEXIST;
+		}
+	}
+	return 0;
+}
+
+void rs_unclaim(struct region_sink *rs, uint64_t page)
+{
+	atomic_store(&rs->pstate[page], PG_MISSING);
+}
+
+/* A page arrived: requested (its latency recorded) or background. */
+static void account(struct region_sink *rs, uint64_t page, bool zero)
+{
+	uint64_t t = atomic_load(&rs->req_time[page]);
+
+	if (atomic_load(&rs->requested[page]) && t) {
+		uint64_t lat = now_ns() - t;
+
+		atomic_fetch_add(&rs->pages_req, 1);
+		pthread_mutex_lock(&rs->llock);
+		if (rs->nlat < rs->pages)
+			rs->lat[rs->nlat++] = lat;
+		pthread_mutex_unlock(&rs->llock);
+	} else {
+		atomic_fetch_add(&rs->pages_bg, 1);
+	}
+	if (zero)
+		atomic_fetch_add(&rs->pages_zero, 1);
+}
+
+int rs_put(struct region_sink *rs, uint64_t page, uint32_t count,
+	   const uint8_t *data, uint64_t *stored)
+{
+	uint64_t ps = rs->page_size;
+	int ret;
+
+	if (data)
+		ret = umem_region_copy(rs->region, page * ps, data, (uint64_t)count * ps);
+	else
+		ret = umem_region_zero(rs->region, page * ps, (uint64_t)count * ps);
+	if (ret)
+		return ret;
+	for (uint32_t i = 0; i < count; i++) {
+		atomic_store(&rs->pstate[page + i], PG_PRESENT);
+		account(rs, page + i, !data);
+	}
+	*stored = atomic_fetch_add(&rs->received, count) + count;
+	return 0;
+}
+
+int rs_discard(struct region_sink *rs, uint64_t page, uint32_t count)
+{
+	for (uint32_t j = 0; j < count; j++) {
+		unsigned char exp = PG_PRESENT;
+		int ret;
+
+		if (!atomic_compare_exchange_strong(&rs->pstate[page + j], &exp, PG_MISSING))
+			continue;	/* missing already */
+		ret = umem_region_discard(rs->region, (page + j) * rs->page_size,
+					  rs->page_size);
+		if (ret)
+			return ret;
+		atomic_fetch_sub(&rs->received, 1);
+		/* Missing again: a new fault must be requested again. */
+		atomic_store(&rs->requested[page + j], 0);
+		atomic_store(&rs->req_time[page + j], 0);
+	}
+	return 0;
+}
+
+/* ---- fault thread: the region's requests -> the provider ---- */
+
+static void *fault_thread(void *arg)
+{
+	struct region_sink *rs = arg;
+	struct umem_page_request reqs[64];
+	uint64_t want[64];
+
+	while (!atomic_load(&rs->ss->stopping)) {
+		int n = umem_region_read_requests(rs->region, reqs, 64, 100);
+		uint32_t nwant = 0;
+
+		if (n == -ENOTCONN || n == 0)
+			continue;
+		if (n < 0) {
+			session_fail(rs->ss, "reading page requests: %s%s", umem_strerror(n),
+				     n == -ESHUTDOWN ? " (did the VMM exit?)" : "");
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			uint64_t page = reqs[i].offset / rs->page_size;
+
+			atomic_fetch_add(&rs->faults, 1);
+			if (page >= rs->pages)
+				continue;
+			if (atomic_load(&rs->pstate[page]) == PG_PRESENT) {
+				/* Raced with an install; make sure it's awake. */
+				umem_region_wake(rs->region, reqs[i].offset, rs->page_size);
+				atomic_fetch_add(&rs->dup, 1);
+				continue;
+			}
+			if (atomic_exchange(&rs->requested[page], 1)) {
+				atomic_fetch_add(&rs->dup, 1);
+				continue;
+			}
+			atomic_store(&rs->req_time[page], now_ns());
+			want[nwant++] = page;
+			atomic_fetch_add(&rs->requests, 1);
+		}
+		if (nwant && rs->prov->request(rs->prov, want, nwant))
+			break;
+	}
+	return NULL;
+}
+
+int rs_start_faults(struct region_sink *rs)
+{
+	if (pthread_create(&rs->fault_th, NULL, fault_thread, rs)) {
+		session_fail(rs->ss, "cannot start the fault thread");
+		return -1;
+	}
+	rs->fault_on = true;
+	return 0;
+}
+
+/* ---- the end ---- */
+
+void rs_join(struct region_sink *rs)
+{
+	if (rs->fault_on)
+		pthread_join(rs->fault_th, NULL);
+	rs->fault_on = false;
+	if (rs->vmm.on)
+		pthread_join(rs->vmm.th, NULL);
+	rs->vmm.on = false;
+}
+
+void rs_summary(struct region_sink *rs, struct umemd_summary *sum)
+{
+	sum->pages_bg = atomic_load(&rs->pages_bg);
+	sum->pages_req = atomic_load(&rs->pages_req);
+	sum->pages_zero = atomic_load(&rs->pages_zero);
+	sum->requests = atomic_load(&rs->requests);
+	sum->requests_dup = atomic_load(&rs->dup);
+	sum->lat_ns = rs->lat;
+	sum->nlat = rs->nlat;
+	rs->lat = NULL;
+	for (uint64_t i = 0; i < sum->nlat; i++) {
+		sum->blocked_ns += sum->lat_ns[i];
+		if (sum->lat_ns[i] > sum->blocked_max_ns)
+			sum->blocked_max_ns = sum->lat_ns[i];
+	}
+	if (rs->region) {
+		struct umem_region_stats st;
+
+		if (!umem_region_stats(rs->region, &st) && st.wait_ns_total) {
+			sum->blocked_ns = st.wait_ns_total;
+			sum->blocked_max_ns = st.wait_ns_max;
+			sum->blocked_from_kernel = true;
+		}
+	}
+}
+
+void rs_close(struct region_sink *rs)
+{
+	/* Closing the region releases every faulting task. */
+	if (rs->region)
+		umem_region_close(rs->region);
+	rs->region = NULL;
+	vmm_link_close(rs);
+	free(rs->pstate);
+	free(rs->requested);
+	free(rs->req_time);
+	free(rs->lat);
+	rs->pstate = rs->requested = NULL;
+	rs->req_time = NULL;
+	rs->lat = NULL;
+}
