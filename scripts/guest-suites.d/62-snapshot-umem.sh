@@ -14,7 +14,8 @@
 #     stays protected afterwards;
 #   - the VMM killed mid-snapshot (--pid names it): umemd exits 1, the
 #     file is refused as incomplete; umemd killed (SIGKILL): the writer
-#     runs on, the file is incomplete; SIGTERM: exit 1 "cancelled".
+#     runs on, the file is incomplete; SIGTERM: exit 1 "cancelled";
+#   - zero pages are recorded as holes (a region with 16 pages written).
 # 2 MiB regions cannot be write-protected (umemctl refuses --wp with
 # --page-size 2m): that case is an explicit skip.
 set -u
@@ -206,6 +207,35 @@ else
 fi
 refused "$SNAP" "SIGTERM mid-snapshot"
 runs_on "SIGTERM mid-snapshot"
+
+# ---- zero pages: a region with 16 pages written, the rest zeros ----
+cat >"$WORK/sixteen.py" <<'PY'
+import mmap, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+m = mmap.mmap(fd, 16 * 4096, mmap.MAP_SHARED)
+for i in range(16):
+    m[i * 4096:(i + 1) * 4096] = bytes([i + 1]) * 4096
+m.close()
+PY
+"$BIN/umemctl" create sn-zero --size 4M --present --wp -- \
+	sh -c "python3 $WORK/sixteen.py /dev/umem-sn-zero && touch $WORK/zero-ready && exec sleep 60" \
+	>/dev/null 2>"$WORK/zero-c.err" &
+C=$!
+PIDS="$PIDS $C"
+wait_for "$WORK/zero-ready" 30 || echo "# the 16 pages were not written within 30 s"
+"$BIN/umemd" --snapshot "$WORK/snap-zero" --ram /dev/umem-sn-zero --stop-cmd true --cont-cmd true \
+	--json >"$WORK/zero.json" 2>"$WORK/zero.err"
+rc=$?
+if [ "$rc" = 0 ] && [ "$(json_num pages "$WORK/zero.json")" = 1024 ] &&
+   [ "$(json_num pages_zero "$WORK/zero.json")" = 1008 ] &&
+   [ "$(json_num bytes_written "$WORK/zero.json")" = $((16 * 4096)) ]; then
+	t_ok "zero pages: 1008 of 1024 recorded as holes, 16 pages (64 KiB) written"
+else
+	t_fail "zero pages: umemd exit $rc, $(cat "$WORK/zero.json")"
+	sed 's/^/#   /' "$WORK/zero.err" | tail -n 5
+fi
+kill -TERM "$C" 2>/dev/null
+wait_pid "$C" 10
 
 t_skip "2 MiB pages: the umem module write-protects 4 KiB pages only (umemctl create --wp --page-size 2m is refused: 60-umemctl.sh)"
 t_done
