@@ -11,6 +11,8 @@
 #   SMOKE=1       a seconds-long run for the guest test suite (no meaning)
 #   NET=0         leave out section 4 (bench/net.sh: migrations over a
 #                 network; its own NET_* settings are described there)
+#   SNAP=0        leave out section 7 (bench/snap.sh: live snapshot and
+#                 lazy restore; its SNAP_* settings are described there)
 #   BENCH_OUT     result directory (default build/bench/<UTC date-time>);
 #                 the path is also written to build/bench/LAST
 #
@@ -144,6 +146,15 @@ if [ "${NET:-1}" != 0 ]; then
 	bench/net.sh "$OUT" || net_rc=$?
 	echo "net_rc=$net_rc" >>"$OUT/meta.txt"
 	echo "bench: network done ($(( $(date +%s) - t_start )) s)"
+fi
+# (7) live snapshot and lazy restore: umemd --snapshot / --restore with
+# umem-vmm as the VMM (bench/snap.sh; needs userspace/ built).  A failed
+# run is recorded (snap.csv ok=0), not fatal here.
+if [ "${SNAP:-1}" != 0 ]; then
+	snap_rc=0
+	bench/snap.sh "$OUT" || snap_rc=$?
+	echo "snap_rc=$snap_rc" >>"$OUT/meta.txt"
+	echo "bench: snapshot done ($(( $(date +%s) - t_start )) s)"
 fi
 echo "elapsed_s=$(( $(date +%s) - t_start ))" >>"$OUT/meta.txt"
 

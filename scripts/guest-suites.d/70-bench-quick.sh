@@ -3,8 +3,9 @@
 # Smoke test of the benchmarks, inside the guest (module already loaded, cwd
 # = repo root, bench/build/umembench built on the host by make -C bench).
 # Runs bench/run.sh in its SMOKE mode (every benchmark, backend and install
-# method of the QUICK run, 100-256 pages each, and section 4's network
-# migrations at one point with an 8 MiB image, source throttled; 61-75 s in a
+# method of the QUICK run, 100-256 pages each, section 4's network
+# migrations at one point with an 8 MiB image, source throttled, and
+# section 7's live snapshots of 8 MiB; 61-75 s in a
 # TCG guest on a 2-core host shared with other guests, load 3-4; before
 # section 4 it took 55-120 s at load 14) and checks only that each
 # benchmark ran and wrote sane, non-empty CSV: no timing
@@ -95,6 +96,20 @@ else
 		grep -q "^1,umem-2m,skip," "$OUT/huge_lat.csv" 2>/dev/null
 	t_check $? "umem-2m reports a skip on a kernel without transparent huge pages"
 	t_skip "2 MiB PMD mapping: this kernel has no transparent huge pages"
+fi
+
+# Section 7 (bench/snap.sh): one 8 MiB live snapshot on umem and on uffd,
+# each completed (its figures are not checked: stop and total times are
+# positive and the whole RAM was saved).
+if [ -x userspace/build/bin/umemd ] && [ -x userspace/build/bin/umemctl ]; then
+	csv_ok "$OUT/snap.csv" "rep,backend,size_mib,ok,stop_ms,total_ms,pages,pages_requested,blocked_ms,blocked_max_ms" 10 2 \
+		'$4 == 1 && $5 > 0 && $6 > 0 && $7 == 2048'
+	rc=$?
+	[ $rc -eq 0 ] && grep -q '^1,umem,8,' "$OUT/snap.csv" && grep -q '^1,uffd,8,' "$OUT/snap.csv" || rc=1
+	[ $rc -eq 0 ] || sed 's/^/# /' "$OUT/snap.csv" "$OUT"/snap/*.err 2>/dev/null | tail -n 20
+	t_check $rc "snap.csv: an 8 MiB live snapshot on umem and on uffd, each of 2048 pages, completed"
+else
+	t_skip "snapshot section: userspace/ not built (make -C userspace, umemctl included)"
 fi
 
 # Section 4 (bench/net.sh): umem and uffd, preempt on and off, at one
