@@ -119,8 +119,9 @@ demo-qemu: all modules-all
 BENCH_KVER ?= $(KVER)
 
 # Section 4 (bench/net.sh) runs umemd and umem-vmm: userspace too.
+# Section 7 snapshots up to 1 GiB of RAM into a tmpfs: a 4 GiB guest.
 bench: modules-all bench-tools userspace
-	@$(REPO)/scripts/vm-run.sh $(BENCH_KVER) env QUICK=$(if $(QUICK),$(QUICK),0) \
+	@VM_MEMORY=$${VM_MEMORY:-4G} $(REPO)/scripts/vm-run.sh $(BENCH_KVER) env QUICK=$(if $(QUICK),$(QUICK),0) \
 		bench/run.sh
 	@$(REPO)/bench/report.sh "$$(cat $(BUILD)/bench/LAST)"
 
