@@ -116,7 +116,7 @@ static void usage(FILE *f)
 "                       its working set: the next restore streams them first\n"
 "  --no-prefetch        (restore) ignore FILE's working set\n"
 "                       (--throttle N, testing: a restore's background stream\n"
-"                       sleeps 1 ms every N pages, a slow disk)\n"
+"                       sleeps 1 ms every N pages; requested pages do not)\n"
 "  --json               print the summary as one JSON object on stdout\n"
 "  --latency-log FILE   (incoming) write every request latency, fault read ->\n"
 "                       page installed, in nanoseconds, one per line, sorted\n"

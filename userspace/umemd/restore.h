@@ -45,7 +45,7 @@ struct snap_in {
 	struct snap_info info;
 	uint32_t batch;			/* pages per read and install */
 	bool prefetch;			/* the working set first (not --no-prefetch) */
-	uint64_t throttle;		/* testing: 1 ms sleep every N streamed pages */
+	uint64_t throttle;		/* testing: bg sleeps 1 ms every N pages */
 	struct reqq q;			/* requested pages, for the req thread */
 	struct claims cl;		/* each page read and installed once */
 	int done_fd;			/* eventfd: every page is in */

@@ -7,10 +7,11 @@
  * in which they were first asked for.  Two threads read the file and
  * store pages with the sink's put():
  *   req  serves requested pages, oldest first, one at a time;
- *   bg   streams the rest: the file's working set first (unless
- *        --no-prefetch), 64 entries at a time, each window sorted so that
- *        neighbours go in one read and one install; then every page in
- *        order, in runs of up to 256 KiB.
+ *   bg   streams the rest: the file's working set first, in its order
+ *        (unless --no-prefetch), then every page in order, consecutive
+ *        pages in runs of up to 256 KiB (one read, one install).
+ * (--throttle N, testing: bg sleeps 1 ms every N pages, a stream slower
+ * than the guest, as the source's --throttle.)
  * A page goes in once: whoever takes it in the claims map (claims.h)
  * reads and stores it, the other skips it.  Zero pages are never read:
  * they go in as zero installs.  A page whose checksum fails fails the
@@ -33,7 +34,6 @@
 #include "util.h"
 
 #define SI_BATCH_BYTES	(256U << 10)
-#define SI_WS_WINDOW	64
 #define SI_QUEUE_MAX	65536
 
 static int si_request(struct page_provider *p, const uint64_t *pages, uint32_t n)
@@ -135,6 +135,20 @@ static bool is_zero(struct snap_in *si, uint64_t page)
 	return snap_reader_page_state(si->r, page) == SNAP_PAGE_ZERO;
 }
 
+/* --throttle (testing): the stream sleeps 1 ms every N pages. */
+static void throttle(struct snap_in *si, uint64_t *since, uint32_t n)
+{
+	struct timespec ms = { .tv_sec = 0, .tv_nsec = 1000000 };
+
+	if (!si->throttle)
+		return;
+	*since += n;
+	while (*since >= si->throttle) {
+		*since -= si->throttle;
+		nanosleep(&ms, NULL);
+	}
+}
+
 /* ---- req: requested pages first ---- */
 
 static void *req_thread(void *arg)
@@ -160,26 +174,6 @@ static void *req_thread(void *arg)
 
 /* ---- bg: the working set, then every page ---- */
 
-static void throttle(struct snap_in *si, uint64_t *since, uint32_t n)
-{
-	struct timespec ms = { .tv_sec = 0, .tv_nsec = 1000000 };
-
-	if (!si->throttle)
-		return;
-	*since += n;
-	while (*since >= si->throttle) {
-		*since -= si->throttle;
-		nanosleep(&ms, NULL);
-	}
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /*
  * Install the taken pages of @pages[0..n) (sorted, each taken by us) in
  * runs of consecutive pages of one kind.
@@ -204,22 +198,34 @@ static int install_sorted(struct snap_in *si, const uint64_t *pages, uint32_t n,
 	return 0;
 }
 
+/*
+ * The working set, in its order: the pages nobody took, in runs of pages
+ * that follow each other both in the set and in the file.
+ */
 static int prefetch_working_set(struct snap_in *si, uint8_t *buf, uint64_t *since)
 {
 	const uint64_t *ws = snap_reader_working_set(si->r);
 	uint64_t n = si->info.working_set_len;
-	uint64_t win[SI_WS_WINDOW];
 
 	for (uint64_t at = 0; at < n && !atomic_load(&si->ss->stopping);) {
-		uint32_t k = 0;
+		uint64_t first;
+		bool zero;
+		uint32_t k = 1;
 
-		for (; at < n && k < SI_WS_WINDOW; at++)
-			if (claims_take(&si->cl, ws[at]))
-				win[k++] = ws[at];
-		qsort(win, k, sizeof(win[0]), cmp_u64);
+		if (!claims_take(&si->cl, ws[at])) {
+			at++;
+			continue;
+		}
+		first = ws[at];
+		zero = is_zero(si, first);
+		while (at + k < n && k < si->batch && ws[at + k] == first + k &&
+		       is_zero(si, first + k) == zero && claims_take(&si->cl, first + k))
+			k++;
+		at += k;
 		atomic_fetch_add(&si->prefetched, k);
-		if (install_sorted(si, win, k, buf, since))
+		if (install(si, first, k, zero, buf))
 			return -1;
+		throttle(si, since, k);
 	}
 	return 0;
 }
