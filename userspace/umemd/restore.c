@@ -10,10 +10,12 @@
  *      socket; uffd backends wait here for the VMM's userfaultfd.
  *   3. The device state is read (checksum checked) and written to
  *      --device-state-out.
- *   4. The fault thread, the request thread and the background stream
- *      start (snap_in.c).  Lazy (the default): RUN as soon as the VMM has
- *      attached; the guest runs while its pages come in.  --eager: RUN
- *      only once every page is in (the baseline).
+ *   4. Once the VMM has attached (uffd: in step 2; umem: when it maps
+ *      the region), the request thread and the background stream start
+ *      (snap_in.c), and the clock of run_ms and total_ms, so that both
+ *      mean the same on every backend.  Lazy (the default): RUN at once;
+ *      the guest runs while its pages come in.  --eager: RUN only once
+ *      every page is in (the baseline).
  *   5. Every page present: DONE to the VMM; with --record-working-set the
  *      pages first requested by faults, in that order, are added to FILE
  *      (snap_add_working_set(), crash-safe); exit 0.
@@ -188,30 +190,24 @@ int umemd_restore(const struct umemd_opts *o, struct umemd_summary *sum)
 	/* Step 2. */
 	if (rs_open(&x->rs, x->si.info.total_pages, x->si.info.page_size))
 		goto out;
-	/* The clock of run_ns and total_ns starts with the region (uffd: the
-	 * VMM attached), not with the wait for the VMM. */
-	t0 = now_ns();
 	if (si_open(&x->si, &x->rs.sink, !o->no_prefetch, o->record_ws, o->throttle_pages))
 		goto out;
 	/* Step 3. */
 	if (device_state(x, o, sum))
 		goto out;
 	/* Step 4. */
-	if (rs_start_faults(&x->rs) || si_start(&x->si))
+	if (rs_start_faults(&x->rs) || vmm_wait_attached(&x->rs))
 		goto out;
-	if (!o->eager) {
-		if (vmm_wait_attached(&x->rs))
-			goto out;
+	t0 = now_ns();
+	if (si_start(&x->si))
+		goto out;
+	if (!o->eager)
 		run(x, o, &t_run);
-	}
 	if (!wait_complete(x))
 		goto out;
 	t_done = now_ns();
-	if (o->eager) {
-		if (vmm_wait_attached(&x->rs))
-			goto out;
+	if (o->eager)
 		run(x, o, &t_run);
-	}
 	/* Step 5. */
 	atomic_store(&x->ss.finished, true);
 	complete = true;
