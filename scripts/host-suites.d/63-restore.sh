@@ -13,8 +13,9 @@
 #     of umem-vmm reported for both;
 #   - a page whose checksum fails: exit 1 naming the page and offset, the
 #     VMM told FAIL (it reports umemd's failure, never wrong data);
-#   - not a snapshot, truncated, incomplete: refused before anything
-#     starts (no VMM socket), exit 1, the reader's sentence;
+#   - not a snapshot, truncated, incomplete, a bad header or device state
+#     checksum: refused before anything starts (no VMM socket), exit 1,
+#     the reader's sentence;
 #   - umemd SIGKILL during a restore: the VMM fails cleanly without a
 #     mismatch taken for data; SIGTERM: "cancelled by the operator";
 #   - bad arguments: exit 2.
@@ -64,8 +65,9 @@ for b in uffd uffd-minor; do
 	if [ "$DRC" = 0 ] && [ "$VRC" = 0 ] && grep -q '"ok":true' "$VJSON" &&
 	   grep -q '"role":"restore","ok":true' "$DJSON" && grep -q '"eager":false' "$DJSON" &&
 	   [ "$(jnum "$DJSON" requests)" -gt 0 ] && [ "$(jnum "$DJSON" pages_zero)" -ge 20 ] &&
-	   [ "$(jnum "$DJSON" pages)" = 2048 ]; then
-		t_ok "$b lazy: 2048 pages verified, $(jnum "$DJSON" requests) requested by faults, $(jnum "$DJSON" pages_zero) zero pages, RUN after $(jnum "$DJSON" run_ms) ms, all in after $(jnum "$DJSON" total_ms) ms, first pass $(jnum "$VJSON" first_pass_ms) ms"
+	   [ "$(jnum "$DJSON" pages)" = 2048 ] &&
+	   [ "$(jnum "$DJSON" bytes_main)" = $(((2048 - $(jnum "$DJSON" pages_zero)) * 4096)) ]; then
+		t_ok "$b lazy: 2048 pages verified, each data page read once ($(jnum "$DJSON" bytes_main) bytes), $(jnum "$DJSON" requests) requested by faults, $(jnum "$DJSON" pages_zero) zero pages, RUN after $(jnum "$DJSON" run_ms) ms, all in after $(jnum "$DJSON" total_ms) ms, first pass $(jnum "$VJSON" first_pass_ms) ms"
 	else
 		t_fail "$b lazy restore: umemd $DRC, umem-vmm $VRC"
 		dump
@@ -171,8 +173,16 @@ head -c 100000 /dev/urandom >"$WORK/junk"
 cp "$SNAP" "$WORK/hdr"
 printf 'X' | dd of="$WORK/hdr" bs=1 seek=20 conv=notrunc status=none	# header A
 printf 'X' | dd of="$WORK/hdr" bs=1 seek=4116 conv=notrunc status=none	# header B
+# The device state: one byte flipped (it follows the RAM: 8192 + 8 MiB).
+cp "$SNAP" "$WORK/devcrc"
+python3 - "$WORK/devcrc" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(8192 + (8 << 20) + 3); b = f.read(1); f.seek(-1, 1); f.write(bytes([b[0] ^ 0x55]))
+PY
 for c in "junk:not a umem snapshot" "trunc:truncated snapshot" \
-	 "inc:incomplete snapshot: the snapshot did not finish" "hdr:checksum"; do
+	 "inc:incomplete snapshot: the snapshot did not finish" "hdr:checksum" \
+	 "devcrc:device state (offset 8396800, 3000 bytes): checksum mismatch"; do
 	f=${c%%:*} want=${c#*:}
 	timeout 20 "$BIN/umemd" --restore "$WORK/$f" --backend uffd --vmm-socket "$WORK/never.sock" \
 		>/dev/null 2>"$WORK/refuse.err"

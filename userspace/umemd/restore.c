@@ -4,12 +4,12 @@
  * region its VMM maps over --vmm-socket.
  *
  * Numbered steps (who does what):
- *   1. umemd opens FILE (snap_reader_open()): a file that is not a
- *      complete, intact snapshot is refused here, before anything starts.
+ *   1. umemd opens FILE (snap_reader_open()) and reads its device state
+ *      (checksum checked): a file that is not a complete, intact snapshot
+ *      is refused here, before anything starts.
  *   2. umemd creates the region in the file's page size and opens the VMM
  *      socket; uffd backends wait here for the VMM's userfaultfd.
- *   3. The device state is read (checksum checked) and written to
- *      --device-state-out.
+ *   3. The device state is written to --device-state-out.
  *   4. Once the VMM has attached (uffd: in step 2; umem: when it maps
  *      the region), the request thread and the background stream start
  *      (snap_in.c), and the clock of run_ms and total_ms, so that both
@@ -56,36 +56,32 @@ static void restore_wake(void *arg)
 	vmm_link_wake(&x->rs);
 }
 
-/* Step 3.  0, or -1 with the session failed. */
-static int device_state(struct restore *x, const struct umemd_opts *o,
-			struct umemd_summary *sum)
+/*
+ * Step 1: the device state read whole and its checksum checked, into
+ * *@buf (malloc'd) and *@len.  0, or -1 with @err.
+ */
+static int device_state_load(struct snap_reader *r, const char *path, uint8_t **buf,
+			     uint64_t *len, char *err, size_t errlen)
 {
-	uint64_t len = x->si.info.device_state_len;
-	uint8_t *buf = malloc(len ? len : 1);
-	char err[256];
+	struct snap_info info;
+	char why[160];
 	int64_t n;
-	int ret = 0;
 
-	if (!buf) {
-		session_fail(&x->ss, "out of memory for %llu bytes of device state",
-			     (unsigned long long)len);
+	snap_reader_info(r, &info);
+	*buf = malloc(info.device_state_len ? info.device_state_len : 1);
+	if (!*buf) {
+		snprintf(err, errlen, "out of memory for %llu bytes of device state",
+			 (unsigned long long)info.device_state_len);
 		return -1;
 	}
-	n = snap_reader_read_device_state(x->si.r, buf, len ? len : 1, err, sizeof(err));
+	n = snap_reader_read_device_state(r, *buf, info.device_state_len ? info.device_state_len : 1,
+					  why, sizeof(why));
 	if (n < 0) {
-		session_fail(&x->ss, "%s: %s", o->restore, err);
-		ret = -1;
-	} else {
-		sum->device_state_bytes = (uint64_t)n;
-		if (o->device_state_out &&
-		    devstate_write(o->device_state_out, buf, (uint64_t)n, o->verbose,
-				   err, sizeof(err))) {
-			session_fail(&x->ss, "%s", err);
-			ret = -1;
-		}
+		snprintf(err, errlen, "%s: %s", path, why);
+		return -1;
 	}
-	free(buf);
-	return ret;
+	*len = (uint64_t)n;
+	return 0;
 }
 
 /* Wait until every page is in: true, or false once the session stopped. */
@@ -152,7 +148,8 @@ int umemd_restore(const struct umemd_opts *o, struct umemd_summary *sum)
 {
 	struct restore *x = calloc(1, sizeof(*x));
 	struct snap_reader *r = NULL;
-	uint64_t t0 = now_ns(), t_run = 0, t_done = 0;
+	uint64_t t0 = now_ns(), t_run = 0, t_done = 0, ds_len = 0;
+	uint8_t *ds = NULL;
 	char err[200];
 	bool complete = false;
 	int ret;
@@ -171,6 +168,13 @@ int umemd_restore(const struct umemd_opts *o, struct umemd_summary *sum)
 		free(x);
 		return -1;
 	}
+	if (device_state_load(r, o->restore, &ds, &ds_len, sum->error, sizeof(sum->error))) {
+		free(ds);
+		snap_reader_close(r);
+		free(x);
+		return -1;
+	}
+	sum->device_state_bytes = ds_len;
 	session_init(&x->ss, o->cancel_fd, restore_wake, x);
 	si_init(&x->si, &x->ss, r, o->restore);
 	rs_init(&x->rs, &x->ss, o, &x->si.prov);
@@ -193,8 +197,11 @@ int umemd_restore(const struct umemd_opts *o, struct umemd_summary *sum)
 	if (si_open(&x->si, &x->rs.sink, !o->no_prefetch, o->record_ws, o->throttle_pages))
 		goto out;
 	/* Step 3. */
-	if (device_state(x, o, sum))
+	if (o->device_state_out &&
+	    devstate_write(o->device_state_out, ds, ds_len, o->verbose, err, sizeof(err))) {
+		session_fail(&x->ss, "%s", err);
 		goto out;
+	}
 	/* Step 4. */
 	if (rs_start_faults(&x->rs) || vmm_wait_attached(&x->rs))
 		goto out;
@@ -236,12 +243,16 @@ out:
 	if (t_run && t_done > t_run)
 		sum->postcopy_ns = t_done - t_run;
 	sum->pages_prefetched = atomic_load(&x->si.prefetched);
+	/* The summary's bytes: page data read from the file (zero pages cost
+	 * none). */
+	sum->bytes_main = atomic_load(&x->si.bytes_read);
 	sum->ws_len = x->si.info.working_set_len;
 	rs_summary(&x->rs, sum);
 	rs_close(&x->rs);
 	si_free(&x->si);
 	session_destroy(&x->ss);
 	snap_reader_close(r);
+	free(ds);
 	free(x);
 	return sum->ok ? 0 : -1;
 }

@@ -56,6 +56,7 @@ struct snap_in {
 	uint64_t nwset;
 	atomic_uint_fast64_t prefetched;	/* working-set pages installed by the stream */
 	atomic_uint_fast64_t served;		/* requested pages read for a request */
+	atomic_uint_fast64_t bytes_read;	/* page data read from the file */
 	pthread_t req_th, bg_th;
 	bool req_on, bg_on;
 };

@@ -119,6 +119,7 @@ static int install(struct snap_in *si, uint64_t page, uint32_t count, bool zero,
 			session_fail(si->ss, "%s: %s", si->path, err);
 			return -1;
 		}
+		atomic_fetch_add(&si->bytes_read, (uint64_t)count * si->info.page_size);
 	}
 	ret = si->sink->put(si->sink, page, count, zero ? NULL : buf, &stored);
 	if (ret) {
