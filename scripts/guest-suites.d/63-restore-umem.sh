@@ -4,7 +4,8 @@
 # cwd = repo root, userspace built on the host): snapshot files from
 # test-snapmake (8 MiB, 20 pages zeroed, a device state), the VMM
 # (umem-vmm) attached by umemd's socket and checking every page:
-#   - lazy restore and --eager, the device state round trip;
+#   - lazy restore and --eager, the device state round trip; a file of
+#     2 MiB pages;
 #   - a working set recorded, then prefetched: fewer faults than without;
 #   - a page whose checksum fails: the VMM's task waiting for it gets
 #     SIGBUS, never the wrong data; umemd exits 1 naming the page;
@@ -70,6 +71,18 @@ if [ "$DRC" = 0 ] && [ "$VRC" = 0 ] && grep -q '"eager":true' "$DJSON" &&
 	t_ok "umem --eager: every page in before RUN ($total ms, RUN at $run ms), every page verified, first pass $(jnum "$VJSON" first_pass_ms) ms"
 else
 	t_fail "umem --eager: umemd $DRC, umem-vmm $VRC, run $run ms, total $total ms"
+	dump
+fi
+
+# ---- 2 MiB pages: the region takes the file's page size ----
+H=$WORK/snap-2m
+"$BIN/test-snapmake" --ram "$RAM" --out "$H" --page-size 2m
+restore "$H" umem "--throttle 1" --threads 2 --pattern random --duration 0.5
+if [ "$DRC" = 0 ] && [ "$VRC" = 0 ] && grep -q '"page_size":2097152' "$DJSON" &&
+   [ "$(jnum "$DJSON" pages)" = 4 ]; then
+	t_ok "umem, a snapshot of 2 MiB pages: a region of 4 pages of 2 MiB, every 4 KiB verified, $(jnum "$DJSON" requests) requested"
+else
+	t_fail "umem, 2 MiB pages: umemd $DRC, umem-vmm $VRC"
 	dump
 fi
 

@@ -90,6 +90,21 @@ for b in uffd uffd-minor; do
 	fi
 done
 
+# ---- 2 MiB pages (uffd: hugetlbfs; huge pages are not reserved here) ----
+if [ "$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)" -ge 8 ] 2>/dev/null; then
+	"$BIN/test-snapmake" --ram "$RAM" --out "$WORK/snap-2m" --page-size 2m
+	restore "$WORK/snap-2m" uffd "" --threads 2 --pattern random --duration 0.3
+	if [ "$DRC" = 0 ] && [ "$VRC" = 0 ] && grep -q '"page_size":2097152' "$DJSON" &&
+	   [ "$(jnum "$DJSON" pages)" = 4 ]; then
+		t_ok "uffd, a snapshot of 2 MiB pages: 4 huge pages, every 4 KiB verified"
+	else
+		t_fail "uffd, 2 MiB pages: umemd $DRC, umem-vmm $VRC"
+		dump
+	fi
+else
+	t_skip "uffd, a snapshot of 2 MiB pages: fewer than 8 free huge pages (vm.nr_hugepages; the umem guest suite covers 2 MiB)"
+fi
+
 # ---- the working set ----
 # 32 MiB.  The vCPU reads random pages, 20000 a second for 0.2 s (a guest
 # that works between its reads), then every page in order (--verify-all);
