@@ -58,6 +58,8 @@ static void restore_json(const struct umemd_summary *s, uint64_t p50, uint64_t p
 static void restore_text(const struct umemd_summary *s, uint64_t p50, uint64_t p99,
 			 uint64_t max)
 {
+	if (!s->pages)
+		return;		/* the file was refused: nothing was restored */
 	fprintf(stderr, "  restore           %s: RUN after %.3f ms, every page present after %.3f ms\n",
 		s->eager ? "eager" : "lazy", s->run_ns / 1e6, s->total_ns / 1e6);
 	fprintf(stderr, "  working set       %llu pages in the file, %llu prefetched",
