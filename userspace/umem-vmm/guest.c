@@ -292,13 +292,22 @@ static void *vcpu_run(void *arg)
 {
 	struct vcpu *c = arg;
 	struct vmm *v = c->v;
-	uint64_t deadline = now_ns() + (uint64_t)(v->duration * 1e9);
-	uint64_t page = c->id;
+	uint64_t t0 = now_ns(), deadline = t0 + (uint64_t)(v->duration * 1e9);
+	uint64_t page = c->id, n = 0;
 
 	while (v->duration > 0 && !atomic_load(&v->stop) && now_ns() < deadline) {
 		page = next_page(v, c, page);
 		if (!touch(v, page))
 			return NULL;
+		if (v->read_rate && !(++n % 4)) {
+			/* --read-rate: each thread reads read_rate / threads pages a
+			 * second, a guest that works between its reads */
+			uint64_t due = t0 + n * 1000000000ULL * v->threads / v->read_rate;
+			uint64_t now = now_ns();
+
+			if (due > now)
+				usleep((useconds_t)((due - now) / 1000));
+		}
 	}
 	if (!v->verify_all)
 		return NULL;

@@ -66,6 +66,7 @@ enum {
 	OPT_EXPECT_STATE,
 	OPT_THEN_WRITE,
 	OPT_CHECK_SNAPSHOT,
+	OPT_READ_RATE,
 };
 
 static void usage(FILE *f)
@@ -86,7 +87,7 @@ static void usage(FILE *f)
 "                [--size SZ] [--threads N] [--pattern seq|random|hotset]\n"
 "                [--duration SEC] [--verify-all] [--no-wait-run] [--json]\n"
 "                [--expect-file FILE] [--expect-state FILE] [--then-write SEC]\n"
-"                [--page-size 4k|2m]\n"
+"                [--page-size 4k|2m] [--read-rate READS_PER_SEC]\n"
 "       umem-vmm --help | --version\n");
 }
 
@@ -142,6 +143,7 @@ int main(int argc, char **argv)
 		{ "expect-state", required_argument, NULL, OPT_EXPECT_STATE },
 		{ "then-write", required_argument, NULL, OPT_THEN_WRITE },
 		{ "check-snapshot", required_argument, NULL, OPT_CHECK_SNAPSHOT },
+		{ "read-rate", required_argument, NULL, OPT_READ_RATE },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
@@ -251,6 +253,12 @@ int main(int argc, char **argv)
 		case OPT_CHECK_STATE: cstate = optarg; break;
 		case OPT_CHECK_SNAPSHOT: csnap = optarg; break;
 		case OPT_EXPECT_STATE: sfile = optarg; break;
+		case OPT_READ_RATE:
+			if (parse_u64(optarg, &v.read_rate) || !v.read_rate) {
+				log_msg("bad --read-rate %s (reads per second, > 0)", optarg);
+				return 2;
+			}
+			break;
 		case OPT_THEN_WRITE:
 			if (!parse_secs(optarg, 86400, &v.then_write)) {
 				log_msg("bad --then-write %s (seconds, > 0)", optarg);

@@ -79,6 +79,7 @@ struct vmm {
 	const uint8_t *expect;		/* --expect-file mapping */
 	uint64_t expect_size;
 	uint64_t rate;			/* writers: pages/s (0: flat out) */
+	uint64_t read_rate;		/* --region, --duration: reads/s in all (0: flat out) */
 	const char *writer_backend;	/* --writer-backend: a region of our own */
 	bool fill;			/* --fill: the RAM gets the seed's image first */
 	const char *state_path;		/* --state-file */

@@ -9,6 +9,8 @@
  *         [--no-preempt] [--bg-follow on|off] [--json] [-v]
  *   umemd --snapshot FILE (--ram /dev/umem-NAME | --backend uffd --vmm-socket PATH)
  *         (--pid PID | --stop-cmd CMD --cont-cmd CMD) [--device-state FILE]
+ *   umemd --restore FILE --backend umem|uffd|uffd-minor --vmm-socket PATH
+ *         [--eager] [--record-working-set] [--no-prefetch] [--json] [-v]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +33,11 @@
 #define OPT_VERSION 1000
 #define OPT_SNAPSHOT 1001
 #define OPT_CONT_CMD 1002
+/* --restore (restore.c) */
+#define OPT_RESTORE		1100
+#define OPT_EAGER		1101
+#define OPT_NO_PREFETCH		1102
+#define OPT_RECORD_WS		1103
 
 static void usage(FILE *f)
 {
@@ -43,6 +50,9 @@ static void usage(FILE *f)
 "             [--name NAME] [--vmm-socket PATH] [--no-preempt] [--json]\n"
 "       umemd --snapshot FILE (--ram /dev/umem-NAME | --backend uffd --vmm-socket PATH)\n"
 "             (--pid PID | --stop-cmd CMD --cont-cmd CMD) [--device-state FILE] [--json]\n"
+"       umemd --restore FILE --backend umem|uffd|uffd-minor --vmm-socket PATH\n"
+"             [--name NAME] [--device-state-out FILE] [--eager]\n"
+"             [--record-working-set] [--no-prefetch] [--json]\n"
 "       umemd --probe-dirty    exit 0 if soft-dirty tracking works on this kernel\n"
 "       umemd --help | --version\n"
 "\n"
@@ -109,6 +119,22 @@ static void usage(FILE *f)
 "  --test-cut N         (testing) source cuts the link every N pages, 3 times\n"
 "  --proto-max N        (testing) speak protocol versions up to N only (1..3):\n"
 "                       N=2 behaves as a umemd of protocol version 2\n"
+"  --restore FILE       restore a guest's RAM from the snapshot FILE into a\n"
+"                       region the VMM maps from --vmm-socket (required).  A\n"
+"                       FILE that is not a complete, intact snapshot is refused\n"
+"                       before anything starts.  Lazy by default: RUN as soon\n"
+"                       as the VMM attaches; requested pages are read first,\n"
+"                       the file's working set streams next, then every page\n"
+"                       in order.  --device-state-out gets the device state\n"
+"                       before RUN.  A page whose checksum fails ends the\n"
+"                       restore (FAIL to the VMM, umem: SIGBUS), never wrong data\n"
+"  --eager              (restore) every page in before RUN: the baseline\n"
+"  --record-working-set (restore) once every page is in, add the pages the\n"
+"                       guest's faults asked for, in that order, to FILE as\n"
+"                       its working set: the next restore streams them first\n"
+"  --no-prefetch        (restore) ignore FILE's working set\n"
+"                       (--throttle N, testing: a restore's background stream\n"
+"                       sleeps 1 ms every N pages; requested pages do not)\n"
 "  --json               print the summary as one JSON object on stdout\n"
 "  --latency-log FILE   (incoming) write every request latency, fault read ->\n"
 "                       page installed, in nanoseconds, one per line, sorted\n"
@@ -124,7 +150,7 @@ static void usage(FILE *f)
 "tasks waiting on the destination are released (umem: SIGBUS).\n"
 "--snapshot: SIGTERM or SIGINT cancels (\"cancelled by the operator\"): the\n"
 "file is left marked incomplete and the VMM's writers are released.\n"
-"Exit status: 0 migration (snapshot) complete, 1 failed, 2 bad usage.\n");
+"Exit status: 0 migration (snapshot, restore) complete, 1 failed, 2 bad usage.\n");
 }
 
 /* For the signal handler only: where SIGTERM / SIGINT say "give up". */
@@ -160,6 +186,41 @@ static int write_latency_log(const char *path, const struct umemd_summary *s)
 		fprintf(f, "%llu\n", (unsigned long long)s->lat_ns[i]);
 	if (fclose(f)) {
 		log_msg("--latency-log %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * --restore: its own options, and none of a migration's.  Nonzero: bad
+ * usage (said).
+ */
+static int restore_args(const struct umemd_opts *o, bool extra)
+{
+	if (!o->restore) {
+		log_msg("--eager, --record-working-set and --no-prefetch are for --restore");
+		return -1;
+	}
+	if (extra || o->outgoing || o->incoming || o->listen || o->connect) {
+		log_msg("--restore FILE takes no --outgoing/--incoming, --listen/--connect or other arguments");
+		usage(stderr);
+		return -1;
+	}
+	if (!o->vmm_socket) {
+		log_msg("--restore needs --vmm-socket PATH (the VMM maps the region from it)");
+		return -1;
+	}
+	if (!umem_backend_known(o->backend)) {
+		log_msg("unknown backend %s (umem, uffd, uffd-minor)", o->backend);
+		return -1;
+	}
+	if (o->eager && o->record_ws) {
+		log_msg("--record-working-set records the pages faults ask for: not with --eager");
+		return -1;
+	}
+	if (o->nram || o->device_state || o->pid || o->stop_cmd || o->recover ||
+	    o->max_bw_bytes || o->test_cut) {
+		log_msg("--ram, --device-state, --pid, --stop-cmd, --recover, --max-bandwidth and --test-cut are not for --restore");
 		return -1;
 	}
 	return 0;
@@ -203,6 +264,10 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
 		{ "cont-cmd", required_argument, NULL, OPT_CONT_CMD },
+		{ "restore", required_argument, NULL, OPT_RESTORE },
+		{ "eager", no_argument, NULL, OPT_EAGER },
+		{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
+		{ "record-working-set", no_argument, NULL, OPT_RECORD_WS },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct umemd_opts o;
@@ -344,6 +409,10 @@ int main(int argc, char **argv)
 		case OPT_VERSION: printf("umemd (umem) %s\n", UMEM_VERSION); return 0;
 		case OPT_SNAPSHOT: o.snapshot = optarg; break;
 		case OPT_CONT_CMD: o.cont_cmd = optarg; break;
+		case OPT_RESTORE: o.restore = optarg; break;
+		case OPT_EAGER: o.eager = true; break;
+		case OPT_NO_PREFETCH: o.no_prefetch = true; break;
+		case OPT_RECORD_WS: o.record_ws = true; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -359,8 +428,9 @@ int main(int argc, char **argv)
 	}
 	/* --snapshot: its own options, then the common run below. */
 	if (o.snapshot) {
-		if (optind != argc || o.outgoing || o.incoming || o.listen || o.connect) {
-			log_msg("--snapshot is a role of its own: not with --outgoing, --incoming, --listen or --connect");
+		if (optind != argc || o.outgoing || o.incoming || o.listen || o.connect ||
+		    o.restore || o.eager || o.no_prefetch || o.record_ws) {
+			log_msg("--snapshot is a role of its own: not with --outgoing, --incoming, --restore, --listen or --connect");
 			return 2;
 		}
 		if (!strcmp(o.backend, "umem") ? o.nram != 1 || o.vmm_socket :
@@ -392,7 +462,10 @@ int main(int argc, char **argv)
 		log_msg("--cont-cmd is for --snapshot");
 		return 2;
 	}
-	if (optind != argc || o.outgoing == o.incoming ||
+	if (o.restore || o.eager || o.no_prefetch || o.record_ws) {
+		if (restore_args(&o, optind != argc))
+			return 2;
+	} else if (optind != argc || o.outgoing == o.incoming ||
 	    !o.listen == !o.connect) {
 		log_msg("need exactly one of --outgoing/--incoming and one of --listen/--connect");
 		usage(stderr);
@@ -406,8 +479,8 @@ int main(int argc, char **argv)
 		log_msg("unknown backend %s (umem, uffd, uffd-minor)", o.backend);
 		return 2;
 	}
-	if ((o.latency_log || o.device_state_out) && !o.incoming) {
-		log_msg("--latency-log and --device-state-out are for --incoming");
+	if ((o.latency_log || o.device_state_out) && !o.incoming && !o.restore) {
+		log_msg("--latency-log and --device-state-out are for --incoming and --restore");
 		return 2;
 	}
 	if (o.device_state && !o.outgoing) {
@@ -470,7 +543,8 @@ run:
 		sigaction(SIGINT, &sa, NULL);
 	}
 	ret = o.snapshot ? umemd_snapshot(&o, &sum) :
-	      o.outgoing ? umemd_source(&o, &sum) : umemd_dest(&o, &sum);
+	      o.outgoing ? umemd_source(&o, &sum) :
+	      o.restore ? umemd_restore(&o, &sum) : umemd_dest(&o, &sum);
 	if (!sum.ok)
 		log_msg("%s: %s", sum.role, sum.error);
 	summary_print(&sum, false);

@@ -6,7 +6,7 @@
  * the other's kind.
  *
  *   umemd --incoming   the network (net_in.c)  ->  the region (region_sink.c)
- *   umemd --restore    a snapshot file         ->  the region     (next)
+ *   umemd --restore    a snapshot file (snap_in.c) -> the region (region_sink.c)
  *   umemd --snapshot   the VMM's RAM (wp_ram.c) -> a snapshot file (snap_out.c)
  *
  * (umemd --outgoing, RAM -> network, needs neither: its network side
@@ -46,7 +46,7 @@ struct page_sink {
 /*
  * A page provider, as the sink's requests see it.  Implementations: the
  * network (net_in_link.c: REQ frames on the return path), a snapshot
- * file (--restore, next: its request queue, reqq.h).  Called by the
+ * file (--restore, snap_in.c: its request queue, reqq.h).  Called by the
  * region's fault thread (region_sink.c).
  */
 struct page_provider {

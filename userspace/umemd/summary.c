@@ -77,6 +77,40 @@ static void snapshot_summary_print(const struct umemd_summary *s, bool json)
 	fprintf(stderr, "  device state      %llu bytes\n", (unsigned long long)s->device_state_bytes);
 }
 
+/* --restore: its fields, after the common ones. */
+static void restore_json(const struct umemd_summary *s, uint64_t p50, uint64_t p99,
+			 uint64_t max)
+{
+	printf(",\"eager\":%s,\"run_ms\":%.3f,\"pages_prefetched\":%llu,"
+	       "\"working_set\":{\"in_file\":%llu,\"recorded\":",
+	       s->eager ? "true" : "false", s->run_ns / 1e6,
+	       (unsigned long long)s->pages_prefetched, (unsigned long long)s->ws_len);
+	if (s->ws_recording)
+		printf("%llu}", (unsigned long long)s->ws_recorded);
+	else
+		printf("null}");
+	printf(",\"latency_us\":{\"count\":%llu,\"p50\":%.1f,\"p99\":%.1f,\"max\":%.1f},"
+	       "\"blocked_ms\":%.3f,\"blocked_max_ms\":%.3f,\"blocked_source\":\"%s\"",
+	       (unsigned long long)s->nlat, p50 / 1e3, p99 / 1e3, max / 1e3,
+	       s->blocked_ns / 1e6, s->blocked_max_ns / 1e6,
+	       s->blocked_from_kernel ? "kernel" : "estimate");
+}
+
+static void restore_text(const struct umemd_summary *s, uint64_t p50, uint64_t p99,
+			 uint64_t max)
+{
+	if (!s->pages)
+		return;		/* the file was refused: nothing was restored */
+	fprintf(stderr, "  restore           %s: RUN after %.3f ms, every page present after %.3f ms\n",
+		s->eager ? "eager" : "lazy", s->run_ns / 1e6, s->total_ns / 1e6);
+	fprintf(stderr, "  working set       %llu pages in the file, %llu prefetched",
+		(unsigned long long)s->ws_len, (unsigned long long)s->pages_prefetched);
+	if (s->ws_recording)
+		fprintf(stderr, "; %llu pages recorded", (unsigned long long)s->ws_recorded);
+	fprintf(stderr, "\n  request latency   p50 %.1f us, p99 %.1f us, max %.1f us (%llu requests, fault read -> install)\n",
+		p50 / 1e3, p99 / 1e3, max / 1e3, (unsigned long long)s->nlat);
+}
+
 void summary_print(const struct umemd_summary *s, bool json)
 {
 	uint64_t p50 = 0, p99 = 0, max = 0;
@@ -148,6 +182,8 @@ void summary_print(const struct umemd_summary *s, bool json)
 			       max / 1e3, s->blocked_ns / 1e6,
 			       s->blocked_max_ns / 1e6,
 			       s->blocked_from_kernel ? "kernel" : "estimate");
+		if (s->role[0] == 'r')
+			restore_json(s, p50, p99, max);
 		printf("}\n");
 		fflush(stdout);
 		return;
@@ -192,6 +228,8 @@ void summary_print(const struct umemd_summary *s, bool json)
 	if (s->resumes)
 		fprintf(stderr, "  recovery          %u resume(s), %.3f s paused\n", s->resumes,
 			s->paused_ns / 1e9);
+	if (s->role[0] == 'r')
+		restore_text(s, p50, p99, max);
 	if (s->role[0] == 'd') {
 		if (s->postcopy_ns)
 			fprintf(stderr, "  postcopy          %.3f s (RUN -> every page present)\n",

@@ -9,7 +9,7 @@
  *   role          pages come from            pages go to
  *   --outgoing    the RAM files (ram.c)      the network (net_out*.c)
  *   --incoming    the network (net_in*.c)    the region (region_sink.c)
- *   --restore     a snapshot file            the region          (next)
+ *   --restore     a snapshot file (snap_in.c) the region (region_sink.c)
  *   --snapshot    the VMM's RAM (wp_ram.c)   a snapshot file (snap_out.c)
  *
  * The files, one concern each (each says its threads and locks at the top):
@@ -59,6 +59,14 @@
  *   net_in.c          pages in: main stream, preempt reader, PAGE, ZERO,
  *                     PIECE, DISCARD, device state, ACK, DONE
  *   dest_recover.c    --recover: pause, take the source back, resume
+ *
+ *   the restore side (--restore; restore.h lists its private files):
+ *   region_sink.[ch], vmm_link.c  the region and its VMM, as above
+ *   snap_in.c         the snapshot file as the region's page provider:
+ *                     requested pages first, the working set, then every
+ *                     page in order; the working set recorded
+ *   restore.c         the session, umemd_restore(): lazy or --eager, RUN,
+ *                     DONE, the working set written back
  */
 #ifndef UMEMD_H
 #define UMEMD_H
@@ -109,6 +117,11 @@ struct umemd_opts {
 	/* testing hooks */
 	uint64_t throttle_pages;	/* source, snapshot: sleep 1 ms every N bg pages */
 	uint32_t proto_max;		/* speak at most this version (a v2 peer) */
+	/* --restore FILE (restore.c) */
+	const char *restore;		/* the snapshot file */
+	bool eager;			/* every page in before RUN */
+	bool no_prefetch;		/* no working set first */
+	bool record_ws;			/* --record-working-set */
 };
 
 /* Summary of one run (both roles). */
@@ -156,11 +169,19 @@ struct umemd_summary {
 	 * request read (uffd) -> unprotect) */
 	uint64_t stop_ns;		/* the VMM stopped: stop .. cont */
 	uint64_t bytes_written;		/* page data and device state */
+	/* --restore */
+	bool eager;
+	uint64_t run_ns;		/* start -> RUN sent */
+	uint64_t pages_prefetched;	/* working-set pages streamed first */
+	uint64_t ws_len;		/* the file's working set (pages) */
+	bool ws_recording;		/* --record-working-set, and it was written */
+	uint64_t ws_recorded;		/* pages recorded */
 };
 
 int umemd_source(const struct umemd_opts *o, struct umemd_summary *s);
 int umemd_dest(const struct umemd_opts *o, struct umemd_summary *s);
 int umemd_snapshot(const struct umemd_opts *o, struct umemd_summary *s);
+int umemd_restore(const struct umemd_opts *o, struct umemd_summary *s);
 /* Set by SIGUSR1 (main.c): switch a precopy migration to postcopy now. */
 extern volatile int umemd_switch_requested;
 /* 0 if soft-dirty tracking works on this kernel, else -errno + @why. */

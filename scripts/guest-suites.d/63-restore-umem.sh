@@ -1,0 +1,154 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# umemd --restore on the umem backend, inside the guest (module loaded,
+# cwd = repo root, userspace built on the host): snapshot files from
+# test-snapmake (8 MiB, 20 pages zeroed, a device state), the VMM
+# (umem-vmm) attached by umemd's socket and checking every page:
+#   - lazy restore and --eager, the device state round trip; a file of
+#     2 MiB pages;
+#   - a working set recorded, then prefetched: fewer faults than without;
+#   - a page whose checksum fails: the VMM's task waiting for it gets
+#     SIGBUS, never the wrong data; umemd exits 1 naming the page;
+#   - umemd killed (SIGKILL) during a restore: SIGBUS (the kernel's doing).
+set -u
+cd "$(dirname "$0")/../.." || exit 1
+. userspace/tests/suite-lib.sh
+
+BIN=$PWD/userspace/build/bin
+[ -x "${UMEMD_BIN:-}/umemd" ] && BIN=$UMEMD_BIN
+if [ ! -x "$BIN/umemd" ] || [ ! -x "$BIN/umem-vmm" ] || [ ! -x "$BIN/test-snapmake" ]; then
+	t_fail "userspace not built ($BIN): run make -C userspace on the host"
+	t_done
+fi
+if [ ! -e /dev/umem ]; then
+	t_skip "umemd --restore on umem: /dev/umem missing (module not loaded)"
+	t_done
+fi
+
+WORK=$(mktemp -d /tmp/umemd-restore-guest.XXXXXX)
+PIDS=
+cleanup() {
+	local p
+	for p in $PIDS; do
+		kill -9 "$p" 2>/dev/null
+	done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+SEED=9
+. userspace/tests/restore-lib.sh
+
+RAM=$WORK/ram
+DEV=$WORK/dev
+SNAP=$WORK/snap
+"$BIN/umem-vmm" --make-image "$RAM" --size 8M --seed "$SEED" &&
+	dd if=/dev/zero of="$RAM" bs=4096 seek=100 count=20 conv=notrunc status=none &&
+	head -c 3000 /dev/urandom >"$DEV" &&
+	"$BIN/test-snapmake" --ram "$RAM" --out "$SNAP" --device-state "$DEV"
+t_check $? "a snapshot of 8 MiB (20 pages zeroed) with 3000 bytes of device state"
+
+# ---- lazy, eager ----
+# Streamed slowly (--throttle 2, about 1 s for 8 MiB) so that the guest's
+# faults matter.
+restore "$SNAP" umem "--throttle 2 --device-state-out $WORK/dev.out" --threads 2 --pattern random --duration 0.5
+if [ "$DRC" = 0 ] && [ "$VRC" = 0 ] && grep -q '"role":"restore","ok":true' "$DJSON" &&
+   grep -q '"eager":false' "$DJSON" && [ "$(jnum "$DJSON" pages_zero)" -ge 20 ] &&
+   [ "$(jnum "$DJSON" requests)" -gt 0 ] &&
+   [ "$(jnum "$DJSON" bytes_main)" = $(((2048 - $(jnum "$DJSON" pages_zero)) * 4096)) ]; then
+	t_ok "umem lazy: 2048 pages verified, each data page read once, $(jnum "$DJSON" requests) requested by faults, $(jnum "$DJSON" pages_zero) zero pages, RUN after $(jnum "$DJSON" run_ms) ms, all in after $(jnum "$DJSON" total_ms) ms, first pass $(jnum "$VJSON" first_pass_ms) ms"
+else
+	t_fail "umem lazy restore: umemd $DRC, umem-vmm $VRC"
+	dump
+fi
+if cmp -s "$DEV" "$WORK/dev.out"; then
+	t_ok "umem: the device state comes back byte for byte"
+else
+	t_fail "umem: device state round trip"
+fi
+restore "$SNAP" umem "--eager" --threads 2 --pattern random --duration 0.5
+run=$(jnum "$DJSON" run_ms) total=$(jnum "$DJSON" total_ms)
+if [ "$DRC" = 0 ] && [ "$VRC" = 0 ] && grep -q '"eager":true' "$DJSON" &&
+   [ "$(jnum "$DJSON" requests)" = 0 ] && awk -v r="$run" -v t="$total" 'BEGIN { exit !(r >= t) }'; then
+	t_ok "umem --eager: every page in before RUN ($total ms, RUN at $run ms), every page verified, first pass $(jnum "$VJSON" first_pass_ms) ms"
+else
+	t_fail "umem --eager: umemd $DRC, umem-vmm $VRC, run $run ms, total $total ms"
+	dump
+fi
+
+# ---- 2 MiB pages: the region takes the file's page size ----
+H=$WORK/snap-2m
+"$BIN/test-snapmake" --ram "$RAM" --out "$H" --page-size 2m
+restore "$H" umem "--throttle 1" --threads 2 --pattern random --duration 0.5
+if [ "$DRC" = 0 ] && [ "$VRC" = 0 ] && grep -q '"page_size":2097152' "$DJSON" &&
+   [ "$(jnum "$DJSON" pages)" = 4 ]; then
+	t_ok "umem, a snapshot of 2 MiB pages: a region of 4 pages of 2 MiB, every 4 KiB verified, $(jnum "$DJSON" requests) requested"
+else
+	t_fail "umem, 2 MiB pages: umemd $DRC, umem-vmm $VRC"
+	dump
+fi
+
+# ---- the working set (see the host suite, 63-restore.sh) ----
+# The guest reads 1000 random pages a second (for 0.5 s, then every page
+# in order).  Recorded with the stream at 1000 pages/s; compared with the
+# stream as fast as it goes here (about 8 pages a ms under TCG): the
+# working set, in the order the guest asks, keeps ahead of the guest,
+# while the stream in page order reaches its pages late.
+WS=$WORK/snap-ws
+cp "$SNAP" "$WS"
+VOPTS="--threads 1 --seed $SEED --pattern random --duration 0.5 --read-rate 1000"
+# shellcheck disable=SC2086
+restore "$WS" umem "--record-working-set --throttle 1" $VOPTS
+rec=$(sed -n 's/.*"recorded":\([0-9]*\).*/\1/p' "$DJSON")
+if [ "$DRC" = 0 ] && [ "$VRC" = 0 ] && [ -n "$rec" ] && [ "$rec" -gt 0 ]; then
+	t_ok "umem --record-working-set: $rec pages recorded"
+else
+	t_fail "umem --record-working-set: umemd $DRC, umem-vmm $VRC, recorded '$rec'"
+	dump
+fi
+pf_req=0 np_req=0 bad=0 pf_list= np_list=
+for i in 1 2; do
+	# shellcheck disable=SC2086
+	restore "$WS" umem "" $VOPTS
+	[ "$DRC$VRC" = 00 ] && [ "$(jnum "$DJSON" pages_prefetched)" -gt 0 ] || { bad=$((bad + 1)); dump; }
+	r=$(jnum "$DJSON" requests) pf_req=$((pf_req + r)) pf_list="$pf_list $r"
+	# shellcheck disable=SC2086
+	restore "$WS" umem "--no-prefetch" $VOPTS
+	[ "$DRC$VRC" = 00 ] || { bad=$((bad + 1)); dump; }
+	r=$(jnum "$DJSON" requests) np_req=$((np_req + r)) np_list="$np_list $r"
+done
+if [ "$bad" = 0 ] && [ "$pf_req" -lt "$np_req" ]; then
+	t_ok "umem prefetch: $pf_req pages requested by faults in 2 restores with the working set ($pf_list), $np_req without ($np_list)"
+else
+	t_fail "umem prefetch: $pf_req requests with the working set ($pf_list), $np_req without ($np_list), $bad runs failed"
+fi
+
+# ---- a corrupt page: SIGBUS, not wrong data ----
+# Streamed slowly, so that the VMM is there and faulting when umemd reads
+# page 1500.
+"$BIN/test-snapmake" --ram "$RAM" --out "$WORK/bad" --corrupt-page 1500
+restore "$WORK/bad" umem "--throttle 1" --threads 2 --pattern random --duration 0.5
+if [ "$DRC" = 1 ] && grep -q "restore: .*page 1500 (block pc.ram offset 0x5dc000): checksum mismatch" "$DLOG"; then
+	t_ok "umem, page 1500 corrupt: umemd exits 1: $(grep -m1 'restore:' "$DLOG" | cut -c1-130)"
+else
+	t_fail "umem, page 1500 corrupt: umemd $DRC"
+	dump
+fi
+if [ "$VRC" = 3 ] && grep -q "SIGBUS touching guest RAM" "$VLOG" && ! grep -q "does not hold the expected" "$VLOG"; then
+	t_ok "umem, page 1500 corrupt: the VMM gets SIGBUS, never the wrong data: $(grep -m1 SIGBUS "$VLOG" | cut -c1-100)"
+else
+	t_fail "umem, page 1500 corrupt: umem-vmm $VRC (3: SIGBUS)"
+	dump
+fi
+
+# ---- umemd killed: SIGBUS ----
+# Streamed at 1000 pages/s; umemd is stopped at RUN, then killed.
+ON_RUN='kill -STOP $D; sleep 0.3; kill -KILL $D; kill -CONT $D' \
+	restore "$SNAP" umem "--throttle 1 --no-prefetch" --threads 1 --pattern hotset --duration 10
+if [ "$DRC" = 137 ] && [ "$VRC" = 3 ] && grep -q "SIGBUS touching guest RAM" "$VLOG" &&
+   ! grep -q "does not hold the expected" "$VLOG"; then
+	t_ok "umemd SIGKILL during a restore: the VMM gets SIGBUS: $(grep -m1 SIGBUS "$VLOG" | cut -c1-100)"
+else
+	t_fail "umemd SIGKILL during a restore: umemd $DRC, umem-vmm $VRC (3: SIGBUS)"
+	dump
+fi
+t_done
