@@ -11,7 +11,8 @@
 #     writers were served during the save and lost no write (the RAM
 #     matches the state at the next pause); the module counted the
 #     writes that found a page protected (wp_faults > 0) and nothing
-#     stays protected afterwards;
+#     stays protected afterwards; every write request was measured
+#     (requests == pages_requested + requests_background, none lost);
 #   - the VMM killed mid-snapshot (--pid names it): umemd exits 1, the
 #     file is refused as incomplete; umemd killed (SIGKILL): the writer
 #     runs on, the file is incomplete; SIGTERM: exit 1 "cancelled";
@@ -85,6 +86,18 @@ writes_in() {
 
 json_num() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$2"; }
 
+# all_measured DESC: every write request of $UJSON was measured, none lost.
+all_measured() {
+	local nreq nreqp nbg nlost
+	nreq=$(json_num requests "$UJSON")
+	nreqp=$(json_num pages_requested "$UJSON")
+	nbg=$(json_num requests_background "$UJSON")
+	nlost=$(json_num requests_lost "$UJSON")
+	[ -n "$nreq" ] && [ -n "$nreqp" ] && [ -n "$nbg" ] && [ "$nlost" = 0 ] &&
+		[ "$nreq" -eq $((nreqp + nbg)) ]
+	t_check $? "$1: every write request measured, none lost: ${nreq:-?} requests = ${nreqp:-?} saved their page + ${nbg:-?} released by another save (lost: ${nlost:-?})"
+}
+
 # start_snap ARGS...: umemd --snapshot of $NODE in the background: U.
 start_snap() {
 	SNAP=$WORK/snap-$N
@@ -152,6 +165,7 @@ t_check $((rc != 0)) "the snapshot equals the state at the pause page for page (
 [ "$rc" = 0 ] || sed 's/^/#   /' "$WORK/check.err" | head -n 12
 req=$(json_num pages_requested "$UJSON")
 t_check $((${req:-0} == 0)) "writers wrote during the save: ${req:-0} pages saved because a writer waited (blocked $(json_num blocked_ms "$UJSON") ms in all, $(json_num blocked_max_ms "$UJSON") ms at most)"
+all_measured "4 KiB pages"
 "$BIN/umemctl" --json stats "sn-$N" >"$WORK/stats.json" 2>&1
 grep -qE '"wp_faults": [1-9]' "$WORK/stats.json" && grep -q '"pages_protected": 0,' "$WORK/stats.json"
 t_check $? "umem stats: wp_faults $(sed -n 's/.*"wp_faults": \([0-9]*\).*/\1/p' "$WORK/stats.json") > 0, and no page stays protected"
@@ -274,6 +288,7 @@ t_check $((rc != 0)) "2 MiB pages: the snapshot equals the state at the pause, 4
 [ "$rc" = 0 ] || sed 's/^/#   /' "$WORK/check.err" | head -n 12
 req=$(json_num requests "$UJSON")
 t_check $((${req:-0} == 0)) "2 MiB pages: writers waited on protected 2 MiB pages (${req:-0} requests, $(json_num pages_requested "$UJSON") pages saved for them, blocked $(json_num blocked_ms "$UJSON") ms in all)"
+all_measured "2 MiB pages"
 "$BIN/umemctl" --json stats "sn-$N" >"$WORK/stats.json" 2>&1
 grep -qE '"wp_faults": [1-9]' "$WORK/stats.json" && grep -q '"pages_protected": 0,' "$WORK/stats.json"
 t_check $? "2 MiB pages: umem stats: wp_faults $(sed -n 's/.*"wp_faults": \([0-9]*\).*/\1/p' "$WORK/stats.json") > 0, and no page stays protected"
