@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # 2 MiB pages on the umem backend, inside the guest (module loaded, cwd =
 # repo root, userspace built on the host): libumem's 2 MiB tests on umem
-# (PMD mappings checked in smaps), then 2 MiB migrations on loopback with
-# the preempt channel and without, VMM by socket and by the node's path,
-# with a slow source so that requests interrupt partly sent huge pages.
+# (PMD mappings checked in smaps; write protection of 2 MiB pages too),
+# then 2 MiB migrations on loopback with the preempt channel and without,
+# VMM by socket and by the node's path, with a slow source so that
+# requests interrupt partly sent huge pages.
 # The uffd backends on hugetlbfs and the protocol versions are tested on
 # the host (scripts/host-suites.d/58-huge.sh).
 set -u

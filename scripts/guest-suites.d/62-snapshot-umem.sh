@@ -11,13 +11,17 @@
 #     writers were served during the save and lost no write (the RAM
 #     matches the state at the next pause); the module counted the
 #     writes that found a page protected (wp_faults > 0) and nothing
-#     stays protected afterwards;
+#     stays protected afterwards; every write request was measured
+#     (requests == pages_requested + requests_background, none lost);
 #   - the VMM killed mid-snapshot (--pid names it): umemd exits 1, the
 #     file is refused as incomplete; umemd killed (SIGKILL): the writer
 #     runs on, the file is incomplete; SIGTERM: exit 1 "cancelled";
-#   - zero pages are recorded as holes (a region with 16 pages written).
-# 2 MiB regions cannot be write-protected (umemctl refuses --wp with
-# --page-size 2m): that case is an explicit skip.
+#   - zero pages are recorded as holes (a region with 16 pages written);
+#   - a region of 2 MiB pages (umemctl create --page-size 2m): the
+#     snapshot, in 2 MiB pages, equals the state at the pause (checked
+#     4 KiB piece by 4 KiB piece), writers waited on 2 MiB pages, the
+#     writer runs on and its RAM stays PMD-mapped (smaps_rollup).  A
+#     kernel without transparent huge pages (RT) is an explicit skip.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . userspace/tests/suite-lib.sh
@@ -49,6 +53,7 @@ if ! "$BIN/umemctl" create sn-probe --size 64k --present --wp -- true >/dev/null
 fi
 
 N=0
+PAGE_ARGS=
 # start_writer SIZE [ARGS...]: umemctl create sn-N ... -- umem-vmm --writer
 # on its node: C (umemctl), W (the writer), NODE, ST, WLOG.
 start_writer() {
@@ -58,7 +63,8 @@ start_writer() {
 	NODE=/dev/umem-sn-$N
 	ST=$WORK/state-$N
 	WLOG=$WORK/writer-$N.err
-	"$BIN/umemctl" create "sn-$N" --size "$size" --present --wp -- \
+	# shellcheck disable=SC2086
+	"$BIN/umemctl" create "sn-$N" --size "$size" --present --wp $PAGE_ARGS -- \
 		"$BIN/umem-vmm" --writer "$NODE" --fill --seed $((60 + N)) --threads 3 \
 		--state-file "$ST" "$@" >/dev/null 2>"$WLOG" &
 	C=$!
@@ -79,6 +85,18 @@ writes_in() {
 }
 
 json_num() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$2"; }
+
+# all_measured DESC: every write request of $UJSON was measured, none lost.
+all_measured() {
+	local nreq nreqp nbg nlost
+	nreq=$(json_num requests "$UJSON")
+	nreqp=$(json_num pages_requested "$UJSON")
+	nbg=$(json_num requests_background "$UJSON")
+	nlost=$(json_num requests_lost "$UJSON")
+	[ -n "$nreq" ] && [ -n "$nreqp" ] && [ -n "$nbg" ] && [ "$nlost" = 0 ] &&
+		[ "$nreq" -eq $((nreqp + nbg)) ]
+	t_check $? "$1: every write request measured, none lost: ${nreq:-?} requests = ${nreqp:-?} saved their page + ${nbg:-?} released by another save (lost: ${nlost:-?})"
+}
 
 # start_snap ARGS...: umemd --snapshot of $NODE in the background: U.
 start_snap() {
@@ -147,6 +165,7 @@ t_check $((rc != 0)) "the snapshot equals the state at the pause page for page (
 [ "$rc" = 0 ] || sed 's/^/#   /' "$WORK/check.err" | head -n 12
 req=$(json_num pages_requested "$UJSON")
 t_check $((${req:-0} == 0)) "writers wrote during the save: ${req:-0} pages saved because a writer waited (blocked $(json_num blocked_ms "$UJSON") ms in all, $(json_num blocked_max_ms "$UJSON") ms at most)"
+all_measured "4 KiB pages"
 "$BIN/umemctl" --json stats "sn-$N" >"$WORK/stats.json" 2>&1
 grep -qE '"wp_faults": [1-9]' "$WORK/stats.json" && grep -q '"pages_protected": 0,' "$WORK/stats.json"
 t_check $? "umem stats: wp_faults $(sed -n 's/.*"wp_faults": \([0-9]*\).*/\1/p' "$WORK/stats.json") > 0, and no page stays protected"
@@ -237,5 +256,48 @@ fi
 kill -TERM "$C" 2>/dev/null
 wait_pid "$C" 10
 
-t_skip "2 MiB pages: the umem module write-protects 4 KiB pages only (umemctl create --wp --page-size 2m is refused: 60-umemctl.sh)"
+# ---- 2 MiB pages: the unit of protection and of the file is the 2 MiB page ----
+# pmd_kb PID: the kB of file/shmem memory PID maps with PMDs.
+pmd_kb() {
+	awk '/^(ShmemPmdMapped|FilePmdMapped):/ { s += $2 } END { print s + 0 }' "/proc/$1/smaps_rollup"
+}
+if ! "$BIN/umemctl" create sn-hprobe --size 2M --present --wp --page-size 2m -- true \
+	>/dev/null 2>"$WORK/hprobe.err"; then
+	t_skip "2 MiB pages: this kernel or module cannot create write-protectable 2 MiB regions, no transparent huge pages? ($(head -n 1 "$WORK/hprobe.err"))"
+	t_done
+fi
+PAGE_ARGS="--page-size 2m"
+start_writer 32M
+PAGE_ARGS=
+pmd_before=$(pmd_kb "$W")
+start_snap --throttle 1
+wait_pid "$U" 120
+rc=$WAIT_RC
+cp "$ST" "$WORK/at-snap" 2>/dev/null
+if [ "$rc" = 0 ] && grep -q '"ok":true' "$UJSON" && grep -q '"page_size":2097152' "$UJSON" &&
+   [ "$(json_num pages "$UJSON")" = 16 ]; then
+	t_ok "2 MiB pages: umemd --snapshot exits 0, 16 pages of 2 MiB ($(json_num stop_ms "$UJSON") ms stopped, $(json_num total_ms "$UJSON") ms in all)"
+else
+	t_fail "2 MiB pages: umemd --snapshot: exit $rc"
+	sed 's/^/#   /' "$ULOG" "$UJSON" | tail -n 10
+fi
+"$BIN/umem-vmm" --check-snapshot "$SNAP" --state-file "$WORK/at-snap" 2>"$WORK/check.err"
+rc=$?
+n_snap=$(sed -n 's/.* matches .*, \([0-9]*\) writes in all$/\1/p' "$WORK/check.err")
+t_check $((rc != 0)) "2 MiB pages: the snapshot equals the state at the pause, 4 KiB piece by piece (--check-snapshot exit $rc, ${n_snap:-?} writes in it)"
+[ "$rc" = 0 ] || sed 's/^/#   /' "$WORK/check.err" | head -n 12
+req=$(json_num requests "$UJSON")
+t_check $((${req:-0} == 0)) "2 MiB pages: writers waited on protected 2 MiB pages (${req:-0} requests, $(json_num pages_requested "$UJSON") pages saved for them, blocked $(json_num blocked_ms "$UJSON") ms in all)"
+all_measured "2 MiB pages"
+"$BIN/umemctl" --json stats "sn-$N" >"$WORK/stats.json" 2>&1
+grep -qE '"wp_faults": [1-9]' "$WORK/stats.json" && grep -q '"pages_protected": 0,' "$WORK/stats.json"
+t_check $? "2 MiB pages: umem stats: wp_faults $(sed -n 's/.*"wp_faults": \([0-9]*\).*/\1/p' "$WORK/stats.json") > 0, and no page stays protected"
+pmd_after=
+for _ in $(seq 20); do
+	pmd_after=$(pmd_kb "$W")
+	[ "$pmd_after" = $((32 * 1024)) ] && break
+	sleep 0.1
+done
+t_check $((pmd_after != 32 * 1024)) "2 MiB pages: the writer's RAM stays PMD-mapped ($pmd_before kB before the snapshot, $pmd_after kB after, of $((32 * 1024)))"
+runs_on "2 MiB pages"
 t_done

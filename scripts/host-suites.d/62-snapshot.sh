@@ -11,8 +11,12 @@
 #     next pause does not match it); the writer kept running (pages saved
 #     because a writer waited, generations moved) and lost no write (its
 #     RAM matches its state at the next pause);
+#   - every write request is measured (blocked time), whichever thread
+#     saved its page: requests == pages_requested + requests_background,
+#     none lost;
 #   - the VMM's stop time does not grow with RAM (8 MiB, then 32 MiB);
 #   - --pid PID (SIGSTOP/SIGCONT) instead of the hooks;
+#   - --progress: a line of pages saved / total and MiB/s;
 #   - the VMM killed mid-snapshot: umemd exits 1, the file is refused as
 #     incomplete; umemd killed (SIGKILL) mid-snapshot: the writer runs on
 #     (the kernel drops the protection with the userfaultfd), the file is
@@ -156,6 +160,12 @@ snapshot_ok() {
 	local req
 	req=$(json_num pages_requested "$UJSON")
 	t_check $((${req:-0} == 0)) "$size: writers wrote during the save: ${req:-0} pages saved because a writer waited (blocked $(json_num blocked_ms "$UJSON") ms in all, $(json_num blocked_max_ms "$UJSON") ms at most)"
+	local nreq nbg nlost
+	nreq=$(json_num requests "$UJSON")
+	nbg=$(json_num requests_background "$UJSON")
+	nlost=$(json_num requests_lost "$UJSON")
+	[ -n "$nreq" ] && [ -n "$nbg" ] && [ "$nlost" = 0 ] && [ "$nreq" -eq $((${req:-0} + nbg)) ]
+	t_check $? "$size: every write request measured, none lost: ${nreq:-?} requests = ${req:-?} saved their page + ${nbg:-?} released by another save (lost: ${nlost:-?})"
 	for _ in $(seq 50); do grep -q "umemd said DONE" "$WLOG" && break; sleep 0.1; done
 	grep -q "umemd said DONE" "$WLOG"
 	t_check $? "$size: the writer is told DONE"
@@ -212,7 +222,7 @@ runs_on "--pid"
 # once the VMM runs again after the stop.
 mid_snapshot() {
 	start_writer 8M --rate 300
-	start_snap --throttle 1
+	start_snap --throttle 1 "$@"
 	for _ in $(seq 100); do grep -q "VMM stopped for" "$ULOG" && break; sleep 0.1; done
 	sleep 0.3
 }
@@ -238,9 +248,11 @@ t_check $? "umemd killed mid-snapshot: the writer sees umemd gone before DONE"
 refused "$SNAP" "umemd killed mid-snapshot"
 runs_on "umemd killed mid-snapshot"
 
-mid_snapshot
+mid_snapshot --progress
 kill -TERM "$U"
 wait_pid "$U" 30
+line=$(tr '\r' '\n' <"$ULOG" | grep -m1 -E '^umemd: saved [0-9]+/2048 pages \([0-9]+%\), [0-9]+ requests, [0-9.]+ MiB/s')
+t_check $? "--progress: a line of pages saved / total and MiB/s (${line:-none})"
 if [ "$WAIT_RC" = 1 ] && grep -q "cancelled" "$ULOG" && grep -q '"ok":false' "$UJSON"; then
 	t_ok "SIGTERM mid-snapshot: umemd exits 1, \"cancelled\""
 else

@@ -121,12 +121,6 @@ static int umem_create(struct umem_region *r)
 	struct umem_create c;
 	int ctl, ret, node;
 
-	if ((r->flags & UMEM_REGION_WRITE_PROTECT) && r->page_size != UMEM_PAGE_SIZE_4K) {
-		umem__log(r, UMEM_LOG_ERR,
-			  "region %s: write protection needs 4 KiB pages (the module refuses 2 MiB)",
-			  r->name);
-		return -EINVAL;
-	}
 	ctl = umem_handshake(r, O_RDWR);
 	if (ctl < 0)
 		return ctl;

@@ -102,8 +102,9 @@ typedef void (*umem_log_fn)(void *opaque, int level, const char *msg);
  */
 /*
  * Pages of the region can be write-protected (umem_region_writeprotect()),
- * for live snapshots.  umem: UMEM_F_WRITE_PROTECT (umem 0.5), 4 KiB pages
- * only; uffd*: UFFD_FEATURE_WP_HUGETLBFS_SHMEM (Linux 5.19).
+ * for live snapshots.  umem: UMEM_F_WRITE_PROTECT (umem 0.5); with 2 MiB
+ * pages the unit is the whole 2 MiB page, which stays PMD-mapped.  uffd*:
+ * UFFD_FEATURE_WP_HUGETLBFS_SHMEM (Linux 5.19).
  */
 #define UMEM_REGION_WRITE_PROTECT	(1U << 0)
 /*

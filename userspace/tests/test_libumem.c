@@ -14,7 +14,8 @@
  *                                    hugetlbfs; needs 2 MiB huge pages
  *                                    reserved, else a SKIP line says so;
  *                                    umem: SKIP if the module lacks
- *                                    UMEM_F_PAGE_2M)
+ *                                    UMEM_F_PAGE_2M); write protection
+ *                                    of 2 MiB pages on every backend
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -152,13 +153,6 @@ static void test_args(void)
 	c = config("t-args", PS);
 	c.flags = 1U << 31;
 	OK(umem_region_open(&c, -1, "/dev/null", &r) == -EINVAL, "open, unknown flag: -EINVAL");
-	c = config("t-args", PS);
-	c.flags = UMEM_REGION_WRITE_PROTECT;
-	c.page_size = 2U << 20;
-	c.size = 2U << 20;
-	if (!strcmp(backend, "umem"))
-		OK(umem_region_create(&c, &r) == -EINVAL,
-		   "write protection of 2 MiB pages: -EINVAL");
 	c = config("t-args", PS);
 	c.flags = UMEM_REGION_PRESENT;
 	if (strcmp(backend, "umem"))
@@ -1063,7 +1057,8 @@ out:
 
 /*
  * Write protection of 2 MiB pages: uffd* on hugetlbfs (the same
- * UFFD_FEATURE_WP_HUGETLBFS_SHMEM), refused by umem.
+ * UFFD_FEATURE_WP_HUGETLBFS_SHMEM); umem with UMEM_F_PAGE_2M, where the
+ * unit is the whole 2 MiB page and the page stays PMD-mapped.
  */
 static void test_wp_huge(void)
 {
@@ -1072,15 +1067,22 @@ static void test_wp_huge(void)
 	struct toucher w[2] = { 0 };
 	struct umem_region *r;
 	uint8_t *map;
+	bool umem = !strcmp(backend, "umem");
 	int n;
 
 	c.page_size = HPS;
 	c.flags = UMEM_REGION_PRESENT | UMEM_REGION_WRITE_PROTECT;
-	if (!strcmp(backend, "umem")) {
-		OK(umem_region_create(&c, &r) == -EINVAL, "write protection of 2 MiB pages: -EINVAL");
-		return;
-	}
-	if (free_hugepages() < HPAGES) {
+	if (umem) {
+		if (!(module_features() & UMEM_F_PAGE_2M)) {
+			printf("ok - [umem] # SKIP write protection of 2 MiB pages: the module lacks UMEM_F_PAGE_2M (no transparent huge pages)\n");
+			skipped++;
+			return;
+		}
+		if (!need_module(UMEM_F_WRITE_PROTECT | UMEM_F_CREATE_PRESENT,
+				 "UMEM_F_WRITE_PROTECT | UMEM_F_CREATE_PRESENT",
+				 "write protection of 2 MiB pages"))
+			return;
+	} else if (free_hugepages() < HPAGES) {
 		printf("ok - [%s] # SKIP write protection of 2 MiB pages: %ld free 2 MiB huge pages, need %d\n",
 		       backend, free_hugepages(), HPAGES);
 		skipped++;
@@ -1090,7 +1092,12 @@ static void test_wp_huge(void)
 	if (!create_map(&c, &r, &map, "2 MiB pages PRESENT|WRITE_PROTECT"))
 		return;
 	memset(map, 0x21, HPAGES * HPS);
+	if (umem)
+		OK(pmd_mapped_kb(map) == HPAGES * 2048, "born present and written: %ld kB PMD-mapped (want %d)",
+		   pmd_mapped_kb(map), HPAGES * 2048);
 	OK(umem_region_writeprotect(r, HPS, PS, 1) == -EINVAL, "protect 4 KiB of a 2 MiB page: -EINVAL");
+	OK(umem_region_writeprotect(r, HPS + PS, HPS, 1) == -EINVAL,
+	   "protect 2 MiB at a 4 KiB offset: -EINVAL");
 	OK(umem_region_writeprotect(r, HPS, HPS, 1) == 0, "protect 2 MiB page 1");
 	write_async(&w[0], map + HPS + 12344, 7);
 	write_async(&w[1], map + 2 * HPS - 8, 8);
@@ -1101,6 +1108,10 @@ static void test_wp_huge(void)
 	OK(umem_region_writeprotect(r, HPS, HPS, 0) == 0 && touch_join(&w[0], 2000) &&
 	   touch_join(&w[1], 2000) && *(uint64_t *)(map + HPS + 12344) == 7 &&
 	   *(uint64_t *)(map + 2 * HPS - 8) == 8, "unprotect: both writes landed");
+	if (umem)
+		OK(pmd_mapped_kb(map) == HPAGES * 2048,
+		   "after protect, write, unprotect: still %ld kB PMD-mapped (want %d)",
+		   pmd_mapped_kb(map), HPAGES * 2048);
 	close_after(r, w, 2);
 }
 

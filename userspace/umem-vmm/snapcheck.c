@@ -6,6 +6,8 @@
  * through snap_reader (checksums checked) into memory, then checked as
  * --check-state checks a RAM: each page must hold its generation of the
  * state; wrong pages are named with the generation expected and found.
+ * A snapshot of 2 MiB pages is checked the same way, 4 KiB piece by 4 KiB
+ * piece (the writer stamps 4 KiB pages).
  * The device state stored in the snapshot is reported too.  Main thread
  * only, then the checking threads of guest.c (check_state_mem()).
  */
@@ -27,7 +29,7 @@ int check_snapshot(struct vmm *v, const char *snap_path)
 	struct snap_reader *r = NULL;
 	struct snap_info info;
 	char err[256] = "";
-	uint64_t size;
+	uint64_t size, run;
 	int ret, rc = 1;
 
 	ret = snap_reader_open(snap_path, &r, err, sizeof(err));
@@ -36,12 +38,13 @@ int check_snapshot(struct vmm *v, const char *snap_path)
 		return 1;
 	}
 	snap_reader_info(r, &info);
-	if (info.page_size != PATTERN_PAGE) {
-		log_msg("%s: %u-byte pages; the writer's RAM has 4 KiB pages", snap_path,
+	if (info.page_size != PATTERN_PAGE && info.page_size != (2U << 20)) {
+		log_msg("%s: %u-byte pages; 4 KiB or 2 MiB pages are checked", snap_path,
 			info.page_size);
 		goto out;
 	}
-	size = info.total_pages * PATTERN_PAGE;
+	size = info.total_pages * info.page_size;
+	run = info.page_size == PATTERN_PAGE ? READ_RUN_PAGES : 1;
 	v->ram = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (v->ram == MAP_FAILED) {
 		v->ram = NULL;
@@ -49,11 +52,10 @@ int check_snapshot(struct vmm *v, const char *snap_path)
 		goto out;
 	}
 	v->size = size;
-	for (uint64_t p = 0; p < info.total_pages; p += READ_RUN_PAGES) {
-		uint64_t n = info.total_pages - p < READ_RUN_PAGES ? info.total_pages - p :
-			     READ_RUN_PAGES;
+	for (uint64_t p = 0; p < info.total_pages; p += run) {
+		uint64_t n = info.total_pages - p < run ? info.total_pages - p : run;
 
-		ret = snap_reader_read_run(r, p, n, v->ram + p * PATTERN_PAGE, err, sizeof(err));
+		ret = snap_reader_read_run(r, p, n, v->ram + p * info.page_size, err, sizeof(err));
 		if (ret) {
 			log_msg("%s: %s", snap_path, err);
 			goto out;

@@ -641,7 +641,7 @@ static void create_usage(FILE *f)
 		"  --present            every page starts present and reads as zeros\n"
 		"                       (required: without a daemon a missing page SIGBUSes)\n"
 		"  --wp                 pages can be write-protected (by a daemon that\n"
-		"                       attaches to the node later; 4 KiB pages only)\n"
+		"                       attaches to the node later; with 2m, whole 2 MiB pages)\n"
 		"  --page-size 4k|2m    page size (default 4k)\n"
 		"  --mode OCTAL         permission bits of /dev/umem-NAME (default 0600)\n");
 }
@@ -770,10 +770,6 @@ static int create_parse(int argc, char **argv, struct create_opts *o)
 		fprintf(stderr,
 			"umemctl: create: --present is required: without a daemon every page of %s would stay missing and each touch would get SIGBUS\n",
 			o->name);
-		return 2;
-	}
-	if ((o->flags & UMEM_CREATE_WP) && o->page_size != UMEM_PAGE_SIZE_4K) {
-		fprintf(stderr, "umemctl: create: --wp needs 4 KiB pages\n");
 		return 2;
 	}
 	if (!*o->cmd) {

@@ -17,16 +17,22 @@ static void *progress_thread(void *arg)
 	struct progress *p = arg;
 	uint64_t t0 = now_ns();
 
-	while (going(p)) {
-		uint64_t got = atomic_load(p->done);
+	for (;;) {
+		uint64_t got;
 
-		if (p->receiving) {
+		/* The first line after one period, so that its rate means something. */
+		usleep(250000);
+		if (!going(p))
+			break;
+		got = atomic_load(p->done);
+
+		if (p->receiving || p->saving) {
 			double secs = (double)(now_ns() - t0) / 1e9;
 			double rate = secs > 0 ? (double)got * p->page_size / (1 << 20) / secs : 0;
 			double eta = got ? secs * (double)(p->pages - got) / (double)got : 0;
 
-			fprintf(stderr, "\rumemd: %llu/%llu pages (%.0f%%), %llu requests, %.1f MiB/s, ETA %.1f s   ",
-				(unsigned long long)got, (unsigned long long)p->pages,
+			fprintf(stderr, "\rumemd: %s%llu/%llu pages (%.0f%%), %llu requests, %.1f MiB/s, ETA %.1f s   ",
+				p->saving ? "saved " : "", (unsigned long long)got, (unsigned long long)p->pages,
 				p->pages ? 100.0 * (double)got / (double)p->pages : 0.0,
 				(unsigned long long)atomic_load(p->requests), rate, eta);
 		} else {
@@ -35,7 +41,6 @@ static void *progress_thread(void *arg)
 				(unsigned long long)atomic_load(p->requests),
 				(unsigned long long)atomic_load(p->acked));
 		}
-		usleep(250000);
 	}
 	fprintf(stderr, "\n");
 	return NULL;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The progress line on stderr (a terminal, or --progress), rewritten
- * every 250 ms until the session stops: what the source has sent, or
- * what the destination has received.  A thread of its own that only
+ * every 250 ms until the session stops: what the source has sent, what
+ * the destination has received, or what --snapshot has saved.  A thread of its own that only
  * reads the counters it is given (atomics).
  */
 #ifndef UMEMD_PROGRESS_H
@@ -18,6 +18,7 @@
 struct progress {
 	struct session *ss;		/* the line stops when it stops */
 	bool receiving;			/* the destination's line, else the source's */
+	bool saving;			/* --snapshot's line: done is pages saved */
 	uint64_t pages;
 	uint32_t page_size;
 	atomic_uint_fast64_t *done;	/* pages sent / received */

@@ -13,15 +13,21 @@
  *      write request (UMEM_REQUEST_WP, a writer blocked on a protected
  *      page) by saving that page and unprotecting it; meanwhile the
  *      background scan (the main thread) saves the pages nobody took, in
- *      order, in runs that it unprotects once saved.
+ *      order, in runs that it unprotects once saved.  Whoever unprotects
+ *      a page stamps the time in done_ns[]; every request is measured
+ *      from its arrival to that stamp, whichever thread saved the page:
+ *      a request whose page another save holds waits on the request
+ *      thread's pending list until the stamp appears.
  *   4. Complete the file, release the RAM (every protection dropped), and
  *      on the uffd backends tell the VMM DONE.  On any failure (the VMM
  *      exits, the region fails, SIGTERM) the file stays marked incomplete,
  *      the RAM is released all the same and the VMM gets FAIL.
  *
  * Threads: the main thread (steps 1, 2, 4 and the background scan), the
- * request thread (step 3), the session's cancel watch (session.h).  The
- * page claims are atomics; the request thread's counters are read only
+ * request thread (step 3), the session's cancel watch (session.h) and,
+ * with --progress, the progress line (progress.h), which only reads
+ * atomics.  The page claims and done_ns[] are atomics; the request
+ * thread's pending list and blocked-time counters are its own, read only
  * after it is joined.
  */
 #define _GNU_SOURCE
@@ -36,6 +42,7 @@
 
 #include "claims.h"
 #include "devstate.h"
+#include "progress.h"
 #include "session.h"
 #include "snap_out.h"
 #include "umemd.h"
@@ -59,9 +66,20 @@ struct snap_session {
 	bool req_on;
 	atomic_bool bg_done;
 	atomic_uint_fast64_t pages_bg;
+	atomic_uint_fast64_t requests;	/* write requests read (the progress line reads it) */
+	/* one a page: when it was unprotected (now_ns()), 0 while protected */
+	atomic_uint_fast64_t *done_ns;
 	bool file_made;			/* the snapshot file exists (incomplete until finished) */
+	struct progress prog;
 	/* the request thread's, read once it is joined */
-	uint64_t requests, pages_req, blocked_ns, blocked_max_ns;
+	struct snap_wait *pend;		/* requests whose page another save holds */
+	size_t npend, pend_cap;
+	uint64_t pages_req, requests_bg, requests_lost, blocked_ns, blocked_max_ns;
+};
+
+/* A write request waiting for the unprotect of a page that another save holds. */
+struct snap_wait {
+	uint64_t page, time_ns;
 };
 
 /* Whether the VMM process @pid still runs (a zombie does not). */
@@ -118,27 +136,76 @@ static int save_run(struct snap_session *x, uint64_t page, uint32_t count)
 			     (unsigned long long)page, count, umem_strerror(ret));
 		return -1;
 	}
+	/* The writers of these pages go on from here: what their requests wait for. */
+	for (uint64_t t = now_ns(), i = 0; i < count; i++)
+		atomic_store(&x->done_ns[page + i], t);
 	return 0;
+}
+
+/* A writer blocked from @arrival to @done (the unprotect of its page). */
+static void count_blocked(struct snap_session *x, uint64_t arrival, uint64_t done)
+{
+	uint64_t blocked = done > arrival ? done - arrival : 0;
+
+	x->blocked_ns += blocked;
+	if (blocked > x->blocked_max_ns)
+		x->blocked_max_ns = blocked;
+}
+
+/* Count the pending requests whose page is unprotected by now. */
+static void settle_pending(struct snap_session *x)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < x->npend; i++) {
+		uint64_t done = atomic_load(&x->done_ns[x->pend[i].page]);
+
+		if (done) {
+			count_blocked(x, x->pend[i].time_ns, done);
+			x->requests_bg++;
+		} else {
+			x->pend[kept++] = x->pend[i];
+		}
+	}
+	x->npend = kept;
 }
 
 static void serve_request(struct snap_session *x, const struct umem_page_request *q)
 {
-	uint64_t page = q->offset / x->ram.page_size, blocked, t;
+	uint64_t page = q->offset / x->ram.page_size, done;
 
 	if (!(q->flags & UMEM_REQUEST_WP) || page >= x->ram.pages)
 		return;
-	x->requests++;
-	/* Taken already: saved and unprotected, or the scan unprotects it soon. */
-	if (!claims_take(&x->cl, page))
+	atomic_fetch_add(&x->requests, 1);
+	if (claims_take(&x->cl, page)) {
+		if (save_run(x, page, 1))
+			return;
+		x->pages_req++;
+		count_blocked(x, q->time_ns, atomic_load(&x->done_ns[page]));
 		return;
-	if (save_run(x, page, 1))
+	}
+	/*
+	 * Another save holds the page (the background's run, or an earlier
+	 * request): the writer waits for its unprotect, done or to come.
+	 */
+	done = atomic_load(&x->done_ns[page]);
+	if (done) {
+		count_blocked(x, q->time_ns, done);
+		x->requests_bg++;
 		return;
-	x->pages_req++;
-	t = now_ns();
-	blocked = t > q->time_ns ? t - q->time_ns : 0;
-	x->blocked_ns += blocked;
-	if (blocked > x->blocked_max_ns)
-		x->blocked_max_ns = blocked;
+	}
+	if (x->npend == x->pend_cap) {
+		size_t cap = x->pend_cap ? 2 * x->pend_cap : 64;
+		struct snap_wait *p = realloc(x->pend, cap * sizeof(*p));
+
+		if (!p) {
+			x->requests_lost++;	/* not measured; said in the summary's check */
+			return;
+		}
+		x->pend = p;
+		x->pend_cap = cap;
+	}
+	x->pend[x->npend++] = (struct snap_wait){ .page = page, .time_ns = q->time_ns };
 }
 
 static void *request_thread(void *arg)
@@ -160,9 +227,13 @@ static void *request_thread(void *arg)
 		}
 		for (int i = 0; i < n && !session_failed(&x->ss); i++)
 			serve_request(x, &reqs[i]);
+		settle_pending(x);
 		if (atomic_load(&x->bg_done) || (n == 0 && vmm_gone(x)))
 			break;
 	}
+	/* The background is done: every page it took is unprotected, unless it failed. */
+	settle_pending(x);
+	x->requests_lost += x->npend;
 	return NULL;
 }
 
@@ -219,7 +290,8 @@ static int take_ram(struct snap_session *x, char *err, size_t errlen)
 	if (o->verbose)
 		log_msg("the VMM's RAM: %llu bytes of %u-byte pages (%s)",
 			(unsigned long long)x->ram.size, x->ram.page_size, x->ram.backend);
-	if (claims_init(&x->cl, x->ram.pages)) {
+	x->done_ns = calloc(x->ram.pages, sizeof(*x->done_ns));
+	if (!x->done_ns || claims_init(&x->cl, x->ram.pages)) {
 		snprintf(err, errlen, "no memory for %llu pages' claims",
 			 (unsigned long long)x->ram.pages);
 		return -ENOMEM;
@@ -309,8 +381,14 @@ int umemd_snapshot(const struct umemd_opts *o, struct umemd_summary *s)
 		goto done;
 	}
 	s->page_size = x->ram.page_size;
-	if (stop_protect_cont(x, s) == 0)
+	x->prog = (struct progress){ .ss = &x->ss, .saving = true, .pages = x->ram.pages,
+				     .page_size = x->ram.page_size, .done = &x->out.stored,
+				     .requests = &x->requests };
+	if (stop_protect_cont(x, s) == 0) {
+		if (o->progress)
+			progress_start(&x->prog);
 		background_scan(x);
+	}
 	atomic_store(&x->bg_done, true);
 	if (x->req_on)
 		pthread_join(x->req_th, NULL);
@@ -330,6 +408,7 @@ done:
 		atomic_store(&x->ss.finished, true);
 	snap_out_abort(&x->out);	/* no-op once finished: the file stays incomplete */
 	session_stop(&x->ss);
+	progress_join(&x->prog);
 	session_join_cancel(&x->ss);
 	wp_ram_close(&x->ram, ok, x->ss.err);
 	s->ok = ok;
@@ -340,13 +419,17 @@ done:
 	s->pages_bg = atomic_load(&x->pages_bg);
 	s->pages_req = x->pages_req;
 	s->pages_zero = atomic_load(&x->out.zero);
-	s->requests = x->requests;
+	s->requests = atomic_load(&x->requests);
+	s->requests_bg = x->requests_bg;
+	s->requests_lost = x->requests_lost;
 	s->blocked_ns = x->blocked_ns;
 	s->blocked_max_ns = x->blocked_max_ns;
 	s->bytes_written = atomic_load(&x->out.bytes);
 out:
 	s->total_ns = now_ns() - t0;
 	claims_free(&x->cl);
+	free(x->done_ns);
+	free(x->pend);
 	session_destroy(&x->ss);
 	free(x);
 	return ok ? 0 : -1;

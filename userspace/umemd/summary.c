@@ -51,13 +51,15 @@ static void snapshot_summary_print(const struct umemd_summary *s, bool json)
 		json_str(s->ok ? "" : s->error);
 		printf(",\"page_size\":%u,\"stop_ms\":%.3f,\"total_ms\":%.3f,"
 		       "\"pages\":%llu,\"pages_background\":%llu,\"pages_requested\":%llu,"
-		       "\"pages_zero\":%llu,\"requests\":%llu,\"blocked_ms\":%.3f,"
+		       "\"pages_zero\":%llu,\"requests\":%llu,\"requests_background\":%llu,"
+		       "\"requests_lost\":%llu,\"blocked_ms\":%.3f,"
 		       "\"blocked_max_ms\":%.3f,\"device_state_bytes\":%llu,"
 		       "\"bytes_written\":%llu}\n",
 		       s->page_size, s->stop_ns / 1e6, s->total_ns / 1e6,
 		       (unsigned long long)s->pages, (unsigned long long)s->pages_bg,
 		       (unsigned long long)s->pages_req, (unsigned long long)s->pages_zero,
-		       (unsigned long long)s->requests, s->blocked_ns / 1e6,
+		       (unsigned long long)s->requests, (unsigned long long)s->requests_bg,
+		       (unsigned long long)s->requests_lost, s->blocked_ns / 1e6,
 		       s->blocked_max_ns / 1e6, (unsigned long long)s->device_state_bytes,
 		       (unsigned long long)s->bytes_written);
 		fflush(stdout);
@@ -72,8 +74,11 @@ static void snapshot_summary_print(const struct umemd_summary *s, bool json)
 	fprintf(stderr, "  pages saved       %llu: background %llu, for a write request %llu, zero %llu\n",
 		(unsigned long long)s->pages, (unsigned long long)s->pages_bg,
 		(unsigned long long)s->pages_req, (unsigned long long)s->pages_zero);
-	fprintf(stderr, "  write requests    %llu; writers blocked %.3f ms total, %.3f ms longest (fault or request read -> unprotect)\n",
-		(unsigned long long)s->requests, s->blocked_ns / 1e6, s->blocked_max_ns / 1e6);
+	fprintf(stderr, "  write requests    %llu: %llu saved their page, %llu waited for another save (%llu not seen released)\n",
+		(unsigned long long)s->requests, (unsigned long long)s->pages_req,
+		(unsigned long long)s->requests_bg, (unsigned long long)s->requests_lost);
+	fprintf(stderr, "  writers blocked   %.3f ms total, %.3f ms longest (every request: fault or request read -> unprotect of its page)\n",
+		s->blocked_ns / 1e6, s->blocked_max_ns / 1e6);
 	fprintf(stderr, "  device state      %llu bytes\n", (unsigned long long)s->device_state_bytes);
 }
 

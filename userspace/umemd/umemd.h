@@ -165,9 +165,11 @@ struct umemd_summary {
 	uint64_t blocked_ns, blocked_max_ns;
 	bool blocked_from_kernel;
 	/* --snapshot (also pages, pages_bg, pages_req, pages_zero, requests,
-	 * blocked_ns, blocked_max_ns: writers blocked, fault (umem) or
-	 * request read (uffd) -> unprotect) */
+	 * blocked_ns, blocked_max_ns: every request, fault (umem) or request
+	 * read (uffd) -> unprotect of its page, by whichever thread) */
 	uint64_t stop_ns;		/* the VMM stopped: stop .. cont */
+	uint64_t requests_bg;		/* requests released by another save's unprotect */
+	uint64_t requests_lost;		/* requests whose unprotect was never seen */
 	uint64_t bytes_written;		/* page data and device state */
 	/* --restore */
 	bool eager;
