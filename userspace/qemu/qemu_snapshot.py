@@ -1,0 +1,592 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""qemu_snapshot.py - snapshot a running QEMU guest and restore it, RAM by umem or by QEMU.
+
+Runs unmodified qemu-system-x86_64 (TCG, -M pc) on the tiny test guest
+(userspace/qemu/guest: it keeps verifying and rewriting its RAM and prints
+"pass G: P pages, M mismatches, total T" on its serial port), in phases
+(--phases, default all, in this order):
+
+umem-save   the guest's RAM is a umem region born present and
+            write-protectable (umemctl create NAME --present --wp -- QEMU);
+            umemd --snapshot FILE --ram /dev/umem-NAME saves it live.  Its
+            --stop-cmd asks this script (FIFOs) to stop QEMU (QMP stop) and
+            save the device state with QEMU's own migration to a file
+            (x-ignore-shared: no guest RAM in it; migrate "exec:cat > DEV"),
+            which umemd reads (--device-state DEV) and stores in FILE; its
+            --cont-cmd asks for QMP cont.  The guest then runs while umemd
+            saves every page (a write to a page not yet saved waits for it).
+qemu-save   the same guest on a second QEMU whose RAM is a file in /dev/shm
+            (share=on), saved by QEMU 7.2's own live snapshot: capability
+            background-snapshot (userfaultfd write-protect), migrate
+            "exec:cat > FILE".
+lazy        umemd --restore FILE --backend umem --name NAME2 creates
+            /dev/umem-NAME2; a new QEMU maps it (-incoming defer,
+            x-ignore-shared), migrate-incoming "exec:cat DEV2" (the device
+            state umemd wrote with --device-state-out), QMP cont: the guest
+            runs at once and its pages come from the file as it touches
+            them, the rest behind.
+eager       the same with umemd --restore --eager: the guest is let run only
+            when every page is in (umemd has exited).
+qemu-load   (not in the default list) QEMU's own load of the qemu-save file:
+            -incoming defer, migrate-incoming "exec:cat FILE", cont.
+
+Measures: a save's guest stop time (QMP STOP -> RESUME event timestamps),
+its total time, and the guest's verify passes during it; a restore's time
+until the guest runs (from umemd's start to the RESUME event, so it holds
+QEMU's startup), until all of RAM is in (umemd's exit), and the passes the
+guest made before that.  Each restored guest must go on from the pass it
+was saved in and verify with 0 mismatches; each saved guest must keep
+running with 0 mismatches.  Output: a log, a table, one "RESULT {json}"
+line.  Exit status 0 only if every phase run passed.
+"""
+
+import argparse
+import copy
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True   # the repo is read-only in the test VMs
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qemu_migrate  # noqa: E402
+from qemu_migrate import PASS_RE, Fail, log  # noqa: E402
+from qtest_umem import Timeout  # noqa: E402
+
+ALL_PHASES = ["umem-save", "qemu-save", "lazy", "eager"]
+KNOWN_PHASES = ALL_PHASES + ["qemu-load"]
+
+
+def ev_time(q, name, after=0.0):
+    """Wall-clock time (s) of the first event @name stamped after @after."""
+    for e in q.events:
+        if e["event"] == name:
+            ts = e["timestamp"]
+            t = ts["seconds"] + ts["microseconds"] / 1e6
+            if t >= after:
+                return t
+    return None
+
+
+class Hooks(threading.Thread):
+    """umemd --snapshot's --stop-cmd and --cont-cmd, served by this script.
+
+    Each hook writes its name into the request FIFO and waits for one byte
+    on the answer FIFO ("g" done, "x" failed).  The thread does the QMP
+    work under @lock (the main thread polls QMP only under it too)."""
+
+    def __init__(self, run, q, lock, ser, dev, timeout):
+        super().__init__(daemon=True)
+        self.run_, self.q, self.lock, self.ser, self.dev = run, q, lock, ser, dev
+        self.req = f"{run.work}/hook-req.fifo"
+        self.ack = f"{run.work}/hook-ack.fifo"
+        for f in (self.req, self.ack):
+            if os.path.exists(f):
+                os.unlink(f)
+            os.mkfifo(f, 0o600)
+        t = int(timeout * 2)
+        self.stop_cmd = f'echo stop > {self.req} && [ "$(timeout {t} head -c 1 {self.ack})" = g ]'
+        self.cont_cmd = f'echo cont > {self.req} && [ "$(timeout {t} head -c 1 {self.ack})" = g ]'
+        self.timeout = timeout
+        self.log = []            # (what, monotonic start, seconds)
+        self.stop_pass = None    # the guest's last complete pass when it stopped
+        self.stop_buf = ""       # and a pass line it had begun printing
+        self.error = None
+
+    def run(self):
+        while True:
+            with open(self.req) as f:          # blocks until a hook writes
+                for line in f:
+                    what = line.strip()
+                    t = time.monotonic()
+                    try:
+                        self.handle(what)
+                        ok = b"g"
+                    except Exception as e:  # noqa: BLE001 - reported to umemd as a failed hook
+                        self.error = f"{what} hook: {type(e).__name__}: {e}"
+                        log(self.error)
+                        ok = b"x"
+                    self.log.append((what, t, time.monotonic() - t))
+                    self.answer(ok)
+
+    def handle(self, what):
+        q = self.q
+        if what == "stop":
+            with self.lock:
+                q.execute("stop")
+            self.ser.update()
+            self.stop_pass, self.stop_buf = self.ser.last_pass, self.ser.buf
+            with self.lock:
+                q.execute("migrate", uri=f"exec:cat > {self.dev}")
+            end = time.monotonic() + self.timeout
+            while True:
+                with self.lock:
+                    st = q.execute("query-migrate") or {}
+                if st.get("status") == "completed":
+                    break
+                if st.get("status") in ("failed", "cancelled"):
+                    raise Fail(f"device state migration {st.get('status')}: "
+                               f"{st.get('error-desc', '')}")
+                if time.monotonic() > end:
+                    raise Fail("device state migration did not complete")
+                time.sleep(0.002)
+        elif what == "cont":
+            with self.lock:
+                q.execute("cont")
+        else:
+            raise Fail(f"unknown hook {what!r}")
+
+    def answer(self, byte):
+        end = time.monotonic() + self.timeout
+        while True:
+            try:
+                fd = os.open(self.ack, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError:
+                if time.monotonic() > end:     # the hook gave up
+                    return
+                time.sleep(0.002)
+        os.write(fd, byte)
+        os.close(fd)
+
+
+class Phase(qemu_migrate.Run):
+    """One phase: its own work directory, processes and result."""
+
+    def __init__(self, a, name):
+        b = copy.copy(a)
+        b.workdir = f"{a.workdir}/{name}"
+        b.mode, b.preempt, b.huge = name, False, False
+        super().__init__(b)
+        self.name = name
+        self.res = {"phase": name, "ok": False, "error": ""}
+        self.q = None
+        self.lock = threading.Lock()
+
+    def quit(self):
+        if self.q:
+            try:
+                with self.lock:
+                    self.q.execute("quit", 5)
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+
+    def status(self):
+        with self.lock:
+            return self.q.execute("query-status")["status"]
+
+    def poll_events(self, secs=0.0):
+        with self.lock:
+            self.q.poll_events(secs)
+
+    def wait_saved_guest(self, ser, p, procs):
+        """After a save: the guest keeps running, 0 mismatches."""
+        a = self.a
+        self.wait_passes("guest, after the save", ser, a.passes_after, a.timeout * 2, procs)
+        ser.update()
+        g = self.res["guest"] = {
+            "stop_pass": self.res.get("stop_pass"), "last_pass": ser.last_pass,
+            "mismatches": max(ser.total_bad, len(ser.mismatches)),
+            "mismatch_lines": ser.mismatches[:20]}
+        return g["mismatches"] == 0 and p.poll() is None
+
+    # ---- saves
+    def umem_save(self, out):
+        a = self.a
+        name = f"qs{os.getpid()}"
+        node = f"/dev/umem-{name}"
+        dev = f"{self.work}/device-state"
+        wrap = [a.umemctl, "create", name, "--size", f"{a.mib}M", "--present", "--wp", "--"]
+        p, q, ser = self.qemu("umem", f"memory-backend-file,id=ram0,size={a.mib}M,"
+                              f"mem-path={node},share=on", False, None, prefix=wrap)
+        self.q = q
+        maps = open(f"/proc/{self.qemu_pid(p)}/maps").read()
+        if f"umem-{name}" not in maps:
+            raise Fail(f"QEMU did not map {node}")
+        self.caps(q, ["x-ignore-shared", "events"])
+        n = self.wait_passes("guest", ser, a.passes_before, a.timeout * 2, [p])
+        log(f"guest at pass {n} on {node} (born present, write-protectable)")
+        hooks = Hooks(self, q, self.lock, ser, dev, a.timeout)
+        hooks.start()
+        cmd = [a.umemd, "--snapshot", out, "--ram", node, "--stop-cmd", hooks.stop_cmd,
+               "--cont-cmd", hooks.cont_cmd, "--device-state", dev, "--json"] + a.umemd_snap_opt
+        log(f"umemd --snapshot {out} --ram {node} --stop-cmd '(QMP stop; migrate exec:cat > "
+            f"{dev})' --cont-cmd '(QMP cont)' --device-state {dev} --json "
+            f"{' '.join(a.umemd_snap_opt)}")
+        t0w, t0 = time.time(), time.monotonic()
+        u = self.spawn("umemd-snapshot", cmd, stdout=f"{self.work}/umemd-snapshot.json")
+        self.watch_until_exit(u, ser, [p], "umemd --snapshot")
+        t_end = time.monotonic()
+        self.poll_events(0.2)
+        self.res["umemd_exit"] = u.returncode
+        self.res["umemd"] = s = self.read_json("umemd-snapshot.json")
+        self.res["hooks_ms"] = {w: round(d * 1e3, 1) for w, _, d in hooks.log}
+        if hooks.error:
+            raise Fail(hooks.error)
+        if u.returncode != 0:
+            raise Fail(f"umemd --snapshot exit {u.returncode}: {self.tail('umemd-snapshot')}")
+        self.res["stop_pass"] = hooks.stop_pass
+        self.res["stop_buf"] = hooks.stop_buf
+        self.save_measures(t0w, t0, t_end, ser, out)
+        if s and s.get("total_ns") is not None:
+            self.res["umemd_total_ms"] = s["total_ns"] / 1e6
+        if s and s.get("stop_ns") is not None:
+            self.res["umemd_stop_ms"] = s["stop_ns"] / 1e6
+        self.res["device_state_bytes"] = os.path.getsize(dev) if os.path.exists(dev) else None
+        ok = self.wait_saved_guest(ser, p, [p])
+        self.res["ok"] = ok and not self.res["error"]
+
+    def qemu_save(self, out):
+        a = self.a
+        ram = f"/dev/shm/umem-qsnap-{os.getpid()}.ram"
+        self.ramfile = ram
+        with open(ram, "wb") as f:
+            f.truncate(self.size)
+        p, q, ser = self.qemu("qemu", f"memory-backend-file,id=ram0,size={a.mib}M,"
+                              f"mem-path={ram},share=on", False, None)
+        self.q = q
+        self.caps(q, ["background-snapshot", "events"])
+        self.wait_passes("guest", ser, a.passes_before, a.timeout * 2, [p])
+        n = ser.update().last_pass
+        log(f"guest at pass {n} on {ram}; QMP migrate exec:cat > {out} "
+            "(capability background-snapshot)")
+        t0w, t0 = time.time(), time.monotonic()
+        with self.lock:
+            q.execute("migrate", uri=f"exec:cat > {out}")
+        last = 0
+        end = time.monotonic() + a.timeout * 10
+        while True:
+            with self.lock:
+                st = q.execute("query-migrate") or {}
+            if st.get("status") == "completed":
+                break
+            if st.get("status") in ("failed", "cancelled"):
+                raise Fail(f"background-snapshot {st.get('status')}: {st.get('error-desc', '')}")
+            if time.monotonic() > end or p.poll() is not None:
+                raise Fail("background-snapshot did not complete")
+            if ser.update().last_pass != last:
+                last = ser.last_pass
+                log(f"guest: pass {last}, mismatches total {ser.total_bad}")
+            time.sleep(0.02)
+        t_end = time.monotonic()
+        self.poll_events(0.2)
+        self.res["qemu_total_ms"] = st.get("total-time")
+        self.res["qemu_downtime_ms"] = st.get("downtime")
+        # The pass the guest was saved in is between the last one printed
+        # before the migrate command and the last one printed after it.
+        self.res["stop_pass_range"] = [n, ser.update().last_pass]
+        self.save_measures(t0w, t0, t_end, ser, out)
+        ok = self.wait_saved_guest(ser, p, [p])
+        self.res["ok"] = ok and not self.res["error"]
+
+    def save_measures(self, t0w, t0, t_end, ser, out):
+        q = self.q
+        t_stop, t_resume = ev_time(q, "STOP", t0w - 1), ev_time(q, "RESUME", t0w - 1)
+        self.res["stop_ms"] = (t_resume - t_stop) * 1e3 if t_stop and t_resume else None
+        self.res["total_ms"] = (t_end - t0) * 1e3
+        # passes the guest completed between the start and the end of the save
+        during = [int(PASS_RE.match(l).group(1)) for t, l in ser.lines
+                  if PASS_RE.match(l) and t0 <= t <= t_end]
+        self.res["passes_during"] = len(during)
+        self.res["file_bytes"] = os.path.getsize(out) if os.path.exists(out) else None
+        self.res["file_disk_bytes"] = (os.stat(out).st_blocks * 512 if os.path.exists(out)
+                                       else None)
+        log(f"{self.name}: guest stopped {fmt(self.res['stop_ms'], ' ms', 1)}, save took "
+            f"{self.res['total_ms']:.0f} ms, {len(during)} guest passes meanwhile; "
+            f"{out}: {self.res['file_bytes']} bytes")
+
+    # ---- restores
+    def restore(self, snap, saved, eager):
+        a = self.a
+        name = f"qr{os.getpid()}{'e' if eager else 'l'}"
+        node = f"/dev/umem-{name}"
+        dev = f"{self.work}/device-state-out"
+        cmd = [a.umemd, "--restore", snap, "--backend", "umem", "--name", name,
+               "--device-state-out", dev, "--json"] + (["--eager"] if eager else []) \
+            + a.umemd_restore_opt
+        log(" ".join(cmd))
+        t0w, t0 = time.time(), time.monotonic()
+        u = self.spawn("umemd-restore", cmd, stdout=f"{self.work}/umemd-restore.json")
+
+        def is_node():
+            try:
+                return stat.S_ISCHR(os.stat(node).st_mode)
+            except OSError:
+                return False
+        self.wait_until(f"{node} (created by umemd --restore)", is_node, a.timeout, [u])
+        hold = os.open(node, os.O_RDWR)    # the region outlives umemd only if held
+        self.res["node_ms"] = (time.monotonic() - t0) * 1e3
+        try:
+            tq = time.monotonic()
+            p, q, ser = self.qemu("restored", f"memory-backend-file,id=ram0,size={a.mib}M,"
+                                  f"mem-path={node},share=on", True, None)
+            self.q = q
+            self.res["qemu_start_ms"] = (time.monotonic() - tq) * 1e3
+            maps = open(f"/proc/{p.pid}/maps").read()
+            if f"umem-{name}" not in maps or not is_node():
+                raise Fail(f"QEMU did not map {node}")
+        finally:
+            os.close(hold)
+        self.caps(q, ["x-ignore-shared", "events"])
+        procs = [p]
+        if eager:
+            self.watch_until_exit(u, ser, procs, "umemd --restore --eager")
+            t_ram = time.monotonic()
+        if not os.path.exists(dev):
+            self.wait_until(f"{dev} (device state from umemd --restore)",
+                            lambda: os.path.exists(dev), a.timeout, procs)
+        self.load_device_state(dev, procs + ([] if eager else [u]))
+        if not eager:
+            self.watch_until_exit(u, ser, procs, "umemd --restore")
+            t_ram = time.monotonic()
+        self.res["umemd_exit"] = u.returncode
+        self.res["umemd"] = s = self.read_json("umemd-restore.json")
+        if u.returncode != 0:
+            raise Fail(f"umemd --restore exit {u.returncode}: {self.tail('umemd-restore')}")
+        self.restore_measures(t0w, t0, t_ram, ser, s)
+        self.check_restored(ser, p, saved)
+
+    def qemu_load(self, snap, saved):
+        a = self.a
+        ram = f"/dev/shm/umem-qload-{os.getpid()}.ram"
+        self.ramfile = ram
+        with open(ram, "wb") as f:
+            f.truncate(self.size)
+        t0w, t0 = time.time(), time.monotonic()
+        tq = time.monotonic()
+        p, q, ser = self.qemu("restored", f"memory-backend-file,id=ram0,size={a.mib}M,"
+                              f"mem-path={ram},share=on", True, None)
+        self.q = q
+        self.res["qemu_start_ms"] = (time.monotonic() - tq) * 1e3
+        self.caps(q, ["events"])
+        self.load_device_state(snap, [p])
+        t_ram = time.monotonic()    # QEMU's load ends with every page in
+        self.restore_measures(t0w, t0, t_ram, ser, None)
+        self.check_restored(ser, p, saved)
+
+    def load_device_state(self, path, procs):
+        """migrate-incoming from @path, then cont if QEMU stays paused."""
+        q = self.q
+        with self.lock:
+            q.execute("migrate-incoming", uri=f"exec:cat {path}")
+
+        def done():
+            with self.lock:
+                st = (q.execute("query-migrate") or {}).get("status")
+            if st == "failed":
+                raise Fail("incoming migration failed")
+            return st == "completed"
+        self.wait_until("incoming migration completed", done, self.a.timeout * 4, procs, 0.005)
+        if self.status() != "running":
+            with self.lock:
+                q.execute("cont")
+
+    def restore_measures(self, t0w, t0, t_ram, ser, s):
+        self.poll_events(0.2)
+        t_run = ev_time(self.q, "RESUME", t0w - 1)
+        self.res["run_ms"] = (t_run - t0w) * 1e3 if t_run else None
+        self.res["ram_ms"] = (t_ram - t0) * 1e3
+        if s:
+            self.res["umemd_total_ms"] = s.get("total_ns", 0) / 1e6 or None
+            self.res["umemd_run_ms"] = (s["run_ns"] / 1e6 if s.get("run_ns") is not None
+                                        else None)
+            self.res["pages_requested"] = s.get("pages_requested")
+            self.res["pages"] = s.get("pages")
+        ser.update()
+        before = [int(PASS_RE.match(l).group(1)) for t, l in ser.lines
+                  if PASS_RE.match(l) and t <= t_ram]
+        self.res["passes_before_ram"] = len(before)
+        log(f"{self.name}: guest runs {fmt(self.res['run_ms'], ' ms')} after the restore began "
+            f"(QEMU start {self.res['qemu_start_ms']:.0f} ms), all RAM in after "
+            f"{self.res['ram_ms']:.0f} ms, {len(before)} guest passes before that")
+
+    def check_restored(self, ser, p, saved):
+        a = self.a
+        self.wait_passes("restored guest", ser, a.passes_after, a.timeout * 2, [p])
+        ser.update()
+        lines = [l for _, l in ser.lines]
+        stop_pass = saved.get("stop_pass")
+        # a pass line the guest had begun printing when it was saved
+        if saved.get("stop_buf") and lines:
+            m = PASS_RE.match(saved["stop_buf"] + lines[0])
+            if m:
+                stop_pass = int(m.group(1))
+                lines = lines[1:]
+        first = next((int(PASS_RE.match(l).group(1)) for l in lines if PASS_RE.match(l)), None)
+        g = self.res["guest"] = {
+            "saved_pass": stop_pass, "first_pass": first, "last_pass": ser.last_pass,
+            "mismatches": max(ser.total_bad, len(ser.mismatches)),
+            "mismatch_lines": ser.mismatches[:20], "serial_head": lines[:3]}
+        log(f"{self.name}: restored guest passes {first}..{ser.last_pass} (saved in pass "
+            f"{stop_pass}), mismatches {g['mismatches']}")
+        ok = g["mismatches"] == 0 and p.poll() is None and first is not None
+        lo, hi = saved.get("stop_pass_range") or (stop_pass, stop_pass)
+        if lo is not None and first is not None and not lo + 1 <= first <= hi + 1:
+            want = f"{lo + 1}" if lo == hi else f"{lo + 1}..{hi + 1}"
+            self.res["error"] = f"the restored guest's first pass is {first}, not {want}"
+            ok = False
+        self.res["ok"] = bool(ok) and not self.res["error"]
+
+    # ---- helpers
+    def qemu_pid(self, p):
+        """QEMU's pid when it runs under umemctl (its only child)."""
+        try:
+            with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+                kids = f.read().split()
+            return int(kids[0]) if kids else p.pid
+        except OSError:
+            return p.pid
+
+    def watch_until_exit(self, u, ser, procs, what):
+        last = 0
+        end = time.monotonic() + self.a.timeout * 10
+        while u.poll() is None:
+            if time.monotonic() > end:
+                raise Fail(f"{what} did not finish in time")
+            for p in procs:
+                if p.poll() is not None:
+                    raise Fail(f"{p.name} exited ({p.returncode}): {self.tail(p.name)}")
+            if ser.update().last_pass != last:
+                last = ser.last_pass
+                log(f"guest: pass {last}, mismatches total {ser.total_bad}")
+            time.sleep(0.02)
+        log(f"{what} exited {u.returncode}")
+
+
+def fmt(v, unit="", nd=0):
+    if v is None:
+        return "?"
+    return f"{v:.{nd}f}{unit}" if isinstance(v, float) else f"{v}{unit}"
+
+
+def table(results):
+    """The comparison, as Markdown."""
+    out = []
+    saves = [r for r in results if r["phase"] in ("umem-save", "qemu-save")]
+    loads = [r for r in results if r["phase"] in ("lazy", "eager", "qemu-load")]
+    label = {"umem-save": "umem write-protect (`umemd --snapshot`)",
+             "qemu-save": "QEMU `background-snapshot` (uffd-wp)",
+             "lazy": "lazy (`umemd --restore`)", "eager": "eager (`umemd --restore --eager`)",
+             "qemu-load": "QEMU's own load (`migrate-incoming`)"}
+    if saves:
+        out += ["| save | ok | guest stop | total | guest passes during the save | file (on disk) |",
+                "|---|---|---|---|---|---|"]
+        for r in saves:
+            out.append(f"| {label[r['phase']]} | {'yes' if r['ok'] else 'NO'} | "
+                       f"{fmt(r.get('stop_ms'), ' ms', 1)} | {fmt(r.get('total_ms'), ' ms')} | "
+                       f"{fmt(r.get('passes_during'))} | "
+                       f"{fmt(mb(r.get('file_bytes')), ' MiB', 1)} "
+                       f"({fmt(mb(r.get('file_disk_bytes')), ' MiB', 1)}) |")
+    if loads:
+        if out:
+            out.append("")
+        out += ["| restore | ok | guest runs after | all RAM in after | guest passes before "
+                "all RAM was in | QEMU start | pages requested |",
+                "|---|---|---|---|---|---|---|"]
+        for r in loads:
+            out.append(f"| {label[r['phase']]} | {'yes' if r['ok'] else 'NO'} | "
+                       f"{fmt(r.get('run_ms'), ' ms')} | {fmt(r.get('ram_ms'), ' ms')} | "
+                       f"{fmt(r.get('passes_before_ram'))} | "
+                       f"{fmt(r.get('qemu_start_ms'), ' ms')} | "
+                       f"{fmt(r.get('pages_requested'))} |")
+    return "\n".join(out)
+
+
+def mb(v):
+    return v / (1 << 20) if v is not None else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    here = os.path.dirname(os.path.abspath(__file__))
+    top = os.path.dirname(here)
+    ap.add_argument("--phases", default=",".join(ALL_PHASES),
+                    help=f"comma-separated, of {', '.join(KNOWN_PHASES)} (default: "
+                    f"{','.join(ALL_PHASES)}); lazy and eager restore umem-save's file, "
+                    "qemu-load qemu-save's")
+    ap.add_argument("--mib", type=int, default=32,
+                    help="guest RAM in MiB; the guest checks all of it above 2 MiB (default 32)")
+    ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--guest", default=f"{top}/build/qemu/umem-guest.elf")
+    ap.add_argument("--umemd", default=f"{top}/build/bin/umemd")
+    ap.add_argument("--umemctl", default=f"{top}/build/bin/umemctl")
+    ap.add_argument("--umemd-snap-opt", action="append", default=[],
+                    help="extra option for umemd --snapshot (repeat)")
+    ap.add_argument("--umemd-restore-opt", action="append", default=[],
+                    help="extra option for umemd --restore (repeat)")
+    ap.add_argument("--passes-before", type=int, default=3)
+    ap.add_argument("--passes-after", type=int, default=3)
+    ap.add_argument("--print-every", type=int, default=1, help="guest prints every Nth pass")
+    ap.add_argument("--timeout", type=float, default=60,
+                    help="base timeout (s); longer steps use multiples of it")
+    ap.add_argument("--start-timeout", type=float, default=120, help="QEMU startup (s)")
+    ap.add_argument("--workdir", required=True)
+    a = ap.parse_args()
+    if a.mib < 3:
+        ap.error("--mib must be at least 3")
+    phases = [p for p in a.phases.split(",") if p]
+    bad = [p for p in phases if p not in KNOWN_PHASES]
+    if bad:
+        ap.error(f"unknown phase(s) {bad}")
+    os.makedirs(a.workdir, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    files = {"umem": f"{a.workdir}/umem.snap", "qemu": f"{a.workdir}/qemu.snap"}
+    done = {}
+    results = []
+    for name in phases:
+        r = Phase(a, name)
+        log(f"=== phase {name}")
+        try:
+            if name == "umem-save":
+                r.umem_save(files["umem"])
+            elif name == "qemu-save":
+                r.qemu_save(files["qemu"])
+            elif name in ("lazy", "eager"):
+                saved = done.get("umem-save")
+                if not saved or not saved["ok"]:
+                    raise Fail("no umem snapshot (phase umem-save did not pass)")
+                r.restore(files["umem"], saved, name == "eager")
+            elif name == "qemu-load":
+                saved = done.get("qemu-save")
+                if not saved or not saved["ok"]:
+                    raise Fail("no QEMU snapshot (phase qemu-save did not pass)")
+                r.qemu_load(files["qemu"], saved)
+        except (Fail, Timeout, EOFError, OSError) as e:
+            r.res["error"] = f"{type(e).__name__}: {e}"
+            r.res["ok"] = False
+            log(f"phase {name} FAILED: {r.res['error']}")
+        finally:
+            r.quit()
+            r.kill_all()
+            if getattr(r, "ramfile", None):
+                try:
+                    os.unlink(r.ramfile)
+                except OSError:
+                    pass
+        log(f"phase {name}: {'ok' if r.res['ok'] else 'FAILED'}")
+        done[name] = r.res
+        results.append(r.res)
+    ok = bool(results) and all(r["ok"] for r in results)
+    print("", flush=True)
+    print(f"== {a.mib} MiB guest, phases {','.join(phases)}: {'OK' if ok else 'FAILED'}")
+    for r in results:
+        if r["error"]:
+            print(f"  {r['phase']}: {r['error']}")
+        g = r.get("guest") or {}
+        for line in g.get("mismatch_lines", []):
+            print(f"    {line}")
+    print(table(results))
+    print("", flush=True)
+    print("RESULT " + json.dumps({"ok": ok, "mib": a.mib, "phases": results}), flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
