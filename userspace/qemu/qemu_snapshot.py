@@ -42,11 +42,14 @@ line.  Exit status 0 only if every phase run passed.
 """
 
 import argparse
+import array
 import copy
 import json
 import os
 import signal
+import socket
 import stat
+import struct
 import subprocess
 import sys
 import threading
@@ -155,6 +158,66 @@ class Hooks(threading.Thread):
         os.close(fd)
 
 
+# common/vmmsock.h: struct vmm_msg (host byte order), SOCK_SEQPACKET
+VMM_MSG = struct.Struct("=IHHQQII96s")
+VMM_MAGIC, VMM_VERSION = 0x4d564d55, 1
+VMM_HELLO, VMM_ATTACH, VMM_RUN, VMM_DONE, VMM_FAIL = 1, 2, 3, 4, 5
+
+
+class VmmPeer:
+    """The VMM's end of umemd's --vmm-socket, for a QEMU that maps the node
+    by path.  Holds HELLO's fd (the region's node) until close()."""
+
+    def __init__(self, path):
+        self.path = path
+        self.s = None
+        self.fds = []
+        self.closed = False
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            s.connect(self.path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            s.close()
+            return False
+        self.s = s
+        return True
+
+    def recv(self, timeout):
+        """One message as a dict, or None after @timeout seconds."""
+        self.s.settimeout(timeout)
+        try:
+            data, anc, _, _ = self.s.recvmsg(VMM_MSG.size, socket.CMSG_SPACE(4 * 4))
+        except socket.timeout:
+            return None
+        if not data:
+            self.closed = True
+            return None
+        for level, kind, fdata in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                self.fds += list(array.array("i", fdata[:len(fdata) - len(fdata) % 4]))
+        if len(data) != VMM_MSG.size:
+            raise Fail(f"VMM socket: a message of {len(data)} bytes")
+        magic, typ, ver, size, base, ps, _, text = VMM_MSG.unpack(data)
+        if magic != VMM_MAGIC or ver != VMM_VERSION:
+            raise Fail(f"VMM socket: bad magic/version {magic:#x}/{ver}")
+        return {"type": typ, "size": size, "base": base, "page_size": ps,
+                "text": text.split(b"\0", 1)[0].decode(errors="replace")}
+
+    def send(self, typ, size, base, text=""):
+        self.s.send(VMM_MSG.pack(VMM_MAGIC, typ, VMM_VERSION, size, base, 4096, 0,
+                                 text.encode()[:95]))
+
+    def close(self):
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+        if self.s:
+            self.s.close()
+            self.s = None
+
+
 class Phase(qemu_migrate.Run):
     """One phase: its own work directory, processes and result."""
 
@@ -233,10 +296,10 @@ class Phase(qemu_migrate.Run):
         self.res["stop_pass"] = hooks.stop_pass
         self.res["stop_buf"] = hooks.stop_buf
         self.save_measures(t0w, t0, t_end, ser, out)
-        if s and s.get("total_ns") is not None:
-            self.res["umemd_total_ms"] = s["total_ns"] / 1e6
-        if s and s.get("stop_ns") is not None:
-            self.res["umemd_stop_ms"] = s["stop_ns"] / 1e6
+        if s:
+            self.res["umemd_total_ms"] = s.get("total_ms")
+            self.res["umemd_stop_ms"] = s.get("stop_ms")
+            self.res["pages_requested"] = s.get("pages_requested")
         self.res["device_state_bytes"] = os.path.getsize(dev) if os.path.exists(dev) else None
         ok = self.wait_saved_guest(ser, p, [p])
         self.res["ok"] = ok and not self.res["error"]
@@ -274,12 +337,13 @@ class Phase(qemu_migrate.Run):
                 log(f"guest: pass {last}, mismatches total {ser.total_bad}")
             time.sleep(0.02)
         t_end = time.monotonic()
+        hi = ser.update().last_pass
         self.poll_events(0.2)
         self.res["qemu_total_ms"] = st.get("total-time")
         self.res["qemu_downtime_ms"] = st.get("downtime")
         # The pass the guest was saved in is between the last one printed
         # before the migrate command and the last one printed after it.
-        self.res["stop_pass_range"] = [n, ser.update().last_pass]
+        self.res["stop_pass_range"] = [n, hi]
         self.save_measures(t0w, t0, t_end, ser, out)
         ok = self.wait_saved_guest(ser, p, [p])
         self.res["ok"] = ok and not self.res["error"]
@@ -302,54 +366,92 @@ class Phase(qemu_migrate.Run):
 
     # ---- restores
     def restore(self, snap, saved, eager):
+        """umemd --restore into a new QEMU.  QEMU maps /dev/umem-NAME by
+        path and knows nothing of umemd's VMM socket, so this script is the
+        VMM on that socket for it: HELLO (the region exists) -> start QEMU
+        on the node -> ATTACH (QEMU has mapped it) -> RUN (lazy: at once;
+        --eager: once every page is in) -> migrate-incoming the device
+        state, cont -> DONE (every page is in)."""
         a = self.a
         name = f"qr{os.getpid()}{'e' if eager else 'l'}"
         node = f"/dev/umem-{name}"
         dev = f"{self.work}/device-state-out"
+        sock = f"{self.work}/vmm.sock"
         cmd = [a.umemd, "--restore", snap, "--backend", "umem", "--name", name,
-               "--device-state-out", dev, "--json"] + (["--eager"] if eager else []) \
-            + a.umemd_restore_opt
+               "--vmm-socket", sock, "--device-state-out", dev, "--json"] + \
+            (["--eager"] if eager else []) + a.umemd_restore_opt
         log(" ".join(cmd))
         t0w, t0 = time.time(), time.monotonic()
         u = self.spawn("umemd-restore", cmd, stdout=f"{self.work}/umemd-restore.json")
-
-        def is_node():
-            try:
-                return stat.S_ISCHR(os.stat(node).st_mode)
-            except OSError:
-                return False
-        self.wait_until(f"{node} (created by umemd --restore)", is_node, a.timeout, [u])
-        hold = os.open(node, os.O_RDWR)    # the region outlives umemd only if held
+        vmm = VmmPeer(sock)
+        self.wait_until(f"umemd's VMM socket {sock}", vmm.connect, a.timeout, [u])
+        hello = vmm.recv(a.timeout)
+        if hello["type"] != VMM_HELLO:
+            raise Fail(f"umemd --restore: expected HELLO, got message type {hello['type']}")
         self.res["node_ms"] = (time.monotonic() - t0) * 1e3
+        log(f"HELLO: {hello['size'] >> 20} MiB region ({hello['text']}, page size "
+            f"{hello['page_size']}); start QEMU on {node}")
         try:
+            if not stat.S_ISCHR(os.stat(node).st_mode):
+                raise Fail(f"{node} is not a character device")
             tq = time.monotonic()
             p, q, ser = self.qemu("restored", f"memory-backend-file,id=ram0,size={a.mib}M,"
                                   f"mem-path={node},share=on", True, None)
             self.q = q
             self.res["qemu_start_ms"] = (time.monotonic() - tq) * 1e3
             maps = open(f"/proc/{p.pid}/maps").read()
-            if f"umem-{name}" not in maps or not is_node():
+            if f"umem-{name}" not in maps:
                 raise Fail(f"QEMU did not map {node}")
+            self.caps(q, ["x-ignore-shared", "events"])
+            procs = [p, u]
+            ta_w, ta = time.time(), time.monotonic()
+            vmm.send(VMM_ATTACH, hello["size"], 0)
+            log(f"ATTACH sent (QEMU maps {node}); waiting for RUN")
+            m = self.vmm_wait(vmm, (VMM_RUN,), ser, procs)
+            t_runmsg = time.monotonic()
+            log(f"RUN after {(t_runmsg - ta) * 1e3:.0f} ms; device state {dev} into QEMU, cont")
+            self.load_device_state(dev, [p])
+            if m["type"] != VMM_DONE:
+                m = self.vmm_wait(vmm, (VMM_DONE,), ser, procs)
+            t_ram = time.monotonic()
+            log(f"DONE: every page is in, {(t_ram - ta) * 1e3:.0f} ms after ATTACH")
         finally:
-            os.close(hold)
-        self.caps(q, ["x-ignore-shared", "events"])
-        procs = [p]
-        if eager:
-            self.watch_until_exit(u, ser, procs, "umemd --restore --eager")
-            t_ram = time.monotonic()
-        if not os.path.exists(dev):
-            self.wait_until(f"{dev} (device state from umemd --restore)",
-                            lambda: os.path.exists(dev), a.timeout, procs)
-        self.load_device_state(dev, procs + ([] if eager else [u]))
-        if not eager:
-            self.watch_until_exit(u, ser, procs, "umemd --restore")
-            t_ram = time.monotonic()
+            vmm.close()
+        try:
+            u.wait(a.timeout)
+        except subprocess.TimeoutExpired:
+            raise Fail("umemd --restore did not exit after DONE")
         self.res["umemd_exit"] = u.returncode
         self.res["umemd"] = s = self.read_json("umemd-restore.json")
         if u.returncode != 0:
             raise Fail(f"umemd --restore exit {u.returncode}: {self.tail('umemd-restore')}")
-        self.restore_measures(t0w, t0, t_ram, ser, s)
+        self.res["from_start_ms"] = (ta - t0) * 1e3
+        self.restore_measures(ta_w, ta, t_ram, ser, s)
         self.check_restored(ser, p, saved)
+
+    def vmm_wait(self, vmm, types, ser, procs):
+        """The next message of @types from umemd (FAIL: Fail); the guest's
+        passes are logged meanwhile.  RUN may come with DONE behind it."""
+        end = time.monotonic() + self.a.timeout * 10
+        last = ser.update().last_pass
+        while True:
+            m = vmm.recv(0.05)
+            if m is not None:
+                if m["type"] == VMM_FAIL:
+                    raise Fail(f"umemd --restore sent FAIL: {m['text']}")
+                if m["type"] in types or m["type"] == VMM_DONE:
+                    return m
+                raise Fail(f"umemd --restore: unexpected message type {m['type']}")
+            if vmm.closed:
+                raise Fail(f"umemd --restore closed the VMM socket: {self.tail('umemd-restore')}")
+            for p in procs:
+                if p.poll() is not None:
+                    raise Fail(f"{p.name} exited ({p.returncode}): {self.tail(p.name)}")
+            if time.monotonic() > end:
+                raise Fail(f"no {'/'.join(str(t) for t in types)} from umemd --restore in time")
+            if ser.update().last_pass != last:
+                last = ser.last_pass
+                log(f"guest: pass {last}, mismatches total {ser.total_bad}")
 
     def qemu_load(self, snap, saved):
         a = self.a
@@ -357,13 +459,13 @@ class Phase(qemu_migrate.Run):
         self.ramfile = ram
         with open(ram, "wb") as f:
             f.truncate(self.size)
-        t0w, t0 = time.time(), time.monotonic()
         tq = time.monotonic()
         p, q, ser = self.qemu("restored", f"memory-backend-file,id=ram0,size={a.mib}M,"
                               f"mem-path={ram},share=on", True, None)
         self.q = q
         self.res["qemu_start_ms"] = (time.monotonic() - tq) * 1e3
         self.caps(q, ["events"])
+        t0w, t0 = time.time(), time.monotonic()     # QEMU is ready: as ATTACH for umemd
         self.load_device_state(snap, [p])
         t_ram = time.monotonic()    # QEMU's load ends with every page in
         self.restore_measures(t0w, t0, t_ram, ser, None)
@@ -392,16 +494,14 @@ class Phase(qemu_migrate.Run):
         self.res["run_ms"] = (t_run - t0w) * 1e3 if t_run else None
         self.res["ram_ms"] = (t_ram - t0) * 1e3
         if s:
-            self.res["umemd_total_ms"] = s.get("total_ns", 0) / 1e6 or None
-            self.res["umemd_run_ms"] = (s["run_ns"] / 1e6 if s.get("run_ns") is not None
-                                        else None)
+            self.res["umemd_total_ms"] = s.get("total_ms")
+            self.res["umemd_run_ms"] = s.get("run_ms")
             self.res["pages_requested"] = s.get("pages_requested")
-            self.res["pages"] = s.get("pages")
         ser.update()
         before = [int(PASS_RE.match(l).group(1)) for t, l in ser.lines
                   if PASS_RE.match(l) and t <= t_ram]
         self.res["passes_before_ram"] = len(before)
-        log(f"{self.name}: guest runs {fmt(self.res['run_ms'], ' ms')} after the restore began "
+        log(f"{self.name}: guest runs {fmt(self.res['run_ms'], ' ms')} after QEMU was ready "
             f"(QEMU start {self.res['qemu_start_ms']:.0f} ms), all RAM in after "
             f"{self.res['ram_ms']:.0f} ms, {len(before)} guest passes before that")
 
