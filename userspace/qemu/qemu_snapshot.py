@@ -522,10 +522,10 @@ class Phase(qemu_migrate.Run):
             "saved_pass": stop_pass, "first_pass": first, "last_pass": ser.last_pass,
             "mismatches": max(ser.total_bad, len(ser.mismatches)),
             "mismatch_lines": ser.mismatches[:20], "serial_head": lines[:3]}
-        log(f"{self.name}: restored guest passes {first}..{ser.last_pass} (saved in pass "
-            f"{stop_pass}), mismatches {g['mismatches']}")
-        ok = g["mismatches"] == 0 and p.poll() is None and first is not None
         lo, hi = saved.get("stop_pass_range") or (stop_pass, stop_pass)
+        log(f"{self.name}: restored guest passes {first}..{ser.last_pass} (saved in pass "
+            f"{lo if lo == hi else f'{lo}..{hi}'}), mismatches {g['mismatches']}")
+        ok = g["mismatches"] == 0 and p.poll() is None and first is not None
         if lo is not None and first is not None and not lo + 1 <= first <= hi + 1:
             want = f"{lo + 1}" if lo == hi else f"{lo + 1}..{hi + 1}"
             self.res["error"] = f"the restored guest's first pass is {first}, not {want}"
