@@ -7,11 +7,12 @@
  *   test-offer SOCKET SEED [--die]
  *
  * It listens on SOCKET, takes the writer's OFFER (its memfd) and ATTACH
- * (its userfaultfd), adopts both with libumem, write-protects every page
+ * (its userfaultfd) and adopts both with umemd's own code (umemd/wp_ram.c,
+ * as umemd --snapshot does), write-protects every page
  * and checks that the writer's next write arrives as a WRITE|WP request
  * while its RAM stays still; that every page is the seed's image or
- * carries the writer's stamp; then unprotects, sees the RAM move again
- * and sends DONE.  With --die it exits instead of unprotecting, with every
+ * carries the writer's stamp; then unprotects, sees the RAM move again,
+ * lets go of the region and sends DONE (wp_ram_close()).  With --die it exits instead of unprotecting, with every
  * page still protected: the writer must run on (the suite checks that).
  * TAP, then "N passed, N failed"; exit 0 only if all passed.
  */
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #include "../umem-vmm/page.h"
+#include "wp_ram.h"
 #include "libumem.h"
 #include "pattern.h"
 #include "util.h"
@@ -38,8 +40,8 @@ struct peer {
 	uint64_t seed;
 	bool die;
 	int passed, failed;
-	int lsock, sock, memfd, uffd;
-	struct vmm_msg offer;
+	struct wp_ram ram;		/* umemd's side of the OFFER (umemd/wp_ram.c) */
+	uint64_t size;
 	struct umem_region *r;
 	uint8_t *map, *copy;
 };
@@ -57,66 +59,25 @@ struct peer {
 	fflush(stdout);							\
 } while (0)
 
-static int accept_within(int lsock, int ms)
-{
-	struct pollfd pfd = { .fd = lsock, .events = POLLIN };
-
-	if (poll(&pfd, 1, ms) != 1)
-		return -1;
-	return accept4(lsock, NULL, NULL, SOCK_CLOEXEC);
-}
-
-/* OFFER then ATTACH from the writer. */
+/*
+ * OFFER then ATTACH from the writer, both adopted and the memfd mapped,
+ * as umemd --snapshot does it (wp_ram_accept()).
+ */
 static bool take_offer(struct peer *p)
 {
-	struct vmm_msg m;
-	struct stat st;
-	int ret;
+	char err[256] = "";
+	int ret = wp_ram_accept(&p->ram, 10000, -1, err, sizeof(err));
 
-	p->sock = accept_within(p->lsock, 10000);
-	OK(p, p->sock >= 0, "the writer connects to %s", p->sock_path);
-	if (p->sock < 0)
+	OK(p, ret == 0 && p->ram.page_size == PATTERN_PAGE && p->ram.size,
+	   "OFFER and ATTACH taken on %s, memfd and userfaultfd adopted: %llu bytes, backend '%s'%s%s",
+	   p->sock_path, (unsigned long long)p->ram.size, p->ram.backend, ret ? ": " : "",
+	   err);
+	if (ret)
 		return false;
-	ret = vmm_recv(p->sock, &p->offer, &p->memfd, 5000);
-	OK(p, ret == 1 && p->offer.type == VMM_OFFER && p->memfd >= 0 &&
-	   fstat(p->memfd, &st) == 0 && (uint64_t)st.st_size == p->offer.size &&
-	   p->offer.size && p->offer.size % PATTERN_PAGE == 0 &&
-	   p->offer.page_size == PATTERN_PAGE && umem_backend_known(p->offer.text),
-	   "OFFER: %llu bytes of 4 KiB pages at %#llx, backend '%s', with the memfd (recv %d)",
-	   (unsigned long long)p->offer.size, (unsigned long long)p->offer.base,
-	   p->offer.text, ret);
-	if (ret != 1 || p->memfd < 0)
-		return false;
-	ret = vmm_recv(p->sock, &m, &p->uffd, 5000);
-	OK(p, ret == 1 && m.type == VMM_ATTACH && p->uffd >= 0 && m.base == p->offer.base &&
-	   m.size == p->offer.size,
-	   "ATTACH: the userfaultfd, for the offered base and size (recv %d, type %u)",
-	   ret, ret == 1 ? m.type : 0);
-	return ret == 1 && p->uffd >= 0 && m.type == VMM_ATTACH;
-}
-
-/* Adopt memfd and userfaultfd as umemd does: open, attach, map. */
-static bool adopt(struct peer *p)
-{
-	struct umem_region_config cfg;
-	int ret;
-
-	memset(&cfg, 0, sizeof(cfg));
-	cfg.backend = p->offer.text;
-	cfg.size = p->offer.size;
-	cfg.flags = UMEM_REGION_PRESENT | UMEM_REGION_WRITE_PROTECT;
-	cfg.log = log_libumem;
-	ret = umem_region_open(&cfg, p->memfd, NULL, &p->r);
-	p->memfd = -1;		/* taken over, even on failure */
-	if (!ret) {
-		ret = umem_region_attach(p->r, p->uffd, p->offer.base);
-		p->uffd = -1;
-	}
-	if (!ret)
-		ret = umem_region_map(p->r, (void **)&p->map);
-	OK(p, ret == 0, "adopt the memfd and the userfaultfd (open, attach, map): %s",
-	   umem_strerror(ret));
-	return ret == 0;
+	p->r = p->ram.r;
+	p->map = p->ram.map;
+	p->size = p->ram.size;
+	return true;
 }
 
 /* Wait up to @ms for the first WRITE|WP request; its count. */
@@ -130,7 +91,7 @@ static int wp_requests(struct peer *p, int ms)
 		n = umem_region_read_requests(p->r, req, 64, 100);
 		for (int i = 0; i < n; i++)
 			if (req[i].flags == (UMEM_REQUEST_WRITE | UMEM_REQUEST_WP) &&
-			    req[i].offset < p->offer.size)
+			    req[i].offset < p->size)
 				wp++;
 	}
 	return wp;
@@ -140,7 +101,7 @@ static uint64_t pages_not_the_writers(const struct peer *p)
 {
 	uint64_t bad = 0;
 
-	for (uint64_t i = 0; i < p->offer.size / PATTERN_PAGE; i++) {
+	for (uint64_t i = 0; i < p->size / PATTERN_PAGE; i++) {
 		const uint8_t *pg = p->map + i * PATTERN_PAGE;
 
 		bad += !page_stamped(i, pg) && !pattern_check(p->seed, i, pg);
@@ -151,7 +112,7 @@ static uint64_t pages_not_the_writers(const struct peer *p)
 static bool ram_moves_within(const struct peer *p, int ms)
 {
 	for (int t = 0; t < ms; t += 10) {
-		if (memcmp(p->copy, p->map, p->offer.size))
+		if (memcmp(p->copy, p->map, p->size))
 			return true;
 		usleep(10000);
 	}
@@ -162,20 +123,20 @@ static void run(struct peer *p)
 {
 	int ret;
 
-	if (!take_offer(p) || !adopt(p))
+	if (!take_offer(p))
 		return;
-	ret = umem_region_writeprotect(p->r, 0, p->offer.size, 1);
+	ret = umem_region_writeprotect(p->r, 0, p->size, 1);
 	OK(p, ret == 0, "write-protect every page: %s", umem_strerror(ret));
 	if (ret)
 		return;
 	ret = wp_requests(p, 5000);
 	OK(p, ret > 0, "a write of the writer arrives as a WRITE|WP request (%d)", ret);
-	p->copy = malloc(p->offer.size);
+	p->copy = malloc(p->size);
 	if (!p->copy)
 		return;
-	memcpy(p->copy, p->map, p->offer.size);
+	memcpy(p->copy, p->map, p->size);
 	usleep(300000);
-	OK(p, !memcmp(p->copy, p->map, p->offer.size),
+	OK(p, !memcmp(p->copy, p->map, p->size),
 	   "every page protected: the RAM stays still for 0.3 s (the writers wait)");
 	ret = (int)pages_not_the_writers(p);
 	OK(p, ret == 0, "every page is the image of seed %llu or carries the writer's stamp (%d are not)",
@@ -184,17 +145,19 @@ static void run(struct peer *p)
 		printf("# exiting with every page protected\n");
 		return;
 	}
-	ret = umem_region_writeprotect(p->r, 0, p->offer.size, 0);
+	ret = umem_region_writeprotect(p->r, 0, p->size, 0);
 	OK(p, ret == 0 && ram_moves_within(p, 2000),
 	   "unprotect every page: the writers go on (%s)", umem_strerror(ret));
-	ret = vmm_send(p->sock, VMM_DONE, 0, 0, NULL, -1);
-	OK(p, ret == 0, "send DONE: %s", strerror(-ret));
 }
 
 int main(int argc, char **argv)
 {
-	struct peer p = { .lsock = -1, .sock = -1, .memfd = -1, .uffd = -1 };
+	struct peer p;
+	char err[256] = "";
+	int ret;
 
+	memset(&p, 0, sizeof(p));
+	wp_ram_init(&p.ram);
 	log_set_prog("test-offer");
 	if (argc < 3 || argc > 4 || parse_u64(argv[2], &p.seed) ||
 	    (argc == 4 && strcmp(argv[3], "--die"))) {
@@ -203,27 +166,16 @@ int main(int argc, char **argv)
 	}
 	p.sock_path = argv[1];
 	p.die = argc == 4;
-	p.lsock = vmm_listen(p.sock_path);
-	OK(&p, p.lsock >= 0, "listen on %s: %s", p.sock_path,
-	   p.lsock >= 0 ? "ok" : strerror(-p.lsock));
-	if (p.lsock >= 0)
+	ret = wp_ram_listen(&p.ram, p.sock_path, err, sizeof(err));
+	OK(&p, ret == 0, "listen on %s: %s", p.sock_path, ret ? err : "ok");
+	if (!ret)
 		run(&p);
 	printf("%d passed, %d failed\n", p.passed, p.failed);
 	fflush(stdout);
 	if (p.die)
 		_exit(p.failed ? 1 : 0);	/* let go of it all, protected */
-	if (p.r)
-		umem_region_close(p.r);
-	if (p.memfd >= 0)
-		close(p.memfd);
-	if (p.uffd >= 0)
-		close(p.uffd);
-	if (p.sock >= 0)
-		close(p.sock);
-	if (p.lsock >= 0) {
-		close(p.lsock);
-		unlink(p.sock_path);
-	}
+	/* The region closed (every protection dropped), then DONE, as umemd. */
+	wp_ram_close(&p.ram, true, NULL);
 	free(p.copy);
 	return p.failed ? 1 : 0;
 }

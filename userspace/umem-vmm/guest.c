@@ -617,18 +617,18 @@ out:
 	return rc;
 }
 
-/* --check-state RAM --state-file FILE: RAM (a paused writer's) against FILE. */
-int check_state(struct vmm *v, const char *ram_path)
+/*
+ * The RAM in v->ram (v->size bytes; @label names it) against the state
+ * file: --check-state, --check-snapshot.
+ */
+int check_state_mem(struct vmm *v, const char *label)
 {
 	struct vmm_state st;
-	uint64_t size, written = 0, writes = 0;
+	uint64_t written = 0, writes = 0;
 	int rc = 1;
 
 	if (load_expectations(v, NULL, v->state_path, &st))
 		return 1;
-	if (ram_map_path(ram_path, false, &v->ram, &size))
-		goto out;
-	v->size = size;
 	if (check_sizes(v, &st))
 		goto out;
 	for (uint64_t p = 0; p < st.pages; p++) {
@@ -640,19 +640,33 @@ int check_state(struct vmm *v, const char *ram_path)
 	if (run_vcpus(v))
 		goto out;
 	if (atomic_load(&v->mismatches)) {
-		log_msg("%s does not match %s:", ram_path, v->state_path);
+		log_msg("%s does not match %s:", label, v->state_path);
 		report_bad(v);
 		goto out;
 	}
 	fprintf(stderr, "umem-vmm: %s matches %s: %llu pages, %llu written, %llu writes in all\n",
-		ram_path, v->state_path, (unsigned long long)v->pages,
+		label, v->state_path, (unsigned long long)v->pages,
 		(unsigned long long)written, (unsigned long long)writes);
 	rc = 0;
 out:
 	free(st.gen);
 	writers_free(v);
 	free((void *)v->seen);
-	if (v->ram)
-		munmap(v->ram, v->size);
+	v->seen = NULL;
+	return rc;
+}
+
+/* --check-state RAM --state-file FILE: RAM (a paused writer's) against FILE. */
+int check_state(struct vmm *v, const char *ram_path)
+{
+	uint64_t size;
+	int rc;
+
+	if (ram_map_path(ram_path, false, &v->ram, &size))
+		return 1;
+	v->size = size;
+	rc = check_state_mem(v, ram_path);
+	munmap(v->ram, v->size);
+	v->ram = NULL;
 	return rc;
 }

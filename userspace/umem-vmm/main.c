@@ -21,6 +21,9 @@
  *       the stop and cont hooks for such a writer.
  *   umem-vmm --check-state RAM --state-file FILE [--seed S]
  *       check a paused writer's RAM against its state file.
+ *   umem-vmm --check-snapshot FILE --state-file S [--seed S]
+ *       check a snapshot file (umemd --snapshot) against the state file
+ *       the writer wrote at the pause where it was taken.
  *   umem-vmm --region PATH|SOCKET [--backend B] --seed S [--size SZ]
  *            [--threads N] [--pattern seq|random|hotset] [--duration SEC]
  *            [--verify-all] [--no-wait-run] [--expect-file FILE]
@@ -62,6 +65,7 @@ enum {
 	OPT_CHECK_STATE,
 	OPT_EXPECT_STATE,
 	OPT_THEN_WRITE,
+	OPT_CHECK_SNAPSHOT,
 };
 
 static void usage(FILE *f)
@@ -77,6 +81,7 @@ static void usage(FILE *f)
 "       umem-vmm --pause PID --state-file FILE [--timeout SEC]\n"
 "       umem-vmm --resume PID [--timeout SEC]\n"
 "       umem-vmm --check-state RAM --state-file FILE [--seed S] [--threads N]\n"
+"       umem-vmm --check-snapshot FILE --state-file FILE [--seed S] [--threads N]\n"
 "       umem-vmm --region PATH|SOCKET [--backend umem|uffd|uffd-minor] --seed S\n"
 "                [--size SZ] [--threads N] [--pattern seq|random|hotset]\n"
 "                [--duration SEC] [--verify-all] [--no-wait-run] [--json]\n"
@@ -136,12 +141,13 @@ int main(int argc, char **argv)
 		{ "check-state", required_argument, NULL, OPT_CHECK_STATE },
 		{ "expect-state", required_argument, NULL, OPT_EXPECT_STATE },
 		{ "then-write", required_argument, NULL, OPT_THEN_WRITE },
+		{ "check-snapshot", required_argument, NULL, OPT_CHECK_SNAPSHOT },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *make = NULL, *check = NULL, *wfile = NULL, *efile = NULL;
-	const char *sfile = NULL, *cstate = NULL;
+	const char *sfile = NULL, *cstate = NULL, *csnap = NULL;
 	pid_t pause_pid = 0, resume_pid = 0;
 	double timeout = 10;
 	struct vmm v;
@@ -243,6 +249,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case OPT_CHECK_STATE: cstate = optarg; break;
+		case OPT_CHECK_SNAPSHOT: csnap = optarg; break;
 		case OPT_EXPECT_STATE: sfile = optarg; break;
 		case OPT_THEN_WRITE:
 			if (!parse_secs(optarg, 86400, &v.then_write)) {
@@ -260,10 +267,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	modes = !!make + !!check + !!(wfile || v.writer_backend) + !!pause_pid + !!resume_pid +
-		!!cstate + !!v.region;
+		!!cstate + !!v.region + !!csnap;
 	if (modes != 1 || (wfile && v.writer_backend)) {
 		if (modes > 1 || (wfile && v.writer_backend))
-			log_msg("one mode at a time: --make-image, --check-image, --writer, --writer-backend, --pause, --resume, --check-state or --region");
+			log_msg("one mode at a time: --make-image, --check-image, --writer, --writer-backend, --pause, --resume, --check-state, --check-snapshot or --region");
 		usage(stderr);
 		return 2;
 	}
@@ -291,6 +298,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		return check_state(&v, cstate);
+	}
+	if (csnap) {
+		if (!v.state_path) {
+			log_msg("--check-snapshot needs --state-file");
+			return 2;
+		}
+		return check_snapshot(&v, csnap);
 	}
 	if (wfile || v.writer_backend) {
 		if (!v.pattern_set)

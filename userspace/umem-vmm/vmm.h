@@ -13,6 +13,7 @@
  *   state.c   the state file, the writer's "device state"
  *   hooks.c   --pause, --resume: the stop and cont hooks of umemd
  *   offer.c   --offer-socket: hand the RAM and its userfaultfd to umemd
+ *   snapcheck.c  --check-snapshot: a snapshot file against the state file
  */
 #ifndef UMEM_VMM_H
 #define UMEM_VMM_H
@@ -125,6 +126,10 @@ int check_image(const char *path, uint64_t seed);
 int guest_run(struct vmm *v, const char *expect_file, const char *expect_state);
 /* --check-state RAM: the exit status. */
 int check_state(struct vmm *v, const char *ram_path);
+/* The same for the RAM at v->ram (v->size bytes), named @label in messages. */
+int check_state_mem(struct vmm *v, const char *label);
+/* --check-snapshot FILE: every page of a snapshot against the state file. */
+int check_snapshot(struct vmm *v, const char *snap_path);
 
 /* Map the file or device node @path whole (size: fstat or lseek). */
 int ram_map_path(const char *path, bool writable, uint8_t **ram, uint64_t *size);

@@ -7,6 +7,8 @@
  *   umemd --incoming (--listen ADDR:PORT | --connect ADDR:PORT)
  *         --backend umem|uffd|uffd-minor [--name NAME] [--vmm-socket PATH]
  *         [--no-preempt] [--bg-follow on|off] [--json] [-v]
+ *   umemd --snapshot FILE (--ram /dev/umem-NAME | --backend uffd --vmm-socket PATH)
+ *         (--pid PID | --stop-cmd CMD --cont-cmd CMD) [--device-state FILE]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -27,6 +29,8 @@
 #error "UMEM_VERSION (the top-level VERSION file) must be defined"
 #endif
 #define OPT_VERSION 1000
+#define OPT_SNAPSHOT 1001
+#define OPT_CONT_CMD 1002
 
 static void usage(FILE *f)
 {
@@ -37,6 +41,8 @@ static void usage(FILE *f)
 "             [--stop-cmd CMD] [--page-size 4k|2m]\n"
 "       umemd --incoming (--listen|--connect) ADDR:PORT --backend umem|uffd|uffd-minor\n"
 "             [--name NAME] [--vmm-socket PATH] [--no-preempt] [--json]\n"
+"       umemd --snapshot FILE (--ram /dev/umem-NAME | --backend uffd --vmm-socket PATH)\n"
+"             (--pid PID | --stop-cmd CMD --cont-cmd CMD) [--device-state FILE] [--json]\n"
 "       umemd --probe-dirty    exit 0 if soft-dirty tracking works on this kernel\n"
 "       umemd --help | --version\n"
 "\n"
@@ -62,6 +68,17 @@ static void usage(FILE *f)
 "                       reserved in /proc/sys/vm/nr_hugepages); pages travel\n"
 "                       as 64 KiB PIECE frames.  Not with --pid yet\n"
 "                       (--stop-cmd alone is fine: no precopy rounds)\n"
+"  --snapshot FILE      live snapshot of a running VMM's RAM into FILE: stop\n"
+"                       the VMM, write-protect every page, read --device-state,\n"
+"                       let it run again, then save every page (a page a\n"
+"                       writer waits for first) and unprotect it.  The RAM:\n"
+"                       --ram /dev/umem-NAME (--backend umem, the default; a\n"
+"                       region umemctl create made born present and\n"
+"                       write-protectable), or\n"
+"                       --backend uffd|uffd-minor --vmm-socket PATH (the VMM\n"
+"                       offers its memfd and userfaultfd there)\n"
+"  --cont-cmd CMD       (snapshot) let the VMM run again with 'sh -c CMD'\n"
+"                       (with --stop-cmd; with --pid alone: SIGCONT)\n"
 "  --incoming           receive RAM into a region the VMM maps\n"
 "  --listen ADDR:PORT   wait for the peer (ADDR may be empty: any)\n"
 "  --connect ADDR:PORT  connect to the peer (retried for --connect-wait seconds)\n"
@@ -80,7 +97,8 @@ static void usage(FILE *f)
 "  --max-bandwidth MBIT (outgoing) cap the background stream, precopy rounds\n"
 "                       included, at MBIT megabits per second; requested pages\n"
 "                       on the preempt channel are not capped (default: none)\n"
-"  --throttle N         (testing) source sleeps 1 ms every N background pages\n"
+"  --throttle N         (testing) source or snapshot sleeps 1 ms every N\n"
+"                       background pages\n"
 "  --recover            (both sides; protocol v2) a broken connection in postcopy\n"
 "                       pauses the migration instead of failing it: faulting\n"
 "                       tasks keep waiting, the side that connected connects\n"
@@ -104,7 +122,9 @@ static void usage(FILE *f)
 "\"cancelled by the operator\", the peer gets ERROR (code 5), the summary is\n"
 "printed; before RUN a stopped VMM is resumed on the source; after RUN\n"
 "tasks waiting on the destination are released (umem: SIGBUS).\n"
-"Exit status: 0 migration complete, 1 failed, 2 bad usage.\n");
+"--snapshot: SIGTERM or SIGINT cancels (\"cancelled by the operator\"): the\n"
+"file is left marked incomplete and the VMM's writers are released.\n"
+"Exit status: 0 migration (snapshot) complete, 1 failed, 2 bad usage.\n");
 }
 
 /* For the signal handler only: where SIGTERM / SIGINT say "give up". */
@@ -181,6 +201,8 @@ int main(int argc, char **argv)
 		{ "proto-max", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "snapshot", required_argument, NULL, OPT_SNAPSHOT },
+		{ "cont-cmd", required_argument, NULL, OPT_CONT_CMD },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct umemd_opts o;
@@ -320,6 +342,8 @@ int main(int argc, char **argv)
 		case 'D': probe = true; break;
 		case 'h': usage(stdout); return 0;
 		case OPT_VERSION: printf("umemd (umem) %s\n", UMEM_VERSION); return 0;
+		case OPT_SNAPSHOT: o.snapshot = optarg; break;
+		case OPT_CONT_CMD: o.cont_cmd = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -332,6 +356,41 @@ int main(int argc, char **argv)
 		}
 		printf("soft-dirty: ok\n");
 		return 0;
+	}
+	/* --snapshot: its own options, then the common run below. */
+	if (o.snapshot) {
+		if (optind != argc || o.outgoing || o.incoming || o.listen || o.connect) {
+			log_msg("--snapshot is a role of its own: not with --outgoing, --incoming, --listen or --connect");
+			return 2;
+		}
+		if (!strcmp(o.backend, "umem") ? o.nram != 1 || o.vmm_socket :
+		    !umem_backend_known(o.backend) || o.nram || !o.vmm_socket) {
+			log_msg("--snapshot needs --ram /dev/umem-NAME (--backend umem) or --backend uffd|uffd-minor --vmm-socket PATH");
+			return 2;
+		}
+		if (!o.pid && !o.stop_cmd) {
+			log_msg("--snapshot needs --pid PID or --stop-cmd CMD --cont-cmd CMD (the VMM is stopped while its RAM is protected)");
+			return 2;
+		}
+		if (o.stop_cmd && !o.cont_cmd) {
+			log_msg("--stop-cmd needs --cont-cmd with --snapshot (the VMM must run again)");
+			return 2;
+		}
+		if (o.cont_cmd && !o.stop_cmd) {
+			log_msg("--cont-cmd goes with --stop-cmd");
+			return 2;
+		}
+		if (o.postcopy_after || o.max_rounds || o.dirty || o.latency_log ||
+		    o.device_state_out || o.max_bw_bytes || o.recover || o.test_cut ||
+		    o.page_size != PROTO_PAGE_SIZE || o.name) {
+			log_msg("--snapshot takes --ram or --backend/--vmm-socket, --pid, --stop-cmd, --cont-cmd, --device-state, --json, -v");
+			return 2;
+		}
+		goto run;
+	}
+	if (o.cont_cmd) {
+		log_msg("--cont-cmd is for --snapshot");
+		return 2;
 	}
 	if (optind != argc || o.outgoing == o.incoming ||
 	    !o.listen == !o.connect) {
@@ -384,6 +443,7 @@ int main(int argc, char **argv)
 		log_msg("--postcopy-after/--max-rounds/--dirty need --pid (precopy rounds)");
 		return 2;
 	}
+run:
 	o.progress |= isatty(STDERR_FILENO);
 	signal(SIGPIPE, SIG_IGN);
 	if (o.outgoing) {
@@ -409,7 +469,8 @@ int main(int argc, char **argv)
 		sigaction(SIGTERM, &sa, NULL);
 		sigaction(SIGINT, &sa, NULL);
 	}
-	ret = o.outgoing ? umemd_source(&o, &sum) : umemd_dest(&o, &sum);
+	ret = o.snapshot ? umemd_snapshot(&o, &sum) :
+	      o.outgoing ? umemd_source(&o, &sum) : umemd_dest(&o, &sum);
 	if (!sum.ok)
 		log_msg("%s: %s", sum.role, sum.error);
 	summary_print(&sum, false);

@@ -7,7 +7,7 @@
  *
  *   umemd --incoming   the network (net_in.c)  ->  the region (region_sink.c)
  *   umemd --restore    a snapshot file         ->  the region     (next)
- *   umemd --snapshot   the VMM's RAM (ram.c)   ->  a snapshot file (next)
+ *   umemd --snapshot   the VMM's RAM (wp_ram.c) -> a snapshot file (snap_out.c)
  *
  * (umemd --outgoing, RAM -> network, needs neither: its network side
  * reads ram.c directly, paced and in PIECE frames, see net_out.c.)
@@ -26,8 +26,8 @@
 
 /*
  * A page sink.  Implementations: the region (region_sink.c: rs_put()),
- * a snapshot file (--snapshot, next).  Called by the network
- * (net_in.c) today.
+ * a snapshot file (snap_out.c: so_put()).  Called by the network
+ * (net_in.c) and by umemd --snapshot (snapshot.c).
  */
 struct page_sink {
 	/*

@@ -2,6 +2,7 @@
 /* The end-of-run summary, for people (stderr) or as one JSON object (stdout). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "umemd.h"
 
@@ -36,12 +37,56 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
+/* umemd --snapshot: what the VMM paid (stop, blocked writers) and what was saved. */
+static void snapshot_summary_print(const struct umemd_summary *s, bool json)
+{
+	double secs = (double)s->total_ns / 1e9;
+	double mib = (double)s->bytes_written / (1 << 20);
+
+	if (json) {
+		printf("{\"role\":\"snapshot\",\"ok\":%s,\"backend\":",
+		       s->ok ? "true" : "false");
+		json_str(s->backend ? s->backend : "");
+		printf(",\"error\":");
+		json_str(s->ok ? "" : s->error);
+		printf(",\"page_size\":%u,\"stop_ms\":%.3f,\"total_ms\":%.3f,"
+		       "\"pages\":%llu,\"pages_background\":%llu,\"pages_requested\":%llu,"
+		       "\"pages_zero\":%llu,\"requests\":%llu,\"blocked_ms\":%.3f,"
+		       "\"blocked_max_ms\":%.3f,\"device_state_bytes\":%llu,"
+		       "\"bytes_written\":%llu}\n",
+		       s->page_size, s->stop_ns / 1e6, s->total_ns / 1e6,
+		       (unsigned long long)s->pages, (unsigned long long)s->pages_bg,
+		       (unsigned long long)s->pages_req, (unsigned long long)s->pages_zero,
+		       (unsigned long long)s->requests, s->blocked_ns / 1e6,
+		       s->blocked_max_ns / 1e6, (unsigned long long)s->device_state_bytes,
+		       (unsigned long long)s->bytes_written);
+		fflush(stdout);
+		return;
+	}
+	fprintf(stderr, "umemd snapshot summary: %s%s%s\n", s->ok ? "OK" : "FAILED",
+		s->ok ? "" : ": ", s->ok ? "" : s->error);
+	fprintf(stderr, "  total time        %.3f s (%.1f MiB written, %.1f MiB/s), backend %s\n",
+		secs, mib, secs > 0 ? mib / secs : 0.0, s->backend ? s->backend : "-");
+	fprintf(stderr, "  VMM stopped       %.3f ms (stop, protect every page, device state, cont)\n",
+		s->stop_ns / 1e6);
+	fprintf(stderr, "  pages saved       %llu: background %llu, for a write request %llu, zero %llu\n",
+		(unsigned long long)s->pages, (unsigned long long)s->pages_bg,
+		(unsigned long long)s->pages_req, (unsigned long long)s->pages_zero);
+	fprintf(stderr, "  write requests    %llu; writers blocked %.3f ms total, %.3f ms longest (request read -> unprotect)\n",
+		(unsigned long long)s->requests, s->blocked_ns / 1e6, s->blocked_max_ns / 1e6);
+	fprintf(stderr, "  device state      %llu bytes\n", (unsigned long long)s->device_state_bytes);
+}
+
 void summary_print(const struct umemd_summary *s, bool json)
 {
 	uint64_t p50 = 0, p99 = 0, max = 0;
 	double secs = (double)s->total_ns / 1e9;
 	double mib = (double)(s->bytes_main + s->bytes_preempt) / (1 << 20);
 
+	if (s->role && !strcmp(s->role, "snapshot")) {
+		snapshot_summary_print(s, json);
+		return;
+	}
 	if (s->nlat) {
 		qsort(s->lat_ns, s->nlat, sizeof(uint64_t), cmp_u64);
 		p50 = pct(s->lat_ns, s->nlat, 50);

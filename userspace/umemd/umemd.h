@@ -10,7 +10,7 @@
  *   --outgoing    the RAM files (ram.c)      the network (net_out*.c)
  *   --incoming    the network (net_in*.c)    the region (region_sink.c)
  *   --restore     a snapshot file            the region          (next)
- *   --snapshot    the VMM's RAM (ram.c)      a snapshot file     (next)
+ *   --snapshot    the VMM's RAM (wp_ram.c)   a snapshot file (snap_out.c)
  *
  * The files, one concern each (each says its threads and locks at the top):
  *
@@ -38,6 +38,15 @@
  *                     pages (preempt thread), --test-cut
  *   precopy.c         precopy rounds, DISCARD, the switch (LISTEN, RUN)
  *   source_recover.c  --recover: pause, reconnect, resume
+ *
+ *   the snapshot (--snapshot):
+ *   wp_ram.[ch]       the VMM's RAM under write protection: a umem node
+ *                     (attach by node) or the memfd and userfaultfd the
+ *                     VMM offers on --vmm-socket; requests; DONE / FAIL
+ *   snap_out.[ch]     the snapshot file as a page sink (snapfile.h)
+ *   snapshot.c        the session, umemd_snapshot(): stop, protect,
+ *                     device state, cont; request thread and background
+ *                     scan; finish or abort (vmm_proc.[ch]: stop, cont)
  *
  *   the destination side (--incoming; dest.h lists its private files):
  *   region_sink.[ch]  the region as a page sink: page states, installs,
@@ -94,8 +103,11 @@ struct umemd_opts {
 	bool progress;		/* stderr is a terminal */
 	int verbose;
 	int cancel_fd;			/* eventfd: readable once the operator gave up */
+	/* --snapshot */
+	const char *snapshot;		/* the snapshot file to write */
+	const char *cont_cmd;		/* hook that lets the VMM run again */
 	/* testing hooks */
-	uint64_t throttle_pages;	/* source: sleep 1 ms every N bg pages */
+	uint64_t throttle_pages;	/* source, snapshot: sleep 1 ms every N bg pages */
 	uint32_t proto_max;		/* speak at most this version (a v2 peer) */
 };
 
@@ -139,10 +151,15 @@ struct umemd_summary {
 	uint64_t nlat;
 	uint64_t blocked_ns, blocked_max_ns;
 	bool blocked_from_kernel;
+	/* --snapshot (also pages, pages_bg, pages_req, pages_zero, requests,
+	 * blocked_ns, blocked_max_ns: writers blocked, request read -> unprotect) */
+	uint64_t stop_ns;		/* the VMM stopped: stop .. cont */
+	uint64_t bytes_written;		/* page data and device state */
 };
 
 int umemd_source(const struct umemd_opts *o, struct umemd_summary *s);
 int umemd_dest(const struct umemd_opts *o, struct umemd_summary *s);
+int umemd_snapshot(const struct umemd_opts *o, struct umemd_summary *s);
 /* Set by SIGUSR1 (main.c): switch a precopy migration to postcopy now. */
 extern volatile int umemd_switch_requested;
 /* 0 if soft-dirty tracking works on this kernel, else -errno + @why. */

@@ -109,3 +109,22 @@ int vmm_resume(struct vmm_proc *v)
 	v->frozen = false;
 	return kill(v->pid, SIGCONT) == 0 ? 0 : -1;
 }
+
+int vmm_cont(struct vmm_proc *v, char *err, size_t errlen)
+{
+	int rc;
+
+	if (v->cont_cmd) {
+		rc = system(v->cont_cmd);
+		if (rc != 0) {
+			snprintf(err, errlen, "--cont-cmd '%s' failed (status %d)", v->cont_cmd, rc);
+			return -1;
+		}
+		return 0;
+	}
+	if (v->frozen && vmm_resume(v) == 0)
+		return 0;
+	snprintf(err, errlen, "cannot let the VMM run again: %s",
+		 v->frozen ? strerror(errno) : "it was stopped by --stop-cmd and there is no --cont-cmd");
+	return -1;
+}
