@@ -120,7 +120,7 @@ demo-qemu: all modules-all
 # restored lazily into a new QEMU (umemd --restore), compared with QEMU's
 # own background-snapshot and an eager restore; exit 0 only if every saved
 # and restored guest verified its RAM.   make demo-snapshot [MIB=32]
-DEMO_SNAP_VARS := MIB PRINT PASSES PHASES
+DEMO_SNAP_VARS := MIB PRINT PASSES PHASES THROTTLE
 
 demo-snapshot: all modules-all
 	@$(REPO)/scripts/vm-run.sh $(DEMO_KVER) env \

@@ -5,9 +5,10 @@
 # 32 MiB while umemd --snapshot saves its RAM by umem write-protect (the
 # region made by umemctl create --present --wp, device state by QEMU with
 # x-ignore-shared), then QEMU's own background-snapshot saves the same
-# guest for comparison, then umemd --restore (lazy, then --eager) brings the
-# umem snapshot back into new QEMUs, which must go on from the pass the
-# guest was saved in with no mismatch.  userspace/qemu/qemu_snapshot.py
+# guest for comparison, then umemd --restore (lazy, then --eager, then both
+# from a slow disk) brings the umem snapshot back into new QEMUs, which
+# must go on from the pass the guest was saved in with no mismatch; last
+# QEMU loads its own snapshot.  userspace/qemu/qemu_snapshot.py
 # does the work; this checks its RESULT line.  Inside the guest (module
 # loaded, cwd = repo root).  Documentation/qemu.rst, part 3.
 set -u
@@ -56,7 +57,8 @@ for p in r.get("phases", []):
          "UEXIT": p.get("umemd_exit"), "STOPMS": p.get("stop_ms"), "TOTMS": p.get("total_ms"),
          "DURING": p.get("passes_during"), "RUNMS": p.get("run_ms"), "RAMMS": p.get("ram_ms"),
          "BEFORE": p.get("passes_before_ram"), "UPAGES": u.get("pages"),
-         "DEVB": p.get("device_state_bytes")}
+         "DEVB": p.get("device_state_bytes"), "REQ": p.get("pages_requested"),
+         "ATTACH": p.get("attach_ms"), "UTOT": p.get("umemd_total_ms")}
     for n, x in v.items():
         x = "" if x is None else (f"{x:.0f}" if isinstance(x, float) else str(x))
         print(f"R_{k}_{n}={shlex.quote(x)}")' "$OUT")"
@@ -84,12 +86,18 @@ t_check $? "QEMU's device state (x-ignore-shared) went into the snapshot: ${R_UM
 [ "${R_QEMU_SAVE_OK:-}" = true ]
 t_check $? "QEMU's background-snapshot saved the guest (stopped ${R_QEMU_SAVE_STOPMS:-?} ms, save ${R_QEMU_SAVE_TOTMS:-?} ms, ${R_QEMU_SAVE_DURING:-?} passes meanwhile)${R_QEMU_SAVE_ERR:+: $R_QEMU_SAVE_ERR}"
 
-# 3, 4. Lazy and eager restore of the umem snapshot.
-for k in LAZY EAGER; do
+# 3-6. Lazy and eager restores of the umem snapshot, at full speed and
+# from a slow disk (umemd --restore --throttle 2).
+for k in LAZY EAGER LAZY_SLOW EAGER_SLOW; do
 	eval "ok=\${R_${k}_OK:-} err=\${R_${k}_ERR:-} mis=\${R_${k}_MIS:-} misl=\${R_${k}_MISL:-}"
 	eval "saved=\${R_${k}_SAVED:-} first=\${R_${k}_FIRST:-} last=\${R_${k}_LAST:-}"
 	eval "ue=\${R_${k}_UEXIT:-} up=\${R_${k}_UPAGES:-} run=\${R_${k}_RUNMS:-} ram=\${R_${k}_RAMMS:-} before=\${R_${k}_BEFORE:-}"
-	what=$([ "$k" = LAZY ] && echo "lazy restore" || echo "eager restore (--eager)")
+	case $k in
+	LAZY) what="lazy restore" ;;
+	EAGER) what="eager restore (--eager)" ;;
+	LAZY_SLOW) what="lazy restore, slow disk" ;;
+	EAGER_SLOW) what="eager restore, slow disk" ;;
+	esac
 	[ "$ok" = true ] && [ "$ue" = 0 ]
 	t_check $? "$what: umemd --restore exit ${ue:-?}, guest runs after ${run:-?} ms, all RAM in after ${ram:-?} ms, ${before:-?} passes before${err:+: $err}"
 	[ -n "$saved" ] && [ -n "$first" ] && [ "$first" = $((saved + 1)) ] && [ "$mis" = 0 ] &&
@@ -99,6 +107,25 @@ for k in LAZY EAGER; do
 	[ "$up" = $((MIB * 256)) ]
 	t_check $? "$what: umemd put in every page (${up:-?} of $((MIB * 256)))"
 done
+
+# The slow disk shows what lazy and eager mean: unless umemd had loaded
+# every page before QEMU was even up (then there was nothing to show),
+# the lazy guest ran and made passes before all of its RAM was in, its
+# faults served as requests; the eager guest made none.
+if [ -n "${R_LAZY_SLOW_ATTACH:-}" ] && [ -n "${R_LAZY_SLOW_UTOT:-}" ] &&
+   [ "$R_LAZY_SLOW_UTOT" -gt $((R_LAZY_SLOW_ATTACH + 500)) ]; then
+	[ "${R_LAZY_SLOW_BEFORE:-0}" -ge 1 ] && [ "${R_LAZY_SLOW_REQ:-0}" -ge 1 ] &&
+		[ "${R_LAZY_SLOW_RUNMS:-x}" -lt "$R_LAZY_SLOW_UTOT" ]
+	t_check $? "lazy, slow disk: the guest ran after ${R_LAZY_SLOW_RUNMS:-?} ms, before all RAM was in (${R_LAZY_SLOW_UTOT} ms), made ${R_LAZY_SLOW_BEFORE:-?} passes meanwhile, ${R_LAZY_SLOW_REQ:-?} pages requested"
+else
+	t_skip "lazy, slow disk: umemd had every page in (${R_LAZY_SLOW_UTOT:-?} ms) before QEMU was up (${R_LAZY_SLOW_ATTACH:-?} ms): nothing lazy to see"
+fi
+[ "${R_EAGER_SLOW_BEFORE:-x}" = 0 ] && [ "${R_EAGER_SLOW_REQ:-x}" = 0 ]
+t_check $? "eager, slow disk: the guest made no pass before all RAM was in (${R_EAGER_SLOW_BEFORE:-?}) and requested no page (${R_EAGER_SLOW_REQ:-?})"
+
+# 7. QEMU's own load of its background snapshot.
+[ "${R_QEMU_LOAD_OK:-}" = true ] && [ "${R_QEMU_LOAD_MIS:-x}" = 0 ]
+t_check $? "QEMU's own load of its snapshot: the guest went on (first pass ${R_QEMU_LOAD_FIRST:-?}) with ${R_QEMU_LOAD_MIS:-?} mismatches${R_QEMU_LOAD_ERR:+: $R_QEMU_LOAD_ERR}"
 
 left=$(ls /dev/umem-* 2>/dev/null | wc -l)
 t_check "$left" "no /dev/umem-* node left behind after QEMU quit ($left)"

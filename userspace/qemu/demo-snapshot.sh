@@ -9,7 +9,10 @@
 #   MIB=32        guest RAM in MiB (the guest checks all of it above 2 MiB)
 #   PRINT=1       the guest prints every PRINT-th verify pass
 #   PASSES=3      verify passes to wait for before and after each save/restore
-#   PHASES=...    qemu_snapshot.py --phases (default umem-save,qemu-save,lazy,eager)
+#   PHASES=...    qemu_snapshot.py --phases (default: umem-save, qemu-save, lazy,
+#                 eager, lazy-slow, eager-slow, qemu-load)
+#   THROTTLE=2    the slow disk of lazy-slow and eager-slow: umemd --restore
+#                 --throttle THROTTLE (1 ms pause every THROTTLE pages)
 #
 # Runs as root with the umem module (loaded from build/mod-$(uname -r)/ if
 # needed), in a virtme-ng guest or on a test host.  Exit 0 only if every
@@ -22,7 +25,8 @@ cd "$(dirname "$0")/../.." || exit 1
 MIB=${MIB:-32}
 PRINT=${PRINT:-1}
 PASSES=${PASSES:-3}
-PHASES=${PHASES:-umem-save,qemu-save,lazy,eager}
+PHASES=${PHASES:-umem-save,qemu-save,lazy,eager,lazy-slow,eager-slow,qemu-load}
+THROTTLE=${THROTTLE:-2}
 
 die() { printf 'demo-snapshot: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (the module, QEMU's userfaultfd)"
@@ -40,7 +44,7 @@ echo "=== phases: $PHASES"
 set -o pipefail
 python3 userspace/qemu/qemu_snapshot.py --qemu "${QEMU:-qemu-system-x86_64}" \
 	--guest "$QM_GUEST" --umemd "$QM_BIN/umemd" --umemctl "$QM_BIN/umemctl" \
-	--phases "$PHASES" --mib "$MIB" --print-every "$PRINT" \
+	--phases "$PHASES" --slow-throttle "$THROTTLE" --mib "$MIB" --print-every "$PRINT" \
 	--passes-before "$PASSES" --passes-after "$PASSES" --workdir "$WORK/run" 2>&1 |
 	tee "$WORK/out"
 rc=$?

@@ -12,7 +12,7 @@ umem-save   the guest's RAM is a umem region born present and
             umemd --snapshot FILE --ram /dev/umem-NAME saves it live.  Its
             --stop-cmd asks this script (FIFOs) to stop QEMU (QMP stop) and
             save the device state with QEMU's own migration to a file
-            (x-ignore-shared: no guest RAM in it; migrate "exec:cat > DEV"),
+            (x-ignore-shared: no guest RAM in it; QMP getfd, migrate "fd:"),
             which umemd reads (--device-state DEV) and stores in FILE; its
             --cont-cmd asks for QMP cont.  The guest then runs while umemd
             saves every page (a write to a page not yet saved waits for it).
@@ -20,24 +20,30 @@ qemu-save   the same guest on a second QEMU whose RAM is a file in /dev/shm
             (share=on), saved by QEMU 7.2's own live snapshot: capability
             background-snapshot (userfaultfd write-protect), migrate
             "exec:cat > FILE".
-lazy        umemd --restore FILE --backend umem --name NAME2 creates
-            /dev/umem-NAME2; a new QEMU maps it (-incoming defer,
-            x-ignore-shared), migrate-incoming "exec:cat DEV2" (the device
-            state umemd wrote with --device-state-out), QMP cont: the guest
-            runs at once and its pages come from the file as it touches
-            them, the rest behind.
-eager       the same with umemd --restore --eager: the guest is let run only
-            when every page is in (umemd has exited).
-qemu-load   (not in the default list) QEMU's own load of the qemu-save file:
-            -incoming defer, migrate-incoming "exec:cat FILE", cont.
+lazy        umemd --restore FILE --backend umem --name NAME2 --vmm-socket S
+            creates /dev/umem-NAME2; this script is QEMU's end of S: on
+            HELLO it starts a new QEMU on the node (-incoming defer,
+            x-ignore-shared) and sends ATTACH; on RUN, migrate-incoming
+            "exec:cat DEV2" (the device state umemd wrote with
+            --device-state-out) and QMP cont: the guest runs at once and its
+            pages come from the file as it touches them, the rest behind.
+eager       the same with umemd --restore --eager: umemd sends RUN only once
+            every page is in.
+lazy-slow, eager-slow
+            the same with umemd --restore --throttle N (--slow-throttle): a
+            slow disk, so that loading all of RAM takes longer than QEMU's
+            startup and lazy and eager differ.
+qemu-load   QEMU's own load of the qemu-save file: -incoming defer,
+            migrate-incoming "exec:cat FILE", cont.
 
 Measures: a save's guest stop time (QMP STOP -> RESUME event timestamps),
-its total time, and the guest's verify passes during it; a restore's time
-until the guest runs (from umemd's start to the RESUME event, so it holds
-QEMU's startup), until all of RAM is in (umemd's exit), and the passes the
-guest made before that.  Each restored guest must go on from the pass it
-was saved in and verify with 0 mismatches; each saved guest must keep
-running with 0 mismatches.  Output: a log, a table, one "RESULT {json}"
+its total time, and the guest's verify passes from its stop to the end of
+the save; a restore's time until the guest runs (from the restore's first
+command, umemd or QEMU, to the RESUME event, so it holds QEMU's startup),
+until all of RAM is in (umemd's total; QEMU: its load completed), and the
+passes the guest made before that.  Each restored guest must go on from
+the pass it was saved in and verify with 0 mismatches; each saved guest
+must keep running with 0 mismatches.  Output: a log, a table, one "RESULT {json}"
 line.  Exit status 0 only if every phase run passed.
 """
 
@@ -61,8 +67,8 @@ import qemu_migrate  # noqa: E402
 from qemu_migrate import PASS_RE, Fail, log  # noqa: E402
 from qtest_umem import Timeout  # noqa: E402
 
-ALL_PHASES = ["umem-save", "qemu-save", "lazy", "eager"]
-KNOWN_PHASES = ALL_PHASES + ["qemu-load"]
+ALL_PHASES = ["umem-save", "qemu-save", "lazy", "eager", "lazy-slow", "eager-slow", "qemu-load"]
+KNOWN_PHASES = ALL_PHASES
 
 
 def ev_time(q, name, after=0.0):
@@ -92,9 +98,12 @@ class Hooks(threading.Thread):
             if os.path.exists(f):
                 os.unlink(f)
             os.mkfifo(f, 0o600)
-        t = int(timeout * 2)
-        self.stop_cmd = f'echo stop > {self.req} && [ "$(timeout {t} head -c 1 {self.ack})" = g ]'
-        self.cont_cmd = f'echo cont > {self.req} && [ "$(timeout {t} head -c 1 {self.ack})" = g ]'
+        # Shell builtins only: each process a hook starts costs tens to
+        # hundreds of ms under nested TCG, and the stop hook's run is guest
+        # stop time.  No timeout: on failure this script kills umemd's
+        # process group, hook included.
+        self.stop_cmd = f'echo stop > {self.req} && read r < {self.ack} && [ "$r" = g ]'
+        self.cont_cmd = f'echo cont > {self.req} && read r < {self.ack} && [ "$r" = g ]'
         self.timeout = timeout
         self.log = []            # (what, monotonic start, seconds)
         self.stop_pass = None    # the guest's last complete pass when it stopped
@@ -117,6 +126,17 @@ class Hooks(threading.Thread):
                     self.log.append((what, t, time.monotonic() - t))
                     self.answer(ok)
 
+    def prepare(self):
+        """Hand QEMU the device-state file now (QMP getfd), so that the stop
+        hook's migrate "fd:" costs QEMU no fork and exec (as "exec:cat >
+        FILE" would: QEMU 7.2 has no "file:")."""
+        fd = os.open(self.dev, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with self.lock:
+                qmp_getfd(self.q, "devstate", fd)
+        finally:
+            os.close(fd)
+
     def handle(self, what):
         q = self.q
         if what == "stop":
@@ -125,7 +145,7 @@ class Hooks(threading.Thread):
             self.ser.update()
             self.stop_pass, self.stop_buf = self.ser.last_pass, self.ser.buf
             with self.lock:
-                q.execute("migrate", uri=f"exec:cat > {self.dev}")
+                q.execute("migrate", uri="fd:devstate")
             end = time.monotonic() + self.timeout
             while True:
                 with self.lock:
@@ -154,8 +174,22 @@ class Hooks(threading.Thread):
                 if time.monotonic() > end:     # the hook gave up
                     return
                 time.sleep(0.002)
-        os.write(fd, byte)
+        os.write(fd, byte + b"\n")
         os.close(fd)
+
+
+def qmp_getfd(q, name, fd):
+    """QMP getfd: pass @fd to QEMU as @name (SCM_RIGHTS on the QMP socket)."""
+    msg = json.dumps({"execute": "getfd", "arguments": {"fdname": name}}).encode() + b"\n"
+    q.s.sock.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+    while True:
+        ans = json.loads(q.s.readline())
+        if "event" in ans:
+            q.events.append(ans)
+            continue
+        if "error" in ans:
+            raise Fail(f"QMP getfd: {ans['error'].get('desc')}")
+        return
 
 
 # common/vmmsock.h: struct vmm_msg (host byte order), SOCK_SEQPACKET
@@ -275,10 +309,11 @@ class Phase(qemu_migrate.Run):
         n = self.wait_passes("guest", ser, a.passes_before, a.timeout * 2, [p])
         log(f"guest at pass {n} on {node} (born present, write-protectable)")
         hooks = Hooks(self, q, self.lock, ser, dev, a.timeout)
+        hooks.prepare()
         hooks.start()
         cmd = [a.umemd, "--snapshot", out, "--ram", node, "--stop-cmd", hooks.stop_cmd,
                "--cont-cmd", hooks.cont_cmd, "--device-state", dev, "--json"] + a.umemd_snap_opt
-        log(f"umemd --snapshot {out} --ram {node} --stop-cmd '(QMP stop; migrate exec:cat > "
+        log(f"umemd --snapshot {out} --ram {node} --stop-cmd '(QMP stop; migrate fd: -> "
             f"{dev})' --cont-cmd '(QMP cont)' --device-state {dev} --json "
             f"{' '.join(a.umemd_snap_opt)}")
         t0w, t0 = time.time(), time.monotonic()
@@ -353,9 +388,10 @@ class Phase(qemu_migrate.Run):
         t_stop, t_resume = ev_time(q, "STOP", t0w - 1), ev_time(q, "RESUME", t0w - 1)
         self.res["stop_ms"] = (t_resume - t_stop) * 1e3 if t_stop and t_resume else None
         self.res["total_ms"] = (t_end - t0) * 1e3
-        # passes the guest completed between the start and the end of the save
+        # passes the guest completed between its stop and the end of the save
+        t_from = t0 + (t_stop - t0w) if t_stop else t0
         during = [int(PASS_RE.match(l).group(1)) for t, l in ser.lines
-                  if PASS_RE.match(l) and t0 <= t <= t_end]
+                  if PASS_RE.match(l) and t_from <= t <= t_end]
         self.res["passes_during"] = len(during)
         self.res["file_bytes"] = os.path.getsize(out) if os.path.exists(out) else None
         self.res["file_disk_bytes"] = (os.stat(out).st_blocks * 512 if os.path.exists(out)
@@ -365,7 +401,7 @@ class Phase(qemu_migrate.Run):
             f"{out}: {self.res['file_bytes']} bytes")
 
     # ---- restores
-    def restore(self, snap, saved, eager):
+    def restore(self, snap, saved, eager, extra=()):
         """umemd --restore into a new QEMU.  QEMU maps /dev/umem-NAME by
         path and knows nothing of umemd's VMM socket, so this script is the
         VMM on that socket for it: HELLO (the region exists) -> start QEMU
@@ -373,13 +409,13 @@ class Phase(qemu_migrate.Run):
         --eager: once every page is in) -> migrate-incoming the device
         state, cont -> DONE (every page is in)."""
         a = self.a
-        name = f"qr{os.getpid()}{'e' if eager else 'l'}"
+        name = f"qr{os.getpid()}{'e' if eager else 'l'}{'s' if extra else ''}"
         node = f"/dev/umem-{name}"
         dev = f"{self.work}/device-state-out"
         sock = f"{self.work}/vmm.sock"
-        cmd = [a.umemd, "--restore", snap, "--backend", "umem", "--name", name,
+        cmd = [a.umemd_restore, "--restore", snap, "--backend", "umem", "--name", name,
                "--vmm-socket", sock, "--device-state-out", dev, "--json"] + \
-            (["--eager"] if eager else []) + a.umemd_restore_opt
+            (["--eager"] if eager else []) + list(extra) + a.umemd_restore_opt
         log(" ".join(cmd))
         t0w, t0 = time.time(), time.monotonic()
         u = self.spawn("umemd-restore", cmd, stdout=f"{self.work}/umemd-restore.json")
@@ -425,8 +461,13 @@ class Phase(qemu_migrate.Run):
         self.res["umemd"] = s = self.read_json("umemd-restore.json")
         if u.returncode != 0:
             raise Fail(f"umemd --restore exit {u.returncode}: {self.tail('umemd-restore')}")
-        self.res["from_start_ms"] = (ta - t0) * 1e3
-        self.restore_measures(ta_w, ta, t_ram, ser, s)
+        self.res["attach_ms"] = (ta - t0) * 1e3
+        self.res["done_after_attach_ms"] = (t_ram - ta) * 1e3
+        # Every page in: umemd's own figure (from its start; it sends DONE
+        # only once the VMM has attached, so DONE may be queued behind RUN).
+        if s and s.get("total_ms") is not None:
+            t_ram = t0 + s["total_ms"] / 1e3
+        self.restore_measures(t0w, t0, t_ram, ser, s)
         self.check_restored(ser, p, saved)
 
     def vmm_wait(self, vmm, types, ser, procs):
@@ -459,13 +500,12 @@ class Phase(qemu_migrate.Run):
         self.ramfile = ram
         with open(ram, "wb") as f:
             f.truncate(self.size)
-        tq = time.monotonic()
+        t0w, t0 = time.time(), time.monotonic()
         p, q, ser = self.qemu("restored", f"memory-backend-file,id=ram0,size={a.mib}M,"
                               f"mem-path={ram},share=on", True, None)
         self.q = q
-        self.res["qemu_start_ms"] = (time.monotonic() - tq) * 1e3
+        self.res["qemu_start_ms"] = (time.monotonic() - t0) * 1e3
         self.caps(q, ["events"])
-        t0w, t0 = time.time(), time.monotonic()     # QEMU is ready: as ATTACH for umemd
         self.load_device_state(snap, [p])
         t_ram = time.monotonic()    # QEMU's load ends with every page in
         self.restore_measures(t0w, t0, t_ram, ser, None)
@@ -501,7 +541,7 @@ class Phase(qemu_migrate.Run):
         before = [int(PASS_RE.match(l).group(1)) for t, l in ser.lines
                   if PASS_RE.match(l) and t <= t_ram]
         self.res["passes_before_ram"] = len(before)
-        log(f"{self.name}: guest runs {fmt(self.res['run_ms'], ' ms')} after QEMU was ready "
+        log(f"{self.name}: guest runs {fmt(self.res['run_ms'], ' ms')} after the restore began "
             f"(QEMU start {self.res['qemu_start_ms']:.0f} ms), all RAM in after "
             f"{self.res['ram_ms']:.0f} ms, {len(before)} guest passes before that")
 
@@ -568,10 +608,13 @@ def table(results):
     """The comparison, as Markdown."""
     out = []
     saves = [r for r in results if r["phase"] in ("umem-save", "qemu-save")]
-    loads = [r for r in results if r["phase"] in ("lazy", "eager", "qemu-load")]
+    loads = [r for r in results if r["phase"] in ("lazy", "eager", "lazy-slow", "eager-slow",
+                                                  "qemu-load")]
     label = {"umem-save": "umem write-protect (`umemd --snapshot`)",
              "qemu-save": "QEMU `background-snapshot` (uffd-wp)",
              "lazy": "lazy (`umemd --restore`)", "eager": "eager (`umemd --restore --eager`)",
+             "lazy-slow": "lazy, slow disk (`--throttle N`)",
+             "eager-slow": "eager, slow disk (`--eager --throttle N`)",
              "qemu-load": "QEMU's own load (`migrate-incoming`)"}
     if saves:
         out += ["| save | ok | guest stop | total | guest passes during the save | file (on disk) |",
@@ -615,6 +658,11 @@ def main():
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--guest", default=f"{top}/build/qemu/umem-guest.elf")
     ap.add_argument("--umemd", default=f"{top}/build/bin/umemd")
+    ap.add_argument("--umemd-restore", metavar="UMEMD",
+                    help="the umemd binary for --restore (default: --umemd)")
+    ap.add_argument("--slow-throttle", type=int, default=2, metavar="N",
+                    help="lazy-slow, eager-slow: umemd --restore --throttle N, a slow disk "
+                    "(its background stream sleeps 1 ms every N pages; default 2)")
     ap.add_argument("--umemctl", default=f"{top}/build/bin/umemctl")
     ap.add_argument("--umemd-snap-opt", action="append", default=[],
                     help="extra option for umemd --snapshot (repeat)")
@@ -628,6 +676,7 @@ def main():
     ap.add_argument("--start-timeout", type=float, default=120, help="QEMU startup (s)")
     ap.add_argument("--workdir", required=True)
     a = ap.parse_args()
+    a.umemd_restore = a.umemd_restore or a.umemd
     if a.mib < 3:
         ap.error("--mib must be at least 3")
     phases = [p for p in a.phases.split(",") if p]
@@ -648,11 +697,12 @@ def main():
                 r.umem_save(files["umem"])
             elif name == "qemu-save":
                 r.qemu_save(files["qemu"])
-            elif name in ("lazy", "eager"):
+            elif name in ("lazy", "eager", "lazy-slow", "eager-slow"):
                 saved = done.get("umem-save")
                 if not saved or not saved["ok"]:
                     raise Fail("no umem snapshot (phase umem-save did not pass)")
-                r.restore(files["umem"], saved, name == "eager")
+                slow = ["--throttle", str(a.slow_throttle)] if name.endswith("-slow") else []
+                r.restore(files["umem"], saved, name.startswith("eager"), slow)
             elif name == "qemu-load":
                 saved = done.get("qemu-save")
                 if not saved or not saved["ok"]:
