@@ -10,8 +10,8 @@ Runs unmodified qemu-system-x86_64 (TCG, -M pc) on the tiny test guest
 umem-save   the guest's RAM is a umem region born present and
             write-protectable (umemctl create NAME --present --wp -- QEMU);
             umemd --snapshot FILE --ram /dev/umem-NAME saves it live.  Its
-            --stop-cmd asks this script (FIFOs) to stop QEMU (QMP stop) and
-            save the device state with QEMU's own migration to a file
+            --stop-cmd asks this script (FIFOs) to save the device state
+            with QEMU's own migration to a file, which stops the guest
             (x-ignore-shared: no guest RAM in it; QMP getfd, migrate "fd:"),
             which umemd reads (--device-state DEV) and stores in FILE; its
             --cont-cmd asks for QMP cont.  The guest then runs while umemd
@@ -106,6 +106,7 @@ class Hooks(threading.Thread):
         self.cont_cmd = f'echo cont > {self.req} && read r < {self.ack} && [ "$r" = g ]'
         self.timeout = timeout
         self.log = []            # (what, monotonic start, seconds)
+        self.marks = {}          # step -> wall-clock time (s), as QMP events
         self.stop_pass = None    # the guest's last complete pass when it stopped
         self.stop_buf = ""       # and a pass line it had begun printing
         self.error = None
@@ -116,6 +117,7 @@ class Hooks(threading.Thread):
                 for line in f:
                     what = line.strip()
                     t = time.monotonic()
+                    self.marks[f"{what}_hook"] = time.time()
                     try:
                         self.handle(what)
                         ok = b"g"
@@ -125,6 +127,7 @@ class Hooks(threading.Thread):
                         ok = b"x"
                     self.log.append((what, t, time.monotonic() - t))
                     self.answer(ok)
+                    self.marks[f"{what}_answered"] = time.time()
 
     def prepare(self):
         """Hand QEMU the device-state file now (QMP getfd), so that the stop
@@ -140,10 +143,11 @@ class Hooks(threading.Thread):
     def handle(self, what):
         q = self.q
         if what == "stop":
-            with self.lock:
-                q.execute("stop")
-            self.ser.update()
-            self.stop_pass, self.stop_buf = self.ser.last_pass, self.ser.buf
+            # migrate the *running* guest: QEMU sends its few non-shared
+            # RAM blocks (ROMs) while the guest runs, then stops it itself
+            # (STOP event) for the device state, and leaves it stopped
+            # (postmigrate).  A QMP stop first would put QEMU's whole
+            # migration setup into the guest's stop time.
             with self.lock:
                 q.execute("migrate", uri="fd:devstate")
             end = time.monotonic() + self.timeout
@@ -151,6 +155,13 @@ class Hooks(threading.Thread):
                 with self.lock:
                     st = q.execute("query-migrate") or {}
                 if st.get("status") == "completed":
+                    self.marks["device_state_saved"] = time.time()
+                    with self.lock:
+                        status = q.execute("query-status")["status"]
+                    if status == "running":
+                        raise Fail("QEMU runs after its migration completed")
+                    self.ser.update()
+                    self.stop_pass, self.stop_buf = self.ser.last_pass, self.ser.buf
                     break
                 if st.get("status") in ("failed", "cancelled"):
                     raise Fail(f"device state migration {st.get('status')}: "
@@ -313,7 +324,7 @@ class Phase(qemu_migrate.Run):
         hooks.start()
         cmd = [a.umemd, "--snapshot", out, "--ram", node, "--stop-cmd", hooks.stop_cmd,
                "--cont-cmd", hooks.cont_cmd, "--device-state", dev, "--json"] + a.umemd_snap_opt
-        log(f"umemd --snapshot {out} --ram {node} --stop-cmd '(QMP stop; migrate fd: -> "
+        log(f"umemd --snapshot {out} --ram {node} --stop-cmd '(QMP migrate fd: -> "
             f"{dev})' --cont-cmd '(QMP cont)' --device-state {dev} --json "
             f"{' '.join(a.umemd_snap_opt)}")
         t0w, t0 = time.time(), time.monotonic()
@@ -324,6 +335,14 @@ class Phase(qemu_migrate.Run):
         self.res["umemd_exit"] = u.returncode
         self.res["umemd"] = s = self.read_json("umemd-snapshot.json")
         self.res["hooks_ms"] = {w: round(d * 1e3, 1) for w, _, d in hooks.log}
+        # Where the guest's stop went: STOP event -> each step (ms).
+        t_ev = ev_time(q, "STOP", t0w - 1)
+        marks = dict(hooks.marks, resume_event=ev_time(q, "RESUME", t0w - 1))
+        if t_ev:
+            self.res["stop_steps_ms"] = {k: round((v - t_ev) * 1e3, 1)
+                                         for k, v in sorted(marks.items(), key=lambda x: x[1] or 0)
+                                         if v}
+            log(f"guest stop, from the STOP event: {self.res['stop_steps_ms']}")
         if hooks.error:
             raise Fail(hooks.error)
         if u.returncode != 0:
