@@ -110,18 +110,21 @@ done
 
 # The slow disk shows what lazy and eager mean: unless umemd had loaded
 # every page before QEMU was even up (then there was nothing to show),
-# the lazy guest ran and made passes before all of its RAM was in, its
-# faults served as requests; the eager guest made none.
+# the lazy guest ran before all of its RAM was in, its faults served as
+# requests (a whole verify pass touches every page, so it may well finish
+# none before the last page is in: passes are reported, not required);
+# the eager guest ran only after and requested nothing.
 if [ -n "${R_LAZY_SLOW_ATTACH:-}" ] && [ -n "${R_LAZY_SLOW_UTOT:-}" ] &&
    [ "$R_LAZY_SLOW_UTOT" -gt $((R_LAZY_SLOW_ATTACH + 500)) ]; then
-	[ "${R_LAZY_SLOW_BEFORE:-0}" -ge 1 ] && [ "${R_LAZY_SLOW_REQ:-0}" -ge 1 ] &&
-		[ "${R_LAZY_SLOW_RUNMS:-x}" -lt "$R_LAZY_SLOW_UTOT" ]
-	t_check $? "lazy, slow disk: the guest ran after ${R_LAZY_SLOW_RUNMS:-?} ms, before all RAM was in (${R_LAZY_SLOW_UTOT} ms), made ${R_LAZY_SLOW_BEFORE:-?} passes meanwhile, ${R_LAZY_SLOW_REQ:-?} pages requested"
+	[ "${R_LAZY_SLOW_REQ:-0}" -ge 1 ] && [ "${R_LAZY_SLOW_RUNMS:-x}" -lt "$R_LAZY_SLOW_UTOT" ]
+	t_check $? "lazy, slow disk: the guest ran after ${R_LAZY_SLOW_RUNMS:-?} ms, before all RAM was in (${R_LAZY_SLOW_UTOT} ms): ${R_LAZY_SLOW_REQ:-?} pages requested by its faults, ${R_LAZY_SLOW_BEFORE:-?} passes meanwhile"
 else
 	t_skip "lazy, slow disk: umemd had every page in (${R_LAZY_SLOW_UTOT:-?} ms) before QEMU was up (${R_LAZY_SLOW_ATTACH:-?} ms): nothing lazy to see"
 fi
-[ "${R_EAGER_SLOW_BEFORE:-x}" = 0 ] && [ "${R_EAGER_SLOW_REQ:-x}" = 0 ]
-t_check $? "eager, slow disk: the guest made no pass before all RAM was in (${R_EAGER_SLOW_BEFORE:-?}) and requested no page (${R_EAGER_SLOW_REQ:-?})"
+[ "${R_EAGER_SLOW_BEFORE:-x}" = 0 ] && [ "${R_EAGER_SLOW_REQ:-x}" = 0 ] &&
+	[ -n "${R_EAGER_SLOW_RUNMS:-}" ] && [ -n "${R_EAGER_SLOW_UTOT:-}" ] &&
+	[ "$R_EAGER_SLOW_RUNMS" -ge "$R_EAGER_SLOW_UTOT" ]
+t_check $? "eager, slow disk: the guest ran after all RAM was in (${R_EAGER_SLOW_RUNMS:-?} >= ${R_EAGER_SLOW_UTOT:-?} ms), made no pass before (${R_EAGER_SLOW_BEFORE:-?}) and requested no page (${R_EAGER_SLOW_REQ:-?})"
 
 # 7. QEMU's own load of its background snapshot.
 [ "${R_QEMU_LOAD_OK:-}" = true ] && [ "${R_QEMU_LOAD_MIS:-x}" = 0 ]
