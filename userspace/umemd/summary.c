@@ -72,7 +72,7 @@ static void snapshot_summary_print(const struct umemd_summary *s, bool json)
 	fprintf(stderr, "  pages saved       %llu: background %llu, for a write request %llu, zero %llu\n",
 		(unsigned long long)s->pages, (unsigned long long)s->pages_bg,
 		(unsigned long long)s->pages_req, (unsigned long long)s->pages_zero);
-	fprintf(stderr, "  write requests    %llu; writers blocked %.3f ms total, %.3f ms longest (request read -> unprotect)\n",
+	fprintf(stderr, "  write requests    %llu; writers blocked %.3f ms total, %.3f ms longest (fault or request read -> unprotect)\n",
 		(unsigned long long)s->requests, s->blocked_ns / 1e6, s->blocked_max_ns / 1e6);
 	fprintf(stderr, "  device state      %llu bytes\n", (unsigned long long)s->device_state_bytes);
 }

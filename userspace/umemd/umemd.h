@@ -152,7 +152,8 @@ struct umemd_summary {
 	uint64_t blocked_ns, blocked_max_ns;
 	bool blocked_from_kernel;
 	/* --snapshot (also pages, pages_bg, pages_req, pages_zero, requests,
-	 * blocked_ns, blocked_max_ns: writers blocked, request read -> unprotect) */
+	 * blocked_ns, blocked_max_ns: writers blocked, fault (umem) or
+	 * request read (uffd) -> unprotect) */
 	uint64_t stop_ns;		/* the VMM stopped: stop .. cont */
 	uint64_t bytes_written;		/* page data and device state */
 };
