@@ -15,6 +15,8 @@
 #   make deps            install build/test dependencies (scripts/deps.sh)
 #   make demo            a postcopy migration in a VM (BACKEND=umem|uffd|uffd-minor)
 #   make demo-qemu       a running QEMU guest migrated, RAM by umem, in a VM (MIB=64)
+#   make demo-snapshot   a running QEMU guest snapshotted by umem write-protect and
+#                        restored lazily, against QEMU's background-snapshot (MIB=32)
 #   make install         DESTDIR=... PREFIX=/usr/local: libumem, headers, tools,
 #                        man pages, udev rule, DKMS source (packaging/pkg.mk)
 #   make dkms-install    (root) the module through DKMS for every kernel; dkms-uninstall
@@ -43,7 +45,7 @@ DEPS_STAMP := $(BUILD)/.deps.stamp
 KSFT_STAMP := $(KSFT_DIR)/.stamp
 
 .PHONY: all module selftests userspace bench-tools modules-all ksft-headers lint check \
-	check-debug deps demo demo-qemu bench clean help
+	check-debug deps demo demo-qemu demo-snapshot bench clean help
 
 all: module selftests userspace bench-tools
 
@@ -112,6 +114,18 @@ demo-qemu: all modules-all
 	@$(REPO)/scripts/vm-run.sh $(DEMO_KVER) env \
 		$(foreach v,$(DEMO_QEMU_VARS),$(if $($(v)),$(v)=$($(v)))) \
 		userspace/qemu/demo-qemu.sh
+
+# The same test guest snapshotted while it runs (umemd --snapshot: RAM by
+# umem write-protect, device state by QEMU with x-ignore-shared) and
+# restored lazily into a new QEMU (umemd --restore), compared with QEMU's
+# own background-snapshot and an eager restore; exit 0 only if every saved
+# and restored guest verified its RAM.   make demo-snapshot [MIB=32]
+DEMO_SNAP_VARS := MIB PRINT PASSES PHASES THROTTLE
+
+demo-snapshot: all modules-all
+	@$(REPO)/scripts/vm-run.sh $(DEMO_KVER) env \
+		$(foreach v,$(DEMO_SNAP_VARS),$(if $($(v)),$(v)=$($(v)))) \
+		userspace/qemu/demo-snapshot.sh
 
 # Benchmarks, umem against userfaultfd, in a VM (KVER); raw data in
 # build/bench/<date>/, summary + plots in bench/results/<date>/ (see

@@ -83,4 +83,20 @@ else
 	t_fail "QEMU postcopy-ram of the running guest: exit $rc"
 	grep -v '^RESULT' "$WORK/pc.out" | tail -n 15 | sed 's/^/#   /'
 fi
+
+# QEMU's own live snapshot (background-snapshot, userfaultfd write-protect
+# on shmem) of the running guest and its load into a new QEMU, through
+# qemu_snapshot.py: the comparison side of make demo-snapshot, which needs
+# no module (its umem phases run in guest suite 82-qemu-snapshot).
+timeout -k 10 120 python3 userspace/qemu/qemu_snapshot.py --phases qemu-save,qemu-load \
+	--mib 18 --qemu "$QEMU" --guest "$ELF" --timeout 20 --workdir "$WORK/snap" \
+	>"$WORK/snap.out" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && grep -q '^RESULT {"ok": true' "$WORK/snap.out"; then
+	t_ok "QEMU background-snapshot of the running guest and its load: both guests verified, the loaded one went on from the saved pass"
+else
+	t_fail "qemu_snapshot.py --phases qemu-save,qemu-load: exit $rc"
+	grep -v '^RESULT' "$WORK/snap.out" | tail -n 15 | sed 's/^/#   /'
+fi
+rm -f /dev/shm/umem-qsnap-*.ram /dev/shm/umem-qload-*.ram
 t_done

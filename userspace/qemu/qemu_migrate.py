@@ -234,7 +234,9 @@ class Run:
         return " | ".join(out[-n:])
 
     # ---- QEMU
-    def qemu(self, side, backend, incoming, ns):
+    def qemu(self, side, backend, incoming, ns, prefix=(), extra=()):
+        """Start QEMU (@prefix: a wrapper command before it, e.g. umemctl
+        create ... --; @extra: more QEMU options) and connect to its QMP."""
         a = self.a
         qmp = f"{self.work}/{side}.qmp"
         serial = f"{self.work}/{side}.serial"
@@ -248,6 +250,7 @@ class Run:
                "-serial", f"file:{serial}", "-qmp", f"unix:{qmp},server=on,wait=off"]
         if incoming:
             cmd += ["-incoming", "defer"]
+        cmd = list(prefix) + cmd + list(extra)
         log(f"{side} QEMU: {' '.join(cmd)}")
         p = self.spawn(f"qemu-{side}", cmd, ns)
         t = time.monotonic()
