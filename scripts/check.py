@@ -42,7 +42,8 @@ KERNEL_BAD_RE = re.compile(
     r"Kernel panic|BUG:|Oops|WARNING:|RIP:|general protection|Call Trace|"
     r"hung task|lockdep|end Kernel panic|Rebooting")
 TIMEOUT_RCS = (124, 137)
-GUEST_ENV = ("GUEST_TEST_TIMEOUT", "GUEST_SUITE_TIMEOUT", "INSTALLED_KVERS")
+GUEST_ENV = ("GUEST_TEST_TIMEOUT", "GUEST_SUITE_TIMEOUT", "INSTALLED_KVERS",
+             "CHECK_MAIN_KVER")
 HOST_SUITE_TIMEOUT = int(os.environ.get("HOST_SUITE_TIMEOUT", "600"))
 _say_lock = threading.Lock()
 

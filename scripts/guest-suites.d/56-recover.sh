@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# guest-suite-kernels: main
 # Postcopy recovery inside the guest, between two network namespaces: with
 # --recover on both sides, the source connects through a TCP proxy that
 # is killed (and restarted) three times at random points during postcopy

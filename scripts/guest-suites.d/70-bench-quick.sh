@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# guest-suite-kernels: main
 # Smoke test of the benchmarks, inside the guest (module already loaded, cwd
 # = repo root, bench/build/umembench built on the host by make -C bench).
 # Runs bench/run.sh in its SMOKE mode (every benchmark, backend and install

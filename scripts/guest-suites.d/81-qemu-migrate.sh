@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# guest-suite-kernels: main
 # A running QEMU guest migrates with its RAM by umem postcopy: the tiny
 # test guest (userspace/qemu/guest) keeps verifying 30 MiB of its 32 MiB
 # while userspace/qemu/qemu_migrate.py moves it from a source QEMU (RAM in

@@ -1,5 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
+# guest-suite-kernels: main
 # A running QEMU guest snapshotted and restored (make demo-snapshot): the
 # tiny test guest (userspace/qemu/guest) keeps verifying 30 MiB of its
 # 32 MiB while umemd --snapshot saves its RAM by umem write-protect (the
