@@ -35,17 +35,8 @@ if [ ! -e /dev/umem ]; then
 	t_skip "umemd --snapshot on umem: /dev/umem missing (module not loaded)"
 	t_done
 fi
-WORK=$(mktemp -d /tmp/umem-snap-guest.XXXXXX)
-PIDS=
-cleanup() {
-	local p
-	for p in $PIDS; do
-		kill -9 "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+. userspace/tests/snap-lib.sh
+snap_workdir umem-snap-guest
 
 if ! "$BIN/umemctl" create sn-probe --size 64k --present --wp -- true >/dev/null 2>"$WORK/probe.err"; then
 	t_skip "umemd --snapshot on umem: this module cannot create present, write-protectable regions ($(head -n 1 "$WORK/probe.err"))"
@@ -79,13 +70,6 @@ start_writer() {
 	sleep 0.3
 }
 
-writes_in() {
-	"$BIN/umem-vmm" --check-state "$2" --state-file "$1" 2>&1 |
-		sed -n 's/.* matches .*, \([0-9]*\) writes in all$/\1/p'
-}
-
-json_num() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$2"; }
-
 # all_measured DESC: every write request of $UJSON was measured, none lost.
 all_measured() {
 	local nreq nreqp nbg nlost
@@ -114,36 +98,17 @@ start_snap() {
 # runs_on DESC: two pauses after umemd, the RAM (the node) matches each
 # and the writes grow; then the writer is stopped.
 runs_on() {
-	local desc=$1 n1= n2=
-	if timeout 20 "$BIN/umem-vmm" --pause "$W" --state-file "$ST" --timeout 5; then
-		n1=$(writes_in "$ST" "$NODE")
-		timeout 20 "$BIN/umem-vmm" --resume "$W"
-		sleep 0.3
-		timeout 20 "$BIN/umem-vmm" --pause "$W" --state-file "$ST" --timeout 5 &&
-			n2=$(writes_in "$ST" "$NODE")
-		timeout 20 "$BIN/umem-vmm" --resume "$W"
-	fi
-	if [ -n "$n1" ] && [ -n "$n2" ] && [ "$n2" -gt "$n1" ]; then
-		t_ok "$desc: the writer runs on, its RAM matches its state at two pauses ($n1, then $n2 writes)"
+	local desc=$1
+	if pause_twice "$W" "$NODE" && [ "$N2" -gt "$N1" ]; then
+		t_ok "$desc: the writer runs on, its RAM matches its state at two pauses ($N1, then $N2 writes)"
 	else
-		t_fail "$desc: pauses after umemd gave '$n1' and '$n2' writes"
+		t_fail "$desc: pauses after umemd gave '$N1' and '$N2' writes"
 		sed 's/^/#   /' "$WLOG" | tail -n 5
 	fi
 	"$BIN/umemctl" --json stats "sn-$N" 2>/dev/null | grep -q '"pages_protected": 0,'
 	t_check $? "$desc: no page of the region stays protected"
 	kill -TERM "$C" 2>/dev/null
 	wait_pid "$C" 20
-}
-
-refused() {
-	"$BIN/umem-vmm" --check-snapshot "$1" --state-file "$ST" 2>"$WORK/refused.err"
-	local rc=$?
-	if [ "$rc" = 1 ] && grep -q "incomplete snapshot" "$WORK/refused.err"; then
-		t_ok "$2: the snapshot file is refused as incomplete"
-	else
-		t_fail "$2: --check-snapshot of the file: exit $rc"
-		sed 's/^/#   /' "$WORK/refused.err" | head -n 5
-	fi
 }
 
 # ---- a complete snapshot, the writer flat out ----

@@ -25,16 +25,8 @@ if [ ! -e /dev/umem ]; then
 	t_done
 fi
 
-WORK=$(mktemp -d /tmp/umemd-restore-guest.XXXXXX)
-PIDS=
-cleanup() {
-	local p
-	for p in $PIDS; do
-		kill -9 "$p" 2>/dev/null
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+. userspace/tests/snap-lib.sh
+snap_workdir umemd-restore-guest
 SEED=9
 . userspace/tests/restore-lib.sh
 

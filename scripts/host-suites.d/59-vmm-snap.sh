@@ -25,16 +25,8 @@ if ! make -s -C userspace SAN=1 >/tmp/umem-vmm-snap-build.log 2>&1; then
 	t_done
 fi
 BIN=$PWD/userspace/build-san/bin
-WORK=$(mktemp -d /tmp/umem-vmm-snap.XXXXXX)
-WRITERS=
-cleanup() {
-	local w
-	for w in $WRITERS; do
-		kill -9 "$w" 2>/dev/null
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+. userspace/tests/snap-lib.sh
+snap_workdir umem-vmm-snap
 SEED=5
 SIZE=8M
 PORT=$((20000 + RANDOM % 20000))
@@ -45,7 +37,7 @@ start_writer() {
 	shift
 	"$BIN/umem-vmm" "$@" 2>"$log" &
 	W=$!
-	WRITERS="$WRITERS $W"
+	PIDS="$PIDS $W"
 }
 
 # stop_writer LOG: SIGTERM; true if it exits 0 (no sanitizer report).
@@ -54,21 +46,6 @@ stop_writer() {
 	wait_pid "$W" 20
 	[ "$WAIT_RC" = 0 ] || { echo "# writer exit $WAIT_RC"; sed 's/^/#   /' "$1" | tail -n 5; }
 	[ "$WAIT_RC" = 0 ]
-}
-
-# writes_in STATE RAM: check RAM against STATE; print the writes in all.
-writes_in() {
-	"$BIN/umem-vmm" --check-state "$2" --state-file "$1" 2>&1 |
-		sed -n 's/.* matches .*, \([0-9]*\) writes in all$/\1/p'
-}
-
-# The memfd of a --writer-backend writer, by its name in /proc/PID/fd.
-memfd_of() {
-	local f
-	for f in /proc/"$1"/fd/*; do
-		case $(readlink "$f") in "/memfd:umem-vmm-$1 "*) echo "$f"; return 0 ;; esac
-	done
-	return 1
 }
 
 # ---- the pause protocol on a RAM file ----

@@ -32,16 +32,8 @@ if ! make -s -C userspace SAN=1 >/tmp/umem-snapshot-build.log 2>&1; then
 	t_done
 fi
 BIN=$PWD/userspace/build-san/bin
-WORK=$(mktemp -d /tmp/umem-snapshot.XXXXXX)
-PIDS=
-cleanup() {
-	local p
-	for p in $PIDS; do
-		kill -9 "$p" 2>/dev/null
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+. userspace/tests/snap-lib.sh
+snap_workdir umem-snapshot
 
 if ! "$BIN/test-libumem" uffd >/dev/null 2>&1; then
 	t_skip "umemd --snapshot: userfaultfd unusable here (test-libumem uffd failed)"
@@ -66,21 +58,6 @@ start_writer() {
 	sleep 0.3
 }
 
-# The writer's memfd, by its name in /proc/PID/fd.
-memfd_of() {
-	local f
-	for f in /proc/"$1"/fd/*; do
-		case $(readlink "$f") in "/memfd:umem-vmm-$1 "*) echo "$f"; return 0 ;; esac
-	done
-	return 1
-}
-
-# writes_in STATE RAM: RAM checked against STATE; print the writes in all.
-writes_in() {
-	"$BIN/umem-vmm" --check-state "$2" --state-file "$1" 2>&1 |
-		sed -n 's/.* matches .*, \([0-9]*\) writes in all$/\1/p'
-}
-
 # start_snap ARGS...: umemd --snapshot $SNAP of writer $W with its hooks,
 # in the background: U; its JSON in UJSON, its stderr in ULOG.
 start_snap() {
@@ -95,42 +72,20 @@ start_snap() {
 	PIDS="$PIDS $U"
 }
 
-json_num() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" "$2"; }
-
 # runs_on DESC: the writer runs on after umemd: two pauses, its RAM
 # matches each, the writes grow; then SIGTERM, exit 0.
 runs_on() {
-	local desc=$1 mfd n1= n2=
+	local desc=$1 mfd
 	mfd=$(memfd_of "$W")
-	if [ -n "$mfd" ] && timeout 20 "$BIN/umem-vmm" --pause "$W" --state-file "$ST" --timeout 5; then
-		n1=$(writes_in "$ST" "$mfd")
-		timeout 20 "$BIN/umem-vmm" --resume "$W"
-		sleep 0.3
-		timeout 20 "$BIN/umem-vmm" --pause "$W" --state-file "$ST" --timeout 5 &&
-			n2=$(writes_in "$ST" "$mfd")
-		timeout 20 "$BIN/umem-vmm" --resume "$W"
-	fi
-	if [ -n "$n1" ] && [ -n "$n2" ] && [ "$n2" -gt "$n1" ]; then
-		t_ok "$desc: the writer runs on, its RAM matches its state at two pauses ($n1, then $n2 writes)"
+	if pause_twice "$W" "$mfd" && [ "$N2" -gt "$N1" ]; then
+		t_ok "$desc: the writer runs on, its RAM matches its state at two pauses ($N1, then $N2 writes)"
 	else
-		t_fail "$desc: pauses after umemd on ${mfd:-no memfd} gave '$n1' and '$n2' writes"
+		t_fail "$desc: pauses after umemd on ${mfd:-no memfd} gave '$N1' and '$N2' writes"
 		sed 's/^/#   /' "$WLOG" | tail -n 5
 	fi
 	kill -TERM "$W" 2>/dev/null
 	wait_pid "$W" 20
 	t_check $((WAIT_RC != 0)) "$desc: the writer exits 0 on SIGTERM (exit $WAIT_RC)"
-}
-
-# refused SNAP DESC: umem-vmm --check-snapshot refuses it as incomplete.
-refused() {
-	"$BIN/umem-vmm" --check-snapshot "$1" --state-file "$ST" 2>"$WORK/refused.err"
-	local rc=$?
-	if [ "$rc" = 1 ] && grep -q "incomplete snapshot" "$WORK/refused.err"; then
-		t_ok "$2: the snapshot file is refused as incomplete"
-	else
-		t_fail "$2: --check-snapshot of the file: exit $rc"
-		sed 's/^/#   /' "$WORK/refused.err" | head -n 5
-	fi
 }
 
 # ---- a complete snapshot, the writer flat out ----

@@ -29,16 +29,8 @@ if ! make -s -C userspace SAN=1 >/tmp/umemd-restore-build.log 2>&1; then
 	t_done
 fi
 BIN=$PWD/userspace/build-san/bin
-WORK=$(mktemp -d /tmp/umemd-restore.XXXXXX)
-PIDS=
-cleanup() {
-	local p
-	for p in $PIDS; do
-		kill -9 "$p" 2>/dev/null
-	done
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
+. userspace/tests/snap-lib.sh
+snap_workdir umemd-restore
 SEED=7
 N=0
 

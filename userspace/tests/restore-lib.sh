@@ -2,13 +2,11 @@
 # Helpers of the umemd --restore suites (scripts/host-suites.d/63-restore.sh,
 # scripts/guest-suites.d/63-restore-umem.sh).  Source it after suite-lib.sh,
 # with BIN (umemd, umem-vmm), WORK, RAM (what every page must hold) and
-# PIDS (killed by the caller's cleanup) set.
+# PIDS (snap-lib.sh's snap_workdir) set.
 N=0
 
-# jnum FILE KEY: a number of a JSON summary.
-jnum() {
-	sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1"
-}
+# jnum FILE KEY: a number of a JSON summary (json_num of snap-lib.sh).
+jnum() { json_num "$2" "$1"; }
 
 # restore FILE BACKEND "UMEMD OPTS" VMM OPTS...: umemd --restore and
 # umem-vmm --expect-file RAM --verify-all; DRC, VRC, DLOG, DJSON, VLOG,
