@@ -4,7 +4,8 @@
 # cwd = repo root, userspace built on the host): snapshot files from
 # test-snapmake (8 MiB, 20 pages zeroed, a device state), the VMM
 # (umem-vmm) attached by umemd's socket and checking every page:
-#   - lazy restore and --eager, the device state round trip; a file of
+#   - lazy restore and --eager, the device state round trip; by path (an
+#     unmodified VMM maps /dev/umem-NAME, no --vmm-socket); a file of
 #     2 MiB pages;
 #   - a working set recorded, then prefetched: fewer faults than without;
 #   - a page whose checksum fails: the VMM's task waiting for it gets
@@ -65,6 +66,32 @@ if [ "$DRC" = 0 ] && [ "$VRC" = 0 ] && grep -q '"eager":true' "$DJSON" &&
 else
 	t_fail "umem --eager: umemd $DRC, umem-vmm $VRC, run $run ms, total $total ms"
 	dump
+fi
+
+# ---- by path, no socket: an unmodified VMM maps /dev/umem-NAME ----
+# As QEMU's memory-backend-file,mem-path=/dev/umem-NAME does; streamed
+# slowly so that the VMM's faults are served from the file.
+NAME=path$$
+"$BIN/umemd" --restore "$SNAP" --backend umem --name "$NAME" --throttle 2 --json -v \
+	>"$WORK/path.json" 2>"$WORK/path.err" &
+D=$!
+PIDS="$PIDS $D"
+VRC=98
+if wait_for "/dev/umem-$NAME" 20; then
+	timeout 120 "$BIN/umem-vmm" --region "/dev/umem-$NAME" --backend umem --expect-file "$RAM" \
+		--verify-all --threads 2 --pattern random --duration 0.5 >/dev/null 2>"$WORK/pathv.err" &
+	V=$!
+	PIDS="$PIDS $V"
+	wait_pid "$V" 120
+	VRC=$WAIT_RC
+fi
+wait_pid "$D" 60
+if [ "$WAIT_RC" = 0 ] && [ "$VRC" = 0 ] && grep -q '"role":"restore","ok":true' "$WORK/path.json" &&
+   [ "$(jnum "$WORK/path.json" requests)" -gt 0 ]; then
+	t_ok "umem by path (no --vmm-socket): every page verified, $(jnum "$WORK/path.json" requests) requested by faults"
+else
+	t_fail "umem by path: umemd $WAIT_RC, umem-vmm $VRC"
+	tail -n 8 "$WORK/path.err" "$WORK/pathv.err" | sed 's/^/#   /'
 fi
 
 # ---- 2 MiB pages: the region takes the file's page size ----

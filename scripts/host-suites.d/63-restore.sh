@@ -242,11 +242,13 @@ for args in "--restore $SNAP --backend uffd" \
 	    "--restore $SNAP --vmm-socket $WORK/x.sock --listen :1" \
 	    "--restore $SNAP --vmm-socket $WORK/x.sock --eager --record-working-set" \
 	    "--restore $SNAP --vmm-socket $WORK/x.sock --ram $RAM" \
-	    "--restore $SNAP --vmm-socket $WORK/x.sock extra"; do
+	    "--restore $SNAP --vmm-socket $WORK/x.sock extra" \
+	    "--restore $SNAP --backend umem" \
+	    "--restore $SNAP --backend umem --name x --eager"; do
 	# shellcheck disable=SC2086
 	"$BIN/umemd" $args >/dev/null 2>&1
 	rc=$?
 	[ "$rc" = 2 ] || { bad=$((bad + 1)); echo "# umemd $args: exit $rc"; }
 done
-t_check "$bad" "bad arguments: exit 2 (7 cases)"
+t_check "$bad" "bad arguments: exit 2 (9 cases: by path needs --name, no --eager)"
 t_done

@@ -9,8 +9,9 @@
  *         [--no-preempt] [--bg-follow on|off] [--json] [-v]
  *   umemd --snapshot FILE (--ram /dev/umem-NAME | --backend uffd --vmm-socket PATH)
  *         (--pid PID | --stop-cmd CMD --cont-cmd CMD) [--device-state FILE]
- *   umemd --restore FILE --backend umem|uffd|uffd-minor --vmm-socket PATH
- *         [--eager] [--record-working-set] [--no-prefetch] [--json] [-v]
+ *   umemd --restore FILE (--backend umem --name NAME |
+ *         --backend umem|uffd|uffd-minor --vmm-socket PATH [--eager])
+ *         [--record-working-set] [--no-prefetch] [--json] [-v]
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -50,8 +51,9 @@ static void usage(FILE *f)
 "             [--name NAME] [--vmm-socket PATH] [--no-preempt] [--json]\n"
 "       umemd --snapshot FILE (--ram /dev/umem-NAME | --backend uffd --vmm-socket PATH)\n"
 "             (--pid PID | --stop-cmd CMD --cont-cmd CMD) [--device-state FILE] [--json]\n"
-"       umemd --restore FILE --backend umem|uffd|uffd-minor --vmm-socket PATH\n"
-"             [--name NAME] [--device-state-out FILE] [--eager]\n"
+"       umemd --restore FILE (--backend umem --name NAME |\n"
+"             --backend umem|uffd|uffd-minor --vmm-socket PATH [--name NAME] [--eager])\n"
+"             [--device-state-out FILE]\n"
 "             [--record-working-set] [--no-prefetch] [--json]\n"
 "       umemd --probe-dirty    exit 0 if soft-dirty tracking works on this kernel\n"
 "       umemd --help | --version\n"
@@ -120,10 +122,12 @@ static void usage(FILE *f)
 "  --proto-max N        (testing) speak protocol versions up to N only (1..3):\n"
 "                       N=2 behaves as a umemd of protocol version 2\n"
 "  --restore FILE       restore a guest's RAM from the snapshot FILE into a\n"
-"                       region the VMM maps from --vmm-socket (required).  A\n"
+"                       region the VMM maps from --vmm-socket, or (umem) by\n"
+"                       path, /dev/umem-NAME, as an unmodified VMM does.  A\n"
 "                       FILE that is not a complete, intact snapshot is refused\n"
 "                       before anything starts.  Lazy by default: RUN as soon\n"
-"                       as the VMM attaches; requested pages are read first,\n"
+"                       as the VMM attaches (by path: at once); requested\n"
+"                       pages are read first,\n"
 "                       the file's working set streams next, then every page\n"
 "                       in order.  --device-state-out gets the device state\n"
 "                       before RUN.  A page whose checksum fails ends the\n"
@@ -206,12 +210,24 @@ static int restore_args(const struct umemd_opts *o, bool extra)
 		usage(stderr);
 		return -1;
 	}
-	if (!o->vmm_socket) {
-		log_msg("--restore needs --vmm-socket PATH (the VMM maps the region from it)");
-		return -1;
-	}
 	if (!umem_backend_known(o->backend)) {
 		log_msg("unknown backend %s (umem, uffd, uffd-minor)", o->backend);
+		return -1;
+	}
+	/* umem: an unmodified VMM maps /dev/umem-NAME by path, as with
+	 * --incoming --name; the uffd backends hand the VMM its memory and
+	 * take its userfaultfd over the socket. */
+	if (!o->vmm_socket && strcmp(o->backend, "umem")) {
+		log_msg("--restore with --backend %s needs --vmm-socket PATH (the VMM maps the region from it)",
+			o->backend);
+		return -1;
+	}
+	if (!o->vmm_socket && !o->name) {
+		log_msg("--restore without --vmm-socket needs --name NAME (the VMM maps /dev/umem-NAME)");
+		return -1;
+	}
+	if (!o->vmm_socket && o->eager) {
+		log_msg("--eager needs --vmm-socket: without it nothing tells the VMM when to run");
 		return -1;
 	}
 	if (o->eager && o->record_ws) {

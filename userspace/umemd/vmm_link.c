@@ -161,6 +161,11 @@ int vmm_wait_attached(struct region_sink *rs)
 {
 	struct vmm_link *v = &rs->vmm;
 
+	/* No --vmm-socket (umem): the VMM maps the node by path whenever it
+	 * starts, and its faults are served from then on; nothing to wait
+	 * for. */
+	if (v->lfd < 0)
+		return 0;
 	pthread_mutex_lock(&v->lock);
 	while (!v->attached && !atomic_load(&rs->ss->stopping)) {
 		struct timespec ts;
