@@ -134,8 +134,9 @@ BENCH_KVER ?= $(KVER)
 
 # Section 4 (bench/net.sh) runs umemd and umem-vmm: userspace too.
 # Section 7 snapshots up to 1 GiB of RAM into a tmpfs: a 4 GiB guest.
+# Section 8 migrates a QEMU guest (userspace/qemu/native-postcopy.sh).
 bench: modules-all bench-tools userspace
-	@VM_MEMORY=$${VM_MEMORY:-4G} $(REPO)/scripts/vm-run.sh $(BENCH_KVER) env QUICK=$(if $(QUICK),$(QUICK),0) \
+	@VM_MEMORY=$${VM_MEMORY:-4G} VM_TIMEOUT=$${VM_TIMEOUT:-2400} $(REPO)/scripts/vm-run.sh $(BENCH_KVER) env QUICK=$(if $(QUICK),$(QUICK),0) \
 		bench/run.sh
 	@$(REPO)/bench/report.sh "$$(cat $(BUILD)/bench/LAST)"
 

@@ -13,6 +13,11 @@
 #                 network; its own NET_* settings are described there)
 #   SNAP=0        leave out section 7 (bench/snap.sh: live snapshot and
 #                 lazy restore; its SNAP_* settings are described there)
+#   QEMUCMP=0     leave out section 8 (userspace/qemu/native-postcopy.sh:
+#                 a QEMU guest migrated by umem and by QEMU's own postcopy;
+#                 never in SMOKE mode, make check has its own QEMU suites)
+#   QEMU_GUESTS   the guests of section 8 (default "test": the bare-metal
+#                 test guest of make demo-qemu)
 #   BENCH_OUT     result directory (default build/bench/<UTC date-time>);
 #                 the path is also written to build/bench/LAST
 #
@@ -155,6 +160,20 @@ if [ "${SNAP:-1}" != 0 ]; then
 	bench/snap.sh "$OUT" || snap_rc=$?
 	echo "snap_rc=$snap_rc" >>"$OUT/meta.txt"
 	echo "bench: snapshot done ($(( $(date +%s) - t_start )) s)"
+fi
+# (8) a QEMU guest migrated by umem and by QEMU's own postcopy, the runs
+# interleaved (userspace/qemu/native-postcopy.sh, RESULT lines into
+# qemu-GUEST/).  A run that did not verify is recorded there, not fatal.
+if [ "${QEMUCMP:-1}" != 0 ] && [ "$MODE" != smoke ]; then
+	[ "$MODE" = full ] && q_reps=3 || q_reps=1
+	for g in ${QEMU_GUESTS:-test}; do
+		q_rc=0
+		OUT=$OUT/qemu-$g GUEST=$g MIB=${QEMU_MIB:-64} REPEAT=$q_reps \
+			KINDS="umem postcopy postcopy-preempt" userspace/qemu/native-postcopy.sh \
+			>"$OUT/qemu-$g.log" 2>&1 || q_rc=$?
+		echo "qemu_${g}_rc=$q_rc" >>"$OUT/meta.txt"
+	done
+	echo "bench: QEMU comparison done ($(( $(date +%s) - t_start )) s)"
 fi
 echo "elapsed_s=$(( $(date +%s) - t_start ))" >>"$OUT/meta.txt"
 

@@ -8,7 +8,9 @@ same repetition, then the median over repetitions is reported together with
 its spread (min..max over repetitions)."""
 import csv
 import glob
+import json
 import os
+import re
 import statistics
 import sys
 from collections import defaultdict
@@ -718,6 +720,72 @@ if snapr or snapfail:
                         f"/ stop({lo_m} MiB) ≤ 2 while RAM grows {hi_m // lo_m}x",
                         f"{s_lo:.2f} → {s_hi:.2f} ms = {r:.2f}x (total {t_lo:.0f} → {t_hi:.0f} ms "
                         f"= {t_hi / t_lo if t_lo else 0:.1f}x)", r <= 2.0))
+
+# ------------------------------------------------------------------ (8) QEMU
+# qemu-GUEST/KIND-RUN.txt, RESULT lines of userspace/qemu/native-postcopy.sh;
+# run i of every kind ran back to back, so ratios are taken per run.
+def qemu_results(d):
+    res = defaultdict(dict)          # kind -> run -> RESULT
+    for f in sorted(glob.glob(os.path.join(d, "*-*.txt"))):
+        m = re.fullmatch(r"(.+)-(\d+)\.txt", os.path.basename(f))
+        if not m:
+            continue
+        for line in open(f):
+            if line.startswith("RESULT "):
+                try:
+                    res[m.group(1)][int(m.group(2))] = json.loads(line[7:])
+                except ValueError:
+                    pass
+    return res
+
+
+def qemu_blocked(r):
+    if "umemd_dst" in r and r["umemd_dst"]:
+        return r["umemd_dst"].get("blocked_ms")
+    v = (r.get("qemu") or {}).get("vcpu_blocktime_ms")
+    return sum(v) if v else None
+
+
+QEMU_FIELDS = (("RAM transfer", lambda r: r.get("ram_done_ms")),
+               ("downtime", lambda r: r.get("downtime_ms")),
+               ("vCPU blocked", qemu_blocked))
+for qd in sorted(glob.glob(os.path.join(D, "qemu-*"))):
+    if not os.path.isdir(qd):
+        continue
+    guest = os.path.basename(qd)[5:]
+    qr = qemu_results(qd)
+    if not qr:
+        continue
+    md.append(f"## 8. A QEMU guest ({guest}): umem against QEMU's own postcopy")
+    md.append("")
+    md.append("`userspace/qemu/native-postcopy.sh`, runs interleaved; median (min..max) of the "
+              "runs that verified. vCPU blocked: umem's kernel wait time; QEMU's "
+              "`postcopy-vcpu-blocktime`.")
+    md.append("")
+    md.append("| kind | runs verified | RAM transfer ms | downtime ms | vCPU blocked ms |")
+    md.append("|---|---|---|---|---|")
+    for kind in sorted(qr):
+        rs = [r for r in qr[kind].values() if r.get("ok")]
+        cells = []
+        for _, f in QEMU_FIELDS:
+            v = [float(f(r)) for r in rs if f(r) is not None]
+            cells.append(f"{med(v):.0f} ({min(v):.0f}..{max(v):.0f})" if v else "?")
+        md.append(f"| {kind} | {len(rs)}/{len(qr[kind])} | " + " | ".join(cells) + " |")
+    md.append("")
+    if "umem" in qr and "postcopy" in qr:
+        for name, f in QEMU_FIELDS:
+            rat = []
+            for i, u in qr["umem"].items():
+                q = qr["postcopy"].get(i)
+                if not (q and u.get("ok") and q.get("ok")):
+                    continue
+                a, b = f(u), f(q)
+                if a is not None and b:
+                    rat.append(float(a) / float(b))
+            if rat:
+                targets.append((f"QEMU guest ({guest}): umem {name} / QEMU postcopy-ram ≤ 1.0",
+                                f"{med(rat):.2f}x ({min(rat):.2f}..{max(rat):.2f}, "
+                                f"{len(rat)} runs)", med(rat) <= 1.0))
 
 md.append("## Targets")
 md.append("")
