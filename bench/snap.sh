@@ -17,9 +17,20 @@
 #     the total time (what a stop-and-copy snapshot would stop the VMM for),
 #     the pages saved because a writer waited, the writers' blocked time.
 #     The claim: stop time does not grow with RAM size; total time does.
+# (b) Lazy restore against eager.  A snapshot file of RESTORE_MIB (made by
+#     test-snapmake from a umem-vmm image) restored by umemd --restore
+#     from a slow disk (--throttle RESTORE_THROTTLE: 1 ms every N pages of
+#     the background stream; none in SMOKE mode) into umem-vmm (2 threads
+#     reading a hot set for 1 s, 0.3 s in SMOKE mode, then every page
+#     verified), three ways: --eager (every page
+#     in before RUN, the baseline), lazy without a working set
+#     (--no-prefetch), and lazy with the working set a first lazy run
+#     recorded (--record-working-set on a copy of the file).  Per run:
+#     time to RUN, time until every page is in, requests, pages
+#     prefetched, the VMM's blocked time and the request latency p50.
 #
-# Output in OUTDIR: snap.csv, snap/*.json (umemd's summaries),
-# snap_meta.txt.  bench/summarize.py makes section 7.
+# Output in OUTDIR: snap.csv, restore.csv, snap/*.json (umemd's
+# summaries), snap_meta.txt.  bench/summarize.py makes section 7.
 #
 # Environment (defaults by mode: SMOKE=1, QUICK=1, else full):
 #   SNAP_SIZES     RAM sizes, MiB       (8 / "64 256" / "64 256 1024")
@@ -29,6 +40,10 @@
 #   SNAP_RATE      pages/s per thread   (2000)
 #   SNAP_DIR       where the snapshot files go (a tmpfs: /dev/shm)
 #   SNAP_TMO       seconds per run before it counts as failed (300)
+#   RESTORE_MIB    restored RAM, MiB    (8 / 64 / 256)
+#   RESTORE_THROTTLE  N of --throttle   (0 = none / 8 / 8; 8 is 4-30 MiB/s
+#                  under TCG, where a 1 ms sleep lasts several ms)
+#   RESTORE=0      leave (b) out
 #
 # Exit status: 0 if every run completed, else 1 (recorded as ok=0 rows).
 set -uo pipefail
@@ -38,12 +53,15 @@ BIN=$PWD/userspace/build/bin
 mkdir -p "$OUT/snap"
 
 if [ "${SMOKE:-0}" = 1 ]; then
-	d_sizes=8 d_reps=1
+	d_sizes=8 d_reps=1 d_rmib=8 d_rthr=0 d_rdur=0.3
 elif [ "${QUICK:-0}" = 1 ]; then
-	d_sizes="64 256" d_reps=2
+	d_sizes="64 256" d_reps=2 d_rmib=64 d_rthr=8 d_rdur=1
 else
-	d_sizes="64 256 1024" d_reps=3
+	d_sizes="64 256 1024" d_reps=3 d_rmib=256 d_rthr=8 d_rdur=1
 fi
+RMIB=${RESTORE_MIB:-$d_rmib}
+RTHROTTLE=${RESTORE_THROTTLE:-$d_rthr}
+RDUR=$d_rdur
 SIZES=${SNAP_SIZES:-$d_sizes}
 REPS=${SNAP_REPS:-$d_reps}
 BACKENDS=${SNAP_BACKENDS:-umem uffd}
@@ -55,7 +73,8 @@ TMO=${SNAP_TMO:-300}
 meta() { echo "$*" >>"$OUT/snap_meta.txt"; }
 : >"$OUT/snap_meta.txt"
 meta "sizes_mib=$SIZES reps=$REPS backends=$BACKENDS threads=$THREADS rate=$RATE dir=$SDIR"
-for b in umemd umem-vmm umemctl; do
+meta "restore_mib=$RMIB restore_throttle=$RTHROTTLE"
+for b in umemd umem-vmm umemctl test-snapmake; do
 	if [ ! -x "$BIN/$b" ]; then
 		echo "bench/snap.sh: $BIN/$b missing: make -C userspace on the host" >&2
 		meta "skip=userspace not built"
@@ -153,5 +172,64 @@ for rep in $(seq "$REPS"); do
 		done
 	done
 done
-meta "snap_failed=$fails"
+meta "snap_failed=$fails snap_s=$SECONDS"
+
+# ---- (b) lazy restore against eager ----
+# restore_run REP BACKEND MODE FILE [UMEMD OPTS...]: one row of restore.csv.
+restore_run() {
+	local rep=$1 b=$2 mode=$3 file=$4 tag sock json vjson ulog d v u vr ok=0
+	shift 4
+	n=$((n + 1))
+	tag=restore.$b.$mode.$rep
+	sock=$OUT/snap/r$n.sock
+	json=$OUT/snap/$tag.json
+	vjson=$OUT/snap/$tag.vmm.json
+	ulog=$OUT/snap/$tag.err
+	[ "$RTHROTTLE" -gt 0 ] && set -- --throttle "$RTHROTTLE" "$@"
+	timeout "$TMO" "$BIN/umemd" --restore "$file" --backend "$b" --vmm-socket "$sock" \
+		--name "brst$n" --json "$@" >"$json" 2>"$ulog" &
+	d=$!
+	PIDS="$PIDS $d"
+	for _ in $(seq 200); do [ -S "$sock" ] && break; sleep 0.05; done
+	timeout "$TMO" "$BIN/umem-vmm" --region "$sock" --backend "$b" --expect-file "$RIMG" \
+		--verify-all --threads 2 --pattern hotset --duration "$RDUR" --json \
+		>"$vjson" 2>"$OUT/snap/$tag.vmm.err" &
+	v=$!
+	PIDS="$PIDS $v"
+	wait "$v"
+	vr=$?
+	wait "$d"
+	u=$?
+	[ "$u" = 0 ] && [ "$vr" = 0 ] && grep -q '"ok":true' "$json" && ok=1
+	[ "$ok" = 1 ] || { fails=$((fails + 1)); echo "bench/snap.sh: $tag failed (umemd exit $u, umem-vmm exit $vr): $(tail -n 1 "$ulog" 2>/dev/null)" >&2; }
+	echo "$rep,$b,$mode,$RMIB,$ok,$(json_num run_ms "$json"),$(json_num total_ms "$json"),$(json_num requests "$json"),$(json_num pages_prefetched "$json"),$(json_num blocked_ms "$json"),$(json_num p50 "$json")" >>"$OUT/restore.csv"
+	rm -f "$sock"
+}
+
+if [ "${RESTORE:-1}" != 0 ]; then
+	echo "rep,backend,mode,size_mib,ok,run_ms,total_ms,requests,prefetched,blocked_ms,latency_p50_us" \
+		>"$OUT/restore.csv"
+	RIMG=$SDIR/umem-bench-snap.rimg
+	RFILE=$SDIR/umem-bench-snap.rfile
+	if "$BIN/umem-vmm" --make-image "$RIMG" --size "${RMIB}M" --seed 3 >/dev/null 2>&1 &&
+	   "$BIN/test-snapmake" --ram "$RIMG" --out "$RFILE" >/dev/null 2>"$OUT/snap/snapmake.err"; then
+		for b in $BACKENDS; do
+			# the working set: what a first lazy run's faults asked for
+			cp "$RFILE" "$RFILE.ws.$b"
+			restore_run 0 "$b" record "$RFILE.ws.$b" --no-prefetch --record-working-set
+		done
+		for rep in $(seq "$REPS"); do
+			for b in $BACKENDS; do
+				restore_run "$rep" "$b" eager "$RFILE" --eager
+				restore_run "$rep" "$b" lazy "$RFILE" --no-prefetch
+				restore_run "$rep" "$b" lazy-ws "$RFILE.ws.$b"
+			done
+		done
+	else
+		fails=$((fails + 1))
+		echo "bench/snap.sh: could not make the snapshot file to restore: $(tail -n 1 "$OUT/snap/snapmake.err")" >&2
+	fi
+	rm -f "$RIMG" "$RFILE" "$RFILE".ws.*
+	meta "restore_failed_or_snap_failed=$fails restore_and_snap_s=$SECONDS"
+fi
 [ "$fails" = 0 ]

@@ -721,6 +721,57 @@ if snapr or snapfail:
                         f"{s_lo:.2f} → {s_hi:.2f} ms = {r:.2f}x (total {t_lo:.0f} → {t_hi:.0f} ms "
                         f"= {t_hi / t_lo if t_lo else 0:.1f}x)", r <= 2.0))
 
+# ------------------------------------------------------------------ (7b) restore
+restr = defaultdict(dict)   # (backend, mode) -> rep -> row
+restfail = []
+for row in rows("restore.csv"):
+    if row["ok"] != "1":
+        restfail.append(f"{row['backend']} {row['mode']} rep {row['rep']}")
+        continue
+    if row["mode"] != "record":
+        restr[(row["backend"], row["mode"])][int(row["rep"])] = row
+if restr or restfail:
+    mib = next((r["size_mib"] for d in restr.values() for r in d.values()), "?")
+    md.append("### 7b. Lazy restore against eager")
+    md.append("")
+    md.append(f"`umemd --restore` of a {mib} MiB snapshot file from a slow disk "
+              "(`--throttle`, see snap_meta.txt) into `umem-vmm` (2 threads reading a hot "
+              "set for 1 s, then every page verified); eager = every page in before RUN; "
+              "lazy = RUN at once, no working set; lazy-ws = the working set a first lazy "
+              "run recorded, streamed first. Medians over repetitions.")
+    md.append("")
+    md.append("| backend | mode | RUN ms | all in ms | requests | prefetched | VMM blocked ms "
+              "| request p50 us |")
+    md.append("|---|---|---|---|---|---|---|---|")
+    order = {"eager": 0, "lazy": 1, "lazy-ws": 2}
+    for (b, m) in sorted(restr, key=lambda k: (k[0], order.get(k[1], 9))):
+        rs = list(restr[(b, m)].values())
+        def rm(k):
+            v = [float(r[k]) for r in rs if r.get(k) not in (None, "")]
+            return med(v) if v else float("nan")
+        cells = [rm(k) for k in ("run_ms", "total_ms", "requests", "prefetched", "blocked_ms",
+                                 "latency_p50_us")]
+        md.append(f"| {b} | {m} | " + " | ".join("–" if c != c else f"{c:.0f}" for c in cells)
+                  + " |")
+    md.append("")
+    if restfail:
+        md.append("Failed runs (not in the table): " + ", ".join(restfail) + ".")
+        md.append("")
+    for b in sorted({k[0] for k in restr}):
+        e, l, w = restr.get((b, "eager"), {}), restr.get((b, "lazy"), {}), restr.get((b, "lazy-ws"), {})
+        rat = [float(e[i]["run_ms"]) / float(l[i]["run_ms"]) for i in e
+               if i in l and float(l[i]["run_ms"] or 0) > 0]
+        if rat:
+            targets.append((f"Lazy restore, {b}: the guest runs sooner than eager "
+                            "(eager RUN / lazy RUN, per repetition)",
+                            f"{med(rat):.0f}x", None))
+        red = [float(w[i]["requests"]) / float(l[i]["requests"]) for i in w
+               if i in l and float(l[i]["requests"] or 0) > 0]
+        if red:
+            targets.append((f"Lazy restore, {b}: the recorded working set cuts the guest's "
+                            "faults (lazy-ws requests / lazy requests < 1)",
+                            f"{med(red):.2f}", med(red) < 1.0))
+
 # ------------------------------------------------------------------ (8) QEMU
 # qemu-GUEST/KIND-RUN.txt, RESULT lines of userspace/qemu/native-postcopy.sh;
 # run i of every kind ran back to back, so ratios are taken per run.

@@ -109,6 +109,19 @@ if [ -x userspace/build/bin/umemd ] && [ -x userspace/build/bin/umemctl ]; then
 	[ $rc -eq 0 ] && grep -q '^1,umem,8,' "$OUT/snap.csv" && grep -q '^1,uffd,8,' "$OUT/snap.csv" || rc=1
 	[ $rc -eq 0 ] || sed 's/^/# /' "$OUT/snap.csv" "$OUT"/snap/*.err 2>/dev/null | tail -n 20
 	t_check $rc "snap.csv: an 8 MiB live snapshot on umem and on uffd, each of 2048 pages, completed"
+	# (b): per backend the recording run and one of each mode; eager
+	# runs only once every page is in (RUN >= all in), lazy at once, and
+	# every run's VMM verified every page (ok).
+	csv_ok "$OUT/restore.csv" "rep,backend,mode,size_mib,ok,run_ms,total_ms,requests,prefetched,blocked_ms,latency_p50_us" 11 8 \
+		'$5 == 1 && $7 > 0 && ($3 != "eager" || $6 >= $7) && ($3 == "eager" || $6 < $7)'
+	rc=$?
+	for b in umem uffd; do
+		for m in record eager lazy lazy-ws; do
+			grep -q "^[01],$b,$m,8,1," "$OUT/restore.csv" || rc=1
+		done
+	done
+	[ $rc -eq 0 ] || sed 's/^/# /' "$OUT/restore.csv" "$OUT"/snap/restore.*.err 2>/dev/null | tail -n 20
+	t_check $rc "restore.csv: an 8 MiB restore, eager, lazy and lazy with a working set, on umem and uffd, every page verified"
 else
 	t_skip "snapshot section: userspace/ not built (make -C userspace, umemctl included)"
 fi
