@@ -43,6 +43,7 @@
 #   RESTORE_MIB    restored RAM, MiB    (8 / 64 / 256)
 #   RESTORE_THROTTLE  N of --throttle   (0 = none / 8 / 8; 8 is 4-30 MiB/s
 #                  under TCG, where a 1 ms sleep lasts several ms)
+#   RESTORE_BACKENDS  (b)'s backends  (umem / SNAP_BACKENDS)
 #   RESTORE=0      leave (b) out
 #
 # Exit status: 0 if every run completed, else 1 (recorded as ok=0 rows).
@@ -62,6 +63,8 @@ fi
 RMIB=${RESTORE_MIB:-$d_rmib}
 RTHROTTLE=${RESTORE_THROTTLE:-$d_rthr}
 RDUR=$d_rdur
+# the smoke test restores on umem only: (a) covers both backends' paths
+RBACKENDS=${RESTORE_BACKENDS:-$([ "${SMOKE:-0}" = 1 ] && echo umem || echo "$BACKENDS")}
 SIZES=${SNAP_SIZES:-$d_sizes}
 REPS=${SNAP_REPS:-$d_reps}
 BACKENDS=${SNAP_BACKENDS:-umem uffd}
@@ -213,13 +216,13 @@ if [ "${RESTORE:-1}" != 0 ]; then
 	RFILE=$SDIR/umem-bench-snap.rfile
 	if "$BIN/umem-vmm" --make-image "$RIMG" --size "${RMIB}M" --seed 3 >/dev/null 2>&1 &&
 	   "$BIN/test-snapmake" --ram "$RIMG" --out "$RFILE" >/dev/null 2>"$OUT/snap/snapmake.err"; then
-		for b in $BACKENDS; do
+		for b in $RBACKENDS; do
 			# the working set: what a first lazy run's faults asked for
 			cp "$RFILE" "$RFILE.ws.$b"
 			restore_run 0 "$b" record "$RFILE.ws.$b" --no-prefetch --record-working-set
 		done
 		for rep in $(seq "$REPS"); do
-			for b in $BACKENDS; do
+			for b in $RBACKENDS; do
 				restore_run "$rep" "$b" eager "$RFILE" --eager
 				restore_run "$rep" "$b" lazy "$RFILE" --no-prefetch
 				restore_run "$rep" "$b" lazy-ws "$RFILE.ws.$b"
