@@ -206,15 +206,8 @@ offer_case() {
 	t_check $? "$desc: the writer logs /$want/"
 	# It runs on: two pauses, the RAM matches each, the writes grow.
 	mfd=$(memfd_of "$W")
-	n1= n2=
-	if [ -n "$mfd" ] && timeout 20 "$BIN/umem-vmm" --pause "$W" --state-file "$st" --timeout 5; then
-		n1=$(writes_in "$st" "$mfd")
-		timeout 20 "$BIN/umem-vmm" --resume "$W"
-		sleep 0.3
-		timeout 20 "$BIN/umem-vmm" --pause "$W" --state-file "$st" --timeout 5 &&
-			n2=$(writes_in "$st" "$mfd")
-		timeout 20 "$BIN/umem-vmm" --resume "$W"
-	fi
+	ST=$st pause_twice "$W" "$mfd"
+	n1=$N1 n2=$N2
 	if [ -n "$n1" ] && [ -n "$n2" ] && [ "$n2" -gt "$n1" ]; then
 		t_ok "$desc: the writer runs on, its RAM ($mfd) matches its state at two pauses ($n1, then $n2 writes)"
 	else
