@@ -7,7 +7,7 @@
 #   - lazy restore and --eager, the device state round trip; by path (an
 #     unmodified VMM maps /dev/umem-NAME, no --vmm-socket); a file of
 #     2 MiB pages;
-#   - a working set recorded, then prefetched: fewer faults than without;
+#   - a working set recorded, then prefetched (or ignored: --no-prefetch);
 #   - a page whose checksum fails: the VMM's task waiting for it gets
 #     SIGBUS, never the wrong data; umemd exits 1 naming the page;
 #   - umemd killed (SIGKILL) during a restore: SIGBUS (the kernel's doing).
@@ -118,10 +118,14 @@ fi
 
 # ---- the working set (see the host suite, 63-restore.sh) ----
 # The guest reads 1000 random pages a second (for 0.5 s, then every page
-# in order).  Recorded with the stream at 1000 pages/s; compared with the
-# stream as fast as it goes here (about 8 pages a ms under TCG): the
-# working set, in the order the guest asks, keeps ahead of the guest,
-# while the stream in page order reaches its pages late.
+# in order); recorded with the stream at 1000 pages/s.  The restores
+# that follow read the working set from the file and stream it first
+# (pages_prefetched), or ignore it with --no-prefetch.  What that buys in
+# faults depends on how the guest's and the stream's speeds compare, which
+# under TCG in a loaded VM swings by 5x from run to run (CI saw 56 and 81
+# requests with the working set against 16 and 111 without): the host
+# suite checks it with margins, and make bench (section 7b) measures it.
+# Here: the mechanism on the umem backend, every page verified.
 WS=$WORK/snap-ws
 cp "$SNAP" "$WS"
 VOPTS="--threads 1 --seed $SEED --pattern random --duration 0.5 --read-rate 1000"
@@ -134,21 +138,24 @@ else
 	t_fail "umem --record-working-set: umemd $DRC, umem-vmm $VRC, recorded '$rec'"
 	dump
 fi
-pf_req=0 np_req=0 bad=0 pf_list= np_list=
-for i in 1 2; do
-	# shellcheck disable=SC2086
-	restore "$WS" umem "" $VOPTS
-	[ "$DRC$VRC" = 00 ] && [ "$(jnum "$DJSON" pages_prefetched)" -gt 0 ] || { bad=$((bad + 1)); dump; }
-	r=$(jnum "$DJSON" requests) pf_req=$((pf_req + r)) pf_list="$pf_list $r"
-	# shellcheck disable=SC2086
-	restore "$WS" umem "--no-prefetch" $VOPTS
-	[ "$DRC$VRC" = 00 ] || { bad=$((bad + 1)); dump; }
-	r=$(jnum "$DJSON" requests) np_req=$((np_req + r)) np_list="$np_list $r"
-done
-if [ "$bad" = 0 ] && [ "$pf_req" -lt "$np_req" ]; then
-	t_ok "umem prefetch: $pf_req pages requested by faults in 2 restores with the working set ($pf_list), $np_req without ($np_list)"
+# shellcheck disable=SC2086
+restore "$WS" umem "" $VOPTS
+in_file=$(sed -n 's/.*"in_file":\([0-9]*\).*/\1/p' "$DJSON")
+pf=$(jnum "$DJSON" pages_prefetched) pf_req=$(jnum "$DJSON" requests)
+if [ "$DRC$VRC" = 00 ] && [ "$in_file" = "$rec" ] && [ "$pf" -gt 0 ]; then
+	t_ok "umem: the next restore reads the $in_file-page working set and prefetches $pf pages ($pf_req requested by faults), every page verified"
 else
-	t_fail "umem prefetch: $pf_req requests with the working set ($pf_list), $np_req without ($np_list), $bad runs failed"
+	t_fail "umem working set: umemd $DRC, umem-vmm $VRC, $in_file in the file (recorded $rec), $pf prefetched"
+	dump
+fi
+# shellcheck disable=SC2086
+restore "$WS" umem "--no-prefetch" $VOPTS
+np=$(jnum "$DJSON" pages_prefetched) np_req=$(jnum "$DJSON" requests)
+if [ "$DRC$VRC" = 00 ] && [ "$np" = 0 ]; then
+	t_ok "umem --no-prefetch: the working set ignored, 0 prefetched ($np_req requested by faults), every page verified"
+else
+	t_fail "umem --no-prefetch: umemd $DRC, umem-vmm $VRC, $np prefetched"
+	dump
 fi
 
 # ---- a corrupt page: SIGBUS, not wrong data ----

@@ -53,16 +53,21 @@ p=$(passes)
 t_check $? "the guest boots (PVH), checks 8 MiB (2048 pages), ${p:-0} passes, no mismatch"
 [ "${p:-0}" -ge 3 ] || sed 's/^/#   /' "$WORK/qemu.log" "$WORK/serial" | tail -n 10
 
-# Change one slot (page 7, slot 2) behind the guest's back.
-printf 'XXXXXXXX' | dd of="$RAM" bs=1 seek=$((0x200000 + 7 * 4096 + 2 * 512)) conv=notrunc \
-	status=none
+# Change one slot (page 7, slot 2: its identity and generation words)
+# behind the guest's back, in one write.  The guest may read the slot
+# between the host's stores (it saw 0xa5000058, one byte of 'X' in the
+# identity word, in CI), so the check is that the change is reported at
+# that slot and nowhere else, not the exact value read.
+printf 'XXXXXXXX' | dd of="$RAM" bs=8 count=1 oflag=seek_bytes \
+	seek=$((0x200000 + 7 * 4096 + 2 * 512)) conv=notrunc status=none
 for _ in $(seq 100); do
 	grep -q '^MISMATCH' "$WORK/serial" && break
 	sleep 0.1
 done
-grep -q '^MISMATCH pass [0-9]* page 7 (0x00207000) word 256: got 0x58585858' "$WORK/serial" &&
-	tr -d '\r' <"$WORK/serial" | grep -q '^pass [0-9]*: 2048 pages, [12] mismatches, total [12]$'
-t_check $? "a word changed in the RAM file is reported: $(tr -d '\r' <"$WORK/serial" | grep -m1 '^MISMATCH')"
+tr -d '\r' <"$WORK/serial" | grep '^MISMATCH' >"$WORK/mismatch"
+grep -q '^MISMATCH pass [0-9]* page 7 (0x00207000) word 25[67]: got 0x[0-9a-f]*58' "$WORK/mismatch" &&
+	! grep -qv '^MISMATCH pass [0-9]* page 7 (0x00207000) word 25[67]: ' "$WORK/mismatch"
+t_check $? "a word changed in the RAM file is reported there and nowhere else: $(head -n 1 "$WORK/mismatch")"
 kill -9 "$QPID" 2>/dev/null
 wait "$QPID" 2>/dev/null
 QPID=
