@@ -174,18 +174,20 @@ static unsigned int umem_blocking_state(const struct vm_fault *vmf)
 	return TASK_UNINTERRUPTIBLE;
 }
 
+/* Into this CPU's copy of the wait statistics: no lock, no atomic. */
 static void umem_account_wait(struct umem_region *r, u64 waited)
 {
+	struct umem_wait_stats *ws;
 	unsigned int bucket;
 
 	bucket = waited >> UMEM_HIST_SHIFT ? ilog2(waited >> UMEM_HIST_SHIFT) : 0;
 	bucket = min_t(unsigned int, bucket, UMEM_HIST_BUCKETS - 1);
-	spin_lock(&r->lock);
-	r->wait_ns_total += waited;
-	if (waited > r->wait_ns_max)
-		r->wait_ns_max = waited;
-	r->wait_hist[bucket]++;
-	spin_unlock(&r->lock);
+	ws = get_cpu_ptr(r->wait_stats);
+	WRITE_ONCE(ws->ns_total, ws->ns_total + waited);
+	if (waited > ws->ns_max)
+		WRITE_ONCE(ws->ns_max, waited);
+	WRITE_ONCE(ws->hist[bucket], ws->hist[bucket] + 1);
+	put_cpu_ptr(r->wait_stats);
 }
 
 /*
