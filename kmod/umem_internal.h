@@ -67,7 +67,10 @@
  *                         UMEM_DISCARD and the punch of a detached region
  *                         exclusive: a page is never written or marked
  *                         while it is being punched out.  Never held
- *                         while faulting on user memory.
+ *                         while faulting on user memory.  The fault
+ *                         path's ->map_pages takes it shared with a
+ *                         trylock, under the fault lock, so that present
+ *                         bits stay set while it maps (fault.c).
  *   folio lock            held by installers while filling a page and
  *                         setting its present bit; the fault path
  *                         re-checks the bit under it, so no task maps a
