@@ -125,12 +125,6 @@ static int umem_wake_function(wait_queue_entry_t *wq, unsigned int mode,
  * Wake the waiters of [start, end).  Called after the present bits are set
  * (under region->lock, whose release orders them before wq_has_sleeper()'s
  * barrier); a waiter sets its task state before testing the bit.
- *
- * A sync wake-up (WF_SYNC, as a pipe or a socket wakes its reader): the
- * caller is the daemon, about to return from its install and, when it
- * serves requests, to block in read() again, so the scheduler may run the
- * woken task on this CPU instead of waking an idle one.  The fault path
- * wakes the daemon the same way (queue.c).
  */
 void umem_wake_range(struct umem_region *r, pgoff_t start, pgoff_t end)
 {
@@ -142,14 +136,14 @@ void umem_wake_range(struct umem_region *r, pgoff_t start, pgoff_t end)
 		for (i = 0; i < UMEM_FAULT_WQ_HASH; i++) {
 			wq = &r->fault_wq[i];
 			if (wq_has_sleeper(wq))
-				__wake_up_sync_key(wq, TASK_NORMAL, &key);
+				__wake_up(wq, TASK_NORMAL, 0, &key);
 		}
 		return;
 	}
 	for (i = start; i < end; i++) {
 		wq = umem_fault_wq(r, i);
 		if (wq_has_sleeper(wq))
-			__wake_up_sync_key(wq, TASK_NORMAL, &key);
+			__wake_up(wq, TASK_NORMAL, 0, &key);
 	}
 }
 

@@ -129,11 +129,7 @@ static int umem_queue_request(struct umem_region *r, pgoff_t index, u32 flags)
 	r->requests++;
 	spin_unlock(&r->lock);
 	trace_umem_request_queued(r->id, index, npending);
-	/*
-	 * A sync wake-up: the faulting task is about to sleep on this
-	 * request, so the daemon may run on its CPU (see umem_wake_range()).
-	 */
-	wake_up_interruptible_sync_poll(&r->read_wq, EPOLLIN | EPOLLRDNORM);
+	wake_up_interruptible_poll(&r->read_wq, EPOLLIN | EPOLLRDNORM);
 	return 0;
 
 out_unlock:
