@@ -55,7 +55,7 @@ OUT=${BENCH_OUT:-build/bench/$STAMP}
 mkdir -p "$OUT/lat"
 if [ -z "${BENCH_OUT:-}" ]; then echo "$OUT" >build/bench/LAST; fi
 
-LAT_BACKENDS="shmem umem-copy umem-write uffd-copy uffd-minor"
+LAT_BACKENDS="shmem umem-copy umem-write uffd-copy uffd-minor shmem-present umem-present"
 INST_METHODS="umem-copy umem-copy-vec umem-write uffd-copy uffd-minor"
 THR_BACKENDS="umem-copy umem-vec umem-write uffd-copy uffd-minor"
 

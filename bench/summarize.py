@@ -16,7 +16,8 @@ import sys
 from collections import defaultdict
 
 D = sys.argv[1]
-LAT = ["shmem", "umem-copy", "umem-write", "uffd-copy", "uffd-minor"]
+LAT = ["shmem", "umem-copy", "umem-write", "uffd-copy", "uffd-minor",
+       "shmem-present", "umem-present"]
 INST = ["umem-copy", "umem-copy-vec", "umem-write", "uffd-copy", "uffd-minor"]
 THR = ["umem-copy", "umem-vec", "umem-write", "uffd-copy", "uffd-minor"]
 
@@ -124,12 +125,15 @@ with open(os.path.join(D, "lat_summary.csv"), "w") as f:
                   f"{us(lo):.1f}..{us(hi):.1f} | {r50:.2f} | {r99:.2f} | {rfl:.2f} |")
     md.append("")
     # Like for like: umem-copy vs uffd-copy, umem-write vs uffd-minor.
-    for a, base in (("umem-copy", "uffd-copy"), ("umem-write", "uffd-minor")):
+    # Issue 14: a served umem fault p50 <= 0.9x uffd; every page present:
+    # what a shmem fault on a page in the page cache costs.
+    for a, base, t50 in (("umem-copy", "uffd-copy", 0.9), ("umem-write", "uffd-minor", 1.0),
+                         ("umem-present", "shmem-present", 1.0)):
         if a in stats and base in stats:
             r50, s50 = ratio(a, base, 0)
             r99, s99 = ratio(a, base, 1)
-            ok = r50 <= 1.0 and r99 <= 1.0
-            targets.append((f"Fault latency {a}/{base}: p50 ratio ≤ 1.0 and p99 ratio ≤ 1.0",
+            ok = r50 <= t50 and r99 <= 1.0
+            targets.append((f"Fault latency {a}/{base}: p50 ratio ≤ {t50} and p99 ratio ≤ 1.0",
                             f"p50 {r50:.2f} (spread {s50[0]:.2f}..{s50[1]:.2f}), "
                             f"p99 {r99:.2f} (spread {s99[0]:.2f}..{s99[1]:.2f})", ok))
     md.append("![fault latency CDF](lat_cdf.png)")

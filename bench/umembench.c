@@ -12,7 +12,10 @@
  *	One task touches NPAGES pages (shuffled order), one at a time; the
  *	time of each access (fault to return, ns) goes to OUTFILE, one per
  *	line.  BACKEND: shmem (plain first-touch shmem fault: the floor),
- *	umem-copy, umem-write, uffd-copy, uffd-minor.
+ *	umem-copy, umem-write, uffd-copy, uffd-minor; and, with every page
+ *	present before the first touch (no daemon): shmem-present (a memfd
+ *	filled with pwrite()) and umem-present (a region filled with one
+ *	UMEM_COPY), where a fault only maps a page already in the page cache.
  *
  *   umembench install METHOD BATCH NPAGES
  *	Install NPAGES pages with no fault pending, BATCH pages per call.
@@ -58,11 +61,11 @@
 #define MAX_REQS 64
 
 enum kind { K_SHMEM, K_UMEM_COPY, K_UMEM_VEC, K_UMEM_WRITE, K_UFFD_COPY,
-	    K_UFFD_MINOR };
+	    K_UFFD_MINOR, K_SHMEM_PRESENT, K_UMEM_PRESENT };
 
 static const char *const kind_names[] = {
 	"shmem", "umem-copy", "umem-vec", "umem-write", "uffd-copy",
-	"uffd-minor",
+	"uffd-minor", "shmem-present", "umem-present",
 };
 
 struct region {
@@ -101,7 +104,14 @@ static enum kind parse_kind(const char *s)
 
 static int is_umem(enum kind k)
 {
-	return k == K_UMEM_COPY || k == K_UMEM_VEC || k == K_UMEM_WRITE;
+	return k == K_UMEM_COPY || k == K_UMEM_VEC || k == K_UMEM_WRITE ||
+	       k == K_UMEM_PRESENT;
+}
+
+/* Does a lat run of @k need a daemon thread serving faults? */
+static int has_daemon(enum kind k)
+{
+	return k != K_SHMEM && k != K_SHMEM_PRESENT && k != K_UMEM_PRESENT;
 }
 
 static void region_setup(struct region *r, enum kind k, size_t npages)
@@ -346,7 +356,16 @@ static int cmd_lat(enum kind k, size_t npages, const char *out)
 		k = K_UMEM_COPY;
 	region_setup(&r, k, npages);
 	shuffle(order, npages, (unsigned int)getpid());
-	if (k != K_SHMEM && pthread_create(&d, NULL, daemon_main, &r))
+	if (k == K_SHMEM_PRESENT)
+		xpwrite(r.fd, r.src, r.size, 0);
+	if (k == K_UMEM_PRESENT) {
+		struct umem_copy c = { .offset = 0, .len = r.size,
+				       .src = (uintptr_t)r.src };
+
+		if (ioctl(r.fd, UMEM_COPY, &c) || c.copied != (int64_t)r.size)
+			die("UMEM_COPY");
+	}
+	if (has_daemon(k) && pthread_create(&d, NULL, daemon_main, &r))
 		die("pthread_create");
 	for (size_t i = 0; i < npages; i++) {
 		volatile char *p = r.map + order[i] * PG;
@@ -360,7 +379,7 @@ static int cmd_lat(enum kind k, size_t npages, const char *out)
 			return 1;
 		}
 	}
-	if (k != K_SHMEM)
+	if (has_daemon(k))
 		pthread_join(d, NULL);
 	f = fopen(out, "w");
 	if (!f)
@@ -522,7 +541,7 @@ static int cmd_threads(enum kind k, size_t nthreads, size_t npages,
 	pthread_barrier_t bar;
 	uint64_t t0, t1;
 
-	if (!th || !tc || !nthreads || k == K_SHMEM)
+	if (!th || !tc || !nthreads || !has_daemon(k))
 		return 2;
 	npages -= npages % nthreads;
 	region_setup(&r, k, npages);

@@ -10,7 +10,8 @@
  *    lock (KVM's async page faults, FOLL_NOWAIT): return VM_FAULT_RETRY.
  *  - FAULT_FLAG_ALLOW_RETRY: pin the vma's file, drop mmap_lock (or the
  *    VMA lock), sleep ONCE and return VM_FAULT_RETRY.  The core retries
- *    the fault, which maps the page, or finds it missing again (a discard
+ *    the fault, which maps the page (a read in umem_map_pages(), without
+ *    coming back to ->fault), or finds it missing again (a discard
  *    after the install, a wake-up for a signal) and queues a new request:
  *    a task never sleeps on a page that has no request.  User faults,
  *    uaccess from syscalls, and get_user_pages() with FOLL_UNLOCKABLE
@@ -75,8 +76,11 @@
  *
  * Locking: called with mmap_lock held for read, or on 6.12 with only the
  * per-VMA lock (FAULT_FLAG_VMA_LOCK; umem_map_pages() opts in); whichever
- * it is, umem_release_fault_lock() drops it.  Takes the folio lock and
- * then region->lock.  Tracepoints: umem_fault_start, umem_task_woken.
+ * it is, umem_release_fault_lock() drops it.  ->fault takes the folio lock
+ * and then region->lock; a woken task accounts its wait in per-CPU
+ * statistics, without a lock.  ->map_pages may not sleep: it takes
+ * install_rwsem with a trylock, then filemap_map_pages() trylocks folios
+ * and takes the PTE lock.  Tracepoints: umem_fault_start, umem_task_woken.
  */
 #include <linux/file.h>
 #include <linux/hash.h>
@@ -174,18 +178,20 @@ static unsigned int umem_blocking_state(const struct vm_fault *vmf)
 	return TASK_UNINTERRUPTIBLE;
 }
 
+/* Into this CPU's copy of the wait statistics: no lock, no atomic. */
 static void umem_account_wait(struct umem_region *r, u64 waited)
 {
+	struct umem_wait_stats *ws;
 	unsigned int bucket;
 
 	bucket = waited >> UMEM_HIST_SHIFT ? ilog2(waited >> UMEM_HIST_SHIFT) : 0;
 	bucket = min_t(unsigned int, bucket, UMEM_HIST_BUCKETS - 1);
-	spin_lock(&r->lock);
-	r->wait_ns_total += waited;
-	if (waited > r->wait_ns_max)
-		r->wait_ns_max = waited;
-	r->wait_hist[bucket]++;
-	spin_unlock(&r->lock);
+	ws = get_cpu_ptr(r->wait_stats);
+	WRITE_ONCE(ws->ns_total, ws->ns_total + waited);
+	if (waited > ws->ns_max)
+		WRITE_ONCE(ws->ns_max, waited);
+	WRITE_ONCE(ws->hist[bucket], ws->hist[bucket] + 1);
+	put_cpu_ptr(r->wait_stats);
 }
 
 /*
@@ -442,14 +448,66 @@ static vm_fault_t umem_page_mkwrite(struct vm_fault *vmf)
 }
 
 /*
- * No fault-around: every page must go through the present check in
- * umem_fault().  Providing the hook at all tells 6.12 the fault path was
- * audited for the per-VMA lock.
+ * ->map_pages: fault-around, and the retried fault of a woken waiter.
+ * The core calls it first for a read fault on an empty PTE (do_read_fault(),
+ * fault_around_bytes), under the fault lock and, on 6.12, rcu_read_lock();
+ * it may not sleep.  Only present pages are handed to filemap_map_pages(),
+ * which maps those that are in the page cache, uptodate and unlocked
+ * (it trylocks each folio and re-checks its mapping, as for any shmem
+ * file), and returns VM_FAULT_NOPAGE when the faulting page was mapped;
+ * else 0 and the core calls umem_fault(), which handles everything else
+ * (missing pages, swapped-out or locked folios, large folios' first PMD).
+ *
+ * What may be mapped here:
+ *  - A region with every page present (r->complete): the whole window,
+ *    as shmem does; once a migration is over a fault costs what a shmem
+ *    fault costs.
+ *  - Otherwise the faulting page alone, if present: the retry of a task
+ *    woken by an install maps its page without ->fault's lookup and folio
+ *    lock round trip.  No fault-around while pages are missing: every
+ *    neighbour would cost a trylock here for a PTE that is, in the common
+ *    case (pages installed on request), already mapped or missing.
+ *
+ * Present bits are stable while install_rwsem is held shared: only
+ * UMEM_DISCARD and the punch of a detached region clear them or free
+ * data, and they hold it exclusive.  So the bits are read, and the pages
+ * mapped, under a down_read_trylock() (it cannot sleep; on failure the
+ * core takes ->fault): a page seen present cannot become missing and
+ * refilled with pwrite() data for a missing page before it is mapped.
+ *
+ * 4 KiB regions: filemap_map_pages() maps a PMD-size folio with a PMD
+ * when the PMD is empty (filemap_map_pmd()), missing pages and all, and
+ * a PMD in a VM_MIXEDMAP vma is taken for a special mapping (see the top
+ * of this file).  So nothing is done here while the PMD is empty: once a
+ * page table exists it maps PTEs only, and only in the range given.  A
+ * umem vma's page table is only freed with the vma (VM_SPECIAL keeps
+ * khugepaged's retraction away), so the PMD cannot turn empty meanwhile.
+ * 2 MiB regions: a present page is a whole PMD-size folio; mapping it
+ * with a PMD here is what finish_fault() would do.
+ *
+ * Write faults never come here (do_shared_fault()), and PTEs are made
+ * from vm_page_prot, read-only in write-notify (UMEM_CREATE_WP) vmas, so
+ * a protected page is mapped read-only as by umem_fault().
  */
 static vm_fault_t umem_map_pages(struct vm_fault *vmf, pgoff_t start_pgoff,
 				 pgoff_t end_pgoff)
 {
-	return 0;
+	struct umem_region *r = umem_vma_region(vmf->vma);
+	pgoff_t index = umem_index(r, vmf->pgoff);
+	vm_fault_t ret = 0;
+
+	if (!r->order && pmd_none(READ_ONCE(*vmf->pmd)))
+		return 0;
+	if (!READ_ONCE(r->complete) && !test_bit(index, r->present))
+		return 0;
+	if (!down_read_trylock(&r->install_rwsem))
+		return 0;
+	if (READ_ONCE(r->complete))
+		ret = filemap_map_pages(vmf, start_pgoff, end_pgoff);
+	else if (test_bit(index, r->present))
+		ret = filemap_map_pages(vmf, vmf->pgoff, vmf->pgoff);
+	up_read(&r->install_rwsem);
+	return ret;
 }
 
 const struct vm_operations_struct umem_vm_ops = {

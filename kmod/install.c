@@ -606,10 +606,36 @@ long umem_punch_detached(struct umem_region *r, u64 offset, u64 len)
 	return err;
 }
 
+/*
+ * Sum the per-CPU wait statistics.  Not one atomic snapshot: a wait being
+ * accounted meanwhile may show in the total before the histogram, as it
+ * could before (the fault counters and the wait ones were never taken in
+ * one lock hold with the wait itself).
+ */
+static void umem_sum_wait_stats(struct umem_region *r, struct umem_stats *st,
+				u64 *hist)
+{
+	unsigned int cpu, i;
+
+	if (hist)
+		memset(hist, 0, sizeof(u64) * UMEM_HIST_BUCKETS);
+	for_each_possible_cpu(cpu) {
+		const struct umem_wait_stats *ws = per_cpu_ptr(r->wait_stats, cpu);
+		u64 max = READ_ONCE(ws->ns_max);
+
+		st->wait_ns_total += READ_ONCE(ws->ns_total);
+		if (max > st->wait_ns_max)
+			st->wait_ns_max = max;
+		for (i = 0; hist && i < UMEM_HIST_BUCKETS; i++)
+			hist[i] += READ_ONCE(ws->hist[i]);
+	}
+}
+
 /* Snapshot of the counters; @hist (UMEM_HIST_BUCKETS, may be NULL). */
 void umem_get_stats(struct umem_region *r, struct umem_stats *st, u64 *hist)
 {
 	memset(st, 0, sizeof(*st));
+	umem_sum_wait_stats(r, st, hist);
 	spin_lock(&r->lock);
 	st->size = r->size;
 	st->page_size = umem_page_size(r);
@@ -618,15 +644,11 @@ void umem_get_stats(struct umem_region *r, struct umem_stats *st, u64 *hist)
 	st->requests = r->requests;
 	st->requests_pending = r->npending;
 	st->faults = r->faults;
-	st->wait_ns_total = r->wait_ns_total;
-	st->wait_ns_max = r->wait_ns_max;
 	st->installed = r->installed;
 	st->discarded = r->discarded;
 	st->alloc_failed = r->alloc_failed;
 	st->pages_protected = r->nprotected;
 	st->wp_faults = r->wp_faults;
-	if (hist)
-		memcpy(hist, r->wait_hist, sizeof(r->wait_hist));
 	spin_unlock(&r->lock);
 	st->waiting = atomic_read(&r->waiting);
 }

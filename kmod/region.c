@@ -43,6 +43,7 @@
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/mutex.h>
+#include <linux/percpu.h>
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
@@ -107,6 +108,7 @@ static void umem_region_release(struct kref *ref)
 	kvfree(r->present);
 	kvfree(r->requested);
 	kvfree(r->protected);
+	free_percpu(r->wait_stats);
 	kfree(r);
 	module_put(THIS_MODULE);
 }
@@ -184,6 +186,7 @@ static void umem_region_free_unlisted(struct umem_region *r)
 	kvfree(r->present);
 	kvfree(r->requested);
 	kvfree(r->protected);
+	free_percpu(r->wait_stats);
 	kfree(r);
 }
 
@@ -269,7 +272,8 @@ struct umem_region *umem_region_create(const struct umem_create *args)
 			      gfp);
 	r->requested = kvcalloc(BITS_TO_LONGS(r->npages), sizeof(long),
 				gfp);
-	if (!r->present || !r->requested)
+	r->wait_stats = alloc_percpu_gfp(struct umem_wait_stats, gfp);
+	if (!r->present || !r->requested || !r->wait_stats)
 		goto err_free;
 	if (r->wp) {
 		r->protected = kvcalloc(BITS_TO_LONGS(r->npages), sizeof(long),

@@ -67,7 +67,10 @@
  *                         UMEM_DISCARD and the punch of a detached region
  *                         exclusive: a page is never written or marked
  *                         while it is being punched out.  Never held
- *                         while faulting on user memory.
+ *                         while faulting on user memory.  The fault
+ *                         path's ->map_pages takes it shared with a
+ *                         trylock, under the fault lock, so that present
+ *                         bits stay set while it maps (fault.c).
  *   folio lock            held by installers while filling a page and
  *                         setting its present bit; the fault path
  *                         re-checks the bit under it, so no task maps a
@@ -75,7 +78,11 @@
  *                         protected bit under it, and the core makes the
  *                         page writable before releasing it (wp.c).
  *   region->lock          (spinlock) bitmaps, pending list, counters,
- *                         state, the bound daemon.
+ *                         state, the bound daemon.  Not the wait
+ *                         statistics: per CPU (struct umem_wait_stats),
+ *                         updated with preemption disabled and summed
+ *                         by umem_get_stats(), so a woken task takes
+ *                         no lock to account its wait.
  *   wait queue locks      fault_wq[] and read_wq, taken last.
  * The fault path holds mmap_lock (or the VMA lock), takes folio locks and
  * region->lock, and never waits for userspace with either held: it queues
@@ -94,6 +101,7 @@
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/mm.h>
+#include <linux/percpu.h>
 #include <linux/rwsem.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
@@ -118,6 +126,17 @@ struct umem_pending {
 	u32 flags;		/* UMEM_REQ_* */
 	struct pid *pid;	/* first faulting thread */
 	u64 time_ns;
+};
+
+/*
+ * Wait statistics, one copy per CPU: a woken task adds its wait to its
+ * CPU's copy with preemption disabled, taking no lock; umem_get_stats()
+ * sums (and, for the maximum, compares) the copies.
+ */
+struct umem_wait_stats {
+	u64 ns_total;
+	u64 ns_max;
+	u64 hist[UMEM_HIST_BUCKETS];	/* log2 of wait ns */
 };
 
 struct umem_region {
@@ -153,8 +172,7 @@ struct umem_region {
 	unsigned long npresent;		/* lock */
 	u64 requests, faults, installed, discarded;	/* lock */
 	u64 alloc_failed, wp_faults;			/* lock */
-	u64 wait_ns_total, wait_ns_max;			/* lock */
-	u64 wait_hist[UMEM_HIST_BUCKETS];		/* lock: log2 of wait ns */
+	struct umem_wait_stats __percpu *wait_stats;	/* per CPU, no lock */
 	bool complete_notified;		/* lock: UMEM_EVENT_COMPLETE sent */
 	struct pid *daemon;		/* lock: last reader of the server fd */
 	struct pid *bound;		/* lock: UMEM_BIND's process (tgid) */
