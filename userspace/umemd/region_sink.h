@@ -65,6 +65,7 @@ struct region_sink {
 	atomic_uint_fast64_t *req_time;	/* fault read (ns), 0: none */
 	atomic_uint_fast64_t received;	/* pages PRESENT */
 	atomic_uint_fast64_t pages_bg, pages_req, pages_zero, requests, faults, dup;
+	atomic_uint_fast64_t install_calls;	/* calls into the region to install */
 	pthread_mutex_t llock;		/* lat, nlat */
 	uint64_t *lat;			/* request latency (ns) per requested page */
 	uint64_t nlat;
@@ -87,6 +88,16 @@ int rs_open(struct region_sink *rs, uint64_t pages, uint32_t page_size);
  * first page that is not missing (pages before it stay claimed).
  */
 int rs_claim(struct region_sink *rs, uint64_t page, uint32_t count, uint64_t *at);
+/* Claim the missing pages from @page on, at most @count: how many (0: @page is not missing). */
+uint32_t rs_claim_run(struct region_sink *rs, uint64_t page, uint32_t count);
+/*
+ * Install @n claimed single pages (items[i].offset, .src: anywhere, no
+ * alignment needed) with one call into the region (UMEM_COPY_VEC with
+ * the umem backend; libumem loops for the others).  0 with *@stored as
+ * rs_put(), or the first -errno.
+ */
+int rs_put_vec(struct region_sink *rs, struct umem_copy_item *items, uint32_t n,
+	       uint64_t *stored);
 /* The page_sink's put(): see pages.h.  Errors are libumem's. */
 int rs_put(struct region_sink *rs, uint64_t page, uint32_t count,
 	   const uint8_t *data, uint64_t *stored);
