@@ -66,6 +66,7 @@ struct region_sink {
 	atomic_uint_fast64_t received;	/* pages PRESENT */
 	atomic_uint_fast64_t pages_bg, pages_req, pages_zero, requests, faults, dup;
 	atomic_uint_fast64_t install_calls;	/* calls into the region to install */
+	uint8_t *stage;			/* rs_put_vec() without a vector: RS_STAGE_PAGES */
 	pthread_mutex_t llock;		/* lat, nlat */
 	uint64_t *lat;			/* request latency (ns) per requested page */
 	uint64_t nlat;
@@ -92,10 +93,12 @@ int rs_claim(struct region_sink *rs, uint64_t page, uint32_t count, uint64_t *at
 uint32_t rs_claim_run(struct region_sink *rs, uint64_t page, uint32_t count);
 /*
  * Install @n claimed single pages (items[i].offset, .src: anywhere, no
- * alignment needed) with one call into the region (UMEM_COPY_VEC with
- * the umem backend; libumem loops for the others).  0 with *@stored as
- * rs_put(), or the first -errno.
+ * alignment needed) with one call into the region: UMEM_COPY_VEC with
+ * the umem backend; the others get one UFFDIO_COPY per run of contiguous
+ * pages, through a staging buffer.  0 with *@stored as rs_put(), or the
+ * first -errno.  One caller at a time (the staging buffer).
  */
+#define RS_STAGE_PAGES	64
 int rs_put_vec(struct region_sink *rs, struct umem_copy_item *items, uint32_t n,
 	       uint64_t *stored);
 /* The page_sink's put(): see pages.h.  Errors are libumem's. */
