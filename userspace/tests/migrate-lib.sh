@@ -144,7 +144,7 @@ mig_full() {
 	   grep -q '"ok":true' "$DJSON" && grep -q "\"preempt\":$want" "$DJSON"; then
 		t_ok "$desc: migrated $SIZE, every page verified"
 		sed -n 's/.*"latency_us":\({[^}]*}\).*/#   request latency (us): \1/p' "$DJSON"
-		sed -n 's/.*"pages_resent":\([0-9]*\),"install_calls":\([0-9]*\).*/#   second copies dropped: \1, install calls: \2/p' "$DJSON"
+		sed -n 's/.*"pages_resent":\([0-9]*\),"resent_first":\([0-9]*\),"install_calls":\([0-9]*\).*/#   second copies dropped: \1 (the copy sent again first: \2), install calls: \3/p' "$DJSON"
 	else
 		t_fail "$desc: dest=$drc source=$src vmm=$vrc"
 		mig_dump

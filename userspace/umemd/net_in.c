@@ -103,6 +103,8 @@ static int not_missing(struct dest *d, struct chan *c, uint64_t page, const char
 
 	if (d->resend && rs_requested(&d->rs, page)) {
 		atomic_fetch_add(&d->resent, 1);
+		if (c == &d->main)	/* the copy sent again came first */
+			atomic_fetch_add(&d->resent_first, 1);
 		return 0;
 	}
 	session_fail(&d->ss, "duplicate %s for %s on the %s channel", what,

@@ -149,6 +149,8 @@ struct umemd_summary {
 	uint64_t resent;		/* source: requested pages sent again on the
 					 * preempt channel (PROTO_F_RESEND);
 					 * destination: second copies dropped */
+	uint64_t resent_first;		/* destination: of those, the copy sent
+					 * again came first (main's was dropped) */
 	uint64_t install_calls;		/* destination: page installs (calls into
 					 * the region: one per run or batch) */
 	uint64_t device_state_bytes;
