@@ -216,7 +216,14 @@ static int batch_add(struct dest *d, uint64_t page, const uint8_t *data)
 	d->batch[d->nbatch++] = (struct umem_copy_item){
 		.offset = page * PROTO_PAGE_SIZE, .src = data,
 	};
-	return d->nbatch == DEST_BATCH ? batch_flush(d) : 0;
+	/*
+	 * A task waits for this page (requested): in now, with what is
+	 * queued before it, rather than after the frames behind it.  Its
+	 * latency is then measured at its own install, too.
+	 */
+	if (d->nbatch == DEST_BATCH || rs_requested(&d->rs, page))
+		return batch_flush(d);
+	return 0;
 }
 
 /*
