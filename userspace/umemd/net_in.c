@@ -6,9 +6,12 @@
  * RUN passed on to the VMM, END), the preempt channel's reader
  * (dest_preempt_thread()), and on both the pages: PAGE and ZERO frames,
  * and PIECE frames assembled into 2 MiB pages.  Each page is claimed in
- * the region first (a second copy is a protocol error), then stored
- * through the page sink (pages.h); ACK every ACK_EVERY pages; once END
- * has arrived and every page is present, DONE (dest_check_complete()).
+ * the region first (a second copy is a protocol error, except of a page
+ * we requested with RESEND: dropped), then stored through the page sink
+ * (pages.h), or, for the main stream's PAGE frames, batched: installed
+ * from the receive buffer without a copy, one rs_put_vec() per batch.
+ * ACK every ACK_EVERY pages; once END has arrived and every page is
+ * present, DONE (dest_check_complete()).
  *
  * Threads:
  *   main     dest_main_loop(), the only reader of the main connection.
@@ -16,8 +19,9 @@
  *            connection; pages only.
  * Either may complete the migration.  Locks: slock guards state and
  * end_seen; each reader owns its PIECE slots (slots[0] main, slots[1]
- * preempt); the channels serialise their writers (ACK, DONE, ERROR
- * from any thread); the counters are atomics.
+ * preempt); batch and nbatch belong to main; the channels serialise
+ * their writers (ACK, DONE, ERROR from any thread); the counters are
+ * atomics.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -18,7 +18,15 @@
  *
  * Every page is sent once: a sender claims it first (an atomic exchange);
  * the loser of a race skips it.  That is what keeps a page from
- * travelling on both channels.
+ * travelling on both channels.  The exception (feature RESEND): a
+ * requested 4 KiB page that the background stream took already is still
+ * on its way behind the stream, so the preempt thread sends it again at
+ * once and the destination drops whichever copy comes second.
+ *
+ * The background stream's page data is not copied: frames go out with
+ * one sendmsg() per OUTBUF_SIZE whose iovecs point at the RAM mapping
+ * (headers in out); only --dirty hash precopy rounds copy the page, so
+ * that the bytes sent are the bytes hashed.
  *
  * 2 MiB pages (--page-size 2m, protocol v3) travel as PIECE frames of at
  * most 64 KiB, in order, all on the channel whose sender claimed the
@@ -30,7 +38,7 @@
  * makes the rest of that page urgent: no more pacing until it is out.
  *
  * Locks: none of its own.  The channels serialise their writers; out,
- * outlen and the pacer belong to the main thread; bg_cur, bg_urgent and
+ * outlen, iov, niov, qbytes and the pacer belong to the main thread; bg_cur, bg_urgent and
  * the counters are atomics.
  */
 #define _GNU_SOURCE

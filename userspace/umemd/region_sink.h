@@ -11,8 +11,9 @@
  * Page maps (cf. QEMU's received/requested maps): pstate[] is
  * MISSING -> INSTALLING -> PRESENT.  rs_claim() (a CAS from MISSING)
  * claims an install, so that a second copy of a page is found before it
- * can overwrite anything; requested[] is set once per page by the fault
- * thread, which is the de-duplication of requests.
+ * can overwrite anything (the network drops it, or fails); requested[] is
+ * set once per page by the fault thread, which is the de-duplication of
+ * requests.
  *
  * Threads:
  *   fault  (rs_start_faults()) reads the region's requests; pages that
@@ -20,7 +21,8 @@
  *   vmm    (--vmm-socket, vmm_link.c) accepts the VMM, hands it the
  *          region, waits for ATTACH.
  *   any    rs_claim(), rs_put(), rs_unclaim(), from whichever thread
- *          receives pages.
+ *          receives pages; rs_put_vec() from one thread at a time (its
+ *          staging buffer).
  * Locks: llock guards lat and nlat; vmm.lock (with vmm.cond) the VMM
  * side, see vmm_link.c; the page maps and counters are atomics.
  */
