@@ -16,7 +16,9 @@
 #   OUT=        result directory (default build/qemu-compare/DATE)
 #   KINDS=      which runs, default "umem postcopy postcopy-preempt";
 #               also umem-nopreempt (umemd --incoming --no-preempt) and
-#               umem-stop-first (qemu_migrate.py --stop-first)
+#               umem-stop-first (qemu_migrate.py --stop-first), and
+#               umem-old: as umem with the umemd in $UMEMD_OLD_BIN (a
+#               directory), to compare two umemds interleaved in one run
 #
 # Runs as root in a virtme-ng guest (or a test host); Documentation/qemu.rst
 # and Documentation/benchmarks.md.  Exit 0 only if every run verified.
@@ -50,8 +52,12 @@ qm_netns_up qcmp 10.83.0 || die "cannot create network namespaces / veth"
 fail=0
 for i in $(seq "$REPEAT"); do
 	for k in $kinds; do
+		bin=$QM_BIN
 		case $k in
 			umem) opts=(--mode umem) ;;
+			umem-old) opts=(--mode umem)
+				[ -x "${UMEMD_OLD_BIN:-}/umemd" ] || die "umem-old: set UMEMD_OLD_BIN to a directory with umemd"
+				bin=$UMEMD_OLD_BIN ;;
 			umem-nopreempt) opts=(--mode umem --umemd-dst-opt=--no-preempt) ;;
 			umem-stop-first) opts=(--mode umem --stop-first) ;;
 			postcopy) opts=(--mode postcopy) ;;
@@ -59,7 +65,7 @@ for i in $(seq "$REPEAT"); do
 			*) die "unknown kind $k" ;;
 		esac
 		echo "=== $k, run $i"
-		QM_QUIET=1 QM_TIMEOUT=600 qm_run "$OUT/$k-$i.txt" "${opts[@]}" --mib "$MIB" \
+		QM_BIN=$bin QM_QUIET=1 QM_TIMEOUT=600 qm_run "$OUT/$k-$i.txt" "${opts[@]}" --mib "$MIB" \
 			--print-every 1 --workdir "$WORK/$k-$i"
 		rc=$?
 		sed -n '/^== /,/^  guest /p' "$OUT/$k-$i.txt"
@@ -109,6 +115,7 @@ for k in kinds:
     during = cell([(r["guest"]["pass_at_ram_done"] or 0) - (r["guest"]["source_last_pass"] or 0)
                    for r in ok], "")
     name = {"umem": "umem (umemd, preempt channel)",
+            "umem-old": "umem, old umemd (UMEMD_OLD_BIN)",
             "umem-nopreempt": "umem (umemd --no-preempt)",
             "umem-stop-first": "umem, QMP stop first (--stop-first)",
             "postcopy": "QEMU postcopy-ram",

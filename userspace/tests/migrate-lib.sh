@@ -144,6 +144,7 @@ mig_full() {
 	   grep -q '"ok":true' "$DJSON" && grep -q "\"preempt\":$want" "$DJSON"; then
 		t_ok "$desc: migrated $SIZE, every page verified"
 		sed -n 's/.*"latency_us":\({[^}]*}\).*/#   request latency (us): \1/p' "$DJSON"
+		sed -n 's/.*"pages_resent":\([0-9]*\),"resent_first":\([0-9]*\),"install_calls":\([0-9]*\).*/#   second copies dropped: \1 (the copy sent again first: \2), install calls: \3/p' "$DJSON"
 	else
 		t_fail "$desc: dest=$drc source=$src vmm=$vrc"
 		mig_dump
@@ -217,6 +218,64 @@ mig_fake_source() {
 	fi
 }
 
+# A source with RESEND sends a requested page twice (the second copy as
+# a source does when the first is still on its way): the destination
+# drops the second copy, counts it (pages_resent 1), installs every page
+# once and finishes; the VMM verifies every page.  A second copy of a page
+# nobody requested stays a protocol error (mig_fake_source duplicate).
+mig_fake_resend() { # BACKEND
+	local b=$1 img=$WORK/resend-1M.img drc frc vrc json
+	"$BIN/umem-vmm" --make-image "$img" --size 1M --seed "$SEED" || {
+		t_fail "resend ($b): cannot make $img"
+		return
+	}
+	mig_start_dest "$b" --no-preempt
+	json=$DJSON
+	SLOG=$WORK/fake-$PORT.out
+	$SRC_RUN "$BIN/test-proto" fake-source "$ADDR:$PORT" resend "$img" >"$SLOG" 2>&1 &
+	local fpid=$!
+	mig_start_vmm --threads 1 --verify-all
+	vrc=99
+	[ -n "$VPID" ] && wait_pid "$VPID" "$TMO" && vrc=$WAIT_RC
+	wait_pid "$fpid" "$TMO"; frc=$WAIT_RC
+	wait_pid "$DPID" "$TMO"; drc=$WAIT_RC
+	if [ "$drc" = 0 ] && [ "$frc" = 0 ] && [ "$vrc" = 0 ] && grep -q '"ok":true' "$json" &&
+	   grep -q '"pages_resent":1,' "$json" && grep -q '"pages":256,' "$json"; then
+		t_ok "resend ($b): second copy of a requested page dropped and counted, every page verified ($(head -n 1 "$SLOG"))"
+	else
+		t_fail "resend ($b): dest=$drc fake source=$frc vmm=$vrc, $(grep -o '"pages_resent":[0-9]*' "$json")"
+		mig_dump
+	fi
+}
+
+# A request for a page already on its way on the main stream is served
+# again on the preempt channel at once (RESEND), not left to the stream:
+# the fake destination stops reading main after its first page and asks
+# for the next one; it must come on preempt (and the source counts it).
+mig_fake_dest_resend() {
+	local src frc sjson
+	mig_image
+	PORT=$((PORT + 1))
+	SLOG=$WORK/src-$PORT.err
+	sjson=$WORK/src-$PORT.json
+	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --listen "${SRC_ADDR:-$ADDR}:$PORT" --json \
+		>"$sjson" 2>"$SLOG" &
+	SPID=$!
+	sleep 0.2
+	$DST_RUN "$BIN/test-proto" fake-dest "${SRC_ADDR:-$ADDR}:$PORT" resend >"$WORK/fake-$PORT.out" 2>&1 &
+	local fpid=$!
+	wait_pid "$fpid" 30; frc=$WAIT_RC
+	wait_pid "$SPID" 20; src=$WAIT_RC
+	if [ "$frc" = 0 ] && grep -q '"pages_resent":1,' "$sjson"; then
+		t_ok "resend: a requested page on its way on main sent again on preempt, counted ($(head -n 1 "$WORK/fake-$PORT.out" | cut -c1-100))"
+	else
+		t_fail "resend: fake destination exit $frc (want 0), source: $(grep -o '"pages_resent":[0-9]*' "$sjson")"
+		sed 's/^/#   /' "$WORK/fake-$PORT.out" | tail -n 5
+		mig_dump
+	fi
+	[ "$src" = 1 ] || echo "# source exit $src (the fake destination left without DONE)"
+}
+
 # A misbehaving destination: mig_fake_dest CASE REGEX
 mig_fake_dest() {
 	local what=$1 re=$2 src
@@ -252,10 +311,12 @@ mig_bad_input_cases() { # BACKEND
 	mig_fake_source past-end "past the end" "$b"
 	mig_fake_source oversize "PAGE frame of 1073741824 bytes" "$b"
 	mig_fake_source zero-overlap "duplicate ZERO for page 3" "$b"
+	mig_fake_resend "$b"
 	mig_fake_dest bad-ack "bad HELLO_ACK"
 	mig_fake_dest refuse "refused the migration.*no room"
 	mig_fake_dest req-past-end "REQ offset .* past the end"
 	mig_fake_dest die "destination"
+	mig_fake_dest_resend
 }
 
 # ---- precopy of a running writer (issue 5) ----

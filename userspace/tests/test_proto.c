@@ -10,11 +10,21 @@
  *   test-proto fake-dest ADDR:PORT CASE
  *                                   connect to `umemd --outgoing --listen`
  *                                   and misbehave as CASE says.
+ *   test-proto fake-dest ADDR:PORT resend
+ *                                   accept RESEND and PREEMPT, stop reading
+ *                                   main after its first page frame and
+ *                                   request the next page (on its way on
+ *                                   main): exit 0 once it came on preempt.
+ *   test-proto fake-source ADDR:PORT resend IMAGE
+ *                                   a well-behaved source of the 1 MiB
+ *                                   IMAGE with RESEND that sends the first
+ *                                   requested page twice (exit 0 on DONE).
  * The fake peers exit 0 when they managed to deliver their bad input; the
  * calling script checks that umemd failed cleanly with the right message.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -593,7 +603,73 @@ static void test_chan(void)
 
 /* ---- fake peers ---- */
 
-static int fake_source(const char *addr, const char *what)
+/*
+ * "resend": after RUN, wait for the first REQ and send that page twice on
+ * main (as a source with RESEND does when a requested page is already on
+ * its way), then every other page once, END, and wait for DONE.  The
+ * destination must drop the second copy (counted: pages_resent 1).
+ */
+static int fake_resend(struct chan *c, const struct proto_layout *lay, const char *image)
+{
+	uint64_t req = UINT64_MAX, pages = lay->total_pages;
+	uint8_t *ram = malloc(pages * PROTO_PAGE_SIZE);
+	struct proto_msg m;
+	uint16_t type;
+	uint32_t len;
+	size_t n;
+	int fd = image ? open(image, O_RDONLY) : -1;
+
+	if (!ram || fd < 0 || pread(fd, ram, pages * PROTO_PAGE_SIZE, 0) !=
+	    (ssize_t)(pages * PROTO_PAGE_SIZE)) {
+		fprintf(stderr, "fake-source: cannot read %llu pages of %s\n",
+			(unsigned long long)pages, image ? image : "(no image)");
+		return 1;
+	}
+	close(fd);
+	n = proto_enc_empty(buf, MSG_ADVISE);
+	n += proto_enc_empty(buf + n, MSG_LISTEN);
+	n += proto_enc_empty(buf + n, MSG_RUN);
+	chan_write(c, buf, n, NULL, 0);
+	while (req == UINT64_MAX) {
+		if (chan_read_frame(c, &type, buf, &len, err, sizeof(err)) ||
+		    proto_decode(type, buf, len, lay, &m, err, sizeof(err))) {
+			fprintf(stderr, "fake-source: waiting for a REQ: %s\n", err);
+			return 1;
+		}
+		if (type == MSG_REQ)
+			req = m.u.page.page;
+	}
+	printf("fake-source: page %llu requested, sent twice\n", (unsigned long long)req);
+	for (int i = 0; i < 2; i++) {
+		n = proto_enc_page_hdr(buf, lay, req);
+		chan_write(c, buf, n, ram + req * PROTO_PAGE_SIZE, PROTO_PAGE_SIZE);
+	}
+	for (uint64_t p = 0; p < pages; p++) {
+		if (p == req)
+			continue;
+		n = proto_enc_page_hdr(buf, lay, p);
+		chan_write(c, buf, n, ram + p * PROTO_PAGE_SIZE, PROTO_PAGE_SIZE);
+	}
+	n = proto_enc_empty(buf, MSG_END);
+	chan_write(c, buf, n, NULL, 0);
+	free(ram);
+	for (;;) {
+		if (chan_read_frame(c, &type, buf, &len, err, sizeof(err))) {
+			fprintf(stderr, "fake-source: no DONE: %s\n", err);
+			return 1;
+		}
+		if (type == MSG_DONE)
+			return 0;
+		if (type == MSG_ERROR) {
+			proto_decode(type, buf, len, lay, &m, err, sizeof(err));
+			fprintf(stderr, "fake-source: destination said error %u: %s\n",
+				m.u.error.code, m.u.error.text);
+			return 1;
+		}
+	}
+}
+
+static int fake_source(const char *addr, const char *what, const char *image)
 {
 	struct chan c;
 	struct proto_layout lay;
@@ -632,6 +708,8 @@ static int fake_source(const char *addr, const char *what)
 		fprintf(stderr, "fake-source: no HELLO_ACK: %s\n", err);
 		return 1;
 	}
+	if (!strcmp(what, "resend"))
+		return fake_resend(&c, &lay, image);
 	if (!strcmp(what, "runfirst")) {
 		n = proto_enc_empty(buf, MSG_RUN);
 		chan_write(&c, buf, n, NULL, 0);
@@ -748,13 +826,61 @@ static int fake_dest(const char *addr, const char *what)
 		chan_write(&c, buf, n, NULL, 0);
 		goto drain;
 	}
-	n = proto_enc_hello_ack(buf, 1, PROTO_PAGE_SIZE, PROTO_F_ZERO, h.session);
+	n = proto_enc_hello_ack(buf, 1, PROTO_PAGE_SIZE, !strcmp(what, "resend") ?
+				PROTO_F_ZERO | PROTO_F_PREEMPT | PROTO_F_RESEND : PROTO_F_ZERO,
+				h.session);
 	chan_write(&c, buf, n, NULL, 0);
 	if (!strcmp(what, "req-past-end")) {
 		n = proto_enc_run(buf, MSG_REQ, &h.layout, 0, 1);
 		buf[8 + 8 + 3] = 0x40;	/* offset far past the end */
 		chan_write(&c, buf, n, NULL, 0);
 		goto drain;
+	}
+	if (!strcmp(what, "resend")) {
+		struct chan pc;
+		uint64_t next = UINT64_MAX;
+		int pfd;
+
+		alarm(20);	/* an old source never sends it: fail, not hang */
+		pfd = net_connect(addr, 10000, -1, 0);
+		if (pfd < 0) {
+			fprintf(stderr, "fake-dest: preempt connect: %s\n", strerror(-pfd));
+			return 1;
+		}
+		chan_init(&pc, "preempt", -1);
+		chan_attach(&pc, pfd);
+		n = proto_enc_preempt_hello(buf, 1, h.session);
+		chan_write(&pc, buf, n, NULL, 0);
+		while (next == UINT64_MAX) {
+			if (chan_read_frame(&c, &type, buf, &len, err, sizeof(err)) ||
+			    proto_decode(type, buf, len, &h.layout, &m, err, sizeof(err))) {
+				fprintf(stderr, "fake-dest: main: %s\n", err);
+				return 1;
+			}
+			if (type == MSG_PAGE || type == MSG_ZERO)
+				next = m.u.page.page + m.u.page.count;
+		}
+		/*
+		 * The source has claimed and queued far more than this
+		 * meanwhile (its socket buffers fill up: we read no more).
+		 */
+		usleep(500 * 1000);
+		n = proto_enc_run(buf, MSG_REQ, &h.layout, next, 1);
+		chan_write(&c, buf, n, NULL, 0);
+		for (;;) {
+			if (chan_read_frame(&pc, &type, buf, &len, err, sizeof(err)) ||
+			    proto_decode(type, buf, len, &h.layout, &m, err, sizeof(err))) {
+				fprintf(stderr, "fake-dest: preempt: %s\n", err);
+				return 1;
+			}
+			if ((type == MSG_PAGE || type == MSG_ZERO) && m.u.page.page == next) {
+				printf("fake-dest: page %llu, on its way on main, came again on preempt (%s)\n",
+				       (unsigned long long)next, proto_type_name(type));
+				close(pfd);
+				close(fd);
+				return 0;
+			}
+		}
 	}
 	if (!strcmp(what, "die")) {
 		/* Read a little, then vanish without DONE. */
@@ -834,12 +960,12 @@ int main(int argc, char **argv)
 		return write_seed(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "seed-huge"))
 		return write_seed_huge(argv[2]);
-	if (argc == 4 && !strcmp(argv[1], "fake-source"))
-		return fake_source(argv[2], argv[3]);
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "fake-source"))
+		return fake_source(argv[2], argv[3], argc == 5 ? argv[4] : NULL);
 	if (argc == 4 && !strcmp(argv[1], "fake-dest"))
 		return fake_dest(argv[2], argv[3]);
 	if (argc != 1) {
-		fprintf(stderr, "usage: test-proto [fake-source|fake-dest ADDR:PORT CASE | seed|seed-huge FILE]\n");
+		fprintf(stderr, "usage: test-proto [fake-source|fake-dest ADDR:PORT CASE | fake-source ADDR:PORT resend IMAGE | seed|seed-huge FILE]\n");
 		return 2;
 	}
 	test_header();

@@ -259,36 +259,62 @@ int chan_read_frame(struct chan *c, uint16_t *type, uint8_t *payload,
 	return ret;
 }
 
+int chan_peek_frame(struct chan *c, uint16_t *type, const uint8_t **payload,
+		    uint32_t *len, char *err, size_t errlen)
+{
+	size_t have = c->rtail - c->rhead;
+	int ret;
+
+	if (have < PROTO_HDR_LEN)
+		return 0;
+	ret = proto_check_hdr(c->rbuf + c->rhead, type, len, err, errlen);
+	if (ret)
+		return ret;
+	if (have < PROTO_HDR_LEN + (size_t)*len)
+		return 0;
+	*payload = c->rbuf + c->rhead + PROTO_HDR_LEN;
+	c->rhead += PROTO_HDR_LEN + *len;
+	return 1;
+}
+
+int chan_writev(struct chan *c, struct iovec *iov, int n)
+{
+	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+	int ret = 0;
+
+	pthread_mutex_lock(&c->wlock);
+	if (c->fd < 0)
+		ret = -ENOTCONN;
+	while (!ret && mh.msg_iovlen) {
+		ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			ret = errno == ECONNRESET ? -EPIPE : -errno;
+			break;
+		}
+		c->bytes_out += (uint64_t)k;
+		while (mh.msg_iovlen && (size_t)k >= mh.msg_iov[0].iov_len) {
+			k -= (ssize_t)mh.msg_iov[0].iov_len;
+			mh.msg_iov++;
+			mh.msg_iovlen--;
+		}
+		if (mh.msg_iovlen) {
+			mh.msg_iov[0].iov_base = (char *)mh.msg_iov[0].iov_base + k;
+			mh.msg_iov[0].iov_len -= (size_t)k;
+		}
+	}
+	pthread_mutex_unlock(&c->wlock);
+	return ret;
+}
+
 int chan_write(struct chan *c, const void *a, size_t alen, const void *b,
 	       size_t blen)
 {
 	struct iovec iov[2] = {
 		{ (void *)a, alen }, { (void *)b, blen },
 	};
-	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
-	int ret = 0;
 
-	pthread_mutex_lock(&c->wlock);
-	if (c->fd < 0)
-		ret = -ENOTCONN;
-	while (!ret && (iov[0].iov_len || iov[1].iov_len)) {
-		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = errno == ECONNRESET ? -EPIPE : -errno;
-			break;
-		}
-		c->bytes_out += (uint64_t)n;
-		for (int i = 0; i < 2 && n; i++) {
-			size_t k = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
-
-			iov[i].iov_base = (char *)iov[i].iov_base + k;
-			iov[i].iov_len -= k;
-			n -= (ssize_t)k;
-		}
-	}
-	pthread_mutex_unlock(&c->wlock);
-	return ret;
+	return chan_writev(c, iov, 2);
 }

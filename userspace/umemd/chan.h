@@ -63,9 +63,20 @@ int net_accept(int lfd, int stop_fd, int link_ms);
 int net_connect(const char *hostport, int wait_ms, int stop_fd, int link_ms);
 int chan_read_frame(struct chan *c, uint16_t *type, uint8_t *payload,
 		    uint32_t *len, char *err, size_t errlen);
+/*
+ * A whole frame that is already in the receive buffer, without copying
+ * it: 1 with *@payload pointing into the buffer (valid until the next
+ * chan_read_frame(), which may refill it), 0 if no whole frame is
+ * buffered (call chan_read_frame()), or -EPROTO (bad header, @err).
+ */
+int chan_peek_frame(struct chan *c, uint16_t *type, const uint8_t **payload,
+		    uint32_t *len, char *err, size_t errlen);
 /* Write @a then @b (either may be empty) as one unit; -errno on failure. */
 int chan_write(struct chan *c, const void *a, size_t alen, const void *b,
 	       size_t blen);
+/* Write @n iovecs (consumed: they are modified) as one unit. */
+struct iovec;
+int chan_writev(struct chan *c, struct iovec *iov, int n);
 /* Human words for a chan error. */
 const char *chan_strerror(int err);
 #endif

@@ -133,6 +133,8 @@ out:
 	sum->pieces = atomic_load(&d.pieces);
 	sum->pieces_dropped = atomic_load(&d.dropped);
 	sum->interleaved = atomic_load(&d.interleaved);
+	sum->resent = atomic_load(&d.resent);
+	sum->resent_first = atomic_load(&d.resent_first);
 	for (int i = 0; i < 2; i++)
 		for (int j = 0; j < DEST_SLOTS; j++)
 			free(d.slots[i][j].mem);

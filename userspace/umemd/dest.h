@@ -47,6 +47,8 @@
 #define DEST_SLOTS	2
 /* Offset of a slot's buffer in its allocation (net_in.c: handle_piece()). */
 #define SLOT_SKEW	(64 * 1024)
+/* PAGE frames of the main stream installed with one call (net_in.c). */
+#define DEST_BATCH	64
 struct piece_slot {
 	uint64_t page;
 	uint32_t got;		/* bytes so far, in order */
@@ -76,6 +78,12 @@ struct dest {
 	struct piece_slot slots[2][DEST_SLOTS];
 	atomic_uint_fast64_t partial, pieces, interleaved;
 	atomic_uint_fast64_t dropped;	/* partly received pages dropped on a pause */
+	bool resend;			/* PROTO_F_RESEND: drop second copies of requested pages */
+	atomic_uint_fast64_t resent;	/* second copies dropped */
+	atomic_uint_fast64_t resent_first;	/* ... on main: the preempt copy won */
+	/* main thread: PAGE frames in main's receive buffer, to install (net_in.c) */
+	struct umem_copy_item batch[DEST_BATCH];
+	uint32_t nbatch;
 	pthread_t pre_th;
 	bool pre_on;
 	struct progress prog;

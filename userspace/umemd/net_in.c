@@ -6,9 +6,12 @@
  * RUN passed on to the VMM, END), the preempt channel's reader
  * (dest_preempt_thread()), and on both the pages: PAGE and ZERO frames,
  * and PIECE frames assembled into 2 MiB pages.  Each page is claimed in
- * the region first (a second copy is a protocol error), then stored
- * through the page sink (pages.h); ACK every ACK_EVERY pages; once END
- * has arrived and every page is present, DONE (dest_check_complete()).
+ * the region first (a second copy is a protocol error, except of a page
+ * we requested with RESEND: dropped), then stored through the page sink
+ * (pages.h), or, for the main stream's PAGE frames, batched: installed
+ * from the receive buffer without a copy, one rs_put_vec() per batch.
+ * ACK every ACK_EVERY pages; once END has arrived and every page is
+ * present, DONE (dest_check_complete()).
  *
  * Threads:
  *   main     dest_main_loop(), the only reader of the main connection.
@@ -16,8 +19,9 @@
  *            connection; pages only.
  * Either may complete the migration.  Locks: slock guards state and
  * end_seen; each reader owns its PIECE slots (slots[0] main, slots[1]
- * preempt); the channels serialise their writers (ACK, DONE, ERROR
- * from any thread); the counters are atomics.
+ * preempt); batch and nbatch belong to main; the channels serialise
+ * their writers (ACK, DONE, ERROR from any thread); the counters are
+ * atomics.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -89,6 +93,29 @@ static const char *where(struct dest *d, uint64_t page, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * @page is not missing: with RESEND the source sends a requested page
+ * again on the preempt channel when the first copy is still on its way
+ * on main, so a second copy of a page we requested is dropped (the RAM
+ * no longer changes in postcopy: both copies are the same; the first one
+ * wins, is installed and counted once).  Any other second copy is a
+ * protocol error, found before anything is written.
+ */
+static int not_missing(struct dest *d, struct chan *c, uint64_t page, const char *what)
+{
+	char w[128];
+
+	if (d->resend && rs_requested(&d->rs, page)) {
+		atomic_fetch_add(&d->resent, 1);
+		if (c == &d->main)	/* the copy sent again came first */
+			atomic_fetch_add(&d->resent_first, 1);
+		return 0;
+	}
+	session_fail(&d->ss, "duplicate %s for %s on the %s channel", what,
+		     where(d, page, w, sizeof(w)), c->name);
+	return -EPROTO;
+}
+
 /* Claim @count missing pages for an install: a second copy is an error. */
 static int claim(struct dest *d, struct chan *c, uint64_t page, uint32_t count,
 		 const char *what)
@@ -120,25 +147,86 @@ static void stored_pages(struct dest *d, uint64_t stored, uint32_t count)
 		dest_check_complete(d);
 }
 
-/* Install @count pages at @page (@data: one page, or NULL for zeros). */
+/*
+ * Install @count pages at @page (@data: one page, or NULL for zeros):
+ * each run of missing pages with one call; pages already here must be
+ * second copies of requested ones (not_missing()), which are skipped.
+ */
 static int install(struct dest *d, struct chan *c, uint64_t page,
 		   uint32_t count, const uint8_t *data)
 {
+	const char *what = data ? "PAGE" : "ZERO";
 	uint64_t stored;
 	char w[128];
 	int ret;
 
-	ret = claim(d, c, page, count, data ? "PAGE" : "ZERO");
-	if (ret)
-		return ret;
-	ret = d->sink->put(d->sink, page, count, data, &stored);
+	for (uint32_t i = 0; i < count;) {
+		uint32_t n = rs_claim_run(&d->rs, page + i, count - i);
+
+		if (!n) {
+			ret = not_missing(d, c, page + i, what);
+			if (ret)
+				return ret;
+			i++;
+			continue;
+		}
+		ret = d->sink->put(d->sink, page + i, n, data, &stored);
+		if (ret) {
+			session_fail(&d->ss, "installing %s (+%u): %s",
+				     where(d, page + i, w, sizeof(w)), n - 1,
+				     umem_strerror(ret));
+			return ret;
+		}
+		stored_pages(d, stored, n);
+		i += n;
+	}
+	return 0;
+}
+
+/*
+ * The main stream's PAGE frames, batched: while whole frames sit in the
+ * receive buffer, each page is claimed and queued pointing at its data
+ * there (no copy in umemd); the batch goes in with one rs_put_vec() (one
+ * UMEM_COPY_VEC) when it is full, when the next frame is not a buffered
+ * PAGE, and always before the buffer is read into again.  Main thread
+ * only.  The pages wait claimed (INSTALLING) for microseconds: a fault
+ * on one is requested and its second copy dropped as above.
+ */
+static int batch_flush(struct dest *d)
+{
+	uint32_t n = d->nbatch;
+	uint64_t stored;
+	char w[128];
+	int ret;
+
+	if (!n)
+		return 0;
+	d->nbatch = 0;
+	ret = rs_put_vec(&d->rs, d->batch, n, &stored);
 	if (ret) {
-		session_fail(&d->ss, "installing %s (+%u): %s",
-			     where(d, page, w, sizeof(w)), count - 1,
+		session_fail(&d->ss, "installing %u pages from %s: %s", n,
+			     where(d, d->batch[0].offset / PROTO_PAGE_SIZE, w, sizeof(w)),
 			     umem_strerror(ret));
 		return ret;
 	}
-	stored_pages(d, stored, count);
+	stored_pages(d, stored, n);
+	return 0;
+}
+
+static int batch_add(struct dest *d, uint64_t page, const uint8_t *data)
+{
+	if (!rs_claim_run(&d->rs, page, 1))
+		return not_missing(d, &d->main, page, "PAGE");
+	d->batch[d->nbatch++] = (struct umem_copy_item){
+		.offset = page * PROTO_PAGE_SIZE, .src = data,
+	};
+	/*
+	 * A task waits for this page (requested): in now, with what is
+	 * queued before it, rather than after the frames behind it.  Its
+	 * latency is then measured at its own install, too.
+	 */
+	if (d->nbatch == DEST_BATCH || rs_requested(&d->rs, page))
+		return batch_flush(d);
 	return 0;
 }
 
@@ -282,10 +370,16 @@ void *dest_preempt_thread(void *arg)
 
 	while (buf) {
 		struct proto_msg m;
+		const uint8_t *p = buf;
 		uint16_t type;
 		uint32_t len;
-		int ret = chan_read_frame(&d->pre, &type, buf, &len, err, sizeof(err));
+		/* A frame already buffered is installed from there (no copy). */
+		int ret = chan_peek_frame(&d->pre, &type, &p, &len, err, sizeof(err));
 
+		if (ret > 0)
+			ret = 0;
+		else if (!ret)
+			ret = chan_read_frame(&d->pre, &type, buf, &len, err, sizeof(err));
 		if (ret == -ECANCELED || (ret == -EPIPE && atomic_load(&d->ss.finished)))
 			break;
 		if (ret && (atomic_load(&d->paused) || dest_pause(d, "preempt channel", ret)))
@@ -297,7 +391,7 @@ void *dest_preempt_thread(void *arg)
 				     (unsigned long long)d->pages);
 			break;
 		}
-		ret = proto_decode(type, buf, len, &d->lay, &m, err, sizeof(err));
+		ret = proto_decode(type, p, len, &d->lay, &m, err, sizeof(err));
 		if (!ret && type != MSG_PAGE && type != MSG_ZERO && type != MSG_PIECE) {
 			snprintf(err, sizeof(err), "%s frame on the preempt channel",
 				 proto_type_name(type));
@@ -352,10 +446,22 @@ int dest_main_loop(struct dest *d, uint8_t *buf)
 
 	for (;;) {
 		struct proto_msg m;
+		const uint8_t *p = buf;
 		uint16_t type;
 		uint32_t len;
-		int ret = chan_read_frame(&d->main, &type, buf, &len, err, sizeof(err));
+		int ret = chan_peek_frame(&d->main, &type, &p, &len, err, sizeof(err));
 
+		if (ret > 0) {
+			ret = 0;
+		} else if (!ret) {
+			/* The receive buffer is read into again: the batch first. */
+			ret = batch_flush(d);
+			if (ret) {
+				send_error(d, PROTO_E_LOCAL, d->ss.err);
+				return ret;
+			}
+			ret = chan_read_frame(&d->main, &type, buf, &len, err, sizeof(err));
+		}
 		if (ret == -ECANCELED)
 			return 0;
 		if (ret == -EPIPE && atomic_load(&d->ss.finished))
@@ -372,7 +478,7 @@ int dest_main_loop(struct dest *d, uint8_t *buf)
 				send_error(d, PROTO_E_PROTO, err);
 			return ret;
 		}
-		ret = proto_decode(type, buf, len, &d->lay, &m, err, sizeof(err));
+		ret = proto_decode(type, p, len, &d->lay, &m, err, sizeof(err));
 		if (!ret && type == MSG_ERROR) {
 			session_fail(&d->ss, "source reported error %u: %s", m.u.error.code,
 				     m.u.error.text);
@@ -390,8 +496,20 @@ int dest_main_loop(struct dest *d, uint8_t *buf)
 			send_error(d, PROTO_E_PROTO, err);
 			return ret;
 		}
+		/* A buffered PAGE joins the batch; anything else goes after it. */
+		if (type != MSG_PAGE || p == buf)
+			ret = batch_flush(d);
+		else
+			ret = batch_add(d, m.u.page.page, m.u.page.data);
+		if (ret) {
+			send_error(d, ret == -EPROTO ? PROTO_E_PROTO : PROTO_E_LOCAL, d->ss.err);
+			return ret;
+		}
 		switch (type) {
 		case MSG_PAGE:
+			if (p != buf)
+				break;	/* batched */
+			/* fall through */
 		case MSG_ZERO:
 		case MSG_PIECE:
 			ret = install_frame(d, &d->main, type, &m);

@@ -92,7 +92,8 @@ int dest_handshake(struct dest *d, int lfd, uint8_t *buf)
 	d->pages = d->lay.total_pages;
 	d->session = h.session;
 	/* What the peer offers vs what we want. */
-	want = PROTO_F_ZERO | PROTO_F_DEVSTATE | (d->o->preempt ? PROTO_F_PREEMPT : 0) |
+	want = PROTO_F_ZERO | PROTO_F_DEVSTATE | PROTO_F_RESEND |
+	       (d->o->preempt ? PROTO_F_PREEMPT : 0) |
 	       (d->o->recover ? PROTO_F_RECOVER : 0);
 	if (version < 2)
 		want &= ~PROTO_F_RECOVER;	/* a v2 feature */
@@ -116,6 +117,7 @@ int dest_handshake(struct dest *d, int lfd, uint8_t *buf)
 	}
 	d->preempt = feats & PROTO_F_PREEMPT;
 	d->recover = feats & PROTO_F_RECOVER;
+	d->resend = feats & PROTO_F_RESEND;
 	d->version = version;
 	d->sum->version = version;
 	d->sum->page_size = d->lay.page_size;

@@ -18,7 +18,15 @@
  *
  * Every page is sent once: a sender claims it first (an atomic exchange);
  * the loser of a race skips it.  That is what keeps a page from
- * travelling on both channels.
+ * travelling on both channels.  The exception (feature RESEND): a
+ * requested 4 KiB page that the background stream took already is still
+ * on its way behind the stream, so the preempt thread sends it again at
+ * once and the destination drops whichever copy comes second.
+ *
+ * The background stream's page data is not copied: frames go out with
+ * one sendmsg() per OUTBUF_SIZE whose iovecs point at the RAM mapping
+ * (headers in out); only --dirty hash precopy rounds copy the page, so
+ * that the bytes sent are the bytes hashed.
  *
  * 2 MiB pages (--page-size 2m, protocol v3) travel as PIECE frames of at
  * most 64 KiB, in order, all on the channel whose sender claimed the
@@ -30,7 +38,7 @@
  * makes the rest of that page urgent: no more pacing until it is out.
  *
  * Locks: none of its own.  The channels serialise their writers; out,
- * outlen and the pacer belong to the main thread; bg_cur, bg_urgent and
+ * outlen, iov, niov, qbytes and the pacer belong to the main thread; bg_cur, bg_urgent and
  * the counters are atomics.
  */
 #define _GNU_SOURCE
@@ -78,15 +86,46 @@ static int flush_out(struct source *s)
 {
 	int ret = 0;
 
-	if (s->outlen)
-		ret = chan_write(&s->main, s->out, s->outlen, NULL, 0);
+	if (s->niov)
+		ret = chan_writev(&s->main, s->iov, s->niov);
 	s->outlen = 0;
+	s->qbytes = 0;
+	s->niov = 0;
 	return ret;
 }
 
-static int out_reserve(struct source *s, size_t n)
+/*
+ * Room for a frame: @arena bytes of header (or copied data) in out and
+ * two iovecs; flushes first if either is short or OUTBUF_SIZE bytes are
+ * queued already.
+ */
+static int out_reserve(struct source *s, size_t arena)
 {
-	return s->outlen + n > OUTBUF_SIZE ? flush_out(s) : 0;
+	if (s->outlen + arena > OUTBUF_SIZE || s->niov + 2 > OUT_IOV ||
+	    s->qbytes >= OUTBUF_SIZE)
+		return flush_out(s);
+	return 0;
+}
+
+/* @n bytes just encoded at out + outlen join the stream. */
+static void out_commit(struct source *s, size_t n)
+{
+	struct iovec *last = s->niov ? &s->iov[s->niov - 1] : NULL;
+	uint8_t *at = s->out + s->outlen;
+
+	if (last && (uint8_t *)last->iov_base + last->iov_len == at)
+		last->iov_len += n;
+	else
+		s->iov[s->niov++] = (struct iovec){ at, n };
+	s->outlen += n;
+	s->qbytes += n;
+}
+
+/* @n bytes of the RAM mapping join the stream, not copied. */
+static void out_ref(struct source *s, const uint8_t *d, size_t n)
+{
+	s->iov[s->niov++] = (struct iovec){ (void *)d, n };
+	s->qbytes += n;
 }
 
 /* A requested page: on the preempt channel, or (no preempt) main. */
@@ -98,6 +137,21 @@ static int serve_request(struct source *s, struct chan *c, uint64_t page)
 			/* Partly sent: the rest goes next on main, unpaced. */
 			atomic_store(&s->bg_urgent, true);
 			atomic_fetch_add(&s->req_partial, 1);
+			return 0;
+		}
+		/*
+		 * The background stream took it: it is still on its way (in
+		 * our out queue, a socket buffer, the destination's receive
+		 * buffer), since the destination asks only for pages it lacks.
+		 * Behind up to megabytes of the main stream; so, with RESEND,
+		 * send it again now on the preempt channel and let the
+		 * destination drop whichever copy comes second.  The RAM no
+		 * longer changes (requests come in postcopy), so both copies
+		 * hold the same data.  2 MiB pages keep the urgent path above.
+		 */
+		if (s->resend && c == &s->pre && !src_huge(s)) {
+			atomic_fetch_add(&s->req_resent, 1);
+			return send_page_now(s, c, page);
 		}
 		return 0;
 	}
@@ -229,13 +283,12 @@ static int background_huge(struct source *s, struct pacer *pc, uint64_t page)
 		}
 		if (off == s->ram.lay.page_size / 2)
 			test_cut(s);	/* 2 MiB: the link breaks inside a page */
-		ret = out_reserve(s, PROTO_HDR_LEN + 16 + PROTO_PIECE_MAX);
+		ret = out_reserve(s, PROTO_HDR_LEN + 16);
 		if (ret)
 			break;
-		s->outlen += proto_enc_piece_hdr(s->out + s->outlen, &s->ram.lay, page,
-						 off, PROTO_PIECE_MAX);
-		memcpy(s->out + s->outlen, d + off, PROTO_PIECE_MAX);
-		s->outlen += PROTO_PIECE_MAX;
+		out_commit(s, proto_enc_piece_hdr(s->out + s->outlen, &s->ram.lay, page,
+						  off, PROTO_PIECE_MAX));
+		out_ref(s, d + off, PROTO_PIECE_MAX);
 		atomic_fetch_add(&s->pieces, 1);
 		ret = pace(s, pc, PROTO_HDR_LEN + 16 + PROTO_PIECE_MAX);
 		/* Without preempt pace() sleeps one slice at a time: serve
@@ -295,8 +348,8 @@ int background(struct source *s)
 			ret = out_reserve(s, PROTO_HDR_LEN + 16);
 			if (ret)
 				return ret;
-			s->outlen += proto_enc_run(s->out + s->outlen, MSG_ZERO,
-						   &s->ram.lay, page, n);
+			out_commit(s, proto_enc_run(s->out + s->outlen, MSG_ZERO,
+						    &s->ram.lay, page, n));
 			atomic_fetch_add(&s->pages_zero, n);
 			atomic_fetch_add(&s->pages_bg, n);
 			ret = pace(s, &pc, PROTO_HDR_LEN + 16);
@@ -316,14 +369,23 @@ int background(struct source *s)
 				return ret;
 			cursor = page + 1;
 		} else {
-			ret = out_reserve(s, PROTO_HDR_LEN + 16 + PROTO_PAGE_SIZE);
+			bool hash = s->hash && s->precopy_phase;
+
+			ret = out_reserve(s, PROTO_HDR_LEN + 16 + (hash ? PROTO_PAGE_SIZE : 0));
 			if (ret)
 				return ret;
-			s->outlen += proto_enc_page_hdr(s->out + s->outlen, &s->ram.lay, page);
-			memcpy(s->out + s->outlen, ram_page(&s->ram, page), PROTO_PAGE_SIZE);
-			if (s->hash && s->precopy_phase)
+			out_commit(s, proto_enc_page_hdr(s->out + s->outlen, &s->ram.lay, page));
+			if (hash) {
+				/*
+				 * --dirty hash: the page still changes; send the
+				 * very bytes hashed (a copy), not the mapping.
+				 */
+				memcpy(s->out + s->outlen, ram_page(&s->ram, page), PROTO_PAGE_SIZE);
 				s->hash[page] = page_hash(s->out + s->outlen);
-			s->outlen += PROTO_PAGE_SIZE;
+				out_commit(s, PROTO_PAGE_SIZE);
+			} else {
+				out_ref(s, ram_page(&s->ram, page), PROTO_PAGE_SIZE);
+			}
 			atomic_fetch_add(&s->pages_bg, 1);
 			ret = pace(s, &pc, PROTO_HDR_LEN + 16 + PROTO_PAGE_SIZE);
 			if (ret)

@@ -32,8 +32,10 @@
 #define PROTO_F_ZERO		(1ULL << 1)	/* ZERO frames for zero pages */
 #define PROTO_F_RECOVER		(1ULL << 2)	/* v2: postcopy pauses on a broken connection */
 #define PROTO_F_DEVSTATE	(1ULL << 3)	/* DEVICE_STATE frames between LISTEN and RUN */
+#define PROTO_F_RESEND		(1ULL << 4)	/* a requested page may come twice; the
+						 * destination drops the later copy */
 #define PROTO_F_KNOWN		(PROTO_F_PREEMPT | PROTO_F_ZERO | PROTO_F_RECOVER | \
-				 PROTO_F_DEVSTATE)
+				 PROTO_F_DEVSTATE | PROTO_F_RESEND)
 #define PROTO_MAP_BITS		32768		/* pages per RECV_MAP frame */
 #define PROTO_MAX_DEVSTATE	(16U << 20)	/* device-state blob, bytes */
 #define PROTO_DEVSTATE_CHUNK	8192		/* data bytes per DEVICE_STATE frame */

@@ -119,29 +119,57 @@ int rs_claim(struct region_sink *rs, uint64_t page, uint32_t count, uint64_t *at
 	return 0;
 }
 
+uint32_t rs_claim_run(struct region_sink *rs, uint64_t page, uint32_t count)
+{
+	uint32_t n = 0;
+
+	while (n < count) {
+		unsigned char exp = PG_MISSING;
+
+		if (!atomic_compare_exchange_strong(&rs->pstate[page + n], &exp,
+						    PG_INSTALLING))
+			break;
+		n++;
+	}
+	return n;
+}
+
 void rs_unclaim(struct region_sink *rs, uint64_t page)
 {
 	atomic_store(&rs->pstate[page], PG_MISSING);
 }
 
-/* A page arrived: requested (its latency recorded) or background. */
-static void account(struct region_sink *rs, uint64_t page, bool zero)
+/*
+ * @n pages from @page arrived (present now): a requested one has its
+ * latency recorded, the others count as background; the counters are
+ * added once per run, not per page.
+ */
+static void account(struct region_sink *rs, uint64_t page, uint32_t n, bool zero)
 {
-	uint64_t t = atomic_load(&rs->req_time[page]);
+	uint64_t bg = 0, req = 0;
 
-	if (atomic_load(&rs->requested[page]) && t) {
-		uint64_t lat = now_ns() - t;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t t;
 
-		atomic_fetch_add(&rs->pages_req, 1);
+		atomic_store_explicit(&rs->pstate[page + i], PG_PRESENT, memory_order_release);
+		t = atomic_load_explicit(&rs->req_time[page + i], memory_order_relaxed);
+		if (!t || !atomic_load_explicit(&rs->requested[page + i], memory_order_relaxed)) {
+			bg++;
+			continue;
+		}
+		req++;
+		t = now_ns() - t;
 		pthread_mutex_lock(&rs->llock);
 		if (rs->nlat < rs->pages)
-			rs->lat[rs->nlat++] = lat;
+			rs->lat[rs->nlat++] = t;
 		pthread_mutex_unlock(&rs->llock);
-	} else {
-		atomic_fetch_add(&rs->pages_bg, 1);
 	}
+	if (bg)
+		atomic_fetch_add(&rs->pages_bg, bg);
+	if (req)
+		atomic_fetch_add(&rs->pages_req, req);
 	if (zero)
-		atomic_fetch_add(&rs->pages_zero, 1);
+		atomic_fetch_add(&rs->pages_zero, n);
 }
 
 int rs_put(struct region_sink *rs, uint64_t page, uint32_t count,
@@ -150,17 +178,79 @@ int rs_put(struct region_sink *rs, uint64_t page, uint32_t count,
 	uint64_t ps = rs->page_size;
 	int ret;
 
+	atomic_fetch_add_explicit(&rs->install_calls, 1, memory_order_relaxed);
 	if (data)
 		ret = umem_region_copy(rs->region, page * ps, data, (uint64_t)count * ps);
 	else
 		ret = umem_region_zero(rs->region, page * ps, (uint64_t)count * ps);
 	if (ret)
 		return ret;
-	for (uint32_t i = 0; i < count; i++) {
-		atomic_store(&rs->pstate[page + i], PG_PRESENT);
-		account(rs, page + i, !data);
-	}
+	account(rs, page, count, !data);
 	*stored = atomic_fetch_add(&rs->received, count) + count;
+	return 0;
+}
+
+/*
+ * Without a vector install (the uffd backends): each run of contiguous
+ * pages is copied into the aligned staging buffer and installed with one
+ * UFFDIO_COPY; a 4 KiB memcpy costs far less than an ioctl.
+ */
+static int put_runs(struct region_sink *rs, struct umem_copy_item *items, uint32_t n)
+{
+	uint64_t ps = rs->page_size;
+
+	if (!rs->stage) {
+		rs->stage = aligned_alloc(4096, RS_STAGE_PAGES * ps);
+		if (!rs->stage)
+			return -ENOMEM;
+	}
+	for (uint32_t i = 0, k; i < n; i = k) {
+		int ret;
+
+		for (k = i + 1; k < n && k - i < RS_STAGE_PAGES &&
+		     items[k].offset == items[k - 1].offset + ps; k++)
+			;
+		if (k - i == 1) {
+			ret = umem_region_copy(rs->region, items[i].offset, items[i].src, ps);
+		} else {
+			for (uint32_t j = i; j < k; j++)
+				memcpy(rs->stage + (j - i) * ps, items[j].src, ps);
+			ret = umem_region_copy(rs->region, items[i].offset, rs->stage,
+					       (k - i) * ps);
+		}
+		atomic_fetch_add_explicit(&rs->install_calls, 1, memory_order_relaxed);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int rs_put_vec(struct region_sink *rs, struct umem_copy_item *items, uint32_t n,
+	       uint64_t *stored)
+{
+	int ret;
+
+	if (n == 1)
+		return rs_put(rs, items[0].offset / rs->page_size, 1, items[0].src, stored);
+	if (strcmp(rs->o->backend, "umem")) {
+		ret = put_runs(rs, items, n);
+		if (ret)
+			return ret;
+	} else {
+		/* One UMEM_COPY_VEC: the pages straight from the receive buffer. */
+		atomic_fetch_add_explicit(&rs->install_calls, 1, memory_order_relaxed);
+		ret = umem_region_copy_vec(rs->region, items, n);
+		if (ret < 0)
+			return ret;
+		if ((uint32_t)ret != n)
+			return -EIO;
+		for (uint32_t i = 0; i < n; i++)
+			if (items[i].result)
+				return (int)items[i].result;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		account(rs, items[i].offset / rs->page_size, 1, false);
+	*stored = atomic_fetch_add(&rs->received, n) + n;
 	return 0;
 }
 
@@ -258,6 +348,7 @@ void rs_summary(struct region_sink *rs, struct umemd_summary *sum)
 	sum->pages_zero = atomic_load(&rs->pages_zero);
 	sum->requests = atomic_load(&rs->requests);
 	sum->requests_dup = atomic_load(&rs->dup);
+	sum->install_calls = atomic_load(&rs->install_calls);
 	sum->lat_ns = rs->lat;
 	sum->nlat = rs->nlat;
 	rs->lat = NULL;
@@ -288,6 +379,8 @@ void rs_close(struct region_sink *rs)
 	free(rs->requested);
 	free(rs->req_time);
 	free(rs->lat);
+	free(rs->stage);
+	rs->stage = NULL;
 	rs->pstate = rs->requested = NULL;
 	rs->req_time = NULL;
 	rs->lat = NULL;

@@ -11,8 +11,9 @@
  * Page maps (cf. QEMU's received/requested maps): pstate[] is
  * MISSING -> INSTALLING -> PRESENT.  rs_claim() (a CAS from MISSING)
  * claims an install, so that a second copy of a page is found before it
- * can overwrite anything; requested[] is set once per page by the fault
- * thread, which is the de-duplication of requests.
+ * can overwrite anything (the network drops it, or fails); requested[] is
+ * set once per page by the fault thread, which is the de-duplication of
+ * requests.
  *
  * Threads:
  *   fault  (rs_start_faults()) reads the region's requests; pages that
@@ -20,7 +21,8 @@
  *   vmm    (--vmm-socket, vmm_link.c) accepts the VMM, hands it the
  *          region, waits for ATTACH.
  *   any    rs_claim(), rs_put(), rs_unclaim(), from whichever thread
- *          receives pages.
+ *          receives pages; rs_put_vec() from one thread at a time (its
+ *          staging buffer).
  * Locks: llock guards lat and nlat; vmm.lock (with vmm.cond) the VMM
  * side, see vmm_link.c; the page maps and counters are atomics.
  */
@@ -65,6 +67,8 @@ struct region_sink {
 	atomic_uint_fast64_t *req_time;	/* fault read (ns), 0: none */
 	atomic_uint_fast64_t received;	/* pages PRESENT */
 	atomic_uint_fast64_t pages_bg, pages_req, pages_zero, requests, faults, dup;
+	atomic_uint_fast64_t install_calls;	/* calls into the region to install */
+	uint8_t *stage;			/* rs_put_vec() without a vector: RS_STAGE_PAGES */
 	pthread_mutex_t llock;		/* lat, nlat */
 	uint64_t *lat;			/* request latency (ns) per requested page */
 	uint64_t nlat;
@@ -87,6 +91,18 @@ int rs_open(struct region_sink *rs, uint64_t pages, uint32_t page_size);
  * first page that is not missing (pages before it stay claimed).
  */
 int rs_claim(struct region_sink *rs, uint64_t page, uint32_t count, uint64_t *at);
+/* Claim the missing pages from @page on, at most @count: how many (0: @page is not missing). */
+uint32_t rs_claim_run(struct region_sink *rs, uint64_t page, uint32_t count);
+/*
+ * Install @n claimed single pages (items[i].offset, .src: anywhere, no
+ * alignment needed) with one call into the region: UMEM_COPY_VEC with
+ * the umem backend; the others get one UFFDIO_COPY per run of contiguous
+ * pages, through a staging buffer.  0 with *@stored as rs_put(), or the
+ * first -errno.  One caller at a time (the staging buffer).
+ */
+#define RS_STAGE_PAGES	64
+int rs_put_vec(struct region_sink *rs, struct umem_copy_item *items, uint32_t n,
+	       uint64_t *stored);
 /* The page_sink's put(): see pages.h.  Errors are libumem's. */
 int rs_put(struct region_sink *rs, uint64_t page, uint32_t count,
 	   const uint8_t *data, uint64_t *stored);

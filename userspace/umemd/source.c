@@ -179,6 +179,7 @@ out:
 	sum->pieces = atomic_load(&s.pieces);
 	sum->interrupts = atomic_load(&s.interrupts);
 	sum->req_partial = atomic_load(&s.req_partial);
+	sum->resent = atomic_load(&s.req_resent);
 	chan_close(&s.main);
 	chan_close(&s.pre);
 	if (lfd >= 0)

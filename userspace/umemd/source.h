@@ -39,7 +39,16 @@
 #include "umemd.h"
 #include "vmm_proc.h"
 
+#include <sys/uio.h>
+
+/*
+ * The background stream is written with one sendmsg() per OUTBUF_SIZE
+ * bytes: frame headers are encoded into the out arena, page data is
+ * referenced in place in the RAM mapping (no copy in umemd; the kernel's
+ * copy into the socket is the only one), OUT_IOV entries at most.
+ */
 #define OUTBUF_SIZE	(256 * 1024)
+#define OUT_IOV		160
 
 struct source {
 	const struct umemd_opts *o;
@@ -52,6 +61,7 @@ struct source {
 	struct chan main, pre;
 	bool preempt;
 	bool zero_ok;
+	bool resend;			/* PROTO_F_RESEND: in-flight requested pages again */
 	struct reqq reqs;		/* requested pages: held while paused */
 	atomic_uint_fast64_t hint;	/* bg-follow: next page + 1, 0 = none */
 	atomic_bool done;		/* the destination said DONE */
@@ -68,11 +78,16 @@ struct source {
 	atomic_uint_fast64_t bg_cur;
 	atomic_bool bg_urgent;
 	atomic_uint_fast64_t pieces, interrupts, req_partial;
-	/* background output buffer (main thread only) */
+	atomic_uint_fast64_t req_resent;	/* requested pages sent again on preempt */
+	/* background output (main thread only): headers (and, for --dirty
+	 * hash rounds, copies of the pages hashed) in out[0, outlen); iov
+	 * the frames in order, qbytes their length */
 	uint8_t *out;
 	/* --dirty hash: a hash of every page as sent (precopy rounds) */
 	uint64_t *hash;
-	size_t outlen;
+	size_t outlen, qbytes;
+	struct iovec iov[OUT_IOV];
+	int niov;
 };
 
 /* What a failed write to the destination most likely means. */

@@ -140,7 +140,9 @@ int src_resume(struct source *s, int lfd, pthread_t *rp, bool *rp_started,
 	if (*pre_started)
 		pthread_join(*pre, NULL);
 	*rp_started = *pre_started = false;
-	s->outlen = 0;
+	s->outlen = 0;		/* the queued background output is lost with the link */
+	s->qbytes = 0;
+	s->niov = 0;
 	for (;;) {
 		uint64_t now = now_ns();
 		int ret;

@@ -164,8 +164,12 @@ void summary_print(const struct umemd_summary *s, bool json)
 			printf(",\"interleaved\":%llu,\"partial_dropped\":%llu",
 			       (unsigned long long)s->interleaved,
 			       (unsigned long long)s->pieces_dropped);
+		if (s->role[0] == 's' || s->role[0] == 'd')
+			printf(",\"pages_resent\":%llu", (unsigned long long)s->resent);
 		if (s->role[0] == 'd')
-			printf(",\"postcopy_ms\":%.3f", s->postcopy_ns / 1e6);
+			printf(",\"resent_first\":%llu,\"install_calls\":%llu,\"postcopy_ms\":%.3f",
+			       (unsigned long long)s->resent_first,
+			       (unsigned long long)s->install_calls, s->postcopy_ns / 1e6);
 		if (s->precopy || s->switch_reason) {
 			printf(",\"precopy\":{\"dirty_tracking\":");
 			json_str(s->dirty_method ? s->dirty_method : "none");
@@ -204,6 +208,15 @@ void summary_print(const struct umemd_summary *s, bool json)
 	fprintf(stderr, "  requests          %llu (%llu duplicates dropped), preempt channel %s\n",
 		(unsigned long long)s->requests,
 		(unsigned long long)s->requests_dup, s->preempt ? "on" : "off");
+	if (s->role[0] == 's' && s->resent)
+		fprintf(stderr, "  resent            %llu requested pages already on their way on main, sent again on preempt\n",
+			(unsigned long long)s->resent);
+	else if (s->role[0] == 'd' && s->resent)
+		fprintf(stderr, "  resent            %llu second copies of requested pages dropped (%llu times the copy sent again came first)\n",
+			(unsigned long long)s->resent, (unsigned long long)s->resent_first);
+	if (s->role[0] == 'd' && s->install_calls)
+		fprintf(stderr, "  installs          %llu calls into the region for %llu pages\n",
+			(unsigned long long)s->install_calls, (unsigned long long)s->pages);
 	if (s->version)
 		fprintf(stderr, "  protocol          version %u, %u-byte pages\n",
 			s->version, s->page_size);

@@ -146,6 +146,13 @@ struct umemd_summary {
 					 * another was partly received */
 	uint64_t pieces_dropped;	/* destination, --recover: partly
 					 * received pages dropped on a pause */
+	uint64_t resent;		/* source: requested pages sent again on the
+					 * preempt channel (PROTO_F_RESEND);
+					 * destination: second copies dropped */
+	uint64_t resent_first;		/* destination: of those, the copy sent
+					 * again came first (main's was dropped) */
+	uint64_t install_calls;		/* destination: page installs (calls into
+					 * the region: one per run or batch) */
 	uint64_t device_state_bytes;
 	uint64_t postcopy_ns;		/* destination: RUN -> every page present */
 	/* source, precopy (--pid) */
