@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Framed TCP transport; see chan.h for the error classes. */
+/*
+ * Framed TCP transport; see chan.h for the error classes and locking.
+ * Also the socket options of each channel (struct chan_sockopts): set on
+ * every connection chan_attach() is given, under the channel's wlock, and
+ * read back for the summary.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netdb.h>

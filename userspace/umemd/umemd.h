@@ -26,7 +26,8 @@
  *   devstate.[ch]     the VMM's device state: read, assembled, written out
  *   proto.[ch]        the wire format: frames, encoders, validating decoder
  *   state.c           the destination's postcopy state machine
- *   chan.[ch]         framed TCP transport, its error classes
+ *   chan.[ch]         framed TCP transport, its error classes, and
+ *                     the socket options of each channel
  *
  *   the source side (--outgoing; source.h lists its private files):
  *   ram.[ch]          the RAM files mapped, block layout, page data, zeros
