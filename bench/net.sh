@@ -44,6 +44,8 @@
 #                 neither can be set up)
 #   NET_CONFIGS   "default"             (see above)
 #   NET_PRIO_BACKENDS  backends at the prio point (SMOKE: umem; else all)
+#   NET_PRIO_PREEMPT   preempt settings at the prio point (SMOKE: "1", the
+#                 one the queue is for; else "1 0")
 #   NET_DELAY     netem delay each way  (1ms)
 #   NET_RATE      netem rate            (1gbit)
 #   NET_BACKENDS  "umem umem-2m uffd" (umem-2m: umem with --page-size 2m;
@@ -84,6 +86,9 @@ BACKENDS=${NET_BACKENDS:-$D_BACKENDS}
 D_PRIO_BACKENDS=$BACKENDS
 [ "$MODE" = smoke ] && D_PRIO_BACKENDS=umem
 PRIO_BACKENDS=${NET_PRIO_BACKENDS:-$D_PRIO_BACKENDS}
+D_PRIO_PREEMPT="1 0"
+[ "$MODE" = smoke ] && D_PRIO_PREEMPT=1
+PRIO_PREEMPT=${NET_PRIO_PREEMPT:-$D_PRIO_PREEMPT}
 CONFIGS=${NET_CONFIGS:-default}
 OLD_BIN=${UMEMD_OLD_BIN:-}
 TMO=${NET_TMO:-180}
@@ -136,6 +141,7 @@ meta "threads=2"
 meta "pattern=random"
 meta "src_opts=$SRC_OPTS"
 meta "prio_backends=$PRIO_BACKENDS"
+meta "prio_preempt=$PRIO_PREEMPT"
 
 # config_opts CONFIG: sets CFG_BIN (umemd's directory) and CFG_OPTS
 # (options for both umemds); 1 for an unknown or unavailable config.
@@ -447,14 +453,14 @@ for rep in $(seq "$REPS"); do
 			*" $POINT "*) ;;
 			*) rtt_probe; probed="$probed $POINT" ;;
 		esac
-		pb=$BACKENDS
-		[ "$POINT" = prio ] && pb=$PRIO_BACKENDS
+		pb=$BACKENDS pp="1 0"
+		[ "$POINT" = prio ] && pb=$PRIO_BACKENDS pp=$PRIO_PREEMPT
 		for b in $pb; do
 			if [ "$b" = umem ] && [ ! -e /dev/umem ]; then
 				say "SKIP umem: /dev/umem missing" >&2
 				continue
 			fi
-			for pre in 1 0; do
+			for pre in $pp; do
 				for cfg in $CONFIGS; do
 					migrate "$rep" "$POINT" "$b" "$pre" "$cfg"
 				done
