@@ -9,16 +9,30 @@
 #     'insmod build/mod-$(uname -r)/umem.ko; NET_REPS=1 bench/net.sh build/bench/x'
 #
 # Two network namespaces joined by a veth pair.  Points: "netem" = tc netem
-# delay NET_DELAY and rate NET_RATE on both ends (RTT = 2 x delay), and
-# "unshaped" = no qdisc.  Per migration: umemd --outgoing in one namespace,
+# delay NET_DELAY and rate NET_RATE on both ends (RTT = 2 x delay): one
+# FIFO that the preempt connection shares with the background stream;
+# "prio" = the same link with the queue a real network would have: tbf
+# rate NET_RATE at the root, a 3-band prio qdisc under it (the default
+# priomap: SO_PRIORITY 6 -> band 0, 0 -> band 1; and a u32 filter sending
+# DSCP EF to band 0) and a netem delay NET_DELAY as each band's child, on
+# both ends; "unshaped" = no qdisc.  Per migration: umemd --outgoing in one namespace,
 # umemd --incoming --json --latency-log plus umem-vmm (2 "vCPU" threads
 # reading random pages for the whole migration) in the other.  The VMM is
 # stopped when the destination umemd exits (every page is then present):
 # its threads only have to fault while the background stream runs.
 #
+# Configs (NET_CONFIGS, interleaved innermost: each point, backend and
+# preempt setting runs every config in turn): "default" = this tree's
+# umemd with its default socket options; "old" = the umemd in
+# UMEMD_OLD_BIN (a build of an older tree: before/after in one run);
+# "nolowat" = --notsent-lowat off; "noprio" = --preempt-priority off
+# --preempt-dscp off; "lowatN" = --notsent-lowat N.  Options go to both
+# umemds.
+#
 # Output in OUTDIR: net.csv (one row per migration), net/lat.POINT.BACKEND.
-# preempt|nopreempt.REP.txt (every request latency, ns, sorted), net_meta.txt
-# (parameters, RTT probe, skips), net/qdisc.netem.REP.txt (tc -s counters),
+# preempt|nopreempt[-CONFIG].REP.txt (every request latency, ns, sorted;
+# no suffix for "default"), net_meta.txt (parameters, RTT probe, skips),
+# net/qdisc.POINT.REP.txt (tc -s counters of netem and prio, per band),
 # net/rtt_loaded.POINT.BACKEND.txt (round trips, us, of a third connection
 # during one extra migration with preempt, not counted in net.csv; full
 # mode only).  bench/summarize.py makes section 4.
@@ -26,7 +40,12 @@
 # Environment (defaults by mode: SMOKE=1, QUICK=1, else full):
 #   NET_SIZE      image size            (8M / 32M / 256M)
 #   NET_REPS      repetitions           (1 / 1 / 4)
-#   NET_POINTS    "netem unshaped"      (SMOKE: netem only, unshaped if no netem)
+#   NET_POINTS    "netem prio unshaped" (SMOKE: "netem prio"; unshaped if
+#                 neither can be set up)
+#   NET_CONFIGS   "default"             (see above)
+#   NET_PRIO_BACKENDS  backends at the prio point (SMOKE: umem; else all)
+#   NET_PRIO_PREEMPT   preempt settings at the prio point (SMOKE: "1", the
+#                 one the queue is for; else "1 0")
 #   NET_DELAY     netem delay each way  (1ms)
 #   NET_RATE      netem rate            (1gbit)
 #   NET_BACKENDS  "umem umem-2m uffd" (umem-2m: umem with --page-size 2m;
@@ -46,11 +65,11 @@ BIN=${UMEMD_BIN:-$PWD/userspace/build/bin}
 if [ "${SMOKE:-0}" = 1 ]; then
 	# --throttle (a testing hook: the source sleeps 1 ms every 2 pages):
 	# 8 MiB would otherwise be over before the VMM has started.
-	MODE=smoke; D_SIZE=8M; D_REPS=1; D_POINTS="netem"; D_SRC_OPTS="--throttle 2"
+	MODE=smoke; D_SIZE=8M; D_REPS=1; D_POINTS="netem prio"; D_SRC_OPTS="--throttle 2"
 elif [ "${QUICK:-0}" = 1 ]; then
-	MODE=quick; D_SIZE=32M; D_REPS=1; D_POINTS="netem unshaped"
+	MODE=quick; D_SIZE=32M; D_REPS=1; D_POINTS="netem prio unshaped"
 else
-	MODE=full; D_SIZE=256M; D_REPS=4; D_POINTS="netem unshaped"
+	MODE=full; D_SIZE=256M; D_REPS=4; D_POINTS="netem prio unshaped"
 fi
 SIZE=${NET_SIZE:-$D_SIZE}
 REPS=${NET_REPS:-$D_REPS}
@@ -64,6 +83,14 @@ if [ "$MODE" != smoke ] && [ -d /sys/kernel/mm/transparent_hugepage ]; then
 	D_BACKENDS="umem umem-2m uffd"
 fi
 BACKENDS=${NET_BACKENDS:-$D_BACKENDS}
+D_PRIO_BACKENDS=$BACKENDS
+[ "$MODE" = smoke ] && D_PRIO_BACKENDS=umem
+PRIO_BACKENDS=${NET_PRIO_BACKENDS:-$D_PRIO_BACKENDS}
+D_PRIO_PREEMPT="1 0"
+[ "$MODE" = smoke ] && D_PRIO_PREEMPT=1
+PRIO_PREEMPT=${NET_PRIO_PREEMPT:-$D_PRIO_PREEMPT}
+CONFIGS=${NET_CONFIGS:-default}
+OLD_BIN=${UMEMD_OLD_BIN:-}
 TMO=${NET_TMO:-180}
 SRC_OPTS=${NET_SRC_OPTS:-${D_SRC_OPTS:-}}
 SEED=5
@@ -113,6 +140,35 @@ meta "backends=$BACKENDS"
 meta "threads=2"
 meta "pattern=random"
 meta "src_opts=$SRC_OPTS"
+meta "prio_backends=$PRIO_BACKENDS"
+meta "prio_preempt=$PRIO_PREEMPT"
+
+# config_opts CONFIG: sets CFG_BIN (umemd's directory) and CFG_OPTS
+# (options for both umemds); 1 for an unknown or unavailable config.
+config_opts() {
+	CFG_BIN=$BIN CFG_OPTS=
+	case $1 in
+		default) ;;
+		old) [ -n "$OLD_BIN" ] && [ -x "$OLD_BIN/umemd" ] || return 1; CFG_BIN=$OLD_BIN ;;
+		nolowat) CFG_OPTS="--notsent-lowat off" ;;
+		noprio) CFG_OPTS="--preempt-priority off --preempt-dscp off" ;;
+		lowat[0-9]*) CFG_OPTS="--notsent-lowat ${1#lowat}" ;;
+		*) return 1 ;;
+	esac
+}
+nc=
+for c in $CONFIGS; do
+	if config_opts "$c"; then
+		nc="$nc $c"
+		meta "config_$c=${CFG_BIN#"$PWD"/}${CFG_OPTS:+ $CFG_OPTS}"
+	else
+		say "SKIP config $c: unknown, or UMEMD_OLD_BIN (${OLD_BIN:-unset}) has no umemd" >&2
+		meta "config_skip_$c=unknown or no UMEMD_OLD_BIN umemd"
+	fi
+done
+CONFIGS=${nc# }
+[ -n "$CONFIGS" ] || CONFIGS=default
+meta "configs=$CONFIGS"
 
 for b in umemd umem-vmm; do
 	[ -x "$BIN/$b" ] || skip_all "$BIN/$b missing: run make -C userspace on the host"
@@ -146,31 +202,66 @@ SRC_RUN="ip netns exec $NS_SRC"
 DST_RUN="ip netns exec $NS_DST"
 ADDR=10.79.0.2
 
-# netem: sch_netem is a module on Debian kernels.
-qdisc() { # netem|unshaped
+# The prio point's tree on one end: NS DEV.  tbf is the bottleneck (it
+# dequeues at NET_RATE); prio picks band 0 first among the packets whose
+# netem delay is over; PRIO_FILTER=0 if the DSCP filter could not be
+# added (the priomap alone still classifies by SO_PRIORITY).
+prio_tree() {
+	local t="ip netns exec $1 tc" i
+	$t qdisc add dev "$2" root handle 1: tbf rate "$RATE" burst 256kb latency 100ms &&
+		$t qdisc add dev "$2" parent 1:1 handle 10: prio bands 3 || return 1
+	for i in 1 2 3; do
+		$t qdisc add dev "$2" parent "10:$i" handle "1$i:" netem delay "$DELAY" || return 1
+	done
+	$t filter add dev "$2" parent 10: protocol ip prio 1 u32 \
+		match ip dsfield 0xb8 0xfc flowid 10:1 2>/dev/null || PRIO_FILTER=0
+}
+# netem, tbf, prio, u32: modules on Debian kernels.
+qdisc() { # netem|prio|unshaped
 	ip netns exec "$NS_SRC" tc qdisc del dev vsrc root 2>/dev/null
 	ip netns exec "$NS_DST" tc qdisc del dev vdst root 2>/dev/null
-	[ "$1" = netem ] || return 0
-	ip netns exec "$NS_SRC" tc qdisc add dev vsrc root netem delay "$DELAY" rate "$RATE" &&
-		ip netns exec "$NS_DST" tc qdisc add dev vdst root netem delay "$DELAY" rate "$RATE"
+	case $1 in
+	netem)
+		ip netns exec "$NS_SRC" tc qdisc add dev vsrc root netem delay "$DELAY" rate "$RATE" &&
+			ip netns exec "$NS_DST" tc qdisc add dev vdst root netem delay "$DELAY" rate "$RATE" ;;
+	prio) prio_tree "$NS_SRC" vsrc && prio_tree "$NS_DST" vdst ;;
+	*) return 0 ;;
+	esac
 }
-HAVE_NETEM=0
-modprobe sch_netem 2>/dev/null
+HAVE_NETEM=0 HAVE_PRIO=0 PRIO_FILTER=1
+for m in sch_netem sch_tbf sch_prio cls_u32; do modprobe "$m" 2>/dev/null; done
 if command -v tc >/dev/null && qdisc netem; then
 	HAVE_NETEM=1
 	qdisc unshaped
 fi
-meta "netem=$HAVE_NETEM"
-if [ "$HAVE_NETEM" = 0 ]; then
-	why="tc netem unavailable ($(command -v tc >/dev/null || echo 'no tc'; lsmod 2>/dev/null | grep -q sch_netem || echo 'sch_netem not loadable'))"
-	say "SKIP the netem point: $why" >&2
-	meta "netem_skip=$why"
-	np=
-	for p in $POINTS; do [ "$p" = netem ] || np="$np $p"; done
-	POINTS=${np# }
-	# SMOKE asks for one point: fall back to the unshaped one.
-	[ -n "$POINTS" ] || POINTS=unshaped
+if command -v tc >/dev/null && qdisc prio 2>"$WORK/prio.err"; then
+	HAVE_PRIO=1
+	qdisc unshaped
 fi
+meta "netem=$HAVE_NETEM"
+meta "prio=$HAVE_PRIO"
+meta "prio_filter=$PRIO_FILTER"
+drop_point() { # POINT WHY
+	say "SKIP the $1 point: $2" >&2
+	meta "$1_skip=$2"
+	np=
+	for p in $POINTS; do [ "$p" = "$1" ] || np="$np $p"; done
+	POINTS=${np# }
+}
+if [ "$HAVE_NETEM" = 0 ]; then
+	drop_point netem "tc netem unavailable ($(command -v tc >/dev/null || echo 'no tc'; lsmod 2>/dev/null | grep -q sch_netem || echo 'sch_netem not loadable'))"
+fi
+if [ "$HAVE_PRIO" = 0 ]; then
+	why=$(head -c 200 "$WORK/prio.err" 2>/dev/null | tr '\n' ' ')
+	for m in sch_netem sch_tbf sch_prio; do
+		lsmod 2>/dev/null | grep -q "^$m " || why="$why $m not loadable;"
+	done
+	command -v tc >/dev/null || why="no tc"
+	drop_point prio "tbf/prio/netem tree unavailable (${why:-unknown})"
+fi
+[ "$PRIO_FILTER" = 1 ] || say "the prio point classifies by SO_PRIORITY only: the u32 DSCP filter could not be added (cls_u32?)" >&2
+# SMOKE asks for shaped points: fall back to the unshaped one.
+[ -n "$POINTS" ] || POINTS=unshaped
 
 # RTT probe: median of 50 one-byte TCP round trips (TCP_NODELAY), as
 # umemd's request/reply sees the link.  Python, to need nothing extra.
@@ -227,7 +318,7 @@ rtt_probe() { # POINT
 		say "$POINT: TCP round trip median $1 us (min $2 us)"
 }
 
-say "$MODE: $SIZE, $REPS repetition(s), points: $POINTS, backends: $BACKENDS"
+say "$MODE: $SIZE, $REPS repetition(s), points: $POINTS, backends: $BACKENDS (prio: $PRIO_BACKENDS), configs: $CONFIGS"
 IMG=$WORK/ram.img
 "$BIN/umem-vmm" --make-image "$IMG" --size "$SIZE" --seed "$SEED" ||
 	{ echo "bench/net: cannot create the $SIZE image" >&2; exit 1; }
@@ -255,14 +346,16 @@ wait_pid() {
 
 FAILS=0
 CSV=$OUT/net.csv
-echo "rep,point,backend,preempt,size_bytes,delay_ms,rate_bps,ok,total_ms,src_total_ms,wall_ms,pages,pages_background,pages_requested,pages_zero,requests,bytes_main,bytes_preempt,lat_count,lat_p50_us,lat_p99_us,lat_max_us,blocked_ms,blocked_max_ms,blocked_source,vmm" >"$CSV"
+echo "rep,point,backend,preempt,size_bytes,delay_ms,rate_bps,ok,total_ms,src_total_ms,wall_ms,pages,pages_background,pages_requested,pages_zero,requests,bytes_main,bytes_preempt,lat_count,lat_p50_us,lat_p99_us,lat_max_us,blocked_ms,blocked_max_ms,blocked_source,vmm,config" >"$CSV"
 
-migrate() { # REP POINT BACKEND PREEMPT(1|0) [probe]
-	local rep=$1 point=$2 b=$3 pre=$4 probe=${5:-} popt= pname=preempt tag sock dj sj vrc src drc ok vmm t0 wall
+migrate() { # REP POINT BACKEND PREEMPT(1|0) CONFIG [probe]
+	local rep=$1 point=$2 b=$3 pre=$4 cfg=$5 probe=${6:-} popt= pname=preempt tag sock dj sj vrc src drc ok vmm t0 wall
 	local psrv= pcli= pport praw nidle be=$3 sopt=
 	# umem-2m: the umem backend with 2 MiB pages (umemd --page-size 2m)
 	[ "$b" = umem-2m ] && { be=umem; sopt="--page-size 2m"; }
 	[ "$pre" = 1 ] || { popt=--no-preempt; pname=nopreempt; }
+	config_opts "$cfg"
+	[ "$cfg" = default ] || pname=$pname-$cfg
 	tag=$point.$b.$pname.$rep
 	PORT=$((PORT + 1))
 	if [ -n "$probe" ]; then
@@ -286,13 +379,13 @@ migrate() { # REP POINT BACKEND PREEMPT(1|0) [probe]
 	sj=$WORK/src-$PORT.json
 	t0=$(date +%s%N)
 	# shellcheck disable=SC2086
-	$DST_RUN "$BIN/umemd" --incoming --listen "$ADDR:$PORT" --backend "$be" --name "bn$PORT" \
-		--vmm-socket "$sock" --json --latency-log "$OUT/net/lat.$tag.txt" $popt \
+	$DST_RUN "$CFG_BIN/umemd" --incoming --listen "$ADDR:$PORT" --backend "$be" --name "bn$PORT" \
+		--vmm-socket "$sock" --json --latency-log "$OUT/net/lat.$tag.txt" $popt $CFG_OPTS \
 		>"$dj" 2>"$WORK/dest-$PORT.err" &
 	DPID=$!
 	# shellcheck disable=SC2086
-	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --connect "$ADDR:$PORT" --connect-wait 20 \
-		--json $SRC_OPTS $sopt >"$sj" 2>"$WORK/src-$PORT.err" &
+	$SRC_RUN "$CFG_BIN/umemd" --outgoing --ram "$IMG" --connect "$ADDR:$PORT" --connect-wait 20 \
+		--json $SRC_OPTS $sopt $CFG_OPTS >"$sj" 2>"$WORK/src-$PORT.err" &
 	SPID=$!
 	VPID=
 	for _ in $(seq 400); do
@@ -342,7 +435,7 @@ migrate() { # REP POINT BACKEND PREEMPT(1|0) [probe]
 		rm -f "$OUT/net/lat.$tag.txt" "$dj" "$sj" "$WORK"/*-"$PORT".err
 		return
 	fi
-	echo "$rep,$point,$b,$pre,$SIZE_B,$( [ "$point" = netem ] && to_ms "$DELAY" || echo 0),$( [ "$point" = netem ] && to_bps "$RATE" || echo 0),$ok,$(jget total_ms "$dj"),$(jget total_ms "$sj"),$wall,$(jget pages "$dj"),$(jget pages_background "$dj"),$(jget pages_requested "$dj"),$(jget pages_zero "$dj"),$(jget requests "$dj"),$(jget bytes_main "$dj"),$(jget bytes_preempt "$dj"),$(jget count "$dj"),$(jget p50 "$dj"),$(jget p99 "$dj"),$(jget max "$dj"),$(jget blocked_ms "$dj"),$(jget blocked_max_ms "$dj"),$(jget blocked_source "$dj"),$vmm" >>"$CSV"
+	echo "$rep,$point,$b,$pre,$SIZE_B,$( [ "$point" != unshaped ] && to_ms "$DELAY" || echo 0),$( [ "$point" != unshaped ] && to_bps "$RATE" || echo 0),$ok,$(jget total_ms "$dj"),$(jget total_ms "$sj"),$wall,$(jget pages "$dj"),$(jget pages_background "$dj"),$(jget pages_requested "$dj"),$(jget pages_zero "$dj"),$(jget requests "$dj"),$(jget bytes_main "$dj"),$(jget bytes_preempt "$dj"),$(jget count "$dj"),$(jget p50 "$dj"),$(jget p99 "$dj"),$(jget max "$dj"),$(jget blocked_ms "$dj"),$(jget blocked_max_ms "$dj"),$(jget blocked_source "$dj"),$vmm,$cfg" >>"$CSV"
 	say "$tag: ok=$ok total $(jget total_ms "$dj") ms, $(jget requests "$dj") requests, p50 $(jget p50 "$dj") us, p99 $(jget p99 "$dj") us"
 	rm -f "$dj" "$sj" "$WORK"/*-"$PORT".err
 }
@@ -360,22 +453,26 @@ for rep in $(seq "$REPS"); do
 			*" $POINT "*) ;;
 			*) rtt_probe; probed="$probed $POINT" ;;
 		esac
-		for b in $BACKENDS; do
+		pb=$BACKENDS pp="1 0"
+		[ "$POINT" = prio ] && pb=$PRIO_BACKENDS pp=$PRIO_PREEMPT
+		for b in $pb; do
 			if [ "$b" = umem ] && [ ! -e /dev/umem ]; then
 				say "SKIP umem: /dev/umem missing" >&2
 				continue
 			fi
-			for pre in 1 0; do
-				migrate "$rep" "$POINT" "$b" "$pre"
+			for pre in $pp; do
+				for cfg in $CONFIGS; do
+					migrate "$rep" "$POINT" "$b" "$pre" "$cfg"
+				done
 			done
 			# Once per point and backend, after the first repetition.
 			if [ "$rep" = 1 ] && [ -n "$PY" ] && [ "$MODE" = full ]; then
-				migrate "$rep" "$POINT" "$b" 1 probe
+				migrate "$rep" "$POINT" "$b" 1 default probe
 			fi
 		done
-		# The qdisc counters (sent, dropped, overlimits, backlog) of this
-		# point and repetition, for the record.
-		if [ "$POINT" = netem ]; then
+		# The qdisc counters (sent, dropped, overlimits, backlog; per
+		# band at the prio point) of this point and repetition.
+		if [ "$POINT" != unshaped ]; then
 			{ ip netns exec "$NS_SRC" tc -s qdisc show dev vsrc
 			  ip netns exec "$NS_DST" tc -s qdisc show dev vdst; } \
 				>"$OUT/net/qdisc.$POINT.$rep.txt" 2>&1

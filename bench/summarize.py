@@ -50,7 +50,8 @@ def rows(name):
 
 
 meta = {}
-for line in open(os.path.join(D, "meta.txt")):
+# A directory of bench/net.sh alone has no meta.txt: section 4 only.
+for line in open(os.path.join(D, "meta.txt")) if os.path.exists(os.path.join(D, "meta.txt")) else []:
     for part in line.strip().split(" ") if line.startswith("lat_pages") else [line.strip()]:
         if "=" in part:
             k, v = part.split("=", 1)
@@ -339,24 +340,36 @@ def fnum(x):
 
 
 PNAME = {"1": "preempt", "0": "nopreempt"}
-NPOINTS = [p for p in ("netem", "unshaped") if any(r["point"] == p for r in net)]
-NBACK = [b for b in ("umem", "umem-2m", "uffd", "uffd-minor") if any(r["backend"] == b for r in net)]
-# (point, backend, preempt) -> rep -> dict of per-migration figures
-nres = defaultdict(dict)
+NPOINTS = [p for p in ("netem", "prio", "unshaped") if any(r["point"] == p for r in net)]
+SHAPED = ("netem", "prio")   # the points with a rate (and the targets)
+NCONF = []                   # net.sh NET_CONFIGS, in their order of appearance
 for r in net:
-    key = (r["point"], r["backend"], r["preempt"])
+    c = r.get("config") or "default"
+    if c not in NCONF:
+        NCONF.append(c)
+NBACK = [b for b in ("umem", "umem-2m", "uffd", "uffd-minor") if any(r["backend"] == b for r in net)]
+# (point, backend, preempt, config) -> rep -> dict of per-migration figures;
+# nres: the same for config "default" (this tree's umemd), keyed by the
+# first three.
+nres_all = defaultdict(dict)
+for r in net:
+    cfg = r.get("config") or "default"
+    key = (r["point"], r["backend"], r["preempt"], cfg)
     rep = int(r["rep"])
-    lf = os.path.join(D, "net", f"lat.{r['point']}.{r['backend']}.{PNAME[r['preempt']]}.{rep}.txt")
+    pn = PNAME[r["preempt"]] + ("" if cfg == "default" else "-" + cfg)
+    lf = os.path.join(D, "net", f"lat.{r['point']}.{r['backend']}.{pn}.{rep}.txt")
     samples = []
     if os.path.exists(lf):
         samples = sorted(int(x) for x in open(lf) if x.strip())
     if samples:
         p50, p99 = pct(samples, 0.5) / 1e6, pct(samples, 0.99) / 1e6
-    else:   # umemd's own summary (µs)
+    elif fnum(r["lat_count"]) > 0:   # umemd's own summary (µs)
         p50, p99 = fnum(r["lat_p50_us"]) / 1e3, fnum(r["lat_p99_us"]) / 1e3
+    else:   # no request at all: no latency (not 0, which would pass a bound)
+        p50 = p99 = float("nan")
     tot = fnum(r["total_ms"]) / 1e3
     wire = fnum(r["bytes_main"]) + fnum(r["bytes_preempt"])
-    nres[key][rep] = {
+    nres_all[key][rep] = {
         "ok": r["ok"] == "1", "samples": samples, "p50": p50, "p99": p99,
         "total": tot, "wire_bps": 8 * wire / tot if tot else float("nan"),
         "size": fnum(r["size_bytes"]), "rate": fnum(r["rate_bps"]),
@@ -365,6 +378,7 @@ for r in net:
         "pages": fnum(r["pages"]),
         "bshare": fnum(r["blocked_ms"]) / (2 * fnum(r["total_ms"])) if fnum(r["total_ms"]) else float("nan"),
     }
+nres = defaultdict(dict, {k[:3]: v for k, v in nres_all.items() if k[3] == "default"})
 
 
 # Round trips (µs) of a third connection during an extra migration (net.sh "probe").
@@ -376,20 +390,25 @@ for fn in glob.glob(os.path.join(D, "net", "rtt_loaded.*.txt")):
         NLOADED[(p, b)] = v
 
 
+def nget(key):
+    """A 3-tuple key: config default; a 4-tuple: that config."""
+    return (nres if len(key) == 3 else nres_all).get(key, {})
+
+
 def nmed(key, f):
-    return med([v[f] for v in nres.get(key, {}).values() if v["ok"] and v[f] == v[f]])
+    return med([v[f] for v in nget(key).values() if v["ok"] and v[f] == v[f]])
 
 
 def nspread(key, f):
-    return spread([v[f] for v in nres.get(key, {}).values() if v["ok"] and v[f] == v[f]])
+    return spread([v[f] for v in nget(key).values() if v["ok"] and v[f] == v[f]])
 
 
 def nratio(a, b, fa, fb=None):
     """Per-repetition ratio a[fa] / b[fb], median and spread."""
     fb = fb or fa
-    v = [nres[a][r][fa] / nres[b][r][fb] for r in nres.get(a, {})
-         if r in nres.get(b, {}) and nres[a][r]["ok"] and nres[b][r]["ok"]
-         and nres[b][r][fb]]
+    ra, rb = nget(a), nget(b)
+    v = [ra[r][fa] / rb[r][fb] for r in ra
+         if r in rb and ra[r]["ok"] and rb[r]["ok"] and rb[r][fb]]
     return med(v), spread(v)
 
 
@@ -405,9 +424,15 @@ else:
     delay = fnum(nmeta.get("delay_ms"))
     n_ok = sum(1 for r in net if r["ok"] == "1")
     netem_txt = (f"`tc netem delay {nmeta.get('delay_ms')}ms rate {rate / 1e9:g}gbit` on both "
-                 f"ends (RTT {2 * delay:g} ms)" if "netem" in NPOINTS else "")
+                 f"ends (RTT {2 * delay:g} ms), one FIFO" if "netem" in NPOINTS else "")
+    prio_txt = (f"the same link with a queue per class: `tbf rate {rate / 1e9:g}gbit` → "
+                f"`prio` (3 bands; SO_PRIORITY 6 and DSCP EF → band 0) → `netem delay "
+                f"{nmeta.get('delay_ms')}ms` per band, on both ends"
+                f"{'' if nmeta.get('prio_filter') != '0' else ' (no u32 DSCP filter: priomap only)'}"
+                if "prio" in NPOINTS else "")
     md.append(f"Two network namespaces joined by a veth pair; points: "
               f"{'**netem** = ' + netem_txt + ', ' if netem_txt else ''}"
+              f"{'**prio** = ' + prio_txt + ', ' if prio_txt else ''}"
               f"**unshaped** = no qdisc{'' if 'unshaped' in NPOINTS else ' (not run)'}. "
               f"`umemd --outgoing` in one namespace, `umemd --incoming --json "
               f"--latency-log` and `umem-vmm` in the other; image {nmeta.get('size')} "
@@ -418,9 +443,10 @@ else:
               f"{nmeta.get('reps')} repetition{'' if nmeta.get('reps') == '1' else 's'}, interleaved (each repetition runs every "
               f"point, backend and preempt setting in turn); {n_ok} of {len(net)} "
               f"migrations completed.")
-    if nmeta.get("netem_skip"):
-        md.append("")
-        md.append(f"**netem point skipped**: {nmeta['netem_skip']}.")
+    for sp in ("netem", "prio"):
+        if nmeta.get(f"{sp}_skip"):
+            md.append("")
+            md.append(f"**{sp} point skipped**: {nmeta[f'{sp}_skip']}.")
     md.append("")
     md.append("Request latency = umemd's fault read → page installed (`--latency-log`), "
               "per migration p50/p99, then median over repetitions (spread = min..max "
@@ -477,7 +503,7 @@ else:
                     wr = nmed(k, "wire_bps")
                     gp = med([v["size"] * 8 / v["total"] for v in nres[k].values()
                               if v["ok"] and v["total"]])
-                    if p == "netem" and rate:
+                    if p in SHAPED and rate:
                         vi, _ = med([v["total"] / (v["size"] * 8 / v["rate"])
                                      for v in nres[k].values() if v["ok"]]), None
                     else:
@@ -517,42 +543,91 @@ else:
             md.append(f"| {p} | {b} | {r50:.1f} ({s50[0]:.1f}..{s50[1]:.1f}) | "
                       f"{r99:.1f} ({s99[0]:.1f}..{s99[1]:.1f}) | "
                       f"{rt:.2f} ({st[0]:.2f}..{st[1]:.2f}) |")
+    # The preempt channel's queue: shared FIFO (netem) against a queue per
+    # class (prio), every config of the run (net.sh NET_CONFIGS).
+    qpoints = [p for p in SHAPED if p in NPOINTS]
+    if qpoints and rate == rate and rate:
+        qser = 4096 * 8 / rate * 1e3
+        qbound = 2 * (2 * delay + qser)
+        md.append("")
+        md.append(f"The preempt channel's queue: the shared FIFO (netem) against a queue "
+                  f"per class (prio), per umemd config ("
+                  + "; ".join(f"**{c}** = `{nmeta.get('config_' + c, '?') or 'defaults'}`"
+                              for c in NCONF)
+                  + f"). Bound = 2 x (RTT + one page) = {qbound:.2f} ms; "
+                  f"\"p50 off / on\" = p50 without preempt / with, per repetition, same "
+                  f"point and config (median, min..max).")
+        md.append("")
+        md.append("| point | backend | config | preempt | p50 ms | p50 spread ms | p99 ms | "
+                  "p50 / bound | p50 off / on | total s | total / (size / rate) | requests |")
+        md.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        with open(os.path.join(D, "net_queue.csv"), "w") as f:
+            w = csv.writer(f)
+            w.writerow(["point", "backend", "config", "preempt", "migrations_ok", "p50_ms",
+                        "p50_min_ms", "p50_max_ms", "p99_ms", "p50_vs_bound",
+                        "p50_nopreempt_vs_preempt", "total_s", "vs_ideal", "requests"])
+            for p in qpoints:
+                for b in NBACK:
+                    for c in NCONF:
+                        for pr in ("1", "0"):
+                            k = (p, b, pr, c)
+                            if k not in nres_all:
+                                continue
+                            okn = sum(1 for v in nres_all[k].values() if v["ok"])
+                            p50, p99 = nmed(k, "p50"), nmed(k, "p99")
+                            lo, hi = nspread(k, "p50")
+                            t = nmed(k, "total")
+                            vi = med([v["total"] / (v["size"] * 8 / v["rate"])
+                                      for v in nres_all[k].values() if v["ok"] and v["rate"]])
+                            if pr == "1" and (p, b, "0", c) in nres_all:
+                                r, sp = nratio((p, b, "0", c), k, "p50")
+                                rtxt = f"{r:.1f} ({sp[0]:.1f}..{sp[1]:.1f})"
+                            else:
+                                r, rtxt = float("nan"), "–"
+                            w.writerow([p, b, c, PNAME[pr], okn, f"{p50:.3f}", f"{lo:.3f}",
+                                        f"{hi:.3f}", f"{p99:.3f}", f"{p50 / qbound:.3f}",
+                                        f"{r:.3f}", f"{t:.3f}", f"{vi:.3f}",
+                                        nmed(k, "requests")])
+                            md.append(f"| {p} | {b} | {c} | {'on' if pr == '1' else 'off'} | "
+                                      f"{p50:.2f} | {lo:.2f}..{hi:.2f} | {p99:.2f} | "
+                                      f"{p50 / qbound:.1f}x | {rtxt} | {t:.2f} | {vi:.2f} | "
+                                      f"{nmed(k, 'requests'):.0f} |")
     md.append("")
     md.append("![request latency CDF with and without preempt](net_cdf.png)")
     md.append("")
-    # Targets, on the shaped point only (they are stated for a 1 Gbit/s link).
-    if "netem" in NPOINTS and rate:
-        ser_ms = 4096 * 8 / rate * 1e3
-        bound = 2 * (2 * delay + ser_ms)
+    # Targets, on the shaped points only (they are stated for a 1 Gbit/s link).
+    ser_ms = 4096 * 8 / rate * 1e3 if rate == rate and rate else float("nan")
+    bound = 2 * (2 * delay + ser_ms)
+    for TP in [p for p in SHAPED if p in NPOINTS and rate]:
         for b in NBACK:
-            on, off = ("netem", b, "1"), ("netem", b, "0")
+            on, off = (TP, b, "1"), (TP, b, "0")
             if on not in nres:
                 continue
             p50 = nmed(on, "p50")
             lo, hi = nspread(on, "p50")
             vals = [v["p50"] / bound for v in nres[on].values() if v["ok"]]
             mtxt = ""
-            if "rtt_us_netem" in nmeta:
-                mb = 2 * (fnum(nmeta["rtt_us_netem"]) / 1e3 + ser_ms)
+            if f"rtt_us_{TP}" in nmeta:
+                mb = 2 * (fnum(nmeta[f"rtt_us_{TP}"]) / 1e3 + ser_ms)
                 mtxt = f"; with the measured idle RTT the bound is {mb:.2f} ms ({p50 / mb:.1f}x)"
-            if NLOADED.get(("netem", b)):
-                lb = 2 * (pct(NLOADED[("netem", b)], 0.5) / 1e3 + ser_ms)
+            if NLOADED.get((TP, b)):
+                lb = 2 * (pct(NLOADED[(TP, b)], 0.5) / 1e3 + ser_ms)
                 mtxt += (f"; with the RTT of a third connection during a migration "
                          f"the bound is {lb:.2f} ms ({p50 / lb:.1f}x)")
-            targets.append((f"Preempt, {b}, netem: request p50 ≤ 2 x (RTT + one page's "
+            targets.append((f"Preempt, {b}, {TP}: request p50 ≤ 2 x (RTT + one page's "
                             f"serialisation) = 2 x ({2 * delay:g} + {ser_ms:.3f}) ms "
                             f"= {bound:.2f} ms",
                             f"p50 {p50:.2f} ms = {p50 / bound:.1f}x the bound (spread "
                             f"{min(vals):.1f}..{max(vals):.1f}x){mtxt}", p50 <= bound))
             if off in nres:
                 r, s = nratio(off, on, "p50")
-                targets.append((f"Preempt, {b}, netem: request p50 ≥ 10x lower than "
+                targets.append((f"Preempt, {b}, {TP}: request p50 ≥ 10x lower than "
                                 f"without preempt",
                                 f"p50 without / with = {r:.1f} (spread {s[0]:.1f}..{s[1]:.1f})",
                                 r >= 10))
         for b in NBACK:
             for pr in ("1", "0"):
-                k = ("netem", b, pr)
+                k = (TP, b, pr)
                 if k not in nres:
                     continue
                 v = [x["total"] / (x["size"] * 8 / x["rate"]) for x in nres[k].values() if x["ok"]]
@@ -566,11 +641,11 @@ else:
                             f"wire {uw / 1e6:.0f} Mbit/s): {ru:.2f}x")
                 ideal = size_b * 8 / rate
                 targets.append((f"Total migration time, {b}, preempt {'on' if pr == '1' else 'off'}, "
-                                f"netem: ≤ 1.10 x size / rate ({ideal:.2f} s)",
+                                f"{TP}: ≤ 1.10 x size / rate ({ideal:.2f} s)",
                                 f"{nmed(k, 'total'):.2f} s = {r:.2f}x (spread {s[0]:.2f}..{s[1]:.2f}); "
                                 f"wire rate {nmed(k, 'wire_bps') / 1e6:.0f} Mbit/s{utxt}",
                                 r <= 1.10))
-    else:
+    if not any(p in NPOINTS for p in SHAPED) or not rate:
         targets.append(("Preempt: request p50 ≤ 2x (RTT + one page's serialisation), ≥ 10x "
                         "lower than without", "not measured (no netem point in this run)", None))
         targets.append(("Total migration time ≤ 1.10 x size / rate",

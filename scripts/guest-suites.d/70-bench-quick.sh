@@ -5,11 +5,11 @@
 # = repo root, bench/build/umembench built on the host by make -C bench).
 # Runs bench/run.sh in its SMOKE mode (every benchmark, backend and install
 # method of the QUICK run, 100-256 pages each, section 4's network
-# migrations at one point with an 8 MiB image, source throttled, and
-# section 7's live snapshots of 8 MiB and four 8 MiB restores on umem
-# (the restores added 25 s at load 15); 61-75 s in a
-# TCG guest on a 2-core host shared with other guests, load 3-4; before
-# section 4 it took 55-120 s at load 14) and checks only that each
+# migrations at the netem point and one at the prio point with an 8 MiB
+# image, source throttled, section 7's live snapshots of 8 MiB and four
+# 8 MiB restores on umem; 61-75 s in a TCG guest on a 2-core host shared
+# with other guests, load 3-4, before the prio point and the restores;
+# 256 s at load 23 with both) and checks only that each
 # benchmark ran and wrote sane, non-empty CSV: no timing
 # assertions.  TAP, ending with "N passed, N failed".  BENCH_SMOKE_TIMEOUT
 # (s, default 300) bounds the run; make check-debug raises it, a KASAN
@@ -125,10 +125,13 @@ else
 	t_skip "snapshot section: userspace/ not built (make -C userspace, umemctl included)"
 fi
 
-# Section 4 (bench/net.sh): umem and uffd, preempt on and off, at one
-# point (netem if sch_netem loads, else unshaped and a skip).  Needs
+# Section 4 (bench/net.sh): umem and uffd, preempt on and off, at the
+# netem point (one shared FIFO), and umem with preempt at the prio
+# point (tbf -> prio -> netem per band: the preempt connection's queue of
+# its own); unshaped and a skip where neither qdisc loads.  Needs
 # userspace/ built; figures are not checked, only that every migration
-# completed and wrote its summary and latency log.
+# completed and wrote its summary and latency log, and that the preempt
+# connection's bytes went through band 0 at the prio point.
 if [ ! -x userspace/build/bin/umemd ] || [ ! -x userspace/build/bin/umem-vmm ]; then
 	t_skip "network section: userspace/ not built (make -C userspace)"
 	t_done
@@ -137,17 +140,44 @@ if grep -q '^skipped=' "$OUT/net_meta.txt" 2>/dev/null; then
 	t_skip "network section: $(sed -n 's/^skipped=//p' "$OUT/net_meta.txt")"
 	t_done
 fi
+nrows=0
 if grep -q '^netem=1$' "$OUT/net_meta.txt" 2>/dev/null; then
 	t_ok "network section: tc netem works in the guest"
+	nrows=4
 else
 	t_skip "network section at the netem point: $(sed -n 's/^netem_skip=//p' "$OUT/net_meta.txt" 2>/dev/null)"
 fi
-csv_ok "$OUT/net.csv" "rep,point,backend,preempt,size_bytes,delay_ms,rate_bps,ok,total_ms,src_total_ms,wall_ms,pages,pages_background,pages_requested,pages_zero,requests,bytes_main,bytes_preempt,lat_count,lat_p50_us,lat_p99_us,lat_max_us,blocked_ms,blocked_max_ms,blocked_source,vmm" 26 4 \
-	'$8 == 1 && $9 > 0 && $12 == 2048 && $26 == "ok"'
+prio=0
+if grep -q '^prio=1$' "$OUT/net_meta.txt" 2>/dev/null; then
+	t_ok "network section: the tbf/prio/netem tree works in the guest (DSCP filter: $(sed -n 's/^prio_filter=//p' "$OUT/net_meta.txt"))"
+	prio=1
+	nrows=$((nrows + 1))
+else
+	t_skip "network section at the prio point: $(sed -n 's/^prio_skip=//p' "$OUT/net_meta.txt" 2>/dev/null)"
+fi
+[ "$nrows" -gt 0 ] || nrows=4	# the unshaped fallback: umem, uffd x on, off
+csv_ok "$OUT/net.csv" "rep,point,backend,preempt,size_bytes,delay_ms,rate_bps,ok,total_ms,src_total_ms,wall_ms,pages,pages_background,pages_requested,pages_zero,requests,bytes_main,bytes_preempt,lat_count,lat_p50_us,lat_p99_us,lat_max_us,blocked_ms,blocked_max_ms,blocked_source,vmm,config" 27 "$nrows" \
+	'$8 == 1 && $9 > 0 && $12 == 2048 && $26 == "ok" && $27 == "default"'
 rc=$?
 [ $rc -eq 0 ] || grep -A6 '^bench/net: FAILED' "$OUT/run.log" | sed 's/^/# /' | head -n 30
-t_check $rc "net.csv: 4 migrations (umem, uffd x preempt on, off) of 2048 pages, all completed"
-[ "$(ls "$OUT"/net/lat.*.txt 2>/dev/null | wc -l)" -eq 4 ] &&
+t_check $rc "net.csv: $nrows migrations (netem: umem, uffd x preempt on, off; prio: umem, preempt) of 2048 pages, all completed"
+[ "$(ls "$OUT"/net/lat.*.txt 2>/dev/null | wc -l)" -eq "$nrows" ] &&
 	awk '!/^[0-9]+$/ || $1 <= 0 { bad = 1 } END { exit bad }' /dev/null "$OUT"/net/lat.*.txt
-t_check $? "net/lat.*.txt: 4 latency logs (--latency-log), positive integers"
+t_check $? "net/lat.*.txt: $nrows latency logs (--latency-log), positive integers"
+if [ "$prio" = 1 ]; then
+	# The source's tree comes first in qdisc.prio.1.txt: band 0 is netem
+	# 11:, band 1 netem 12:.  Every byte of the preempt connection (page
+	# data received on it, summed over the prio rows) left through band
+	# 0, and the background stream did not: SO_PRIORITY / DSCP took effect.
+	q=$OUT/net/qdisc.prio.1.txt
+	b0=$(awk '/^qdisc netem 11:/ { f = 1; next } f && /Sent/ { print $2; exit }' "$q" 2>/dev/null)
+	b1=$(awk '/^qdisc netem 12:/ { f = 1; next } f && /Sent/ { print $2; exit }' "$q" 2>/dev/null)
+	pre=$(awk -F, '$2 == "prio" { s += $18 } END { print s + 0 }' "$OUT/net.csv")
+	mainb=$(awk -F, '$2 == "prio" { s += $17 } END { print s + 0 }' "$OUT/net.csv")
+	[ -n "$b0" ] && [ -n "$b1" ] && [ "$pre" -gt 0 ] && [ "$b0" -ge "$pre" ] &&
+		[ "$b1" -ge "$mainb" ] && [ "$b0" -lt "$b1" ]
+	rc=$?
+	[ $rc -eq 0 ] || sed 's/^/# /' "$q" 2>/dev/null | head -n 30
+	t_check $rc "prio point: band 0 sent ${b0:-?} bytes >= the preempt channel's $pre, band 1 ${b1:-?} >= main's $mainb"
+fi
 t_done

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Full postcopy migrations on loopback with the uffd and uffd-minor
 # backends (umemd and umem-vmm built with ASan + UBSan), with and without
-# the preempt channel, every page verified; then the failure cases: source
+# the preempt channel, every page verified; the channels' socket options
+# read back on both sides; then the failure cases: source
 # killed, destination killed, and misbehaving peers.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
@@ -33,6 +34,41 @@ for b in uffd uffd-minor; do
 	mig_full "$b, no preempt" "$b" "--no-preempt" "" "--threads 2 --pattern hotset --duration 2 --verify-all" false
 done
 mig_full "uffd, preempt, bg-follow off, seq" uffd "" "--bg-follow off" "--threads 4 --pattern seq --duration 1 --verify-all" true
+# Socket options (chan.c): the preempt socket's SO_PRIORITY and TOS and
+# the main socket's TCP_NOTSENT_LOWAT, as getsockopt() reads them back on
+# both sides: the defaults, then chosen values, then off.
+sock_check() { # DESC WANT_JSON WANT_TEXT
+	if grep -q "\"sockets\":{$2}" "$DJSON" && grep -q "sockets *$3" "$SLOG"; then
+		t_ok "$1: destination $2; source: $3"
+	else
+		t_fail "$1: want {$2} / '$3'"
+		sed -n 's/.*\("sockets":{[^}]*}\).*/#   destination \1/p' "$DJSON"
+		grep 'sockets' "$SLOG" | sed 's/^/#   source /'
+	fi
+}
+mig_full "uffd, preempt, socket options by default" uffd "" "" "--threads 2 --duration 1 --verify-all" true
+sock_check "default socket options" '"preempt_priority":6,"preempt_tos":184,"main_notsent_lowat":131072' \
+	"preempt: SO_PRIORITY 6, TOS byte 184; main: TCP_NOTSENT_LOWAT 131072"
+o="--preempt-priority 2 --preempt-dscp 10 --notsent-lowat 65536"
+mig_full "uffd, preempt, $o" uffd "$o" "$o" "--threads 2 --duration 1 --verify-all" true
+sock_check "$o" '"preempt_priority":2,"preempt_tos":40,"main_notsent_lowat":65536' \
+	"preempt: SO_PRIORITY 2, TOS byte 40; main: TCP_NOTSENT_LOWAT 65536"
+o="--preempt-priority off --preempt-dscp off --notsent-lowat off"
+mig_full "uffd, preempt, $o" uffd "$o" "$o" "--threads 2 --duration 1 --verify-all" true
+sock_check "$o" '"preempt_priority":0,"preempt_tos":0,"main_notsent_lowat":0' \
+	"preempt: SO_PRIORITY 0, TOS byte 0; main: TCP_NOTSENT_LOWAT 0"
+mig_full "uffd, no preempt: no preempt socket" uffd "--no-preempt" "" "--threads 2 --duration 1 --verify-all" false
+sock_check "no preempt" '"preempt_priority":-1,"preempt_tos":-1,"main_notsent_lowat":131072' \
+	"preempt: SO_PRIORITY -1, TOS byte -1; main: TCP_NOTSENT_LOWAT 131072"
+for a in "--preempt-priority 16" "--preempt-dscp 64" "--notsent-lowat 0" "--preempt-priority x"; do
+	out=$("$BIN/umemd" --outgoing --ram "$IMG" --connect "$ADDR:1" $a 2>&1)
+	rc=$?
+	if [ "$rc" = 2 ] && echo "$out" | grep -q "bad --"; then
+		t_ok "umemd $a: exit 2, $out"
+	else
+		t_fail "umemd $a: exit $rc: $out"
+	fi
+done
 # Roles swapped: source listens, destination connects.
 PORT=$((PORT + 1))
 mig_image

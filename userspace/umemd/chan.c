@@ -1,5 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Framed TCP transport; see chan.h for the error classes. */
+/*
+ * Framed TCP transport; see chan.h for the error classes and locking.
+ * Also the socket options of each channel (struct chan_sockopts): set on
+ * every connection chan_attach() is given, under the channel's wlock, and
+ * read back for the summary.
+ */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netdb.h>
@@ -21,13 +26,78 @@ void chan_init(struct chan *c, const char *name, int stop_fd)
 	c->fd = -1;
 	c->stop_fd = stop_fd;
 	c->name = name;
+	c->want = (struct chan_sockopts){ -1, -1, -1 };
+	c->got = c->want;
 	pthread_mutex_init(&c->wlock, NULL);
+}
+
+void chan_set_sockopts(struct chan *c, const struct chan_sockopts *o)
+{
+	c->want = *o;
+}
+
+void chan_pair_sockopts(struct chan *main, struct chan *pre, int priority,
+			int tos, int notsent_lowat)
+{
+	struct chan_sockopts m = { -1, -1, notsent_lowat };
+	struct chan_sockopts p = { priority, tos, -1 };
+
+	chan_set_sockopts(main, &m);
+	chan_set_sockopts(pre, &p);
+}
+
+static int sock_family(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return AF_UNSPEC;
+	return ss.ss_family;
+}
+
+static int get_int(int fd, int level, int name)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	return getsockopt(fd, level, name, &v, &len) < 0 ? -1 : v;
+}
+
+/*
+ * The preempt channel's queue of its own at a bottleneck, and the main
+ * stream's short not-yet-sent queue (Documentation/design.rst, "The
+ * source, the wire and the queue at the bottleneck").  Best effort: a
+ * kernel or a family without the option keeps its default, and c->got
+ * says what the socket really has.  TOS first: Linux derives
+ * sk_priority from it, so SO_PRIORITY must come after.
+ */
+static void apply_sockopts(struct chan *c, int fd)
+{
+	int fam = sock_family(fd);
+	int tl = fam == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+	int tn = fam == AF_INET6 ? IPV6_TCLASS : IP_TOS;
+	bool ip = fam == AF_INET || fam == AF_INET6;
+
+	if (ip && c->want.tos >= 0)
+		setsockopt(fd, tl, tn, &c->want.tos, sizeof(c->want.tos));
+	if (c->want.priority >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_PRIORITY, &c->want.priority,
+			   sizeof(c->want.priority));
+	if (c->want.notsent_lowat >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &c->want.notsent_lowat,
+			   sizeof(c->want.notsent_lowat));
+	c->got.priority = get_int(fd, SOL_SOCKET, SO_PRIORITY);
+	c->got.tos = ip ? get_int(fd, tl, tn) : -1;
+	c->got.notsent_lowat = get_int(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT);
 }
 
 void chan_attach(struct chan *c, int fd)
 {
 	pthread_mutex_lock(&c->wlock);
 	c->fd = fd;
+	if (fd >= 0)
+		apply_sockopts(c, fd);
 	c->rhead = 0;
 	c->rtail = 0;
 	pthread_mutex_unlock(&c->wlock);

@@ -32,8 +32,25 @@
  * direction: dest main loop / preempt thread, source return path), which
  * alone touches rbuf, rhead and rtail; writers serialise on wlock.
  */
+/*
+ * Socket options a channel applies to every connection it is given
+ * (chan_attach(), so a reconnect keeps them).  -1: leave the kernel's.
+ *   priority       SO_PRIORITY (0..6 without CAP_NET_ADMIN): the band of
+ *                  a `tc prio` qdisc's default priomap (6: band 0)
+ *   tos            IP_TOS / IPV6_TCLASS byte (DSCP << 2), set before
+ *                  SO_PRIORITY (setting the TOS resets the priority)
+ *   notsent_lowat  TCP_NOTSENT_LOWAT: a writer blocks while more than
+ *                  this many bytes are in the socket but not yet sent
+ * The got_* fields are what getsockopt() read back after the last
+ * attach (-1: not readable), for the summary and the tests.
+ */
+struct chan_sockopts {
+	int priority, tos, notsent_lowat;
+};
+
 struct chan {
 	int fd;
+	struct chan_sockopts want, got;
 	int stop_fd;			/* eventfd shared by every channel */
 	const char *name;		/* "main" or "preempt" */
 	pthread_mutex_t wlock;		/* one writer at a time */
@@ -43,9 +60,18 @@ struct chan {
 };
 
 void chan_init(struct chan *c, const char *name, int stop_fd);
+/* Options for every connection attached from now on (see chan_sockopts). */
+void chan_set_sockopts(struct chan *c, const struct chan_sockopts *o);
+/*
+ * A migration's two channels, either side: the preempt socket gets
+ * @priority and @tos, the main socket @notsent_lowat (-1: kernel default).
+ */
+void chan_pair_sockopts(struct chan *main, struct chan *pre, int priority,
+			int tos, int notsent_lowat);
 /*
  * Use connection @fd from now on (a new one after a reconnect): bytes
- * still buffered from the previous connection are dropped.
+ * still buffered from the previous connection are dropped, the channel's
+ * socket options are applied and read back into c->got.
  */
 void chan_attach(struct chan *c, int fd);
 /* Bytes received but not yet framed (a frame may be waiting in them). */

@@ -75,6 +75,8 @@ int umemd_dest(const struct umemd_opts *o, struct umemd_summary *sum)
 	session_init(&d.ss, o->cancel_fd, dest_wake, &d);
 	chan_init(&d.main, "main", d.ss.stop_fd);
 	chan_init(&d.pre, "preempt", d.ss.stop_fd);
+	chan_pair_sockopts(&d.main, &d.pre, o->preempt_priority, o->preempt_tos,
+			   o->notsent_lowat);
 	if (!buf || d.ss.stop_fd < 0) {
 		session_fail(&d.ss, d.ss.stop_fd < 0 ? "eventfd: %s" : "%s",
 			     strerror(d.ss.stop_fd < 0 ? errno : ENOMEM));
@@ -140,6 +142,9 @@ out:
 			free(d.slots[i][j].mem);
 	sum->bytes_main = d.main.bytes_in;
 	sum->bytes_preempt = d.pre.bytes_in;
+	sum->sock_preempt_priority = d.pre.got.priority;
+	sum->sock_preempt_tos = d.pre.got.tos;
+	sum->sock_main_notsent_lowat = d.main.got.notsent_lowat;
 	rs_summary(&d.rs, sum);
 	rs_close(&d.rs);
 	chan_close(&d.main);

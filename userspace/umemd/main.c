@@ -34,6 +34,10 @@
 #define OPT_VERSION 1000
 #define OPT_SNAPSHOT 1001
 #define OPT_CONT_CMD 1002
+/* socket options of the two channels (chan.h, chan_sockopts) */
+#define OPT_PREEMPT_PRIORITY	1003
+#define OPT_PREEMPT_DSCP	1004
+#define OPT_NOTSENT_LOWAT	1005
 /* --restore (restore.c) */
 #define OPT_RESTORE		1100
 #define OPT_EAGER		1101
@@ -103,6 +107,16 @@ static void usage(FILE *f)
 "  --name NAME          region name (umem node /dev/umem-NAME)\n"
 "  --vmm-socket PATH    unix socket handing the region to the VMM\n"
 "  --no-preempt         requested pages on the main stream, no second channel\n"
+"  --preempt-priority N|off  (both sides) SO_PRIORITY of the preempt channel's\n"
+"                       socket, 0..15 (above 6 needs CAP_NET_ADMIN); default 6,\n"
+"                       band 0 of a tc prio qdisc's default priomap\n"
+"  --preempt-dscp N|off (both sides) DSCP of the preempt channel's packets\n"
+"                       (IP_TOS / IPV6_TCLASS), 0..63; default 46 (EF)\n"
+"  --notsent-lowat BYTES|off  (both sides; it matters where pages are sent)\n"
+"                       TCP_NOTSENT_LOWAT of the main connection: the source\n"
+"                       keeps at most about BYTES unsent in the socket, so the\n"
+"                       backlog stays in umemd, not behind a request; default\n"
+"                       131072\n"
 "  --device-state-out FILE  (incoming) the source's device state is written\n"
 "                       here (empty if it sent none) before RUN is passed on\n"
 "  --bg-follow on|off   move the background cursor next to the last request (source; default on)\n"
@@ -284,12 +298,15 @@ int main(int argc, char **argv)
 		{ "eager", no_argument, NULL, OPT_EAGER },
 		{ "no-prefetch", no_argument, NULL, OPT_NO_PREFETCH },
 		{ "record-working-set", no_argument, NULL, OPT_RECORD_WS },
+		{ "preempt-priority", required_argument, NULL, OPT_PREEMPT_PRIORITY },
+		{ "preempt-dscp", required_argument, NULL, OPT_PREEMPT_DSCP },
+		{ "notsent-lowat", required_argument, NULL, OPT_NOTSENT_LOWAT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct umemd_opts o;
 	struct umemd_summary sum;
 	uint64_t v;
-	bool probe = false;
+	bool probe = false, sockopts = false;
 	int c, ret;
 
 	log_set_prog("umemd");
@@ -303,6 +320,9 @@ int main(int argc, char **argv)
 	o.recover_wait_ms = 60000;
 	o.page_size = PROTO_PAGE_SIZE;
 	o.proto_max = PROTO_VERSION_MAX;
+	o.preempt_priority = 6;		/* TC_PRIO_INTERACTIVE */
+	o.preempt_tos = 46 << 2;	/* DSCP EF */
+	o.notsent_lowat = 131072;
 	while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'O': o.outgoing = true; break;
@@ -429,6 +449,34 @@ int main(int argc, char **argv)
 		case OPT_EAGER: o.eager = true; break;
 		case OPT_NO_PREFETCH: o.no_prefetch = true; break;
 		case OPT_RECORD_WS: o.record_ws = true; break;
+		case OPT_PREEMPT_PRIORITY:
+		case OPT_PREEMPT_DSCP:
+		case OPT_NOTSENT_LOWAT: {
+			static const struct { int opt; const char *name; uint64_t min, max; } r[] = {
+				{ OPT_PREEMPT_PRIORITY, "preempt-priority", 0, 15 },
+				{ OPT_PREEMPT_DSCP, "preempt-dscp", 0, 63 },
+				{ OPT_NOTSENT_LOWAT, "notsent-lowat", 1, 1 << 30 },
+			};
+			int i = c - OPT_PREEMPT_PRIORITY, val = -1;
+
+			if (strcmp(optarg, "off")) {
+				if (parse_u64(optarg, &v) || v < r[i].min || v > r[i].max) {
+					log_msg("bad --%s %s (%llu..%llu or off)", r[i].name, optarg,
+						(unsigned long long)r[i].min,
+						(unsigned long long)r[i].max);
+					return 2;
+				}
+				val = (int)v;
+			}
+			if (c == OPT_PREEMPT_PRIORITY)
+				o.preempt_priority = val;
+			else if (c == OPT_PREEMPT_DSCP)
+				o.preempt_tos = val < 0 ? -1 : val << 2;
+			else
+				o.notsent_lowat = val;
+			sockopts = true;
+			break;
+		}
 		default: usage(stderr); return 2;
 		}
 	}
@@ -441,6 +489,10 @@ int main(int argc, char **argv)
 		}
 		printf("soft-dirty: ok\n");
 		return 0;
+	}
+	if (sockopts && !o.outgoing && !o.incoming) {
+		log_msg("--preempt-priority, --preempt-dscp and --notsent-lowat are for --outgoing and --incoming");
+		return 2;
 	}
 	/* --snapshot: its own options, then the common run below. */
 	if (o.snapshot) {

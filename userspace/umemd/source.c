@@ -68,6 +68,8 @@ int umemd_source(const struct umemd_opts *o, struct umemd_summary *sum)
 	session_init(&s.ss, o->cancel_fd, src_wake, &s);
 	chan_init(&s.main, "main", s.ss.stop_fd);
 	chan_init(&s.pre, "preempt", s.ss.stop_fd);
+	chan_pair_sockopts(&s.main, &s.pre, o->preempt_priority, o->preempt_tos,
+			   o->notsent_lowat);
 	s.out = malloc(OUTBUF_SIZE);
 	if (getrandom(&s.session, sizeof(s.session), 0) != sizeof(s.session))
 		s.session = t0;
@@ -175,6 +177,9 @@ out:
 	sum->requests_dup = atomic_load(&s.req_dup);
 	sum->bytes_main = s.main.bytes_out;
 	sum->bytes_preempt = s.pre.bytes_out;
+	sum->sock_preempt_priority = s.pre.got.priority;
+	sum->sock_preempt_tos = s.pre.got.tos;
+	sum->sock_main_notsent_lowat = s.main.got.notsent_lowat;
 	sum->page_size = s.ram.lay.page_size;
 	sum->pieces = atomic_load(&s.pieces);
 	sum->interrupts = atomic_load(&s.interrupts);

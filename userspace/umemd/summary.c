@@ -170,6 +170,10 @@ void summary_print(const struct umemd_summary *s, bool json)
 			printf(",\"resent_first\":%llu,\"install_calls\":%llu,\"postcopy_ms\":%.3f",
 			       (unsigned long long)s->resent_first,
 			       (unsigned long long)s->install_calls, s->postcopy_ns / 1e6);
+		if (s->role[0] == 's' || s->role[0] == 'd')
+			printf(",\"sockets\":{\"preempt_priority\":%d,\"preempt_tos\":%d,"
+			       "\"main_notsent_lowat\":%d}", s->sock_preempt_priority,
+			       s->sock_preempt_tos, s->sock_main_notsent_lowat);
 		if (s->precopy || s->switch_reason) {
 			printf(",\"precopy\":{\"dirty_tracking\":");
 			json_str(s->dirty_method ? s->dirty_method : "none");
@@ -220,6 +224,10 @@ void summary_print(const struct umemd_summary *s, bool json)
 	if (s->version)
 		fprintf(stderr, "  protocol          version %u, %u-byte pages\n",
 			s->version, s->page_size);
+	if (s->role[0] == 's' || s->role[0] == 'd')
+		fprintf(stderr, "  sockets           preempt: SO_PRIORITY %d, TOS byte %d; main: TCP_NOTSENT_LOWAT %d (-1: none/unknown)\n",
+			s->sock_preempt_priority, s->sock_preempt_tos,
+			s->sock_main_notsent_lowat);
 	if (s->page_size > 4096 && s->role[0] == 's')
 		fprintf(stderr, "  huge pages        %llu PIECE frames; %llu requested pages interrupted a partly sent page; %llu requests for the page being sent\n",
 			(unsigned long long)s->pieces, (unsigned long long)s->interrupts,

@@ -26,7 +26,8 @@
  *   devstate.[ch]     the VMM's device state: read, assembled, written out
  *   proto.[ch]        the wire format: frames, encoders, validating decoder
  *   state.c           the destination's postcopy state machine
- *   chan.[ch]         framed TCP transport, its error classes
+ *   chan.[ch]         framed TCP transport, its error classes, and
+ *                     the socket options of each channel
  *
  *   the source side (--outgoing; source.h lists its private files):
  *   ram.[ch]          the RAM files mapped, block layout, page data, zeros
@@ -85,6 +86,10 @@ struct umemd_opts {
 	const char *listen, *connect;
 	int connect_wait_ms;
 	int link_timeout_ms;		/* dead link reported after this (0: kernel) */
+	/* both sides, chan_sockopts (-1: the kernel's default) */
+	int preempt_priority;		/* SO_PRIORITY of the preempt socket */
+	int preempt_tos;		/* IP_TOS / IPV6_TCLASS of the preempt socket */
+	int notsent_lowat;		/* TCP_NOTSENT_LOWAT of the main socket */
 	/* source */
 	const char *ram[UMEMD_MAX_RAM_FILES];
 	int nram;
@@ -134,6 +139,9 @@ struct umemd_summary {
 	uint64_t pages, pages_bg, pages_req, pages_zero;
 	uint64_t requests, requests_dup;
 	uint64_t bytes_main, bytes_preempt;
+	/* what getsockopt() read back (-1: unknown): preempt socket's
+	 * SO_PRIORITY and TOS byte, main socket's TCP_NOTSENT_LOWAT */
+	int sock_preempt_priority, sock_preempt_tos, sock_main_notsent_lowat;
 	bool preempt;
 	uint32_t version;		/* negotiated protocol version */
 	uint32_t page_size;
