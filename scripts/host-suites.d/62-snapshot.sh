@@ -182,14 +182,18 @@ mid_snapshot() {
 	sleep 0.3
 }
 
+# Whichever of umemd's threads notices first says so: the VMM link
+# ("exited during the snapshot") or an unprotect on the RAM of a process
+# that is gone ("the VMM side of the region is gone").
 mid_snapshot
 kill -9 "$W"
 wait_pid "$U" 30
-if [ "$WAIT_RC" = 1 ] && grep -q '"ok":false' "$UJSON" && grep -qi "exited during the snapshot" "$ULOG"; then
+if [ "$WAIT_RC" = 1 ] && grep -q '"ok":false' "$UJSON" &&
+   grep -qiE "exited during the snapshot|the VMM side of the region is gone" "$ULOG"; then
 	t_ok "the VMM killed mid-snapshot: umemd exits 1 ($(sed -n 's/^umemd: snapshot: //p' "$ULOG" | head -n 1))"
 else
 	t_fail "the VMM killed mid-snapshot: umemd exit $WAIT_RC"
-	sed 's/^/#   /' "$ULOG" | tail -n 5
+	grep -v '^ ' "$ULOG" | sed 's/^/#   /'
 fi
 refused "$SNAP" "the VMM killed mid-snapshot"
 
