@@ -145,6 +145,11 @@ class Serial:
 
 class Run:
     def __init__(self, a):
+        # qemu_snapshot.py's Run has no Linux guest options
+        for k, v in (("linux", None), ("initrd", None), ("workload_mib", 32),
+                     ("boot_timeout", 0)):
+            if not hasattr(a, k):
+                setattr(a, k, v)
         self.a = a
         self.procs = []
         self.work = a.workdir
@@ -438,6 +443,15 @@ class Run:
         self.wait_migrated(qs, qd, procs)
         st = qd.execute("query-status")["status"]
         if st != "running":
+            # The guest has not run on the destination yet: every request
+            # so far came from QEMU's own loading of the device state
+            # (e.g. virtio rings in guest RAM).  umemd's progress line
+            # comes every 250 ms.
+            time.sleep(0.3)
+            m = re.search(r"(\d+) requests", self.umemd_progress())
+            self.res["requests_before_run"] = int(m.group(1)) if m else None
+            log(f"destination loaded the device state, guest not yet running: "
+                f"{self.res['requests_before_run']} page requests so far")
             qd.execute("cont")
         t_run = time.monotonic()
         qs.poll_events(0.2)
@@ -625,6 +639,7 @@ class Run:
         }
         log(f"destination guest: pass {ds.last_pass} ({g['passes_after_ram_done']} passes after "
             f"the RAM transfer ended), mismatches {g['mismatches']}")
+        self.banner(ss)
         self.res["serial_source_tail"] = [l for _, l in ss.lines[-3:]]
         self.res["serial_destination_head"] = [l for _, l in ds.lines[:3]]
         self.res["serial_destination_tail"] = [l for _, l in ds.lines[-3:]]
@@ -653,8 +668,15 @@ class Run:
             "mismatches": max(ss.total_bad + ds.total_bad, len(bad)),
             "mismatch_lines": (bad + ss.fails + ds.fails)[:20], "pages": ds.pages or ss.pages,
         }
+        self.banner(ss)
         self.res["serial_source_tail"] = [l for _, l in ss.lines[-3:]]
         self.res["serial_destination_tail"] = [l for _, l in ds.lines[-3:]]
+
+    def banner(self, ss):
+        """The Linux guest's /init line: its kernel, RAM and virtio drivers."""
+        if self.a.linux:
+            self.res["guest_banner"] = next((l for _, l in ss.lines
+                                             if l.startswith("umem-linux-guest:")), None)
 
     def read_json(self, f):
         try:
@@ -793,6 +815,8 @@ def report(res):
               f"postcopy-requests {q.get('postcopy_requests')}")
         print(f"  postcopy-blocktime  {fmt(q.get('blocktime_ms'), ' ms')} "
               f"(per vCPU {q.get('vcpu_blocktime_ms')})")
+    if res.get("guest_banner"):
+        print(f"  Linux guest         {res['guest_banner'].split(': ', 1)[-1]}")
     if g:
         print(f"  guest               source stopped after pass {g.get('source_last_pass')}; "
               f"pass {g.get('pass_at_ram_done')} when the RAM transfer ended, "
