@@ -115,11 +115,13 @@ demo: all modules-all
 DEMO_QEMU_VARS := MIB PRINT PASSES HUGE GUEST WMIB
 # QEMU 7.2's TCG (the VM's) mistranslates BMI1/BMI2 code that the TCG of
 # the QEMU inside it emits: a Linux guest there panics early in boot.  The
-# VM's CPU goes without them (and AVX) for GUEST=linux.
+# VM's CPU goes without them (and AVX) for GUEST=linux, and the VM gets
+# an hour (two Linux boots under nested TCG, minutes each on a busy host).
 LINUX_GUEST_VNG_OPTS := --qemu-opts=-cpu --qemu-opts=max,avx=off,avx2=off,bmi1=off,bmi2=off
 
 demo-qemu: all modules-all
-	@$(if $(filter linux,$(GUEST)),VNG_OPTS="$(LINUX_GUEST_VNG_OPTS) $(VNG_OPTS)") \
+	@$(if $(filter linux,$(GUEST)),VNG_OPTS="$(LINUX_GUEST_VNG_OPTS) $(VNG_OPTS)" \
+		VM_TIMEOUT=$(or $(VM_TIMEOUT),3600)) \
 	$(REPO)/scripts/vm-run.sh $(DEMO_KVER) env \
 		$(foreach v,$(DEMO_QEMU_VARS),$(if $($(v)),$(v)=$($(v)))) \
 		userspace/qemu/demo-qemu.sh

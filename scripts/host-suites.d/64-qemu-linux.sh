@@ -55,7 +55,7 @@ truncate -s 128M "$RAM"
 "$QEMU" -accel tcg -M pc -cpu qemu64 -m 128M -nodefaults -no-user-config -display none \
 	-no-reboot -object "memory-backend-file,id=ram0,size=128M,mem-path=$RAM,share=on" \
 	-machine memory-backend=ram0 -kernel "$LINUX_KERNEL" -initrd "$WORK/initrd" \
-	-append "console=ttyS0 quiet panic=-1 mib=16 print=1" -device virtio-rng-pci \
+	-append "console=ttyS0 quiet panic=-1 no_timer_check mib=16 print=1" -device virtio-rng-pci \
 	-netdev user,id=net0 -device virtio-net-pci,netdev=net0 \
 	-serial "file:$WORK/serial" </dev/null >"$WORK/qemu.log" 2>&1 &
 QPID=$!

@@ -103,7 +103,8 @@ fi
 if [ "$rc" = 0 ]; then
 	echo "=== demo-qemu OK: the $GUEST guest kept verifying its RAM across the migration, no mismatch"
 else
-	echo "=== demo-qemu FAILED (exit $rc); logs:"
+	echo "=== demo-qemu FAILED (exit $rc); logs (the guests' serial output kept in build/demo-qemu-failed/):"
+	mkdir -p build/demo-qemu-failed && cp "$WORK"/run*/*.serial "$WORK"/run*/*.err build/demo-qemu-failed/ 2>/dev/null
 	for f in "$WORK"/run/*.err; do
 		[ -s "$f" ] && { echo "--- $f"; tr '\r' '\n' <"$f" | grep -v 'pages (' | tail -n 8; }
 	done

@@ -268,7 +268,8 @@ class Run:
                "-object", backend, "-machine", "memory-backend=ram0"]
         if a.linux:
             cmd += ["-kernel", a.linux, "-initrd", a.initrd, "-append",
-                    f"console=ttyS0 quiet panic=-1 mib={a.workload_mib} print={a.print_every}",
+                    f"console=ttyS0 quiet panic=-1 no_timer_check mib={a.workload_mib} "
+                    f"print={a.print_every}",
                     "-device", "virtio-rng-pci", "-netdev", "user,id=net0",
                     "-device", "virtio-net-pci,netdev=net0"]
         else:
@@ -671,6 +672,15 @@ class Run:
         self.banner(ss)
         self.res["serial_source_tail"] = [l for _, l in ss.lines[-3:]]
         self.res["serial_destination_tail"] = [l for _, l in ds.lines[-3:]]
+        for side, ser in (("source", ss), ("destination", ds)):
+            # a Linux guest's oops: from its first line, the lines that say where
+            lines = [l for _, l in ser.lines]
+            i = next((i for i, l in enumerate(lines)
+                      if re.search(r"Oops|BUG:|Kernel panic|general protection|invalid opcode", l)),
+                     None)
+            if i is not None:
+                self.res[f"serial_{side}_oops"] = [l for l in lines[i:i + 40] if re.search(
+                    r"Oops|BUG|panic|RIP|Code:|EFLAGS|Call Trace|\+0x|CPU:", l)][:16]
 
     def banner(self, ss):
         """The Linux guest's /init line: its kernel, RAM and virtio drivers."""
@@ -824,7 +834,9 @@ def report(res):
               f"mismatches {g.get('mismatches')}")
         for line in g.get("mismatch_lines", []):
             print(f"    {line}")
-    for key, what in (("serial_source_tail", "source serial, last lines"),
+    for key, what in (("serial_source_oops", "source serial, the guest's oops"),
+                      ("serial_destination_oops", "destination serial, the guest's oops"),
+                      ("serial_source_tail", "source serial, last lines"),
                       ("serial_destination_head", "destination serial, first lines"),
                       ("serial_destination_tail", "destination serial, last lines")):
         if res.get(key):
