@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# userspace/qemu/native-postcopy.sh - the same running test guest migrated
-# three ways, side by side:
+# userspace/qemu/native-postcopy.sh - the same running guest (the test
+# guest, or with GUEST=linux a real Linux guest) migrated three ways, side
+# by side:
 #   umem                 RAM by umemd over a umem region (as demo-qemu.sh)
 #   postcopy             QEMU's own postcopy (postcopy-ram), anonymous RAM
 #   postcopy + preempt   the same with postcopy-preempt
@@ -10,7 +11,11 @@
 # destination), capability postcopy-blocktime on the destination, and
 # migrate-start-postcopy right after migrate.
 #
-#   MIB=64      guest RAM in MiB
+#   GUEST=test  the tiny test guest (userspace/qemu/guest); GUEST=linux:
+#               the Linux guest of demo-qemu.sh GUEST=linux (this VM's
+#               kernel, virtio-rng + virtio-net, a workload checking WMIB=32
+#               MiB by per-page checksums)
+#   MIB=64      guest RAM in MiB (GUEST=linux: default 128)
 #   REPEAT=1    runs of each kind (the table: median (min..max) of the
 #               runs that verified)
 #   OUT=        result directory (default build/qemu-compare/DATE)
@@ -26,7 +31,12 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 . userspace/qemu/qemu-lib.sh
 
-MIB=${MIB:-64}
+GUEST=${GUEST:-test}
+case $GUEST in
+	test) MIB=${MIB:-64} ;;
+	linux) MIB=${MIB:-128} ;;
+	*) echo "native-postcopy: GUEST=test or GUEST=linux" >&2; exit 2 ;;
+esac
 REPEAT=${REPEAT:-1}
 OUT=${OUT:-build/qemu-compare/$(date -u +%Y%m%d-%H%M%S)}
 
@@ -44,8 +54,16 @@ cleanup() { qm_netns_down; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
 qm_netns_up qcmp 10.83.0 || die "cannot create network namespaces / veth"
+if [ "$GUEST" = linux ]; then
+	qm_linux_setup "$WORK" || die "cannot build the Linux guest's initramfs"
+fi
 {
 	echo "kernel $(uname -r), $(nproc) CPUs, $("${QEMU:-qemu-system-x86_64}" --version | head -n 1)"
+	if [ "$GUEST" = linux ]; then
+		echo "Linux guest: kernel ${QM_GUEST_ARGS[1]}, virtio-rng + virtio-net, workload on ${WMIB:-32} MiB"
+	else
+		echo "test guest"
+	fi
 	echo "guest RAM $MIB MiB, $REPEAT run(s) of each kind"
 } | tee "$OUT/env.txt"
 

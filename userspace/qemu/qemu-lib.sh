@@ -10,6 +10,10 @@ QM_GUEST=${QEMU_GUEST:-$PWD/userspace/build/qemu/umem-guest.elf}
 QM_PY=$PWD/userspace/qemu/qemu_migrate.py
 QM_NS_SRC=
 QM_NS_DST=
+# The real Linux guest (userspace/qemu/linux-guest): the base of its
+# initramfs, built by make -C userspace; qm_linux_setup fills QM_GUEST_ARGS.
+QM_LINUX_BASE=${QEMU_LINUX_BASE:-$PWD/userspace/build/qemu/linux-guest-base.cpio}
+QM_GUEST_ARGS=()
 
 # Load build/mod-$(uname -r)/umem.ko (or kmod/umem.ko) unless /dev/umem exists.
 qm_load_module() {
@@ -19,6 +23,26 @@ qm_load_module() {
 		[ -f "$ko" ] && insmod "$ko" 2>/dev/null && break
 	done
 	[ -e /dev/umem ]
+}
+
+# qm_linux_setup DIR: the Linux guest for qemu_migrate.py, for the kernel
+# this system runs (LINUX_KERNEL=VMLINUZ for another; its modules must be
+# in /lib/modules/ under the same release): DIR/initrd = the base
+# initramfs + that kernel's virtio modules (virtio_pci, virtio_rng,
+# virtio_net and their dependencies, those not built in).  Sets
+# QM_GUEST_ARGS (--linux ... --initrd ... --workload-mib WMIB, default 32).
+qm_linux_setup() {
+	local dir=$1 kver=$(uname -r) k
+	k=${LINUX_KERNEL:-/boot/vmlinuz-$kver}
+	[ -n "${LINUX_KERNEL:-}" ] && kver=$(file -bL "$k" | sed -n 's/.*version \([^ ]*\).*/\1/p')
+	[ -r "$k" ] || { echo "qm_linux_setup: $k is not readable" >&2; return 1; }
+	[ -f "$QM_LINUX_BASE" ] ||
+		{ echo "qm_linux_setup: $QM_LINUX_BASE missing: make -C userspace" >&2; return 1; }
+	python3 userspace/qemu/linux-guest/mkinitramfs.py modules --kver "$kver" \
+		"$dir/modules.cpio" virtio_pci virtio_rng virtio_net || return 1
+	cat "$QM_LINUX_BASE" "$dir/modules.cpio" >"$dir/initrd" || return 1
+	QM_GUEST_ARGS=(--linux "$k" --initrd "$dir/initrd" --workload-mib "${WMIB:-32}"
+		--boot-timeout "${QM_BOOT_TIMEOUT:-300}")
 }
 
 # qm_netns_up TAG SUBNET: namespaces TAG-src (SUBNET.1) and TAG-dst
@@ -54,7 +78,7 @@ qm_run() {
 	set -- "${to[@]}" python3 "$QM_PY" --qemu "${QEMU:-qemu-system-x86_64}" --guest "$QM_GUEST" \
 		--umemd "$QM_BIN/umemd" --src-ns "$QM_NS_SRC" --dst-ns "$QM_NS_DST" \
 		--dst-addr "$QM_DST_ADDR" --port "$((20000 + RANDOM % 20000))" \
-		--qport "$((40000 + RANDOM % 20000))" "$@"
+		--qport "$((40000 + RANDOM % 20000))" "${QM_GUEST_ARGS[@]}" "$@"
 	if [ "${QM_QUIET:-0}" = 1 ]; then
 		"$@" >"$out" 2>&1
 	else

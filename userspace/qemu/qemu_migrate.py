@@ -34,6 +34,16 @@ T" on its serial port), and migrates the guest from one to the other.
   sides), huge pages reserved for both and given back at the end;
   dst_hugetlb_kb reports the destination's hugetlb mapping.
 
+--linux VMLINUZ --initrd FILE: a real Linux guest instead of the test
+  guest (userspace/qemu/linux-guest): that kernel and initramfs, console on
+  the serial port, a virtio-rng and a virtio-net device (user networking,
+  link up: its receive ring holds buffers in guest RAM), and the workload
+  program checking --workload-mib MiB with per-page checksums; it prints
+  the same "pass" and "MISMATCH" lines as the test guest, and "FAIL: ..."
+  before it powers the guest off on a mismatch.  --boot-timeout bounds its
+  boot.  QEMU loads the device state of the virtio devices (their rings
+  are in guest RAM) on the destination before the guest runs again.
+
 Both modes wait for --passes-before verify passes on the source first and
 for --passes-after passes on the destination after the RAM transfer ended.
 Output: a log with timestamps, then one line "RESULT {json}".  Exit status
@@ -106,6 +116,7 @@ class Serial:
         self.total_bad = 0
         self.pages = 0
         self.mismatches = []
+        self.fails = []
         self.lines = []
 
     def update(self):
@@ -127,11 +138,18 @@ class Serial:
                 self.total_bad = int(m.group(4))
             elif line.startswith("MISMATCH"):
                 self.mismatches.append(line)
+            elif line.startswith("FAIL"):
+                self.fails.append(line)
         return self
 
 
 class Run:
     def __init__(self, a):
+        # qemu_snapshot.py's Run has no Linux guest options
+        for k, v in (("linux", None), ("initrd", None), ("workload_mib", 32),
+                     ("boot_timeout", 0)):
+            if not hasattr(a, k):
+                setattr(a, k, v)
         self.a = a
         self.procs = []
         self.work = a.workdir
@@ -139,8 +157,10 @@ class Run:
         self.size = a.mib << 20
         self.pages = self.size // 4096
         self.res = {"mode": a.mode, "preempt": a.preempt, "ram_mib": a.mib,
-                    "guest_mib": a.mib - 2, "pages": self.pages, "huge": a.huge,
-                    "ok": False, "error": ""}
+                    "guest_mib": a.workload_mib if a.linux else a.mib - 2,
+                    "guest_kind": "linux" if a.linux else "test", "pages": self.pages,
+                    "huge": a.huge, "ok": False, "error": ""}
+        self.serials = {}
         self.hugetlbfs = None
         self.hp_old = None
 
@@ -245,9 +265,16 @@ class Run:
                 os.unlink(f)
         cmd = [a.qemu, "-accel", "tcg", "-M", "pc", "-cpu", "qemu64", "-m", f"{a.mib}M",
                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-               "-object", backend, "-machine", "memory-backend=ram0",
-               "-kernel", a.guest, "-append", f"mib={a.mib - 2} print={a.print_every}",
-               "-serial", f"file:{serial}", "-qmp", f"unix:{qmp},server=on,wait=off"]
+               "-object", backend, "-machine", "memory-backend=ram0"]
+        if a.linux:
+            cmd += ["-kernel", a.linux, "-initrd", a.initrd, "-append",
+                    f"console=ttyS0 quiet panic=-1 no_timer_check mib={a.workload_mib} "
+                    f"print={a.print_every}",
+                    "-device", "virtio-rng-pci", "-netdev", "user,id=net0",
+                    "-device", "virtio-net-pci,netdev=net0"]
+        else:
+            cmd += ["-kernel", a.guest, "-append", f"mib={a.mib - 2} print={a.print_every}"]
+        cmd += ["-serial", f"file:{serial}", "-qmp", f"unix:{qmp},server=on,wait=off"]
         if incoming:
             cmd += ["-incoming", "defer"]
         cmd = list(prefix) + cmd + list(extra)
@@ -266,7 +293,8 @@ class Run:
         self.wait_until(f"{side} QEMU's QMP socket", connect, a.start_timeout, [p])
         q = qs[0]
         log(f"{side} QEMU up (pid {p.pid}, {time.monotonic() - t:.1f} s)")
-        return p, q, Serial(serial)
+        self.serials[side] = Serial(serial)
+        return p, q, self.serials[side]
 
     def caps(self, q, names):
         have = {c["capability"] for c in q.execute("query-migrate-capabilities")}
@@ -316,7 +344,8 @@ class Run:
             "source", f"memory-backend-file,id=ram0,size={a.mib}M,mem-path={ram},share=on",
             False, a.src_ns)
         self.qs = qs
-        n = self.wait_passes("source", ss, a.passes_before, a.timeout * 2, [qs_p])
+        n = self.wait_passes("source", ss, a.passes_before, a.timeout * 2 + a.boot_timeout,
+                             [qs_p])
         log(f"source guest is at pass {n}: {ss.lines[0][1] if ss.lines else ''}")
 
         # umemd pair; the source's --stop-cmd blocks until we stop QEMU: it
@@ -394,17 +423,36 @@ class Run:
             t_stop = time.monotonic()
         if a.test_corrupt is not None:
             # (testing) change one slot of guest page N in the stopped
-            # source's RAM: the destination guest must report it.
+            # source's RAM: the destination guest must report it.  The
+            # Linux guest's workload says where its page 0 is (N is then
+            # pages past it: only 0 is sure to be in place).
+            base = 0x200000
+            if a.linux:
+                m = next((re.search(r"page 0 at guest-physical 0x([0-9a-f]+)", l)
+                          for _, l in ss.lines if "guest-physical" in l), None)
+                if not m or int(m.group(1), 16) == 0:
+                    raise Fail("--test-corrupt: the workload did not say where its page 0 is")
+                base = int(m.group(1), 16)
             with open(ram, "r+b") as f:
-                f.seek(0x200000 + a.test_corrupt * 4096 + 3 * 512)
+                f.seek(base + a.test_corrupt * 4096 + 3 * 512)
                 f.write(b"\xde\xad\xbe\xef" * 2)
-            log(f"(test) corrupted guest page {a.test_corrupt} in the source's RAM file")
+            log(f"(test) corrupted guest page {a.test_corrupt} (0x{base + a.test_corrupt * 4096:x}) "
+                "in the source's RAM file")
         self.release(fifo, t_stop)
         if a.stop_first:
             qs.execute("migrate", uri=f"tcp:{a.dst_addr}:{a.qport}")
         self.wait_migrated(qs, qd, procs)
         st = qd.execute("query-status")["status"]
         if st != "running":
+            # The guest has not run on the destination yet: every request
+            # so far came from QEMU's own loading of the device state
+            # (e.g. virtio rings in guest RAM).  umemd's progress line
+            # comes every 250 ms.
+            time.sleep(0.3)
+            m = re.search(r"(\d+) requests", self.umemd_progress())
+            self.res["requests_before_run"] = int(m.group(1)) if m else None
+            log(f"destination loaded the device state, guest not yet running: "
+                f"{self.res['requests_before_run']} page requests so far")
             qd.execute("cont")
         t_run = time.monotonic()
         qs.poll_events(0.2)
@@ -470,7 +518,8 @@ class Run:
                        f"mem-path={self.hugetlbfs},share=off")
         qs_p, qs, ss = self.qemu("source", backend, False, a.src_ns)
         self.qs = qs
-        n = self.wait_passes("source", ss, a.passes_before, a.timeout * 2, [qs_p])
+        n = self.wait_passes("source", ss, a.passes_before, a.timeout * 2 + a.boot_timeout,
+                             [qs_p])
         log(f"source guest is at pass {n}")
         qd_p, qd, ds = self.qemu("destination", backend, True, a.dst_ns)
         self.qd = qd
@@ -586,11 +635,12 @@ class Run:
             "pass_at_ram_done": at, "last_pass": ds.last_pass,
             "passes_after_ram_done": ds.last_pass - at,
             "mismatches": ds.total_bad + len(ss.mismatches),
-            "mismatch_lines": (ss.mismatches + ds.mismatches)[:20],
+            "mismatch_lines": (ss.mismatches + ds.mismatches + ss.fails + ds.fails)[:20],
             "pages": ds.pages,
         }
         log(f"destination guest: pass {ds.last_pass} ({g['passes_after_ram_done']} passes after "
             f"the RAM transfer ended), mismatches {g['mismatches']}")
+        self.banner(ss)
         self.res["serial_source_tail"] = [l for _, l in ss.lines[-3:]]
         self.res["serial_destination_head"] = [l for _, l in ds.lines[:3]]
         self.res["serial_destination_tail"] = [l for _, l in ds.lines[-3:]]
@@ -601,6 +651,42 @@ class Run:
             ok = ok and d.get("ok") is True and self.res["umemd_dst_exit"] == 0 \
                 and self.res["umemd_src_exit"] == 0
         self.res["ok"] = bool(ok)
+
+    def guest_on_failure(self):
+        """What the guest said on the serial ports, when the run stopped
+        before finish() (e.g. the Linux guest powered off on a mismatch)."""
+        if isinstance(self.res.get("guest"), dict) or not self.serials:
+            return
+        ss = self.serials.get("source") or Serial("/dev/null")
+        ds = self.serials.get("destination") or Serial("/dev/null")
+        ss.update()
+        ds.update()
+        bad = ss.mismatches + ds.mismatches
+        self.res["guest"] = {
+            "source_last_pass": ss.last_pass, "destination_first_pass": None,
+            "pass_at_ram_done": self.res.get("pass_at_ram_done"), "last_pass": ds.last_pass,
+            "passes_after_ram_done": None,
+            "mismatches": max(ss.total_bad + ds.total_bad, len(bad)),
+            "mismatch_lines": (bad + ss.fails + ds.fails)[:20], "pages": ds.pages or ss.pages,
+        }
+        self.banner(ss)
+        self.res["serial_source_tail"] = [l for _, l in ss.lines[-3:]]
+        self.res["serial_destination_tail"] = [l for _, l in ds.lines[-3:]]
+        for side, ser in (("source", ss), ("destination", ds)):
+            # a Linux guest's oops: from its first line, the lines that say where
+            lines = [l for _, l in ser.lines]
+            i = next((i for i, l in enumerate(lines)
+                      if re.search(r"Oops|BUG:|Kernel panic|general protection|invalid opcode", l)),
+                     None)
+            if i is not None:
+                self.res[f"serial_{side}_oops"] = [l for l in lines[i:i + 40] if re.search(
+                    r"Oops|BUG|panic|RIP|Code:|EFLAGS|Call Trace|\+0x|CPU:", l)][:16]
+
+    def banner(self, ss):
+        """The Linux guest's /init line: its kernel, RAM and virtio drivers."""
+        if self.a.linux:
+            self.res["guest_banner"] = next((l for _, l in ss.lines
+                                             if l.startswith("umem-linux-guest:")), None)
 
     def read_json(self, f):
         try:
@@ -633,6 +719,13 @@ def main():
     ap.add_argument("--mib", type=int, default=64,
                     help="guest RAM in MiB; the guest checks all of it above 2 MiB (default 64)")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--linux", metavar="VMLINUZ",
+                    help="a real Linux guest: this kernel, with --initrd (linux-guest/)")
+    ap.add_argument("--initrd", help="the Linux guest's initramfs (with --linux)")
+    ap.add_argument("--workload-mib", type=int, default=32,
+                    help="MiB the Linux guest's workload checks (default 32)")
+    ap.add_argument("--boot-timeout", type=float, default=0,
+                    help="extra seconds for the guest to boot before its first passes")
     ap.add_argument("--guest", default=f"{top}/build/qemu/umem-guest.elf")
     ap.add_argument("--umemd", default=f"{top}/build/bin/umemd")
     ap.add_argument("--umemd-src-opt", action="append", default=[],
@@ -661,6 +754,8 @@ def main():
     a = ap.parse_args()
     if a.mib < 3:
         ap.error("--mib must be at least 3")
+    if bool(a.linux) != bool(a.initrd):
+        ap.error("--linux and --initrd go together")
 
     r = Run(a)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -674,6 +769,7 @@ def main():
     except (Fail, Timeout, EOFError, OSError) as e:
         r.res["error"] = f"{type(e).__name__}: {e}"
         log(f"FAILED: {r.res['error']}")
+        r.guest_on_failure()
     finally:
         r.quit()
         r.kill_all()
@@ -700,6 +796,7 @@ def report(res):
     print("", flush=True)
     print(f"== {res['mode']}{' + preempt' if res.get('preempt') else ''}: "
           f"{res['ram_mib']} MiB of guest RAM ({res['pages']} pages), "
+          f"{'Linux guest, workload on ' + str(res['guest_mib']) + ' MiB, ' if res.get('guest_kind') == 'linux' else ''}"
           f"{'OK' if res['ok'] else 'FAILED'}{': ' + res['error'] if res['error'] else ''}")
     print(f"  downtime            {fmt(res.get('downtime_ms'), ' ms', 1)} "
           "(source QMP STOP event -> destination RESUME event)")
@@ -728,6 +825,8 @@ def report(res):
               f"postcopy-requests {q.get('postcopy_requests')}")
         print(f"  postcopy-blocktime  {fmt(q.get('blocktime_ms'), ' ms')} "
               f"(per vCPU {q.get('vcpu_blocktime_ms')})")
+    if res.get("guest_banner"):
+        print(f"  Linux guest         {res['guest_banner'].split(': ', 1)[-1]}")
     if g:
         print(f"  guest               source stopped after pass {g.get('source_last_pass')}; "
               f"pass {g.get('pass_at_ram_done')} when the RAM transfer ended, "
@@ -735,7 +834,9 @@ def report(res):
               f"mismatches {g.get('mismatches')}")
         for line in g.get("mismatch_lines", []):
             print(f"    {line}")
-    for key, what in (("serial_source_tail", "source serial, last lines"),
+    for key, what in (("serial_source_oops", "source serial, the guest's oops"),
+                      ("serial_destination_oops", "destination serial, the guest's oops"),
+                      ("serial_source_tail", "source serial, last lines"),
                       ("serial_destination_head", "destination serial, first lines"),
                       ("serial_destination_tail", "destination serial, last lines")):
         if res.get(key):
