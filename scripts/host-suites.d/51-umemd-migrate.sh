@@ -33,6 +33,18 @@ for b in uffd uffd-minor; do
 	mig_full "$b, preempt" "$b" "" "" "--threads 2 --pattern random --duration 2 --verify-all" true
 	mig_full "$b, no preempt" "$b" "--no-preempt" "" "--threads 2 --pattern hotset --duration 2 --verify-all" false
 done
+# The destination may finish on main and close both channels while the
+# source still sends requested pages again (RESEND) on preempt: here each
+# preempt page waits 20 ms, so the end comes with requests still queued.
+# The source must end OK (DONE came on main), not fail on the closed socket.
+mig_full "uffd, preempt, the destination ends while pages are re-sent on preempt" uffd "" \
+	"-v --test-preempt-delay 20" "--threads 2 --pattern random --duration 1 --verify-all" true
+if grep -q "preempt channel closed after END" "$SLOG"; then
+	t_ok "the source saw the preempt channel close after END and ended on DONE"
+else
+	t_fail "the preempt channel did not close under the source after END (no race exercised)"
+	grep -i 'preempt\|resent\|FAILED' "$SLOG" | tail -n 5 | sed 's/^/#   /'
+fi
 mig_full "uffd, preempt, bg-follow off, seq" uffd "" "--bg-follow off" "--threads 4 --pattern seq --duration 1 --verify-all" true
 # Socket options (chan.c): the preempt socket's SO_PRIORITY and TOS and
 # the main socket's TCP_NOTSENT_LOWAT, as getsockopt() reads them back on

@@ -38,6 +38,7 @@
 #define OPT_PREEMPT_PRIORITY	1003
 #define OPT_PREEMPT_DSCP	1004
 #define OPT_NOTSENT_LOWAT	1005
+#define OPT_TEST_PREEMPT_DELAY	1006
 /* --restore (restore.c) */
 #define OPT_RESTORE		1100
 #define OPT_EAGER		1101
@@ -133,6 +134,8 @@ static void usage(FILE *f)
 "  --recover-wait SEC   give up after SEC paused (default 60): the migration\n"
 "                       fails (umem: waiting tasks get SIGBUS)\n"
 "  --test-cut N         (testing) source cuts the link every N pages, 3 times\n"
+"  --test-preempt-delay MS  (testing) source waits MS ms (1..1000) before\n"
+"                       each page it sends on the preempt channel\n"
 "  --proto-max N        (testing) speak protocol versions up to N only (1..3):\n"
 "                       N=2 behaves as a umemd of protocol version 2\n"
 "  --restore FILE       restore a guest's RAM from the snapshot FILE into a\n"
@@ -288,6 +291,7 @@ int main(int argc, char **argv)
 		{ "recover", no_argument, NULL, 'R' },
 		{ "recover-wait", required_argument, NULL, 'w' },
 		{ "test-cut", required_argument, NULL, 'C' },
+		{ "test-preempt-delay", required_argument, NULL, OPT_TEST_PREEMPT_DELAY },
 		{ "page-size", required_argument, NULL, 'z' },
 		{ "proto-max", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -449,6 +453,13 @@ int main(int argc, char **argv)
 		case OPT_EAGER: o.eager = true; break;
 		case OPT_NO_PREFETCH: o.no_prefetch = true; break;
 		case OPT_RECORD_WS: o.record_ws = true; break;
+		case OPT_TEST_PREEMPT_DELAY:
+			if (parse_u64(optarg, &v) || !v || v > 1000) {
+				log_msg("bad --test-preempt-delay %s (1..1000 ms)", optarg);
+				return 2;
+			}
+			o.test_preempt_delay_ms = (uint32_t)v;
+			break;
 		case OPT_PREEMPT_PRIORITY:
 		case OPT_PREEMPT_DSCP:
 		case OPT_NOTSENT_LOWAT: {

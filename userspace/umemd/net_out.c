@@ -167,8 +167,28 @@ void *src_preempt_thread(void *arg)
 	uint64_t page;
 
 	while (reqq_pop(&s->reqs, &page, true)) {
-		int ret = serve_request(s, &s->pre, page);
+		int ret;
 
+		if (s->o->test_preempt_delay_ms) {
+			struct timespec ts = { s->o->test_preempt_delay_ms / 1000,
+					       (s->o->test_preempt_delay_ms % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
+		ret = serve_request(s, &s->pre, page);
+
+		/*
+		 * Once END is out every page is on its way on main, and the
+		 * destination may finish and close both channels while a
+		 * page sent again (RESEND) is still going out here.  The
+		 * return path decides then: DONE, or a closed link without
+		 * it (a failure or a pause, as without this thread).
+		 */
+		if (ret == -EPIPE && atomic_load(&s->end_sent)) {
+			if (s->o->verbose)
+				log_msg("preempt channel closed after END: the return path decides");
+			break;
+		}
 		if (ret) {
 			if (!src_pause(s, "preempt channel", ret))
 				session_fail(&s->ss, "preempt channel: %s%s", chan_strerror(ret), gone(ret));

@@ -128,6 +128,8 @@ int umemd_source(const struct umemd_opts *o, struct umemd_summary *sum)
 			uint8_t end[PROTO_HDR_LEN];
 
 			ret = chan_write(&s.main, end, proto_enc_empty(end, MSG_END), NULL, 0);
+			if (!ret)
+				atomic_store(&s.end_sent, true);
 			if (ret && !src_pause(&s, "sending END", ret))
 				session_fail(&s.ss, "sending END: %s%s", chan_strerror(ret), gone(ret));
 		}

@@ -65,6 +65,7 @@ struct source {
 	struct reqq reqs;		/* requested pages: held while paused */
 	atomic_uint_fast64_t hint;	/* bg-follow: next page + 1, 0 = none */
 	atomic_bool done;		/* the destination said DONE */
+	atomic_bool end_sent;		/* END is out: every page is on main */
 	/* --recover (feature RECOVER): a broken link in postcopy pauses */
 	bool recover;
 	uint32_t version;

@@ -153,6 +153,7 @@ int src_resume(struct source *s, int lfd, pthread_t *rp, bool *rp_started,
 			break;
 		ret = resume_once(s, lfd, (int)((deadline - now) / 1000000ULL), err, sizeof(err));
 		if (!ret) {
+			atomic_store(&s->end_sent, false);
 			atomic_store(&s->paused, false);
 			reqq_hold(&s->reqs, false);
 			s->sum->resumes++;

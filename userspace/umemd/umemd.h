@@ -104,6 +104,7 @@ struct umemd_opts {
 	bool recover;			/* v2: pause and reconnect on a broken link */
 	int recover_wait_ms;		/* give up after this long paused */
 	uint64_t test_cut;		/* testing: cut the link every N postcopy pages */
+	uint32_t test_preempt_delay_ms;	/* testing: each preempt page waits this */
 	uint32_t page_size;		/* --page-size: 4096 or 2 MiB */
 	/* destination */
 	const char *backend;
