@@ -403,6 +403,13 @@ def nspread(key, f):
     return spread([v[f] for v in nget(key).values() if v["ok"] and v[f] == v[f]])
 
 
+def nrow(key):
+    """Migrations verified, p50, p99, p50 spread (lo, hi), total: one row."""
+    lo, hi = nspread(key, "p50")
+    return (sum(1 for v in nget(key).values() if v["ok"]), nmed(key, "p50"),
+            nmed(key, "p99"), lo, hi, nmed(key, "total"))
+
+
 def nratio(a, b, fa, fb=None):
     """Per-repetition ratio a[fa] / b[fb], median and spread."""
     fb = fb or fa
@@ -495,10 +502,7 @@ else:
                     k = (p, b, pr)
                     if k not in nres:
                         continue
-                    okn = sum(1 for v in nres[k].values() if v["ok"])
-                    p50, p99 = nmed(k, "p50"), nmed(k, "p99")
-                    lo, hi = nspread(k, "p50")
-                    t = nmed(k, "total")
+                    okn, p50, p99, lo, hi, t = nrow(k)
                     tlo, thi = nspread(k, "total")
                     wr = nmed(k, "wire_bps")
                     gp = med([v["size"] * 8 / v["total"] for v in nres[k].values()
@@ -573,10 +577,7 @@ else:
                             k = (p, b, pr, c)
                             if k not in nres_all:
                                 continue
-                            okn = sum(1 for v in nres_all[k].values() if v["ok"])
-                            p50, p99 = nmed(k, "p50"), nmed(k, "p99")
-                            lo, hi = nspread(k, "p50")
-                            t = nmed(k, "total")
+                            okn, p50, p99, lo, hi, t = nrow(k)
                             vi = med([v["total"] / (v["size"] * 8 / v["rate"])
                                       for v in nres_all[k].values() if v["ok"] and v["rate"]])
                             if pr == "1" and (p, b, "0", c) in nres_all:

@@ -121,6 +121,27 @@ static int install_all_but(int sfd, long skip)
 	return 0;
 }
 
+/* Both fixtures: a region of SZ created with @flags, its node mapped. */
+static int region_map(struct ut_region *r, char **map, const char *name,
+		      unsigned int flags)
+{
+	int err = ut_region_init_flags(r, SZ, name, flags);
+
+	if (!err)
+		err = ut_region_open_node(r);
+	if (err)
+		return err;
+	*map = ut_map(r->node_fd, SZ, 0);
+	return *map == MAP_FAILED ? -errno : 0;
+}
+
+static void region_unmap(struct ut_region *r, char *map)
+{
+	if (map != MAP_FAILED)
+		munmap(map, SZ);
+	ut_region_fini(r);
+}
+
 FIXTURE(mp) {
 	struct ut_region r;
 	char *map;
@@ -132,17 +153,12 @@ FIXTURE_SETUP(mp)
 	self->map = MAP_FAILED;
 	if (!ut_module_loaded())
 		SKIP(return, UT_NO_MODULE);
-	ASSERT_EQ(0, ut_region_init(&self->r, SZ, "mp"));
-	ASSERT_EQ(0, ut_region_open_node(&self->r));
-	self->map = ut_map(self->r.node_fd, SZ, 0);
-	ASSERT_NE(MAP_FAILED, self->map);
+	ASSERT_EQ(0, region_map(&self->r, &self->map, "mp", 0));
 }
 
 FIXTURE_TEARDOWN(mp)
 {
-	if (self->map != MAP_FAILED)
-		munmap(self->map, SZ);
-	ut_region_fini(&self->r);
+	region_unmap(&self->r, self->map);
 }
 
 /*
@@ -308,18 +324,12 @@ FIXTURE_SETUP(mpwp)
 	self->map = MAP_FAILED;
 	if (!ut_module_loaded())
 		SKIP(return, UT_NO_MODULE);
-	ASSERT_EQ(0, ut_region_init_flags(&self->r, SZ, "mpwp",
-					  UMEM_CREATE_WP));
-	ASSERT_EQ(0, ut_region_open_node(&self->r));
-	self->map = ut_map(self->r.node_fd, SZ, 0);
-	ASSERT_NE(MAP_FAILED, self->map);
+	ASSERT_EQ(0, region_map(&self->r, &self->map, "mpwp", UMEM_CREATE_WP));
 }
 
 FIXTURE_TEARDOWN(mpwp)
 {
-	if (self->map != MAP_FAILED)
-		munmap(self->map, SZ);
-	ut_region_fini(&self->r);
+	region_unmap(&self->r, self->map);
 }
 
 /*
