@@ -9,6 +9,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . userspace/tests/suite-lib.sh
+. userspace/tests/qemu-host-lib.sh
 
 QEMU=${QEMU:-$(command -v qemu-system-x86_64)}
 if [ -z "$QEMU" ] || [ ! -x "$QEMU" ]; then
@@ -73,21 +74,7 @@ wait "$QPID" 2>/dev/null
 QPID=
 
 # QEMU's own postcopy of the running guest, on loopback.
-if [ "$(id -u)" != 0 ]; then
-	t_skip "QEMU postcopy of the test guest: needs root (userfaultfd)"
-	t_done
-fi
-timeout -k 10 120 python3 userspace/qemu/qemu_migrate.py --mode postcopy --mib 18 \
-	--qemu "$QEMU" --guest "$ELF" --port $((20000 + RANDOM % 20000)) \
-	--qport $((40000 + RANDOM % 20000)) --print-every 1 --timeout 20 \
-	--workdir "$WORK/pc" >"$WORK/pc.out" 2>&1
-rc=$?
-if [ "$rc" = 0 ] && grep -q '^RESULT .*"ok": true' "$WORK/pc.out"; then
-	t_ok "QEMU postcopy-ram of the running guest (16 MiB checked): no mismatch, kept running"
-else
-	t_fail "QEMU postcopy-ram of the running guest: exit $rc"
-	grep -v '^RESULT' "$WORK/pc.out" | tail -n 15 | sed 's/^/#   /'
-fi
+qemu_own_postcopy "the running guest (16 MiB checked)" 18 120 --guest "$ELF"
 
 # QEMU's own live snapshot (background-snapshot, userfaultfd write-protect
 # on shmem) of the running guest and its load into a new QEMU, through

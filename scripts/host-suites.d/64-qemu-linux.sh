@@ -13,6 +13,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 1
 . userspace/tests/suite-lib.sh
 . userspace/qemu/qemu-lib.sh
+. userspace/tests/qemu-host-lib.sh
 
 QEMU=${QEMU:-$(command -v qemu-system-x86_64)}
 if [ -z "$QEMU" ] || [ ! -x "$QEMU" ]; then
@@ -81,13 +82,17 @@ phys=$(sed -n 's/^workload: page 0 at guest-physical 0x\([0-9a-f]*\).*/\1/p' "$W
 if [ -z "$phys" ] || [ "$((0x$phys))" = 0 ]; then
 	t_fail "the workload did not say where its page 0 is"
 else
-	printf 'XXXXXXXX' | dd of="$RAM" bs=1 seek=$((0x$phys + 3 * 512)) conv=notrunc status=none
+	# One write of the word (not byte by byte); the guest may still read
+	# it half-written (as host 57's guest once did), so the value read is
+	# not asserted, only where the change is reported.
+	printf 'XXXXXXXX' | dd of="$RAM" bs=8 count=1 oflag=seek_bytes \
+		seek=$((0x$phys + 3 * 512)) conv=notrunc status=none
 	for _ in $(seq 300); do
 		kill -0 "$QPID" 2>/dev/null || break
 		sleep 0.1
 	done
 	! kill -0 "$QPID" 2>/dev/null &&
-		grep -q '^MISMATCH pass [0-9]* page 0: .*word 192: got 0x5858585858585858' "$WORK/serial" &&
+		grep -q '^MISMATCH pass [0-9]* page 0: .*word 192: got 0x[0-9a-f]*58' "$WORK/serial" &&
 		grep -q '^FAIL: 1 of 4096 pages' "$WORK/serial"
 	t_check $? "a word changed in the RAM file is reported and the guest powers off: $(grep -m1 '^MISMATCH' "$WORK/serial")"
 fi
@@ -96,19 +101,6 @@ wait "$QPID" 2>/dev/null
 QPID=
 
 # QEMU's own postcopy of the running Linux guest, on loopback.
-if [ "$(id -u)" != 0 ]; then
-	t_skip "QEMU postcopy of the Linux guest: needs root (userfaultfd)"
-	t_done
-fi
-timeout -k 10 300 python3 userspace/qemu/qemu_migrate.py --mode postcopy --mib 128 \
-	--qemu "$QEMU" "${QM_GUEST_ARGS[@]}" --port $((20000 + RANDOM % 20000)) \
-	--qport $((40000 + RANDOM % 20000)) --print-every 1 --timeout 20 \
-	--workdir "$WORK/pc" >"$WORK/pc.out" 2>&1
-rc=$?
-if [ "$rc" = 0 ] && grep -q '^RESULT .*"ok": true' "$WORK/pc.out"; then
-	t_ok "QEMU postcopy-ram of the running Linux guest (workload on 32 MiB, virtio devices): no mismatch, kept running"
-else
-	t_fail "QEMU postcopy-ram of the running Linux guest: exit $rc"
-	grep -v '^RESULT' "$WORK/pc.out" | tail -n 15 | sed 's/^/#   /'
-fi
+qemu_own_postcopy "the running Linux guest (workload on 32 MiB, virtio devices)" 128 300 \
+	"${QM_GUEST_ARGS[@]}"
 t_done
