@@ -45,6 +45,19 @@ else
 	t_fail "the preempt channel did not close under the source after END (no race exercised)"
 	grep -i 'preempt\|resent\|FAILED' "$SLOG" | tail -n 5 | sed 's/^/#   /'
 fi
+# Requested pages queued in the destination's batch of main-stream pages
+# (each batch waits 2 ms before it goes in): the copy sent again on
+# preempt takes its page over and goes in at once, and the batch, whose
+# UFFDIO_COPY of a run then meets that page (EEXIST), installs the rest.
+mig_full "uffd, preempt, batches held: requested pages taken over" uffd "--test-batch-delay 2" \
+	"" "--threads 2 --pattern random --duration 2 --verify-all" true
+taken=$(sed -n 's/.*"resent_taken":\([0-9]*\).*/\1/p' "$DJSON")
+if [ "${taken:-0}" -gt 0 ]; then
+	t_ok "requested pages queued for a batch went in by their copy sent again: resent_taken $taken"
+else
+	t_fail "no requested page was taken over from a held batch (resent_taken '${taken}')"
+	grep -i 'resent\|FAILED' "$DLOG" | tail -n 5 | sed 's/^/#   /'
+fi
 mig_full "uffd, preempt, bg-follow off, seq" uffd "" "--bg-follow off" "--threads 4 --pattern seq --duration 1 --verify-all" true
 # Socket options (chan.c): the preempt socket's SO_PRIORITY and TOS and
 # the main socket's TCP_NOTSENT_LOWAT, as getsockopt() reads them back on

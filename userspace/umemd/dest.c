@@ -137,6 +137,7 @@ out:
 	sum->interleaved = atomic_load(&d.interleaved);
 	sum->resent = atomic_load(&d.resent);
 	sum->resent_first = atomic_load(&d.resent_first);
+	sum->resent_taken = atomic_load(&d.resent_taken);
 	for (int i = 0; i < 2; i++)
 		for (int j = 0; j < DEST_SLOTS; j++)
 			free(d.slots[i][j].mem);

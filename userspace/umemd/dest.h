@@ -81,6 +81,7 @@ struct dest {
 	bool resend;			/* PROTO_F_RESEND: drop second copies of requested pages */
 	atomic_uint_fast64_t resent;	/* second copies dropped */
 	atomic_uint_fast64_t resent_first;	/* ... on main: the preempt copy won */
+	atomic_uint_fast64_t resent_taken;	/* ... queued in main's batch: taken over */
 	/* main thread: PAGE frames in main's receive buffer, to install (net_in.c) */
 	struct umem_copy_item batch[DEST_BATCH];
 	uint32_t nbatch;

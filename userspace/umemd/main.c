@@ -39,6 +39,7 @@
 #define OPT_PREEMPT_DSCP	1004
 #define OPT_NOTSENT_LOWAT	1005
 #define OPT_TEST_PREEMPT_DELAY	1006
+#define OPT_TEST_BATCH_DELAY	1007
 /* --restore (restore.c) */
 #define OPT_RESTORE		1100
 #define OPT_EAGER		1101
@@ -136,6 +137,8 @@ static void usage(FILE *f)
 "  --test-cut N         (testing) source cuts the link every N pages, 3 times\n"
 "  --test-preempt-delay MS  (testing) source waits MS ms (1..1000) before\n"
 "                       each page it sends on the preempt channel\n"
+"  --test-batch-delay MS  (testing) destination waits MS ms (1..1000) before\n"
+"                       each batched install of the main stream's pages\n"
 "  --proto-max N        (testing) speak protocol versions up to N only (1..3):\n"
 "                       N=2 behaves as a umemd of protocol version 2\n"
 "  --restore FILE       restore a guest's RAM from the snapshot FILE into a\n"
@@ -216,6 +219,19 @@ static int write_latency_log(const char *path, const struct umemd_summary *s)
  * --restore: its own options, and none of a migration's.  Nonzero: bad
  * usage (said).
  */
+/* --test-WHAT-delay MS: 1..1000 ms, or -EINVAL (said). */
+static int parse_test_delay(const char *arg, const char *what, uint32_t *ms)
+{
+	uint64_t v;
+
+	if (parse_u64(arg, &v) || !v || v > 1000) {
+		log_msg("bad --test-%s-delay %s (1..1000 ms)", what, arg);
+		return -EINVAL;
+	}
+	*ms = (uint32_t)v;
+	return 0;
+}
+
 static int restore_args(const struct umemd_opts *o, bool extra)
 {
 	if (!o->restore) {
@@ -292,6 +308,7 @@ int main(int argc, char **argv)
 		{ "recover-wait", required_argument, NULL, 'w' },
 		{ "test-cut", required_argument, NULL, 'C' },
 		{ "test-preempt-delay", required_argument, NULL, OPT_TEST_PREEMPT_DELAY },
+		{ "test-batch-delay", required_argument, NULL, OPT_TEST_BATCH_DELAY },
 		{ "page-size", required_argument, NULL, 'z' },
 		{ "proto-max", required_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
@@ -454,11 +471,12 @@ int main(int argc, char **argv)
 		case OPT_NO_PREFETCH: o.no_prefetch = true; break;
 		case OPT_RECORD_WS: o.record_ws = true; break;
 		case OPT_TEST_PREEMPT_DELAY:
-			if (parse_u64(optarg, &v) || !v || v > 1000) {
-				log_msg("bad --test-preempt-delay %s (1..1000 ms)", optarg);
+			if (parse_test_delay(optarg, "preempt", &o.test_preempt_delay_ms))
 				return 2;
-			}
-			o.test_preempt_delay_ms = (uint32_t)v;
+			break;
+		case OPT_TEST_BATCH_DELAY:
+			if (parse_test_delay(optarg, "batch", &o.test_batch_delay_ms))
+				return 2;
 			break;
 		case OPT_PREEMPT_PRIORITY:
 		case OPT_PREEMPT_DSCP:

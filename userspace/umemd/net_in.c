@@ -7,9 +7,11 @@
  * (dest_preempt_thread()), and on both the pages: PAGE and ZERO frames,
  * and PIECE frames assembled into 2 MiB pages.  Each page is claimed in
  * the region first (a second copy is a protocol error, except of a page
- * we requested with RESEND: dropped), then stored through the page sink
- * (pages.h), or, for the main stream's PAGE frames, batched: installed
- * from the receive buffer without a copy, one rs_put_vec() per batch.
+ * we requested with RESEND: dropped, or, when main's copy is still
+ * queued for its batch, installed at once in its place), then stored
+ * through the page sink (pages.h), or, for the main stream's PAGE
+ * frames, batched: installed from the receive buffer without a copy,
+ * one rs_put_vec() per batch.
  * ACK every ACK_EVERY pages; once END has arrived and every page is
  * present, DONE (dest_check_complete()).
  *
@@ -29,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chan.h"
 #include "dest.h"
@@ -148,6 +151,29 @@ static void stored_pages(struct dest *d, uint64_t stored, uint32_t count)
 }
 
 /*
+ * Requested @page, queued in main's batch, taken over by the copy sent
+ * again (@data, or NULL for zeros): in now, counted here, not by the
+ * batch.
+ */
+static int take_over(struct dest *d, uint64_t page, const uint8_t *data)
+{
+	uint64_t stored;
+	char w[128];
+	int ret = rs_put_taken(&d->rs, page, data, &stored);
+
+	if (ret) {
+		session_fail(&d->ss, "installing %s: %s", where(d, page, w, sizeof(w)),
+			     umem_strerror(ret));
+		return ret;
+	}
+	/* main's copy, queued first, is the second copy dropped */
+	atomic_fetch_add(&d->resent, 1);
+	atomic_fetch_add(&d->resent_taken, 1);
+	stored_pages(d, stored, 1);
+	return 0;
+}
+
+/*
  * Install @count pages at @page (@data: one page, or NULL for zeros):
  * each run of missing pages with one call; pages already here must be
  * second copies of requested ones (not_missing()), which are skipped.
@@ -163,6 +189,14 @@ static int install(struct dest *d, struct chan *c, uint64_t page,
 	for (uint32_t i = 0; i < count;) {
 		uint32_t n = rs_claim_run(&d->rs, page + i, count - i);
 
+		if (!n && d->resend && rs_requested(&d->rs, page + i) &&
+		    rs_take_queued(&d->rs, page + i)) {
+			ret = take_over(d, page + i, data);
+			if (ret)
+				return ret;
+			i++;
+			continue;
+		}
 		if (!n) {
 			ret = not_missing(d, c, page + i, what);
 			if (ret)
@@ -189,12 +223,15 @@ static int install(struct dest *d, struct chan *c, uint64_t page,
  * there (no copy in umemd); the batch goes in with one rs_put_vec() (one
  * UMEM_COPY_VEC) when it is full, when the next frame is not a buffered
  * PAGE, and always before the buffer is read into again.  Main thread
- * only.  The pages wait claimed (INSTALLING) for microseconds: a fault
- * on one is requested and its second copy dropped as above.
+ * only.  The pages wait QUEUED (region_sink.h) until then, which is
+ * microseconds unless this thread loses its CPU meanwhile: a fault on
+ * one is requested, and the copy sent again on the preempt channel takes
+ * the page over and goes in at once (install()), so a requested page
+ * never waits for the batch.
  */
 static int batch_flush(struct dest *d)
 {
-	uint32_t n = d->nbatch;
+	uint32_t n = d->nbatch, counted;
 	uint64_t stored;
 	char w[128];
 	int ret;
@@ -202,20 +239,26 @@ static int batch_flush(struct dest *d)
 	if (!n)
 		return 0;
 	d->nbatch = 0;
-	ret = rs_put_vec(&d->rs, d->batch, n, &stored);
+	if (d->o->test_batch_delay_ms) {
+		struct timespec ts = { d->o->test_batch_delay_ms / 1000,
+				       (d->o->test_batch_delay_ms % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	ret = rs_put_vec(&d->rs, d->batch, n, &stored, &counted);
 	if (ret) {
 		session_fail(&d->ss, "installing %u pages from %s: %s", n,
 			     where(d, d->batch[0].offset / PROTO_PAGE_SIZE, w, sizeof(w)),
 			     umem_strerror(ret));
 		return ret;
 	}
-	stored_pages(d, stored, n);
+	stored_pages(d, stored, counted);
 	return 0;
 }
 
 static int batch_add(struct dest *d, uint64_t page, const uint8_t *data)
 {
-	if (!rs_claim_run(&d->rs, page, 1))
+	if (!rs_claim_queued(&d->rs, page))
 		return not_missing(d, &d->main, page, "PAGE");
 	d->batch[d->nbatch++] = (struct umem_copy_item){
 		.offset = page * PROTO_PAGE_SIZE, .src = data,

@@ -139,6 +139,20 @@ void rs_unclaim(struct region_sink *rs, uint64_t page)
 	atomic_store(&rs->pstate[page], PG_MISSING);
 }
 
+bool rs_claim_queued(struct region_sink *rs, uint64_t page)
+{
+	unsigned char exp = PG_MISSING;
+
+	return atomic_compare_exchange_strong(&rs->pstate[page], &exp, PG_QUEUED);
+}
+
+bool rs_take_queued(struct region_sink *rs, uint64_t page)
+{
+	unsigned char exp = PG_QUEUED;
+
+	return atomic_compare_exchange_strong(&rs->pstate[page], &exp, PG_INSTALLING);
+}
+
 /*
  * @n pages from @page arrived (present now): a requested one has its
  * latency recorded, the others count as background; the counters are
@@ -193,7 +207,10 @@ int rs_put(struct region_sink *rs, uint64_t page, uint32_t count,
 /*
  * Without a vector install (the uffd backends): each run of contiguous
  * pages is copied into the aligned staging buffer and installed with one
- * UFFDIO_COPY; a 4 KiB memcpy costs far less than an ioctl.
+ * UFFDIO_COPY; a 4 KiB memcpy costs far less than an ioctl.  A run that
+ * meets a page already there (taken over and installed by its taker) is
+ * done again page by page, so that each page gets its own result; there
+ * EEXIST is the run's own earlier pages or the taker's, both installed.
  */
 static int put_runs(struct region_sink *rs, struct umem_copy_item *items, uint32_t n)
 {
@@ -219,20 +236,33 @@ static int put_runs(struct region_sink *rs, struct umem_copy_item *items, uint32
 					       (k - i) * ps);
 		}
 		atomic_fetch_add_explicit(&rs->install_calls, 1, memory_order_relaxed);
-		if (ret)
-			return ret;
+		if (ret == -EEXIST && k - i > 1) {
+			for (uint32_t j = i; j < k; j++) {
+				ret = umem_region_copy(rs->region, items[j].offset,
+						       items[j].src, ps);
+				atomic_fetch_add_explicit(&rs->install_calls, 1,
+							  memory_order_relaxed);
+				items[j].result = ret == -EEXIST ? 0 : ret;
+			}
+			continue;
+		}
+		for (uint32_t j = i; j < k; j++)
+			items[j].result = ret;
 	}
 	return 0;
 }
 
 int rs_put_vec(struct region_sink *rs, struct umem_copy_item *items, uint32_t n,
-	       uint64_t *stored)
+	       uint64_t *stored, uint32_t *counted)
 {
+	uint32_t mine = 0;
 	int ret;
 
-	if (n == 1)
-		return rs_put(rs, items[0].offset / rs->page_size, 1, items[0].src, stored);
-	if (strcmp(rs->o->backend, "umem")) {
+	if (n == 1) {
+		atomic_fetch_add_explicit(&rs->install_calls, 1, memory_order_relaxed);
+		items[0].result = umem_region_copy(rs->region, items[0].offset,
+						   items[0].src, rs->page_size);
+	} else if (strcmp(rs->o->backend, "umem")) {
 		ret = put_runs(rs, items, n);
 		if (ret)
 			return ret;
@@ -244,13 +274,42 @@ int rs_put_vec(struct region_sink *rs, struct umem_copy_item *items, uint32_t n,
 			return ret;
 		if ((uint32_t)ret != n)
 			return -EIO;
-		for (uint32_t i = 0; i < n; i++)
-			if (items[i].result)
-				return (int)items[i].result;
 	}
-	for (uint32_t i = 0; i < n; i++)
-		account(rs, items[i].offset / rs->page_size, 1, false);
-	*stored = atomic_fetch_add(&rs->received, n) + n;
+	/*
+	 * Each page still queued is ours to count; one taken over meanwhile
+	 * is its taker's (whose install or ours came first: EEXIST for the
+	 * other, the same data either way).
+	 */
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t page = items[i].offset / rs->page_size;
+
+		if (!rs_take_queued(rs, page))
+			continue;
+		if (items[i].result)
+			return (int)items[i].result;
+		account(rs, page, 1, false);
+		mine++;
+	}
+	*counted = mine;
+	*stored = atomic_fetch_add(&rs->received, mine) + mine;
+	return 0;
+}
+
+int rs_put_taken(struct region_sink *rs, uint64_t page, const uint8_t *data,
+		 uint64_t *stored)
+{
+	uint64_t ps = rs->page_size;
+	int ret;
+
+	atomic_fetch_add_explicit(&rs->install_calls, 1, memory_order_relaxed);
+	if (data)
+		ret = umem_region_copy(rs->region, page * ps, data, ps);
+	else
+		ret = umem_region_zero(rs->region, page * ps, ps);
+	if (ret && ret != -EEXIST)
+		return ret;
+	account(rs, page, 1, !data);
+	*stored = atomic_fetch_add(&rs->received, 1) + 1;
 	return 0;
 }
 

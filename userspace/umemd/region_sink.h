@@ -13,7 +13,12 @@
  * claims an install, so that a second copy of a page is found before it
  * can overwrite anything (the network drops it, or fails); requested[] is
  * set once per page by the fault thread, which is the de-duplication of
- * requests.
+ * requests.  A page queued for a batched install is QUEUED (MISSING ->
+ * QUEUED -> PRESENT) until its batch goes in: another thread holding a
+ * copy of it (a requested page sent again) may take it over
+ * (rs_take_queued(): QUEUED -> INSTALLING) and install it at once rather
+ * than wait for the batch; whichever install reaches the region first
+ * wins (the other gets EEXIST) and the page is counted by its taker.
  *
  * Threads:
  *   fault  (rs_start_faults()) reads the region's requests; pages that
@@ -39,7 +44,7 @@
 #include "session.h"
 #include "umemd.h"
 
-enum { PG_MISSING, PG_INSTALLING, PG_PRESENT };
+enum { PG_MISSING, PG_INSTALLING, PG_PRESENT, PG_QUEUED };
 
 /* The VMM on the other end of --vmm-socket (vmm_link.c). */
 struct vmm_link {
@@ -93,16 +98,32 @@ int rs_open(struct region_sink *rs, uint64_t pages, uint32_t page_size);
 int rs_claim(struct region_sink *rs, uint64_t page, uint32_t count, uint64_t *at);
 /* Claim the missing pages from @page on, at most @count: how many (0: @page is not missing). */
 uint32_t rs_claim_run(struct region_sink *rs, uint64_t page, uint32_t count);
+/* Queue missing @page for rs_put_vec(): false when it is not missing. */
+bool rs_claim_queued(struct region_sink *rs, uint64_t page);
 /*
- * Install @n claimed single pages (items[i].offset, .src: anywhere, no
+ * Take over queued @page (its batch has not counted it yet): then the
+ * caller installs it with rs_put_taken().  False when it is not queued.
+ */
+bool rs_take_queued(struct region_sink *rs, uint64_t page);
+/*
+ * Install @n queued single pages (items[i].offset, .src: anywhere, no
  * alignment needed) with one call into the region: UMEM_COPY_VEC with
  * the umem backend; the others get one UFFDIO_COPY per run of contiguous
- * pages, through a staging buffer.  0 with *@stored as rs_put(), or the
- * first -errno.  One caller at a time (the staging buffer).
+ * pages, through a staging buffer.  Pages taken over meanwhile are left
+ * to their taker.  0 with *@stored the pages present and *@counted how
+ * many of @n this call made present, or the first -errno.  One caller at
+ * a time (the staging buffer).
  */
 #define RS_STAGE_PAGES	64
 int rs_put_vec(struct region_sink *rs, struct umem_copy_item *items, uint32_t n,
-	       uint64_t *stored);
+	       uint64_t *stored, uint32_t *counted);
+/*
+ * Install a page taken over with rs_take_queued() (@data, or NULL for
+ * zeros): its batch may have put the same data in first (EEXIST), which
+ * is success.  0 with *@stored as rs_put(), or -errno.
+ */
+int rs_put_taken(struct region_sink *rs, uint64_t page, const uint8_t *data,
+		 uint64_t *stored);
 /* The page_sink's put(): see pages.h.  Errors are libumem's. */
 int rs_put(struct region_sink *rs, uint64_t page, uint32_t count,
 	   const uint8_t *data, uint64_t *stored);

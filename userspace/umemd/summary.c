@@ -167,9 +167,11 @@ void summary_print(const struct umemd_summary *s, bool json)
 		if (s->role[0] == 's' || s->role[0] == 'd')
 			printf(",\"pages_resent\":%llu", (unsigned long long)s->resent);
 		if (s->role[0] == 'd')
-			printf(",\"resent_first\":%llu,\"install_calls\":%llu,\"postcopy_ms\":%.3f",
+			printf(",\"resent_first\":%llu,\"install_calls\":%llu,\"postcopy_ms\":%.3f"
+			       ",\"resent_taken\":%llu",
 			       (unsigned long long)s->resent_first,
-			       (unsigned long long)s->install_calls, s->postcopy_ns / 1e6);
+			       (unsigned long long)s->install_calls, s->postcopy_ns / 1e6,
+			       (unsigned long long)s->resent_taken);
 		if (s->role[0] == 's' || s->role[0] == 'd')
 			printf(",\"sockets\":{\"preempt_priority\":%d,\"preempt_tos\":%d,"
 			       "\"main_notsent_lowat\":%d}", s->sock_preempt_priority,
@@ -216,8 +218,9 @@ void summary_print(const struct umemd_summary *s, bool json)
 		fprintf(stderr, "  resent            %llu requested pages already on their way on main, sent again on preempt\n",
 			(unsigned long long)s->resent);
 	else if (s->role[0] == 'd' && s->resent)
-		fprintf(stderr, "  resent            %llu second copies of requested pages dropped (%llu times the copy sent again came first)\n",
-			(unsigned long long)s->resent, (unsigned long long)s->resent_first);
+		fprintf(stderr, "  resent            %llu second copies of requested pages dropped (%llu times the copy sent again came first, %llu times it overtook main's queued one)\n",
+			(unsigned long long)s->resent, (unsigned long long)s->resent_first,
+			(unsigned long long)s->resent_taken);
 	if (s->role[0] == 'd' && s->install_calls)
 		fprintf(stderr, "  installs          %llu calls into the region for %llu pages\n",
 			(unsigned long long)s->install_calls, (unsigned long long)s->pages);

@@ -105,6 +105,7 @@ struct umemd_opts {
 	int recover_wait_ms;		/* give up after this long paused */
 	uint64_t test_cut;		/* testing: cut the link every N postcopy pages */
 	uint32_t test_preempt_delay_ms;	/* testing: each preempt page waits this */
+	uint32_t test_batch_delay_ms;	/* testing: each main-stream batch waits this */
 	uint32_t page_size;		/* --page-size: 4096 or 2 MiB */
 	/* destination */
 	const char *backend;
@@ -160,6 +161,9 @@ struct umemd_summary {
 					 * destination: second copies dropped */
 	uint64_t resent_first;		/* destination: of those, the copy sent
 					 * again came first (main's was dropped) */
+	uint64_t resent_taken;		/* destination: of those, main's copy was
+					 * queued for a batch, the one sent again
+					 * went in first */
 	uint64_t install_calls;		/* destination: page installs (calls into
 					 * the region: one per run or batch) */
 	uint64_t device_state_bytes;
