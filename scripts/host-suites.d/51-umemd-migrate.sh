@@ -85,6 +85,30 @@ sock_check "$o" '"preempt_priority":0,"preempt_tos":0,"main_notsent_lowat":0' \
 mig_full "uffd, no preempt: no preempt socket" uffd "--no-preempt" "" "--threads 2 --duration 1 --verify-all" false
 sock_check "no preempt" '"preempt_priority":-1,"preempt_tos":-1,"main_notsent_lowat":131072' \
 	"preempt: SO_PRIORITY -1, TOS byte -1; main: TCP_NOTSENT_LOWAT 131072"
+# Thread names (umemd.8): read from /proc while a migration runs (the
+# background stream capped at 200 Mbit/s, about 3 s for 64 MiB).
+tnames() { cat /proc/"$1"/task/*/comm 2>/dev/null; }
+tnamed() { local n; for n in umemd-fault umemd-pre-in umemd-pre-out umemd-retpath; do
+	case " $seen " in *" $n "*) ;; *) return 1 ;; esac; done; }
+mig_image
+mig_start_dest uffd
+mig_start_src --max-bandwidth 200
+mig_start_vmm --threads 2 --pattern random --duration 1 --verify-all
+seen=
+for _ in $(seq 100); do
+	seen=$(printf '%s\n' $seen $(tnames "$DPID") $(tnames "$SPID") | sort -u)
+	seen=$(echo $seen)
+	tnamed && break
+	sleep 0.05
+done
+[ -n "$VPID" ] && wait_pid "$VPID" "$TMO"
+wait_pid "$SPID" "$TMO"
+wait_pid "$DPID" "$TMO"
+if tnamed; then
+	t_ok "both umemds' threads named: $seen"
+else
+	t_fail "threads not named as umemd.8 says: seen '$seen'"
+fi
 for a in "--preempt-priority 16" "--preempt-dscp 64" "--notsent-lowat 0" "--preempt-priority x"; do
 	out=$("$BIN/umemd" --outgoing --ram "$IMG" --connect "$ADDR:1" $a 2>&1)
 	rc=$?

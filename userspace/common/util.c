@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,4 +102,9 @@ void log_libumem(void *opaque, int level, const char *msg)
 
 	if (level <= 4 || verbose)
 		log_msg("libumem: %s", msg);
+}
+
+void thread_name(const char *name)
+{
+	pthread_setname_np(pthread_self(), name);
 }

@@ -18,4 +18,6 @@ int split_hostport(const char *s, char *host, size_t hostlen, char *port,
 void log_set_prog(const char *prog);
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_libumem(void *opaque, int level, const char *msg);
+/* Name the calling thread (top -H, perf, /proc/PID/task/TID/comm). */
+void thread_name(const char *name);
 #endif

@@ -411,6 +411,7 @@ void *dest_preempt_thread(void *arg)
 	uint8_t *buf = malloc(PROTO_MAX_FRAME);
 	char err[256];
 
+	thread_name("umemd-pre-in");
 	while (buf) {
 		struct proto_msg m;
 		const uint8_t *p = buf;

@@ -166,6 +166,7 @@ void *src_preempt_thread(void *arg)
 	struct source *s = arg;
 	uint64_t page;
 
+	thread_name("umemd-pre-out");
 	while (reqq_pop(&s->reqs, &page, true)) {
 		int ret;
 

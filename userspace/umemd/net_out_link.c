@@ -26,6 +26,7 @@ static void *src_rp_thread(void *arg)
 	uint8_t *buf = malloc(PROTO_MAX_FRAME);
 	char err[256];
 
+	thread_name("umemd-retpath");
 	if (!buf) {
 		session_fail(&s->ss, "out of memory");
 		return NULL;

@@ -17,6 +17,7 @@ static void *progress_thread(void *arg)
 	struct progress *p = arg;
 	uint64_t t0 = now_ns();
 
+	thread_name("umemd-progress");
 	for (;;) {
 		uint64_t got;
 

@@ -341,6 +341,7 @@ static void *fault_thread(void *arg)
 	struct umem_page_request reqs[64];
 	uint64_t want[64];
 
+	thread_name("umemd-fault");
 	while (!atomic_load(&rs->ss->stopping)) {
 		int n = umem_region_read_requests(rs->region, reqs, 64, 100);
 		uint32_t nwant = 0;

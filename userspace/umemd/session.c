@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "session.h"
+#include "util.h"
 
 void session_init(struct session *ss, int cancel_fd, void (*wake)(void *arg),
 		  void *wake_arg)
@@ -63,6 +64,7 @@ static void *cancel_thread(void *arg)
 		{ .fd = ss->stop_fd, .events = POLLIN },
 	};
 
+	thread_name("umemd-cancel");
 	while (poll(p, 2, -1) < 0 && errno == EINTR)
 		;
 	if ((p[0].revents & POLLIN) && !(p[1].revents & POLLIN)) {

@@ -158,6 +158,7 @@ static void *req_thread(void *arg)
 	uint8_t *buf = aligned_alloc(4096, si->info.page_size);
 	uint64_t page;
 
+	thread_name("umemd-rst-req");
 	if (!buf) {
 		session_fail(si->ss, "out of memory for a page buffer");
 		return NULL;
@@ -238,6 +239,7 @@ static void *bg_thread(void *arg)
 	uint8_t *buf = aligned_alloc(4096, (size_t)si->batch * si->info.page_size);
 	uint64_t *run = calloc(si->batch, sizeof(uint64_t));
 
+	thread_name("umemd-rst-bg");
 	if (!buf || !run) {
 		session_fail(si->ss, "out of memory for the stream's buffers");
 		goto out;

@@ -213,6 +213,7 @@ static void *request_thread(void *arg)
 	struct snap_session *x = arg;
 	struct umem_page_request reqs[SNAP_REQ_BATCH];
 
+	thread_name("umemd-snap-req");
 	while (!atomic_load(&x->ss.stopping)) {
 		int n = wp_ram_requests(&x->ram, reqs, SNAP_REQ_BATCH, SNAP_POLL_MS);
 

@@ -81,6 +81,7 @@ static void *vmm_thread(void *arg)
 	struct vmm_msg m;
 	int fd = -1, ret;
 
+	thread_name("umemd-vmm");
 	while (poll(p, 2, -1) < 0 && errno == EINTR)
 		;
 	if (p[1].revents)
