@@ -462,11 +462,14 @@ static vm_fault_t umem_page_mkwrite(struct vm_fault *vmf)
  *  - A region with every page present (r->complete): the whole window,
  *    as shmem does; once a migration is over a fault costs what a shmem
  *    fault costs.
- *  - Otherwise the faulting page alone, if present: the retry of a task
- *    woken by an install maps its page without ->fault's lookup and folio
- *    lock round trip.  No fault-around while pages are missing: every
- *    neighbour would cost a trylock here for a PTE that is, in the common
- *    case (pages installed on request), already mapped or missing.
+ *  - Otherwise, if the faulting page is present, the present pages of
+ *    the window, run by run (umem_map_window()), never a missing one
+ *    (whose backing may hold pwrite() data not yet marked present).  The
+ *    retry of a task woken by an install maps its page without ->fault's
+ *    lookup and folio lock round trip; and a task reading its way through
+ *    pages the background stream has installed takes one fault per window
+ *    (16 pages by default), not one per page.  2 MiB regions map the
+ *    faulting page alone (a window holds one page).
  *
  * Present bits are stable while install_rwsem is held shared: only
  * UMEM_DISCARD and the punch of a detached region clear them or free
@@ -489,6 +492,24 @@ static vm_fault_t umem_page_mkwrite(struct vm_fault *vmf)
  * from vm_page_prot, read-only in write-notify (UMEM_CREATE_WP) vmas, so
  * a protected page is mapped read-only as by umem_fault().
  */
+/* Map each run of present pages in [@start, @end] (4 KiB regions). */
+static vm_fault_t umem_map_window(struct vm_fault *vmf, struct umem_region *r,
+				  pgoff_t start, pgoff_t end)
+{
+	unsigned long first, last;
+	vm_fault_t ret = 0;
+
+	end = min_t(pgoff_t, end, r->npages - 1);
+	for (first = start; first <= end; first = last + 1) {
+		first = find_next_bit(r->present, end + 1, first);
+		if (first > end)
+			break;
+		last = find_next_zero_bit(r->present, end + 1, first) - 1;
+		ret |= filemap_map_pages(vmf, first, last);
+	}
+	return ret;
+}
+
 static vm_fault_t umem_map_pages(struct vm_fault *vmf, pgoff_t start_pgoff,
 				 pgoff_t end_pgoff)
 {
@@ -504,8 +525,10 @@ static vm_fault_t umem_map_pages(struct vm_fault *vmf, pgoff_t start_pgoff,
 		return 0;
 	if (READ_ONCE(r->complete))
 		ret = filemap_map_pages(vmf, start_pgoff, end_pgoff);
-	else if (test_bit(index, r->present))
+	else if (r->order && test_bit(index, r->present))
 		ret = filemap_map_pages(vmf, vmf->pgoff, vmf->pgoff);
+	else if (test_bit(index, r->present))
+		ret = umem_map_window(vmf, r, start_pgoff, end_pgoff);
 	up_read(&r->install_rwsem);
 	return ret;
 }

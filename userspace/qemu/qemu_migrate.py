@@ -265,6 +265,9 @@ class Run:
                 os.unlink(f)
         cmd = [a.qemu, "-accel", "tcg", "-M", "pc", "-cpu", "qemu64", "-m", f"{a.mib}M",
                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+               # named threads (CPU 0/TCG, live_migration, postcopy/fault, ...)
+               # for per-thread CPU time and profiles
+               "-name", f"{side},debug-threads=on",
                "-object", backend, "-machine", "memory-backend=ram0"]
         if a.linux:
             cmd += ["-kernel", a.linux, "-initrd", a.initrd, "-append",
