@@ -14,9 +14,9 @@
  *
  * Whether a page is mapped is read from /proc/self/pagemap (bit 63,
  * "present", readable without privileges).  Fault-around covers
- * fault_around_bytes (64 KiB by default) around the fault, aligned, and
- * only once the page table exists, so each test touches a page first to
- * create it.
+ * fault_around_bytes (64 KiB by default) around the fault, aligned by
+ * virtual address (so the region is mapped 2 MiB-aligned), and only once
+ * the page table exists, so each test touches a page first to create it.
  *
  * Threads: the test's own and, per test, one faulting thread (or two,
  * pinned to different CPUs); no fake daemon thread (the test reads the
@@ -121,6 +121,28 @@ static int install_all_but(int sfd, long skip)
 	return 0;
 }
 
+/*
+ * Map @fd's SZ bytes at a 2 MiB-aligned address, so that the fault-around
+ * window (aligned by virtual address, within one page table) is pages
+ * 0-15, 16-31, ... of the region wherever mmap() would have put it.
+ */
+#define MAP_ALIGN	(2UL << 20)
+static char *map_aligned(int fd)
+{
+	char *res = mmap(NULL, SZ + MAP_ALIGN, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	char *at, *map;
+
+	if (res == MAP_FAILED)
+		return MAP_FAILED;
+	at = (char *)(((uintptr_t)res + MAP_ALIGN - 1) & ~(MAP_ALIGN - 1));
+	map = mmap(at, SZ, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
+	if (at > res)
+		munmap(res, at - res);
+	munmap(at + SZ, res + SZ + MAP_ALIGN - (at + SZ));
+	return map;
+}
+
 /* Both fixtures: a region of SZ created with @flags, its node mapped. */
 static int region_map(struct ut_region *r, char **map, const char *name,
 		      unsigned int flags)
@@ -131,7 +153,7 @@ static int region_map(struct ut_region *r, char **map, const char *name,
 		err = ut_region_open_node(r);
 	if (err)
 		return err;
-	*map = ut_map(r->node_fd, SZ, 0);
+	*map = map_aligned(r->node_fd);
 	return *map == MAP_FAILED ? -errno : 0;
 }
 
@@ -262,7 +284,7 @@ TEST_F(mp, discard_after_complete)
 	ASSERT_EQ(0, ut_discard(sfd, PG(3), UT_PAGE));
 	EXPECT_EQ(0, mapped(self->map + PG(3)));
 	ASSERT_EQ(0, munmap(self->map, SZ));
-	self->map = ut_map(self->r.node_fd, SZ, 0);
+	self->map = map_aligned(self->r.node_fd);
 	ASSERT_NE(MAP_FAILED, self->map);
 	m = self->map;
 	(void)m[PG(0)];
