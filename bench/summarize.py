@@ -877,9 +877,16 @@ def qemu_blocked(r):
     return sum(v) if v else None
 
 
+def qemu_asleep(r):
+    """The vCPU's sleep from RESUME to the last page, from schedstat: the
+    same measure for both kinds (qemu_migrate.py's VcpuClock)."""
+    return (r.get("vcpu") or {}).get("sleep_ms")
+
+
 QEMU_FIELDS = (("RAM transfer", lambda r: r.get("ram_done_ms")),
                ("downtime", lambda r: r.get("downtime_ms")),
-               ("vCPU blocked", qemu_blocked))
+               ("vCPU blocked", qemu_blocked),
+               ("vCPU asleep", qemu_asleep))
 for qd in sorted(glob.glob(os.path.join(D, "qemu-*"))):
     if not os.path.isdir(qd):
         continue
@@ -891,10 +898,13 @@ for qd in sorted(glob.glob(os.path.join(D, "qemu-*"))):
     md.append("")
     md.append("`userspace/qemu/native-postcopy.sh`, runs interleaved; median (min..max) of the "
               "runs that verified. vCPU blocked: umem's kernel wait time; QEMU's "
-              "`postcopy-vcpu-blocktime`.")
+              "`postcopy-vcpu-blocktime` (two different measures). vCPU asleep: the vCPU "
+              "thread's wall time from RESUME to the last page less its time on a CPU and "
+              "runnable (`/proc` schedstat), the same measure for both.")
     md.append("")
-    md.append("| kind | runs verified | RAM transfer ms | downtime ms | vCPU blocked ms |")
-    md.append("|---|---|---|---|---|")
+    md.append("| kind | runs verified | RAM transfer ms | downtime ms | vCPU blocked ms "
+              "| vCPU asleep ms |")
+    md.append("|---|---|---|---|---|---|")
     for kind in sorted(qr):
         rs = [r for r in qr[kind].values() if r.get("ok")]
         cells = []

@@ -114,8 +114,9 @@ def cell(vals, unit=" ms"):
     return m if len(vals) == 1 else f"{m} ({min(vals):.0f}..{max(vals):.0f})"
 
 print("| run | RAM transfer: STOP -> last page | downtime: STOP -> RESUME "
-      "| vCPU blocked | pages requested | guest passes during the transfer | verified |")
-print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+      "| vCPU blocked | vCPU asleep / runnable (schedstat) | pages requested "
+      "| guest passes during the transfer | verified |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 for k in kinds:
     rs = results(k)
     if not rs:
@@ -132,6 +133,10 @@ for k in kinds:
         req = cell([(r.get("qemu") or {}).get("postcopy_requests") for r in ok], "")
     during = cell([(r["guest"]["pass_at_ram_done"] or 0) - (r["guest"]["source_last_pass"] or 0)
                    for r in ok], "")
+    # the same measure for every kind: the vCPU thread's sleep and
+    # run-queue time from RESUME to the last page (qemu_migrate.py)
+    vc = (cell([(r.get("vcpu") or {}).get("sleep_ms") for r in ok]) + " / "
+          + cell([(r.get("vcpu") or {}).get("runq_ms") for r in ok]))
     name = {"umem": "umem (umemd, preempt channel)",
             "umem-old": "umem, old umemd (UMEMD_OLD_BIN)",
             "umem-nopreempt": "umem (umemd --no-preempt)",
@@ -139,7 +144,7 @@ for k in kinds:
             "postcopy": "QEMU postcopy-ram",
             "postcopy-preempt": "QEMU postcopy-ram + postcopy-preempt"}[k]
     print(f"| {name} | {cell([r.get('ram_done_ms') for r in ok])} "
-          f"| {cell([r.get('downtime_ms') for r in ok])} | {bl} | {req} | {during} "
+          f"| {cell([r.get('downtime_ms') for r in ok])} | {bl} | {vc} | {req} | {during} "
           f"| {len(ok)}/{len(rs)} |")
 PY
 echo "=== side by side (median (min..max) of the verified runs; $OUT/table.md)"

@@ -60,6 +60,7 @@ import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 sys.dont_write_bytecode = True   # the repo is read-only in the test VMs
@@ -141,6 +142,70 @@ class Serial:
             elif line.startswith("FAIL"):
                 self.fails.append(line)
         return self
+
+
+
+class VcpuClock:
+    """Where the destination's vCPU threads spent a stretch of wall time,
+    measured the same way for umem and for QEMU's own postcopy: each
+    thread's /proc/PID/task/TID/schedstat (time on a CPU, time runnable
+    but waiting for one) sampled every 10 ms.  The rest of the wall time
+    the thread slept: a TCG vCPU running a guest that never idles sleeps
+    only while it waits for a page (or while the VM is paused, which is
+    why the window starts at RESUME)."""
+
+    STEP = 0.01
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.tids = []
+        self.samples = []       # (wall time, run ns, runnable-waiting ns)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def find(self):
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            with open(f"/proc/{self.pid}/task/{tid}/comm") as f:
+                if re.match(r"CPU \d+/", f.read()):
+                    self.tids.append(tid)
+
+    def sample(self):
+        run = wait = 0
+        for tid in self.tids:
+            with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
+                v = f.read().split()
+            run, wait = run + int(v[0]), wait + int(v[1])
+        self.samples.append((time.time(), run, wait))
+
+    def loop(self):
+        try:
+            while not self.stop.is_set():
+                if not self.tids:
+                    self.find()         # QEMU names them at machine init
+                    if not self.tids:
+                        self.stop.wait(self.STEP)
+                        continue
+                self.sample()
+                self.stop.wait(self.STEP)
+        except (OSError, ValueError, IndexError):
+            pass                # the QEMU went away
+
+    def window(self, t0, t1):
+        """{window_ms, run_ms, runq_ms, sleep_ms} between wall times @t0 and
+        @t1 (the samples inside them), or None."""
+        self.stop.set()
+        self.thread.join()
+        if not t0 or not t1 or not self.tids:
+            return None
+        s = [x for x in self.samples if t0 <= x[0] <= t1]
+        if len(s) < 2:
+            return None
+        (ta, ra, wa), (tb, rb, wb) = s[0], s[-1]
+        wall, run, runq = (tb - ta) * 1e3, (rb - ra) / 1e6, (wb - wa) / 1e6
+        return {"vcpus": len(self.tids), "window_ms": round(wall, 1), "run_ms": round(run, 1),
+                "runq_ms": round(runq, 1),
+                "sleep_ms": round(max(0.0, wall * len(self.tids) - run - runq), 1)}
 
 
 class Run:
@@ -398,6 +463,7 @@ class Run:
                 + (",align=2M" if a.huge else ""),
                 True, a.dst_ns)
             self.qd = qd
+            self.vclock = VcpuClock(qd_p.pid)
             maps = open(f"/proc/{qd_p.pid}/maps").read()
             if f"umem-{name}" not in maps or not is_node():
                 raise Fail(f"destination QEMU did not map {node}")
@@ -496,6 +562,7 @@ class Run:
         t_ev = qs.event_time("STOP")
         self.res["ram_done_ms"] = ((t_done_wall - t_ev) if t_ev else (t_done - t_stop)) * 1e3
         self.res["pass_at_ram_done"] = ds.update().last_pass
+        self.res["vcpu"] = self.vclock.window(qd.event_time("RESUME"), t_done_wall)
         log(f"umemd --incoming done (exit {ud.returncode}) {self.res['ram_done_ms'] / 1e3:.2f} s "
             "after the stop; "
             f"guest at pass {ds.last_pass}")
@@ -536,6 +603,7 @@ class Run:
         log(f"source guest is at pass {n}")
         qd_p, qd, ds = self.qemu("destination", backend, True, a.dst_ns)
         self.qd = qd
+        vclock = VcpuClock(qd_p.pid)
         caps = ["postcopy-ram", "events"] + (["postcopy-preempt"] if a.preempt else [])
         self.caps(qd, caps + ["postcopy-blocktime"])
         qd.execute("migrate-incoming", uri=f"tcp:{a.dst_addr}:{a.qport}")
@@ -570,6 +638,7 @@ class Run:
         self.res["ram_done_ms"] = ((t_end - t_stop) * 1e3 if t_stop and t_end
                                    else (t_done - t_mig) * 1e3)
         self.res["pass_at_ram_done"] = ds.update().last_pass
+        self.res["vcpu"] = vclock.window(qd.event_time("RESUME"), t_end)
         ms, md = qs.execute("query-migrate"), qd.execute("query-migrate")
         ram = ms.get("ram", {})
         self.res["qemu"] = {
@@ -815,6 +884,11 @@ def report(res):
           "(source QMP STOP event -> destination RESUME event)")
     print(f"  RAM transfer        {fmt(res.get('ram_done_ms'), ' ms')} "
           "(source stopped -> last page on the destination)")
+    v = res.get("vcpu")
+    if v:
+        print(f"  vCPU (schedstat)    RESUME -> last page {v['window_ms']:.0f} ms: on a CPU "
+              f"{v['run_ms']:.0f} ms, runnable {v['runq_ms']:.0f} ms, asleep {v['sleep_ms']:.0f} ms "
+              "(the same measure for both kinds)")
     d = res.get("umemd_dst")
     if d:
         lat = d.get("latency_us", {})
