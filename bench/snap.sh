@@ -63,11 +63,11 @@ fi
 RMIB=${RESTORE_MIB:-$d_rmib}
 RTHROTTLE=${RESTORE_THROTTLE:-$d_rthr}
 RDUR=$d_rdur
-# the smoke test restores on umem only: (a) covers both backends' paths
-RBACKENDS=${RESTORE_BACKENDS:-$([ "${SMOKE:-0}" = 1 ] && echo umem || echo "$BACKENDS")}
 SIZES=${SNAP_SIZES:-$d_sizes}
 REPS=${SNAP_REPS:-$d_reps}
 BACKENDS=${SNAP_BACKENDS:-umem uffd}
+# the smoke test restores on umem only: (a) covers both backends' paths
+RBACKENDS=${RESTORE_BACKENDS:-$([ "${SMOKE:-0}" = 1 ] && echo umem || echo "$BACKENDS")}
 THREADS=${SNAP_THREADS:-2}
 RATE=${SNAP_RATE:-2000}
 SDIR=${SNAP_DIR:-/dev/shm}
@@ -85,12 +85,16 @@ for b in umemd umem-vmm umemctl test-snapmake; do
 	fi
 done
 
+# The Unix sockets go to a private directory: OUTDIR may be the host's
+# tree shared into the guest by 9p, which refuses to open sockets (ENXIO).
+SOCKD=$(mktemp -d /tmp/umem-bench-snap.XXXXXX) || exit 1
 PIDS=
 cleanup() {
 	local p
 	for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	rm -f "$SDIR"/umem-bench-snap.* 2>/dev/null
+	rm -rf "$SOCKD"
 }
 trap cleanup EXIT
 
@@ -145,12 +149,12 @@ snap_run() {
 		;;
 	uffd)
 		"$BIN/umem-vmm" --writer-backend uffd --size "${mib}M" --fill --threads "$THREADS" \
-			--rate "$RATE" --offer-socket "$OUT/snap/offer.sock" >/dev/null 2>"$wlog" &
+			--rate "$RATE" --offer-socket "$SOCKD/offer.sock" >/dev/null 2>"$wlog" &
 		w=$!
 		PIDS="$PIDS $w"
 		sleep 0.5
 		timeout "$TMO" "$BIN/umemd" --snapshot "$file" --backend uffd \
-			--vmm-socket "$OUT/snap/offer.sock" --pid "$w" --json >"$json" 2>"$ulog"
+			--vmm-socket "$SOCKD/offer.sock" --pid "$w" --json >"$json" 2>"$ulog"
 		;;
 	esac
 	u=$?
@@ -160,7 +164,7 @@ snap_run() {
 	[ -n "${w:-}" ] && kill -TERM "$w" 2>/dev/null
 	[ -n "$c" ] && { kill -TERM "$c" 2>/dev/null; wait_gone "$c" 20; }
 	[ -n "${w:-}" ] && wait_gone "$w" 20
-	rm -f "$file" "$OUT/snap/offer.sock"
+	rm -f "$file" "$SOCKD/offer.sock"
 }
 
 if [ ! -e /dev/umem ]; then
@@ -184,7 +188,7 @@ restore_run() {
 	shift 4
 	n=$((n + 1))
 	tag=restore.$b.$mode.$rep
-	sock=$OUT/snap/r$n.sock
+	sock=$SOCKD/r$n.sock
 	json=$OUT/snap/$tag.json
 	vjson=$OUT/snap/$tag.vmm.json
 	ulog=$OUT/snap/$tag.err
