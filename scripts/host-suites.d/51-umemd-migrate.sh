@@ -58,6 +58,18 @@ else
 	t_fail "no requested page was taken over from a held batch (resent_taken '${taken}')"
 	grep -i 'resent\|FAILED' "$DLOG" | tail -n 5 | sed 's/^/#   /'
 fi
+# The same with the source's --resend off: a request for a page already
+# on its way on main is dropped, not sent again; the page comes by main.
+mig_full "uffd, preempt, --resend off" uffd "--test-batch-delay 2" "--resend off" \
+	"--threads 2 --pattern random --duration 2 --verify-all" true
+resent=$(sed -n 's/.*"pages_resent":\([0-9]*\).*/\1/p' "$DJSON")
+dups=$(sed -n 's/.*requests  *[0-9]* (\([0-9]*\) duplicates dropped).*/\1/p' "$SLOG")
+if [ "$resent" = 0 ] && [ "${dups:-0}" -gt 0 ] && ! grep -q "^  resent " "$SLOG"; then
+	t_ok "--resend off: $dups requests for pages already sent dropped by the source, none sent again"
+else
+	t_fail "--resend off: destination pages_resent '${resent}', source duplicates '${dups}'"
+	grep -i 'requests\|resent\|FAILED' "$SLOG" "$DLOG" | tail -n 5 | sed 's/^/#   /'
+fi
 mig_full "uffd, preempt, bg-follow off, seq" uffd "" "--bg-follow off" "--threads 4 --pattern seq --duration 1 --verify-all" true
 # Socket options (chan.c): the preempt socket's SO_PRIORITY and TOS and
 # the main socket's TCP_NOTSENT_LOWAT, as getsockopt() reads them back on

@@ -20,7 +20,8 @@
 #               runs that verified)
 #   OUT=        result directory (default build/qemu-compare/DATE)
 #   KINDS=      which runs, default "umem postcopy postcopy-preempt";
-#               also umem-nopreempt (umemd --incoming --no-preempt) and
+#               also umem-nopreempt (umemd --incoming --no-preempt),
+#               umem-noresend (umemd --outgoing --resend off),
 #               umem-stop-first (qemu_migrate.py --stop-first), and
 #               umem-old: as umem with the umemd in $UMEMD_OLD_BIN (a
 #               directory), to compare two umemds interleaved in one run
@@ -77,6 +78,7 @@ for i in $(seq "$REPEAT"); do
 				[ -x "${UMEMD_OLD_BIN:-}/umemd" ] || die "umem-old: set UMEMD_OLD_BIN to a directory with umemd"
 				bin=$UMEMD_OLD_BIN ;;
 			umem-nopreempt) opts=(--mode umem --umemd-dst-opt=--no-preempt) ;;
+			umem-noresend) opts=(--mode umem --umemd-src-opt=--resend --umemd-src-opt=off) ;;
 			umem-stop-first) opts=(--mode umem --stop-first) ;;
 			postcopy) opts=(--mode postcopy) ;;
 			postcopy-preempt) opts=(--mode postcopy --preempt) ;;
@@ -140,6 +142,7 @@ for k in kinds:
     name = {"umem": "umem (umemd, preempt channel)",
             "umem-old": "umem, old umemd (UMEMD_OLD_BIN)",
             "umem-nopreempt": "umem (umemd --no-preempt)",
+            "umem-noresend": "umem (umemd --outgoing --resend off)",
             "umem-stop-first": "umem, QMP stop first (--stop-first)",
             "postcopy": "QEMU postcopy-ram",
             "postcopy-preempt": "QEMU postcopy-ram + postcopy-preempt"}[k]

@@ -6,7 +6,7 @@
  *         [--pid PID [--postcopy-after N] [--max-rounds N]] [--stop-cmd CMD]
  *   umemd --incoming (--listen ADDR:PORT | --connect ADDR:PORT)
  *         --backend umem|uffd|uffd-minor [--name NAME] [--vmm-socket PATH]
- *         [--no-preempt] [--bg-follow on|off] [--json] [-v]
+ *         [--no-preempt] [--bg-follow on|off] [--resend on|off] [--json] [-v]
  *   umemd --snapshot FILE (--ram /dev/umem-NAME | --backend uffd --vmm-socket PATH)
  *         (--pid PID | --stop-cmd CMD --cont-cmd CMD) [--device-state FILE]
  *   umemd --restore FILE (--backend umem --name NAME |
@@ -40,6 +40,7 @@
 #define OPT_NOTSENT_LOWAT	1005
 #define OPT_TEST_PREEMPT_DELAY	1006
 #define OPT_TEST_BATCH_DELAY	1007
+#define OPT_RESEND		1008
 /* --restore (restore.c) */
 #define OPT_RESTORE		1100
 #define OPT_EAGER		1101
@@ -50,7 +51,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: umemd --outgoing --ram FILE [--ram FILE ...] (--listen|--connect) ADDR:PORT\n"
-"             [--bg-follow on|off] [--json]\n"
+"             [--bg-follow on|off] [--resend on|off] [--json]\n"
 "             [--pid PID [--postcopy-after N] [--max-rounds N] [--dirty M]]\n"
 "             [--stop-cmd CMD] [--page-size 4k|2m]\n"
 "       umemd --incoming (--listen|--connect) ADDR:PORT --backend umem|uffd|uffd-minor\n"
@@ -122,6 +123,8 @@ static void usage(FILE *f)
 "  --device-state-out FILE  (incoming) the source's device state is written\n"
 "                       here (empty if it sent none) before RUN is passed on\n"
 "  --bg-follow on|off   move the background cursor next to the last request (source; default on)\n"
+"  --resend on|off      send a requested page that is already on its way on main again\n"
+"                       on the preempt channel (source; default on)\n"
 "  --max-bandwidth MBIT (outgoing) cap the background stream, precopy rounds\n"
 "                       included, at MBIT megabits per second; requested pages\n"
 "                       on the preempt channel are not capped (default: none)\n"
@@ -290,6 +293,7 @@ int main(int argc, char **argv)
 		{ "vmm-socket", required_argument, NULL, 's' },
 		{ "no-preempt", no_argument, NULL, 'P' },
 		{ "bg-follow", required_argument, NULL, 'f' },
+		{ "resend", required_argument, NULL, OPT_RESEND },
 		{ "max-bandwidth", required_argument, NULL, 'B' },
 		{ "throttle", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
@@ -336,6 +340,7 @@ int main(int argc, char **argv)
 	o.backend = "umem";
 	o.preempt = true;
 	o.bg_follow = true;
+	o.resend = true;
 	o.connect_wait_ms = 30000;
 	o.link_timeout_ms = 10000;
 	o.recover_wait_ms = 60000;
@@ -381,6 +386,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			o.bg_follow = !strcmp(optarg, "on");
+			break;
+		case OPT_RESEND:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				log_msg("--resend takes on or off");
+				return 2;
+			}
+			o.resend = !strcmp(optarg, "on");
 			break;
 		case 'B':
 			if (parse_u64(optarg, &v) || !v || v > 1000000) {

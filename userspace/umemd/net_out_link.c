@@ -160,7 +160,7 @@ int src_handshake(struct source *s, int lfd)
 	if (s->o->recover && !s->recover)
 		log_msg("the destination does not do RECOVER: a broken link will fail the migration");
 	s->zero_ok = m.u.ack.features & PROTO_F_ZERO;
-	s->resend = m.u.ack.features & PROTO_F_RESEND;
+	s->resend = s->o->resend && (m.u.ack.features & PROTO_F_RESEND);
 	if (s->o->device_state && !(m.u.ack.features & PROTO_F_DEVSTATE)) {
 		session_fail(&s->ss, "--device-state: the destination does not take device state (no DEVSTATE feature)");
 		return -EPROTO;

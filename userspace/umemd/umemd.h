@@ -94,6 +94,7 @@ struct umemd_opts {
 	const char *ram[UMEMD_MAX_RAM_FILES];
 	int nram;
 	bool bg_follow;
+	bool resend;		/* source: RESEND when the destination offers it */
 	uint64_t max_bw_bytes;		/* background cap, bytes/s (0: none) */
 	int pid;			/* running VMM: precopy with dirty tracking */
 	uint32_t postcopy_after;	/* switch after N precopy rounds (0: auto) */
