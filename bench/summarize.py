@@ -913,10 +913,12 @@ for qd in sorted(glob.glob(os.path.join(D, "qemu-*"))):
             cells.append(f"{med(v):.0f} ({min(v):.0f}..{max(v):.0f})" if v else "?")
         md.append(f"| {kind} | {len(rs)}/{len(qr[kind])} | " + " | ".join(cells) + " |")
     md.append("")
-    if "umem" in qr and "postcopy" in qr:
+    for uk, label in (("umem", "umem"), ("umem-noresend", "umem --resend off")):
+        if uk not in qr or "postcopy" not in qr:
+            continue
         for name, f in QEMU_FIELDS:
             rat = []
-            for i, u in qr["umem"].items():
+            for i, u in qr[uk].items():
                 q = qr["postcopy"].get(i)
                 if not (q and u.get("ok") and q.get("ok")):
                     continue
@@ -924,7 +926,7 @@ for qd in sorted(glob.glob(os.path.join(D, "qemu-*"))):
                 if a is not None and b:
                     rat.append(float(a) / float(b))
             if rat:
-                targets.append((f"QEMU guest ({guest}): umem {name} / QEMU postcopy-ram ≤ 1.0",
+                targets.append((f"QEMU guest ({guest}): {label} {name} / QEMU postcopy-ram ≤ 1.0",
                                 f"{med(rat):.2f}x ({min(rat):.2f}..{max(rat):.2f}, "
                                 f"{len(rat)} runs)", med(rat) <= 1.0))
 
