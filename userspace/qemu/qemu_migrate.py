@@ -144,7 +144,6 @@ class Serial:
         return self
 
 
-
 class VcpuClock:
     """Where the destination's vCPU threads spent a stretch of wall time,
     measured the same way for umem and for QEMU's own postcopy: each

@@ -3,10 +3,11 @@
  * umemd - postcopy live migration daemon.
  *
  *   umemd --outgoing --ram FILE [--ram FILE2 ...] (--listen ADDR:PORT | --connect ADDR:PORT)
+ *         [--bg-follow on|off] [--resend on|off]
  *         [--pid PID [--postcopy-after N] [--max-rounds N]] [--stop-cmd CMD]
  *   umemd --incoming (--listen ADDR:PORT | --connect ADDR:PORT)
  *         --backend umem|uffd|uffd-minor [--name NAME] [--vmm-socket PATH]
- *         [--no-preempt] [--bg-follow on|off] [--resend on|off] [--json] [-v]
+ *         [--no-preempt] [--json] [-v]
  *   umemd --snapshot FILE (--ram /dev/umem-NAME | --backend uffd --vmm-socket PATH)
  *         (--pid PID | --stop-cmd CMD --cont-cmd CMD) [--device-state FILE]
  *   umemd --restore FILE (--backend umem --name NAME |
@@ -218,10 +219,6 @@ static int write_latency_log(const char *path, const struct umemd_summary *s)
 	return 0;
 }
 
-/*
- * --restore: its own options, and none of a migration's.  Nonzero: bad
- * usage (said).
- */
 /* --test-WHAT-delay MS: 1..1000 ms, or -EINVAL (said). */
 static int parse_test_delay(const char *arg, const char *what, uint32_t *ms)
 {
@@ -234,6 +231,22 @@ static int parse_test_delay(const char *arg, const char *what, uint32_t *ms)
 	*ms = (uint32_t)v;
 	return 0;
 }
+
+/* --OPT on|off, or -EINVAL (said). */
+static int parse_on_off(const char *arg, const char *opt, bool *on)
+{
+	if (strcmp(arg, "on") && strcmp(arg, "off")) {
+		log_msg("--%s takes on or off", opt);
+		return -EINVAL;
+	}
+	*on = !strcmp(arg, "on");
+	return 0;
+}
+
+/*
+ * --restore: its own options, and none of a migration's.  Nonzero: bad
+ * usage (said).
+ */
 
 static int restore_args(const struct umemd_opts *o, bool extra)
 {
@@ -381,18 +394,12 @@ int main(int argc, char **argv)
 		case 's': o.vmm_socket = optarg; break;
 		case 'P': o.preempt = false; break;
 		case 'f':
-			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
-				log_msg("--bg-follow takes on or off");
+			if (parse_on_off(optarg, "bg-follow", &o.bg_follow))
 				return 2;
-			}
-			o.bg_follow = !strcmp(optarg, "on");
 			break;
 		case OPT_RESEND:
-			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
-				log_msg("--resend takes on or off");
+			if (parse_on_off(optarg, "resend", &o.resend))
 				return 2;
-			}
-			o.resend = !strcmp(optarg, "on");
 			break;
 		case 'B':
 			if (parse_u64(optarg, &v) || !v || v > 1000000) {
