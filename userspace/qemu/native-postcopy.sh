@@ -22,6 +22,7 @@
 #   KINDS=      which runs, default "umem postcopy postcopy-preempt";
 #               also umem-nopreempt (umemd --incoming --no-preempt),
 #               umem-noresend (umemd --outgoing --resend off),
+#               umem-resendall (umemd --outgoing --resend-gap 0),
 #               umem-stop-first (qemu_migrate.py --stop-first), and
 #               umem-old: as umem with the umemd in $UMEMD_OLD_BIN (a
 #               directory), to compare two umemds interleaved in one run
@@ -79,6 +80,7 @@ for i in $(seq "$REPEAT"); do
 				bin=$UMEMD_OLD_BIN ;;
 			umem-nopreempt) opts=(--mode umem --umemd-dst-opt=--no-preempt) ;;
 			umem-noresend) opts=(--mode umem --umemd-src-opt=--resend --umemd-src-opt=off) ;;
+			umem-resendall) opts=(--mode umem --umemd-src-opt=--resend-gap --umemd-src-opt=0) ;;
 			umem-stop-first) opts=(--mode umem --stop-first) ;;
 			postcopy) opts=(--mode postcopy) ;;
 			postcopy-preempt) opts=(--mode postcopy --preempt) ;;
@@ -143,6 +145,7 @@ for k in kinds:
             "umem-old": "umem, old umemd (UMEMD_OLD_BIN)",
             "umem-nopreempt": "umem (umemd --no-preempt)",
             "umem-noresend": "umem (umemd --outgoing --resend off)",
+            "umem-resendall": "umem (umemd --outgoing --resend-gap 0)",
             "umem-stop-first": "umem, QMP stop first (--stop-first)",
             "postcopy": "QEMU postcopy-ram",
             "postcopy-preempt": "QEMU postcopy-ram + postcopy-preempt"}[k]

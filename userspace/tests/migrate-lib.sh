@@ -251,25 +251,30 @@ mig_fake_resend() { # BACKEND
 # A request for a page already on its way on the main stream is served
 # again on the preempt channel at once (RESEND), not left to the stream:
 # the fake destination stops reading main after its first page and asks
-# for the next one; it must come on preempt (and the source counts it).
+# for the next one.  mig_fake_dest_resend CASE "SRC_OPTS" RESENT NEAR DESC:
+#   resend    no PROGRESS: the page must come again on preempt;
+#   progress  a PROGRESS frame (how far it has read main: up to the page
+#             before) goes first, and the source's --resend-gap decides:
+#             RESENT and NEAR are its pages_resent and resend_near.
 mig_fake_dest_resend() {
-	local src frc sjson
+	local what=$1 sopts=$2 resent=$3 near=$4 desc=$5 src frc sjson
 	mig_image
 	PORT=$((PORT + 1))
 	SLOG=$WORK/src-$PORT.err
 	sjson=$WORK/src-$PORT.json
+	# shellcheck disable=SC2086
 	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --listen "${SRC_ADDR:-$ADDR}:$PORT" --json \
-		>"$sjson" 2>"$SLOG" &
+		$sopts >"$sjson" 2>"$SLOG" &
 	SPID=$!
 	sleep 0.2
-	$DST_RUN "$BIN/test-proto" fake-dest "${SRC_ADDR:-$ADDR}:$PORT" resend >"$WORK/fake-$PORT.out" 2>&1 &
+	$DST_RUN "$BIN/test-proto" fake-dest "${SRC_ADDR:-$ADDR}:$PORT" "$what" >"$WORK/fake-$PORT.out" 2>&1 &
 	local fpid=$!
 	wait_pid "$fpid" 30; frc=$WAIT_RC
 	wait_pid "$SPID" 20; src=$WAIT_RC
-	if [ "$frc" = 0 ] && grep -q '"pages_resent":1,' "$sjson"; then
-		t_ok "resend: a requested page on its way on main sent again on preempt, counted ($(head -n 1 "$WORK/fake-$PORT.out" | cut -c1-100))"
+	if [ "$frc" = 0 ] && grep -q "\"pages_resent\":$resent,\"resend_near\":$near," "$sjson"; then
+		t_ok "$desc ($(head -n 1 "$WORK/fake-$PORT.out" | cut -c1-100))"
 	else
-		t_fail "resend: fake destination exit $frc (want 0), source: $(grep -o '"pages_resent":[0-9]*' "$sjson")"
+		t_fail "$desc: fake destination exit $frc (want 0), source: $(grep -o '"pages_resent":[0-9]*,"resend_near":[0-9]*' "$sjson") (want $resent, $near)"
 		sed 's/^/#   /' "$WORK/fake-$PORT.out" | tail -n 5
 		mig_dump
 	fi
@@ -316,7 +321,13 @@ mig_bad_input_cases() { # BACKEND
 	mig_fake_dest refuse "refused the migration.*no room"
 	mig_fake_dest req-past-end "REQ offset .* past the end"
 	mig_fake_dest die "destination"
-	mig_fake_dest_resend
+	mig_fake_dest progress-unagreed "PROGRESS frame, but PROGRESS was not agreed"
+	mig_fake_dest_resend resend "" 1 0 \
+		"resend: a requested page on its way on main sent again on preempt, counted"
+	mig_fake_dest_resend progress "" 0 1 \
+		"resend-gap: the page right behind the destination's reader is not sent again"
+	mig_fake_dest_resend progress "--resend-gap 1" 1 0 \
+		"resend-gap 1: the same page 4 KiB past the reader is sent again"
 }
 
 # ---- precopy of a running writer (issue 5) ----

@@ -25,6 +25,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,6 +250,14 @@ static void test_pages(void)
 	}
 	n = proto_enc_u64(buf, MSG_DONE, 273);
 	OK(parse(buf, n, &lay, &m) == -EPROTO, "DONE with more pages than RAM: %s", err);
+	n = proto_enc_u64(buf, MSG_PROGRESS, 1ULL << 45);
+	OK(parse(buf, n, &lay, &m) == (int)n && m.type == MSG_PROGRESS &&
+	   m.u.bytes == 1ULL << 45 && !strcmp(proto_type_name(MSG_PROGRESS), "PROGRESS"),
+	   "PROGRESS round trip (any byte count)");
+	n = proto_enc_hdr(buf, MSG_PROGRESS, 16);
+	memset(buf + n, 0, 16);
+	OK(parse(buf, n + 16, &lay, &m) == -EPROTO, "PROGRESS of 16 bytes: %s", err);
+	OK(!pc_allowed(PC_RUNNING, MSG_PROGRESS), "PROGRESS is not a source frame");
 	n = proto_enc_error(buf, 2, "bad\x01thing");
 	OK(parse(buf, n, &lay, &m) == (int)n && !strcmp(m.u.error.text, "bad?thing"),
 	   "ERROR text is sanitised");
@@ -795,6 +804,7 @@ expect_error:
 
 static int fake_dest(const char *addr, const char *what)
 {
+	bool resend, progress;
 	struct chan c;
 	struct proto_hello h;
 	struct proto_msg m;
@@ -826,8 +836,17 @@ static int fake_dest(const char *addr, const char *what)
 		chan_write(&c, buf, n, NULL, 0);
 		goto drain;
 	}
-	n = proto_enc_hello_ack(buf, 1, PROTO_PAGE_SIZE, !strcmp(what, "resend") ?
-				PROTO_F_ZERO | PROTO_F_PREEMPT | PROTO_F_RESEND : PROTO_F_ZERO,
+	/*
+	 * resend: RESEND without PROGRESS; progress: with it (the source's
+	 * --resend-gap decides); progress-unagreed: PROGRESS frames sent
+	 * although not agreed.
+	 */
+	resend = !strcmp(what, "resend") || !strcmp(what, "progress") ||
+		 !strcmp(what, "progress-unagreed");
+	progress = !strcmp(what, "progress");
+	n = proto_enc_hello_ack(buf, 1, PROTO_PAGE_SIZE, resend ?
+				PROTO_F_ZERO | PROTO_F_PREEMPT | PROTO_F_RESEND |
+				(progress ? PROTO_F_PROGRESS : 0) : PROTO_F_ZERO,
 				h.session);
 	chan_write(&c, buf, n, NULL, 0);
 	if (!strcmp(what, "req-past-end")) {
@@ -836,7 +855,7 @@ static int fake_dest(const char *addr, const char *what)
 		chan_write(&c, buf, n, NULL, 0);
 		goto drain;
 	}
-	if (!strcmp(what, "resend")) {
+	if (resend) {
 		struct chan pc;
 		uint64_t next = UINT64_MAX;
 		int pfd;
@@ -865,9 +884,34 @@ static int fake_dest(const char *addr, const char *what)
 		 * meanwhile (its socket buffers fill up: we read no more).
 		 */
 		usleep(500 * 1000);
-		n = proto_enc_run(buf, MSG_REQ, &h.layout, next, 1);
+		n = 0;
+		if (progress || !strcmp(what, "progress-unagreed"))
+			n = proto_enc_u64(buf, MSG_PROGRESS, chan_read_pos(&c));
+		n += proto_enc_run(buf + n, MSG_REQ, &h.layout, next, 1);
 		chan_write(&c, buf, n, NULL, 0);
+		if (!strcmp(what, "progress-unagreed"))
+			goto drain;
 		for (;;) {
+			struct pollfd pl = { .fd = pfd, .events = POLLIN };
+
+			/*
+			 * Whether the source sends it again depends on its
+			 * --resend-gap: the page is the next frame on main.
+			 * Nothing on preempt within a second: it did not.
+			 */
+			if (progress && !chan_buffered(&pc) && poll(&pl, 1, 1000) == 0) {
+				while (!chan_read_frame(&c, &type, buf, &len, err, sizeof(err)) &&
+				       !proto_decode(type, buf, len, &h.layout, &m, err, sizeof(err)))
+					if ((type == MSG_PAGE || type == MSG_ZERO) &&
+					    m.u.page.page <= next &&
+					    next < m.u.page.page + m.u.page.count)
+						break;
+				printf("fake-dest: page %llu, on its way on main, not sent again on preempt\n",
+				       (unsigned long long)next);
+				close(pfd);
+				close(fd);
+				return 0;
+			}
 			if (chan_read_frame(&pc, &type, buf, &len, err, sizeof(err)) ||
 			    proto_decode(type, buf, len, &h.layout, &m, err, sizeof(err))) {
 				fprintf(stderr, "fake-dest: preempt: %s\n", err);

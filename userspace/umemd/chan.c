@@ -100,6 +100,8 @@ void chan_attach(struct chan *c, int fd)
 		apply_sockopts(c, fd);
 	c->rhead = 0;
 	c->rtail = 0;
+	c->conn_in = 0;
+	atomic_store_explicit(&c->conn_out, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&c->wlock);
 }
 
@@ -275,6 +277,7 @@ static int fill(struct chan *c)
 		c->rhead = 0;
 		c->rtail = (size_t)n;
 		c->bytes_in += (uint64_t)n;
+		c->conn_in += (uint64_t)n;
 		return 0;
 	}
 }
@@ -365,6 +368,7 @@ int chan_writev(struct chan *c, struct iovec *iov, int n)
 			break;
 		}
 		c->bytes_out += (uint64_t)k;
+		atomic_fetch_add_explicit(&c->conn_out, (uint64_t)k, memory_order_relaxed);
 		while (mh.msg_iovlen && (size_t)k >= mh.msg_iov[0].iov_len) {
 			k -= (ssize_t)mh.msg_iov[0].iov_len;
 			mh.msg_iov++;

@@ -16,6 +16,7 @@
 #define UMEMD_CHAN_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "proto.h"
@@ -54,7 +55,11 @@ struct chan {
 	int stop_fd;			/* eventfd shared by every channel */
 	const char *name;		/* "main" or "preempt" */
 	pthread_mutex_t wlock;		/* one writer at a time */
-	uint64_t bytes_in, bytes_out;
+	uint64_t bytes_in, bytes_out;	/* every connection's, for the summary */
+	/* This connection's bytes (0 at chan_attach()): conn_in belongs to
+	 * the reader, conn_out is written under wlock and read by anyone. */
+	uint64_t conn_in;
+	atomic_uint_fast64_t conn_out;
 	size_t rhead, rtail;		/* unread bytes: rbuf[rhead, rtail) */
 	uint8_t rbuf[CHAN_RBUF];
 };
@@ -76,6 +81,20 @@ void chan_pair_sockopts(struct chan *main, struct chan *pre, int priority,
 void chan_attach(struct chan *c, int fd);
 /* Bytes received but not yet framed (a frame may be waiting in them). */
 size_t chan_buffered(const struct chan *c);
+/*
+ * Bytes of this connection framed so far (the reader only): where the
+ * next frame starts, counted from the connection's first byte.
+ */
+static inline uint64_t chan_read_pos(const struct chan *c)
+{
+	return c->conn_in - chan_buffered(c);
+}
+
+/* Bytes written to this connection so far (any thread). */
+static inline uint64_t chan_write_pos(struct chan *c)
+{
+	return atomic_load_explicit(&c->conn_out, memory_order_relaxed);
+}
 void chan_close(struct chan *c);
 /* Listen on "ADDR:PORT"; returns the listening fd or -errno. */
 int net_listen(const char *hostport);

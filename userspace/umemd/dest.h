@@ -82,6 +82,11 @@ struct dest {
 	atomic_uint_fast64_t resent;	/* second copies dropped */
 	atomic_uint_fast64_t resent_first;	/* ... on main: the preempt copy won */
 	atomic_uint_fast64_t resent_taken;	/* ... queued in main's batch: taken over */
+	/* PROTO_F_PROGRESS: a PROGRESS frame goes before every REQ write,
+	 * with main_pos, the main connection's bytes framed so far (the
+	 * main thread stores it after each frame) */
+	bool progress;
+	atomic_uint_fast64_t main_pos;
 	/* main thread: PAGE frames in main's receive buffer, to install (net_in.c) */
 	struct umem_copy_item batch[DEST_BATCH];
 	uint32_t nbatch;

@@ -3,7 +3,7 @@
  * umemd - postcopy live migration daemon.
  *
  *   umemd --outgoing --ram FILE [--ram FILE2 ...] (--listen ADDR:PORT | --connect ADDR:PORT)
- *         [--bg-follow on|off] [--resend on|off]
+ *         [--bg-follow on|off] [--resend on|off] [--resend-gap BYTES]
  *         [--pid PID [--postcopy-after N] [--max-rounds N]] [--stop-cmd CMD]
  *   umemd --incoming (--listen ADDR:PORT | --connect ADDR:PORT)
  *         --backend umem|uffd|uffd-minor [--name NAME] [--vmm-socket PATH]
@@ -42,6 +42,7 @@
 #define OPT_TEST_PREEMPT_DELAY	1006
 #define OPT_TEST_BATCH_DELAY	1007
 #define OPT_RESEND		1008
+#define OPT_RESEND_GAP		1009
 /* --restore (restore.c) */
 #define OPT_RESTORE		1100
 #define OPT_EAGER		1101
@@ -52,7 +53,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: umemd --outgoing --ram FILE [--ram FILE ...] (--listen|--connect) ADDR:PORT\n"
-"             [--bg-follow on|off] [--resend on|off] [--json]\n"
+"             [--bg-follow on|off] [--resend on|off] [--resend-gap BYTES]\n"
+"             [--json]\n"
 "             [--pid PID [--postcopy-after N] [--max-rounds N] [--dirty M]]\n"
 "             [--stop-cmd CMD] [--page-size 4k|2m]\n"
 "       umemd --incoming (--listen|--connect) ADDR:PORT --backend umem|uffd|uffd-minor\n"
@@ -126,6 +128,9 @@ static void usage(FILE *f)
 "  --bg-follow on|off   move the background cursor next to the last request (source; default on)\n"
 "  --resend on|off      send a requested page that is already on its way on main again\n"
 "                       on the preempt channel (source; default on)\n"
+"  --resend-gap BYTES   ... but only if more than BYTES of main lie between that\n"
+"                       copy and what the destination has read of main, when\n"
+"                       it reports that (source; 0: always; default 262144)\n"
 "  --max-bandwidth MBIT (outgoing) cap the background stream, precopy rounds\n"
 "                       included, at MBIT megabits per second; requested pages\n"
 "                       on the preempt channel are not capped (default: none)\n"
@@ -307,6 +312,7 @@ int main(int argc, char **argv)
 		{ "no-preempt", no_argument, NULL, 'P' },
 		{ "bg-follow", required_argument, NULL, 'f' },
 		{ "resend", required_argument, NULL, OPT_RESEND },
+		{ "resend-gap", required_argument, NULL, OPT_RESEND_GAP },
 		{ "max-bandwidth", required_argument, NULL, 'B' },
 		{ "throttle", required_argument, NULL, 'T' },
 		{ "json", no_argument, NULL, 'j' },
@@ -354,6 +360,7 @@ int main(int argc, char **argv)
 	o.preempt = true;
 	o.bg_follow = true;
 	o.resend = true;
+	o.resend_gap = 262144;
 	o.connect_wait_ms = 30000;
 	o.link_timeout_ms = 10000;
 	o.recover_wait_ms = 60000;
@@ -400,6 +407,12 @@ int main(int argc, char **argv)
 		case OPT_RESEND:
 			if (parse_on_off(optarg, "resend", &o.resend))
 				return 2;
+			break;
+		case OPT_RESEND_GAP:
+			if (parse_u64(optarg, &o.resend_gap) || o.resend_gap > (1ULL << 40)) {
+				log_msg("bad --resend-gap %s (bytes, 0..%llu)", optarg, 1ULL << 40);
+				return 2;
+			}
 			break;
 		case 'B':
 			if (parse_u64(optarg, &v) || !v || v > 1000000) {

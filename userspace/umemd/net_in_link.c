@@ -93,7 +93,7 @@ int dest_handshake(struct dest *d, int lfd, uint8_t *buf)
 	d->session = h.session;
 	/* What the peer offers vs what we want. */
 	want = PROTO_F_ZERO | PROTO_F_DEVSTATE | PROTO_F_RESEND |
-	       (d->o->preempt ? PROTO_F_PREEMPT : 0) |
+	       (d->o->preempt ? PROTO_F_PREEMPT | PROTO_F_PROGRESS : 0) |
 	       (d->o->recover ? PROTO_F_RECOVER : 0);
 	if (version < 2)
 		want &= ~PROTO_F_RECOVER;	/* a v2 feature */
@@ -118,6 +118,7 @@ int dest_handshake(struct dest *d, int lfd, uint8_t *buf)
 	d->preempt = feats & PROTO_F_PREEMPT;
 	d->recover = feats & PROTO_F_RECOVER;
 	d->resend = feats & PROTO_F_RESEND;
+	d->progress = feats & PROTO_F_PROGRESS;
 	d->version = version;
 	d->sum->version = version;
 	d->sum->page_size = d->lay.page_size;
@@ -157,19 +158,25 @@ int dest_handshake(struct dest *d, int lfd, uint8_t *buf)
 
 /*
  * The page provider's request(): the region's fault thread asks for
- * pages, they go to the source as REQ frames on the return path.  While
+ * pages, they go to the source as REQ frames on the return path (after
+ * a PROGRESS frame, when agreed).  While
  * paused they are dropped here and sent again from the region's
  * requested map on resume (dest_recover.c).
  */
 static int request_pages(struct page_provider *p, const uint64_t *pages, uint32_t n)
 {
 	struct dest *d = container_of(p, struct dest, prov);
-	uint8_t out[64 * (PROTO_HDR_LEN + 16)];
+	uint8_t out[PROTO_HDR_LEN + 8 + 64 * (PROTO_HDR_LEN + 16)];
 
 	for (uint32_t i = 0; i < n;) {
 		size_t len = 0;
 		int ret;
 
+		/* How far main has been read now: the source's RESEND rule. */
+		if (d->progress)
+			len = proto_enc_u64(out, MSG_PROGRESS,
+					    atomic_load_explicit(&d->main_pos,
+								 memory_order_relaxed));
 		for (; i < n && len + PROTO_HDR_LEN + 16 <= sizeof(out); i++)
 			len += proto_enc_run(out + len, MSG_REQ, &d->lay, pages[i], 1);
 		if (atomic_load(&d->paused))

@@ -21,7 +21,9 @@
  * travelling on both channels.  The exception (feature RESEND): a
  * requested 4 KiB page that the background stream took already is still
  * on its way behind the stream, so the preempt thread sends it again at
- * once and the destination drops whichever copy comes second.
+ * once and the destination drops whichever copy comes second; unless
+ * (feature PROGRESS) the destination's reader is fewer than --resend-gap
+ * bytes of main away from the stream's copy, which then comes first.
  *
  * The background stream's page data is not copied: frames go out with
  * one sendmsg() per OUTBUF_SIZE whose iovecs point at the RAM mapping
@@ -38,8 +40,8 @@
  * makes the rest of that page urgent: no more pacing until it is out.
  *
  * Locks: none of its own.  The channels serialise their writers; out,
- * outlen, iov, niov, qbytes and the pacer belong to the main thread; bg_cur, bg_urgent and
- * the counters are atomics.
+ * outlen, iov, niov, qbytes and the pacer belong to the main thread; bg_cur, bg_urgent,
+ * the sent_at entries, dest_pos and the counters are atomics.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -128,6 +130,54 @@ static void out_ref(struct source *s, const uint8_t *d, size_t n)
 	s->qbytes += n;
 }
 
+/*
+ * PROGRESS: the sent_at word of a page whose frame ends at byte @pos of
+ * the main connection: page + 1 in the top 29 bits (PROTO_MAX_RAM has
+ * 2^28 4 KiB pages), pos / 512 in the other 35 (16 TiB of one
+ * connection).  One word, so a reader never sees half an update.
+ */
+#define SENT_AT_SHIFT	35
+#define SENT_AT_MASK	((1ULL << SENT_AT_SHIFT) - 1)
+
+static uint64_t sent_at_word(uint64_t page, uint64_t pos)
+{
+	return (page + 1) << SENT_AT_SHIFT | ((pos >> 9) & SENT_AT_MASK);
+}
+
+/* Pages [page, page + n) were just queued on main, their frame last. */
+static void note_sent(struct source *s, uint64_t page, uint32_t n)
+{
+	uint64_t pos;
+
+	if (!s->sent_at)
+		return;
+	pos = chan_write_pos(&s->main) + s->qbytes;
+	for (uint32_t i = 0; i < n; i++)
+		atomic_store_explicit(&s->sent_at[(page + i) % SENT_AT_SLOTS],
+				      sent_at_word(page + i, pos), memory_order_relaxed);
+}
+
+/*
+ * RESEND for @page, whose copy the background stream took: worth it
+ * unless PROGRESS says that copy is fewer than --resend-gap bytes past
+ * what the destination had read of main when it asked.  Its reader gets
+ * there sooner than a copy sent now on the other channel would arrive.
+ * Unknown (no PROGRESS yet, or the page is out of the table): send.
+ */
+static bool resend_worth_it(struct source *s, uint64_t page)
+{
+	uint64_t w, pos, at;
+
+	if (!s->sent_at || !s->o->resend_gap)
+		return true;
+	w = atomic_load_explicit(&s->sent_at[page % SENT_AT_SLOTS], memory_order_relaxed);
+	at = atomic_load_explicit(&s->dest_pos, memory_order_relaxed);
+	if (w >> SENT_AT_SHIFT != page + 1 || !at)
+		return true;
+	pos = (w & SENT_AT_MASK) << 9;
+	return pos > at && pos - at > s->o->resend_gap;
+}
+
 /* A requested page: on the preempt channel, or (no preempt) main. */
 static int serve_request(struct source *s, struct chan *c, uint64_t page)
 {
@@ -150,6 +200,10 @@ static int serve_request(struct source *s, struct chan *c, uint64_t page)
 		 * hold the same data.  2 MiB pages keep the urgent path above.
 		 */
 		if (s->resend && c == &s->pre && !src_huge(s)) {
+			if (!resend_worth_it(s, page)) {
+				atomic_fetch_add(&s->req_near, 1);
+				return 0;
+			}
 			atomic_fetch_add(&s->req_resent, 1);
 			return send_page_now(s, c, page);
 		}
@@ -371,6 +425,7 @@ int background(struct source *s)
 				return ret;
 			out_commit(s, proto_enc_run(s->out + s->outlen, MSG_ZERO,
 						    &s->ram.lay, page, n));
+			note_sent(s, page, n);
 			atomic_fetch_add(&s->pages_zero, n);
 			atomic_fetch_add(&s->pages_bg, n);
 			ret = pace(s, &pc, PROTO_HDR_LEN + 16);
@@ -407,6 +462,7 @@ int background(struct source *s)
 			} else {
 				out_ref(s, ram_page(&s->ram, page), PROTO_PAGE_SIZE);
 			}
+			note_sent(s, page, 1);
 			atomic_fetch_add(&s->pages_bg, 1);
 			ret = pace(s, &pc, PROTO_HDR_LEN + 16 + PROTO_PAGE_SIZE);
 			if (ret)

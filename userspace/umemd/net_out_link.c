@@ -63,6 +63,13 @@ static void *src_rp_thread(void *arg)
 		case MSG_ACK:
 			atomic_store(&s->acked, m.u.pages);
 			break;
+		case MSG_PROGRESS:
+			if (!s->progress) {
+				session_fail(&s->ss, "return path: PROGRESS frame, but PROGRESS was not agreed");
+				goto out;
+			}
+			atomic_store_explicit(&s->dest_pos, m.u.bytes, memory_order_relaxed);
+			break;
 		case MSG_DONE:
 			if (m.u.pages != s->ram.pages) {
 				session_fail(&s->ss, "destination said DONE with %llu of %llu pages",
@@ -113,7 +120,8 @@ int src_handshake(struct source *s, int lfd)
 	h.version_max = s->o->proto_max;
 	h.page_size = s->ram.lay.page_size;
 	h.ram_size = s->ram.pages * s->ram.lay.page_size;
-	h.features = PROTO_F_KNOWN & ~(s->o->recover ? 0 : PROTO_F_RECOVER);
+	h.features = PROTO_F_KNOWN & ~(s->o->recover ? 0 : PROTO_F_RECOVER) &
+		     ~(s->o->resend && s->o->resend_gap ? 0 : PROTO_F_PROGRESS);
 	h.session = s->session;
 	h.layout = s->ram.lay;
 	n = proto_enc_hello(buf, OUTBUF_SIZE, &h);
@@ -161,6 +169,14 @@ int src_handshake(struct source *s, int lfd)
 		log_msg("the destination does not do RECOVER: a broken link will fail the migration");
 	s->zero_ok = m.u.ack.features & PROTO_F_ZERO;
 	s->resend = s->o->resend && (m.u.ack.features & PROTO_F_RESEND);
+	s->progress = m.u.ack.features & PROTO_F_PROGRESS;
+	if (s->progress && s->resend && s->preempt && !src_huge(s) && !s->sent_at) {
+		s->sent_at = calloc(SENT_AT_SLOTS, sizeof(*s->sent_at));
+		if (!s->sent_at) {
+			session_fail(&s->ss, "out of memory");
+			return -ENOMEM;
+		}
+	}
 	if (s->o->device_state && !(m.u.ack.features & PROTO_F_DEVSTATE)) {
 		session_fail(&s->ss, "--device-state: the destination does not take device state (no DEVSTATE feature)");
 		return -EPROTO;

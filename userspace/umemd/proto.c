@@ -53,6 +53,7 @@ const char *proto_type_name(uint16_t type)
 	case MSG_RESUME: return "RESUME";
 	case MSG_RECV_MAP: return "RECV_MAP";
 	case MSG_RESUME_OK: return "RESUME_OK";
+	case MSG_PROGRESS: return "PROGRESS";
 	case MSG_HELLO_ACK: return "HELLO_ACK";
 	case MSG_REQ: return "REQ";
 	case MSG_ACK: return "ACK";
@@ -104,7 +105,7 @@ static int len_bounds(uint16_t type, uint32_t *min, uint32_t *max)
 	case MSG_HELLO_ACK:
 		*min = *max = 24;
 		return 0;
-	case MSG_ACK: case MSG_DONE:
+	case MSG_ACK: case MSG_DONE: case MSG_PROGRESS:
 		*min = *max = 8;
 		return 0;
 	case MSG_ERROR:
@@ -413,6 +414,10 @@ int proto_decode(uint16_t type, const uint8_t *p, uint32_t len,
 				    proto_type_name(type),
 				    (unsigned long long)m->u.pages,
 				    (unsigned long long)lay->total_pages);
+		return 0;
+	case MSG_PROGRESS:
+		/* Any count: only its sender knows the connection's length. */
+		m->u.bytes = get64(p);
 		return 0;
 	case MSG_ERROR: {
 		uint32_t tl = get32(p + 4);

@@ -34,8 +34,10 @@
 #define PROTO_F_DEVSTATE	(1ULL << 3)	/* DEVICE_STATE frames between LISTEN and RUN */
 #define PROTO_F_RESEND		(1ULL << 4)	/* a requested page may come twice; the
 						 * destination drops the later copy */
+#define PROTO_F_PROGRESS	(1ULL << 5)	/* PROGRESS frames before REQ: how far
+						 * the destination has read main */
 #define PROTO_F_KNOWN		(PROTO_F_PREEMPT | PROTO_F_ZERO | PROTO_F_RECOVER | \
-				 PROTO_F_DEVSTATE | PROTO_F_RESEND)
+				 PROTO_F_DEVSTATE | PROTO_F_RESEND | PROTO_F_PROGRESS)
 #define PROTO_MAP_BITS		32768		/* pages per RECV_MAP frame */
 #define PROTO_MAX_DEVSTATE	(16U << 20)	/* device-state blob, bytes */
 #define PROTO_DEVSTATE_CHUNK	8192		/* data bytes per DEVICE_STATE frame */
@@ -61,6 +63,7 @@ enum proto_type {
 	MSG_DONE	= 0x44,
 	MSG_RECV_MAP	= 0x45,		/* v2: received map, after RESUME */
 	MSG_RESUME_OK	= 0x46,		/* v2: end of the received map */
+	MSG_PROGRESS	= 0x47,		/* PROGRESS: main-connection bytes read */
 	/* either way */
 	MSG_ERROR	= 0x7f,
 };
@@ -144,6 +147,7 @@ struct proto_msg {
 			const uint8_t *data;
 		} devstate;		/* DEVICE_STATE */
 		uint64_t pages;		/* ACK, DONE */
+		uint64_t bytes;		/* PROGRESS */
 		struct {
 			uint32_t code;
 			char text[PROTO_MAX_TEXT + 1];

@@ -187,6 +187,7 @@ out:
 	sum->interrupts = atomic_load(&s.interrupts);
 	sum->req_partial = atomic_load(&s.req_partial);
 	sum->resent = atomic_load(&s.req_resent);
+	sum->resend_near = atomic_load(&s.req_near);
 	chan_close(&s.main);
 	chan_close(&s.pre);
 	if (lfd >= 0)
@@ -196,6 +197,7 @@ out:
 	dirty_close(&dt);
 	claims_free(&s.sent);
 	free(s.hash);
+	free(s.sent_at);
 	reqq_destroy(&s.reqs);
 	free(s.out);
 	return sum->ok ? 0 : -1;

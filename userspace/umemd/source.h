@@ -50,6 +50,13 @@
 #define OUTBUF_SIZE	(256 * 1024)
 #define OUT_IOV		160
 
+/*
+ * Entries of the sent_at table: 512 KiB, the last 256 MiB of a
+ * sequential stream; a page pushed out of it (or never in it) counts as
+ * far, and is sent again as without PROGRESS.
+ */
+#define SENT_AT_SLOTS	65536
+
 struct source {
 	const struct umemd_opts *o;
 	struct umemd_summary *sum;
@@ -80,6 +87,18 @@ struct source {
 	atomic_bool bg_urgent;
 	atomic_uint_fast64_t pieces, interrupts, req_partial;
 	atomic_uint_fast64_t req_resent;	/* requested pages sent again on preempt */
+	/*
+	 * PROTO_F_PROGRESS (with RESEND, 4 KiB pages): where on the main
+	 * connection each recently queued background page ends (sent_at:
+	 * SENT_AT_SLOTS entries, page % SENT_AT_SLOTS, each one word made by
+	 * sent_at_word()), and how far the destination said it had read
+	 * main (dest_pos, from its PROGRESS frames).  A request for a page
+	 * whose copy lies fewer than --resend-gap bytes past dest_pos is
+	 * not sent again (req_near).
+	 */
+	bool progress;
+	atomic_uint_fast64_t *sent_at;
+	atomic_uint_fast64_t dest_pos, req_near;
 	/* background output (main thread only): headers (and, for --dirty
 	 * hash rounds, copies of the pages hashed) in out[0, outlen); iov
 	 * the frames in order, qbytes their length */

@@ -143,6 +143,10 @@ int src_resume(struct source *s, int lfd, pthread_t *rp, bool *rp_started,
 	s->outlen = 0;		/* the queued background output is lost with the link */
 	s->qbytes = 0;
 	s->niov = 0;
+	/* Positions on main start again at 0 with the next connection. */
+	atomic_store(&s->dest_pos, 0);
+	if (s->sent_at)
+		memset(s->sent_at, 0, SENT_AT_SLOTS * sizeof(*s->sent_at));
 	for (;;) {
 		uint64_t now = now_ns();
 		int ret;

@@ -166,6 +166,8 @@ void summary_print(const struct umemd_summary *s, bool json)
 			       (unsigned long long)s->pieces_dropped);
 		if (s->role[0] == 's' || s->role[0] == 'd')
 			printf(",\"pages_resent\":%llu", (unsigned long long)s->resent);
+		if (s->role[0] == 's')
+			printf(",\"resend_near\":%llu", (unsigned long long)s->resend_near);
 		if (s->role[0] == 'd')
 			printf(",\"resent_first\":%llu,\"install_calls\":%llu,\"postcopy_ms\":%.3f"
 			       ",\"resent_taken\":%llu",
@@ -217,7 +219,10 @@ void summary_print(const struct umemd_summary *s, bool json)
 	if (s->role[0] == 's' && s->resent)
 		fprintf(stderr, "  resent            %llu requested pages already on their way on main, sent again on preempt\n",
 			(unsigned long long)s->resent);
-	else if (s->role[0] == 'd' && s->resent)
+	if (s->role[0] == 's' && s->resend_near)
+		fprintf(stderr, "  not resent        %llu requested pages whose copy on main was near the destination's reader (--resend-gap)\n",
+			(unsigned long long)s->resend_near);
+	if (s->role[0] == 'd' && s->resent)
 		fprintf(stderr, "  resent            %llu second copies of requested pages dropped (%llu times the copy sent again came first, %llu times it overtook main's queued one)\n",
 			(unsigned long long)s->resent, (unsigned long long)s->resent_first,
 			(unsigned long long)s->resent_taken);

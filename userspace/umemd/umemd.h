@@ -95,6 +95,9 @@ struct umemd_opts {
 	int nram;
 	bool bg_follow;
 	bool resend;		/* source: RESEND when the destination offers it */
+	uint64_t resend_gap;	/* source: RESEND only past this many bytes of
+				 * main ahead of the destination (PROGRESS);
+				 * 0: always */
 	uint64_t max_bw_bytes;		/* background cap, bytes/s (0: none) */
 	int pid;			/* running VMM: precopy with dirty tracking */
 	uint32_t postcopy_after;	/* switch after N precopy rounds (0: auto) */
@@ -160,6 +163,9 @@ struct umemd_summary {
 	uint64_t resent;		/* source: requested pages sent again on the
 					 * preempt channel (PROTO_F_RESEND);
 					 * destination: second copies dropped */
+	uint64_t resend_near;		/* source: requested pages not sent again,
+					 * their copy on main being near
+					 * (PROTO_F_PROGRESS, --resend-gap) */
 	uint64_t resent_first;		/* destination: of those, the copy sent
 					 * again came first (main's was dropped) */
 	uint64_t resent_taken;		/* destination: of those, main's copy was
