@@ -26,7 +26,8 @@
 # umemd with its default socket options; "old" = the umemd in
 # UMEMD_OLD_BIN (a build of an older tree: before/after in one run);
 # "nolowat" = --notsent-lowat off; "noprio" = --preempt-priority off
-# --preempt-dscp off; "lowatN" = --notsent-lowat N.  Options go to both
+# --preempt-dscp off; "lowatN" = --notsent-lowat N; "resendall" =
+# --resend-gap 0.  Options go to both
 # umemds.
 #
 # Output in OUTDIR: net.csv (one row per migration), net/lat.POINT.BACKEND.
@@ -152,6 +153,7 @@ config_opts() {
 		old) [ -n "$OLD_BIN" ] && [ -x "$OLD_BIN/umemd" ] || return 1; CFG_BIN=$OLD_BIN ;;
 		nolowat) CFG_OPTS="--notsent-lowat off" ;;
 		noprio) CFG_OPTS="--preempt-priority off --preempt-dscp off" ;;
+		resendall) CFG_OPTS="--resend-gap 0" ;;
 		lowat[0-9]*) CFG_OPTS="--notsent-lowat ${1#lowat}" ;;
 		*) return 1 ;;
 	esac

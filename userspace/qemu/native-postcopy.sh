@@ -18,7 +18,9 @@
 #   MIB=64      guest RAM in MiB (GUEST=linux: default 128)
 #   REPEAT=1    runs of each kind (the table: median (min..max) of the
 #               runs that verified)
-#   OUT=        result directory (default build/qemu-compare/DATE)
+#   OUT=        result directory (default build/qemu-compare/DATE); a
+#               failed run also leaves KIND-N.failed/ (serial consoles,
+#               stderr of every process)
 #   KINDS=      which runs, default "umem postcopy postcopy-preempt";
 #               also umem-nopreempt (umemd --incoming --no-preempt),
 #               umem-noresend (umemd --outgoing --resend off),
@@ -91,7 +93,13 @@ for i in $(seq "$REPEAT"); do
 			--print-every 1 --workdir "$WORK/$k-$i"
 		rc=$?
 		sed -n '/^== /,/^  guest /p' "$OUT/$k-$i.txt"
-		[ "$rc" = 0 ] || { fail=1; echo "(exit $rc)"; tail -n 5 "$OUT/$k-$i.txt"; }
+		if [ "$rc" != 0 ]; then
+			# Keep what explains a failure: both serial consoles in
+			# full, the umemds' and QEMUs' stderr (small files).
+			mkdir -p "$OUT/$k-$i.failed"
+			cp "$WORK/$k-$i"/*.serial "$WORK/$k-$i"/*.err "$OUT/$k-$i.failed/" 2>/dev/null
+			fail=1; echo "(exit $rc; logs in $OUT/$k-$i.failed)"; tail -n 5 "$OUT/$k-$i.txt"
+		fi
 	done
 done
 

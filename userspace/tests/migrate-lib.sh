@@ -255,7 +255,8 @@ mig_fake_resend() { # BACKEND
 #   resend    no PROGRESS: the page must come again on preempt;
 #   progress  a PROGRESS frame (how far it has read main: up to the page
 #             before) goes first, and the source's --resend-gap decides:
-#             RESENT and NEAR are its pages_resent and resend_near.
+#             RESENT and NEAR are its pages_resent and resend_near;
+#   progress-far  the same, but the PROGRESS frame says 1 byte read.
 mig_fake_dest_resend() {
 	local what=$1 sopts=$2 resent=$3 near=$4 desc=$5 src frc sjson
 	mig_image
@@ -326,8 +327,8 @@ mig_bad_input_cases() { # BACKEND
 		"resend: a requested page on its way on main sent again on preempt, counted"
 	mig_fake_dest_resend progress "" 0 1 \
 		"resend-gap: the page right behind the destination's reader is not sent again"
-	mig_fake_dest_resend progress "--resend-gap 1" 1 0 \
-		"resend-gap 1: the same page 4 KiB past the reader is sent again"
+	mig_fake_dest_resend progress-far "" 1 0 \
+		"resend-gap: a page the whole stream past the reader is sent again"
 }
 
 # ---- precopy of a running writer (issue 5) ----

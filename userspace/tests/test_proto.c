@@ -804,7 +804,7 @@ expect_error:
 
 static int fake_dest(const char *addr, const char *what)
 {
-	bool resend, progress;
+	bool resend, progress, far;
 	struct chan c;
 	struct proto_hello h;
 	struct proto_msg m;
@@ -837,13 +837,14 @@ static int fake_dest(const char *addr, const char *what)
 		goto drain;
 	}
 	/*
-	 * resend: RESEND without PROGRESS; progress: with it (the source's
-	 * --resend-gap decides); progress-unagreed: PROGRESS frames sent
-	 * although not agreed.
+	 * resend: RESEND without PROGRESS; progress: with it, reporting
+	 * where it is (the source's --resend-gap decides); progress-far:
+	 * reporting 1 byte read, so that the page looks a whole stream
+	 * away; progress-unagreed: PROGRESS frames sent although not agreed.
 	 */
-	resend = !strcmp(what, "resend") || !strcmp(what, "progress") ||
-		 !strcmp(what, "progress-unagreed");
-	progress = !strcmp(what, "progress");
+	far = !strcmp(what, "progress-far");
+	progress = far || !strcmp(what, "progress");
+	resend = progress || !strcmp(what, "resend") || !strcmp(what, "progress-unagreed");
 	n = proto_enc_hello_ack(buf, 1, PROTO_PAGE_SIZE, resend ?
 				PROTO_F_ZERO | PROTO_F_PREEMPT | PROTO_F_RESEND |
 				(progress ? PROTO_F_PROGRESS : 0) : PROTO_F_ZERO,
@@ -870,7 +871,15 @@ static int fake_dest(const char *addr, const char *what)
 		chan_attach(&pc, pfd);
 		n = proto_enc_preempt_hello(buf, 1, h.session);
 		chan_write(&pc, buf, n, NULL, 0);
-		while (next == UINT64_MAX) {
+		/*
+		 * Up to the first page; with PROGRESS, whose source weighs
+		 * bytes by the stream's rate, on for 100 ms (at most 256 KiB
+		 * a millisecond) so that it has one.  Then we read no more:
+		 * the source claims and queues far more than this meanwhile
+		 * (its socket buffers fill up).
+		 */
+		for (uint64_t t0 = now_ns(), k = 0;
+		     next == UINT64_MAX || (progress && now_ns() - t0 < 100000000ULL); k++) {
 			if (chan_read_frame(&c, &type, buf, &len, err, sizeof(err)) ||
 			    proto_decode(type, buf, len, &h.layout, &m, err, sizeof(err))) {
 				fprintf(stderr, "fake-dest: main: %s\n", err);
@@ -878,15 +887,13 @@ static int fake_dest(const char *addr, const char *what)
 			}
 			if (type == MSG_PAGE || type == MSG_ZERO)
 				next = m.u.page.page + m.u.page.count;
+			if (progress && k % 64 == 63)
+				usleep(1000);
 		}
-		/*
-		 * The source has claimed and queued far more than this
-		 * meanwhile (its socket buffers fill up: we read no more).
-		 */
 		usleep(500 * 1000);
 		n = 0;
 		if (progress || !strcmp(what, "progress-unagreed"))
-			n = proto_enc_u64(buf, MSG_PROGRESS, chan_read_pos(&c));
+			n = proto_enc_u64(buf, MSG_PROGRESS, far ? 1 : chan_read_pos(&c));
 		n += proto_enc_run(buf + n, MSG_REQ, &h.layout, next, 1);
 		chan_write(&c, buf, n, NULL, 0);
 		if (!strcmp(what, "progress-unagreed"))
@@ -899,7 +906,7 @@ static int fake_dest(const char *addr, const char *what)
 			 * --resend-gap: the page is the next frame on main.
 			 * Nothing on preempt within a second: it did not.
 			 */
-			if (progress && !chan_buffered(&pc) && poll(&pl, 1, 1000) == 0) {
+			if (progress && !far && !chan_buffered(&pc) && poll(&pl, 1, 1000) == 0) {
 				while (!chan_read_frame(&c, &type, buf, &len, err, sizeof(err)) &&
 				       !proto_decode(type, buf, len, &h.layout, &m, err, sizeof(err)))
 					if ((type == MSG_PAGE || type == MSG_ZERO) &&

@@ -3,7 +3,7 @@
  * umemd - postcopy live migration daemon.
  *
  *   umemd --outgoing --ram FILE [--ram FILE2 ...] (--listen ADDR:PORT | --connect ADDR:PORT)
- *         [--bg-follow on|off] [--resend on|off] [--resend-gap BYTES]
+ *         [--bg-follow on|off] [--resend on|off] [--resend-gap MS]
  *         [--pid PID [--postcopy-after N] [--max-rounds N]] [--stop-cmd CMD]
  *   umemd --incoming (--listen ADDR:PORT | --connect ADDR:PORT)
  *         --backend umem|uffd|uffd-minor [--name NAME] [--vmm-socket PATH]
@@ -53,7 +53,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: umemd --outgoing --ram FILE [--ram FILE ...] (--listen|--connect) ADDR:PORT\n"
-"             [--bg-follow on|off] [--resend on|off] [--resend-gap BYTES]\n"
+"             [--bg-follow on|off] [--resend on|off] [--resend-gap MS]\n"
 "             [--json]\n"
 "             [--pid PID [--postcopy-after N] [--max-rounds N] [--dirty M]]\n"
 "             [--stop-cmd CMD] [--page-size 4k|2m]\n"
@@ -128,9 +128,9 @@ static void usage(FILE *f)
 "  --bg-follow on|off   move the background cursor next to the last request (source; default on)\n"
 "  --resend on|off      send a requested page that is already on its way on main again\n"
 "                       on the preempt channel (source; default on)\n"
-"  --resend-gap BYTES   ... but only if more than BYTES of main lie between that\n"
-"                       copy and what the destination has read of main, when\n"
-"                       it reports that (source; 0: always; default 262144)\n"
+"  --resend-gap MS      ... but only if that copy is more than MS milliseconds of\n"
+"                       the main stream away from what the destination has read,\n"
+"                       when it reports that (source; 0: always; default 2)\n"
 "  --max-bandwidth MBIT (outgoing) cap the background stream, precopy rounds\n"
 "                       included, at MBIT megabits per second; requested pages\n"
 "                       on the preempt channel are not capped (default: none)\n"
@@ -360,7 +360,7 @@ int main(int argc, char **argv)
 	o.preempt = true;
 	o.bg_follow = true;
 	o.resend = true;
-	o.resend_gap = 262144;
+	o.resend_gap_ms = 2;
 	o.connect_wait_ms = 30000;
 	o.link_timeout_ms = 10000;
 	o.recover_wait_ms = 60000;
@@ -409,10 +409,11 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case OPT_RESEND_GAP:
-			if (parse_u64(optarg, &o.resend_gap) || o.resend_gap > (1ULL << 40)) {
-				log_msg("bad --resend-gap %s (bytes, 0..%llu)", optarg, 1ULL << 40);
+			if (parse_u64(optarg, &v) || v > 60000) {
+				log_msg("bad --resend-gap %s (milliseconds, 0..60000)", optarg);
 				return 2;
 			}
+			o.resend_gap_ms = (uint32_t)v;
 			break;
 		case 'B':
 			if (parse_u64(optarg, &v) || !v || v > 1000000) {

@@ -22,8 +22,8 @@
  * requested 4 KiB page that the background stream took already is still
  * on its way behind the stream, so the preempt thread sends it again at
  * once and the destination drops whichever copy comes second; unless
- * (feature PROGRESS) the destination's reader is fewer than --resend-gap
- * bytes of main away from the stream's copy, which then comes first.
+ * (feature PROGRESS) the destination's reader is within --resend-gap of
+ * the stream's copy (bytes at the stream's rate), which then comes first.
  *
  * The background stream's page data is not copied: frames go out with
  * one sendmsg() per OUTBUF_SIZE whose iovecs point at the RAM mapping
@@ -84,12 +84,16 @@ static int send_page_now(struct source *s, struct chan *c, uint64_t page)
 			  PROTO_PAGE_SIZE);
 }
 
+static void rate_sample(struct source *s);
+
 static int flush_out(struct source *s)
 {
 	int ret = 0;
 
 	if (s->niov)
 		ret = chan_writev(&s->main, s->iov, s->niov);
+	if (s->sent_at)
+		rate_sample(s);
 	s->outlen = 0;
 	s->qbytes = 0;
 	s->niov = 0;
@@ -158,24 +162,52 @@ static void note_sent(struct source *s, uint64_t page, uint32_t n)
 }
 
 /*
+ * The main stream's rate, bytes per second, over at least RATE_WINDOW:
+ * what the socket took, which in a steady stream is what the path to the
+ * destination's reader drains.  Sampled after each flush (main thread).
+ */
+#define RATE_WINDOW	(20 * 1000000ULL)
+
+static void rate_sample(struct source *s)
+{
+	uint64_t now = now_ns(), pos = chan_write_pos(&s->main);
+
+	if (!s->rate_t || pos < s->rate_pos) {	/* first, or a new connection */
+		s->rate_t = now;
+		s->rate_pos = pos;
+		return;
+	}
+	if (now - s->rate_t < RATE_WINDOW)
+		return;
+	atomic_store_explicit(&s->main_rate,
+			      (uint64_t)((double)(pos - s->rate_pos) * 1e9 /
+					 (double)(now - s->rate_t)),
+			      memory_order_relaxed);
+	s->rate_t = now;
+	s->rate_pos = pos;
+}
+
+/*
  * RESEND for @page, whose copy the background stream took: worth it
- * unless PROGRESS says that copy is fewer than --resend-gap bytes past
- * what the destination had read of main when it asked.  Its reader gets
- * there sooner than a copy sent now on the other channel would arrive.
- * Unknown (no PROGRESS yet, or the page is out of the table): send.
+ * unless PROGRESS says that copy is at most --resend-gap away from what
+ * the destination had read of main when it asked (bytes between them at
+ * the stream's rate): its reader gets there about as soon as a copy
+ * sent now on the other channel would arrive.  Unknown (no PROGRESS or
+ * rate yet, or the page is out of the table): send.
  */
 static bool resend_worth_it(struct source *s, uint64_t page)
 {
-	uint64_t w, pos, at;
+	uint64_t w, pos, at, rate;
 
-	if (!s->sent_at || !s->o->resend_gap)
+	if (!s->sent_at || !s->o->resend_gap_ms)
 		return true;
 	w = atomic_load_explicit(&s->sent_at[page % SENT_AT_SLOTS], memory_order_relaxed);
 	at = atomic_load_explicit(&s->dest_pos, memory_order_relaxed);
-	if (w >> SENT_AT_SHIFT != page + 1 || !at)
+	rate = atomic_load_explicit(&s->main_rate, memory_order_relaxed);
+	if (w >> SENT_AT_SHIFT != page + 1 || !at || !rate)
 		return true;
 	pos = (w & SENT_AT_MASK) << 9;
-	return pos > at && pos - at > s->o->resend_gap;
+	return pos > at && (double)(pos - at) * 1000.0 / (double)rate > s->o->resend_gap_ms;
 }
 
 /* A requested page: on the preempt channel, or (no preempt) main. */

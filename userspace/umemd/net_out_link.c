@@ -121,7 +121,7 @@ int src_handshake(struct source *s, int lfd)
 	h.page_size = s->ram.lay.page_size;
 	h.ram_size = s->ram.pages * s->ram.lay.page_size;
 	h.features = PROTO_F_KNOWN & ~(s->o->recover ? 0 : PROTO_F_RECOVER) &
-		     ~(s->o->resend && s->o->resend_gap ? 0 : PROTO_F_PROGRESS);
+		     ~(s->o->resend && s->o->resend_gap_ms ? 0 : PROTO_F_PROGRESS);
 	h.session = s->session;
 	h.layout = s->ram.lay;
 	n = proto_enc_hello(buf, OUTBUF_SIZE, &h);

@@ -92,13 +92,15 @@ struct source {
 	 * connection each recently queued background page ends (sent_at:
 	 * SENT_AT_SLOTS entries, page % SENT_AT_SLOTS, each one word made by
 	 * sent_at_word()), and how far the destination said it had read
-	 * main (dest_pos, from its PROGRESS frames).  A request for a page
-	 * whose copy lies fewer than --resend-gap bytes past dest_pos is
-	 * not sent again (req_near).
+	 * main (dest_pos, from its PROGRESS frames); main_rate, the main
+	 * stream's bytes per second (rate_t, rate_pos: the main thread's
+	 * last sample).  A request for a page whose copy lies within
+	 * --resend-gap of dest_pos at that rate is not sent again (req_near).
 	 */
 	bool progress;
 	atomic_uint_fast64_t *sent_at;
-	atomic_uint_fast64_t dest_pos, req_near;
+	atomic_uint_fast64_t dest_pos, req_near, main_rate;
+	uint64_t rate_t, rate_pos;
 	/* background output (main thread only): headers (and, for --dirty
 	 * hash rounds, copies of the pages hashed) in out[0, outlen); iov
 	 * the frames in order, qbytes their length */

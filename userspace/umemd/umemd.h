@@ -95,9 +95,9 @@ struct umemd_opts {
 	int nram;
 	bool bg_follow;
 	bool resend;		/* source: RESEND when the destination offers it */
-	uint64_t resend_gap;	/* source: RESEND only past this many bytes of
-				 * main ahead of the destination (PROGRESS);
-				 * 0: always */
+	uint32_t resend_gap_ms;	/* source: RESEND only if main's copy is
+				 * further than this from the destination's
+				 * reader (PROGRESS); 0: always */
 	uint64_t max_bw_bytes;		/* background cap, bytes/s (0: none) */
 	int pid;			/* running VMM: precopy with dirty tracking */
 	uint32_t postcopy_after;	/* switch after N precopy rounds (0: auto) */
