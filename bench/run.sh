@@ -169,7 +169,7 @@ if [ "${QEMUCMP:-1}" != 0 ] && [ "$MODE" != smoke ]; then
 	for g in ${QEMU_GUESTS:-test}; do
 		q_rc=0
 		OUT=$OUT/qemu-$g GUEST=$g MIB=${QEMU_MIB:-64} REPEAT=$q_reps \
-			KINDS="umem umem-noresend postcopy postcopy-preempt" userspace/qemu/native-postcopy.sh \
+			KINDS="umem umem-resendall postcopy postcopy-preempt" userspace/qemu/native-postcopy.sh \
 			>"$OUT/qemu-$g.log" 2>&1 || q_rc=$?
 		echo "qemu_${g}_rc=$q_rc" >>"$OUT/meta.txt"
 	done

@@ -913,7 +913,7 @@ for qd in sorted(glob.glob(os.path.join(D, "qemu-*"))):
             cells.append(f"{med(v):.0f} ({min(v):.0f}..{max(v):.0f})" if v else "?")
         md.append(f"| {kind} | {len(rs)}/{len(qr[kind])} | " + " | ".join(cells) + " |")
     md.append("")
-    for uk, label in (("umem", "umem"), ("umem-noresend", "umem --resend off")):
+    for uk, label in (("umem", "umem"), ("umem-resendall", "umem --resend-gap 0")):
         if uk not in qr or "postcopy" not in qr:
             continue
         for name, f in QEMU_FIELDS:
