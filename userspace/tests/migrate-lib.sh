@@ -259,6 +259,7 @@ mig_fake_resend() { # BACKEND
 #   progress-far  the same, but the PROGRESS frame says 1 byte read.
 mig_fake_dest_resend() {
 	local what=$1 sopts=$2 resent=$3 near=$4 desc=$5 src frc sjson
+	local SIZE=64M	# progress: 12 MiB read first, the page still to come
 	mig_image
 	PORT=$((PORT + 1))
 	SLOG=$WORK/src-$PORT.err

@@ -873,13 +873,17 @@ static int fake_dest(const char *addr, const char *what)
 		chan_write(&pc, buf, n, NULL, 0);
 		/*
 		 * Up to the first page; with PROGRESS, whose source weighs
-		 * bytes by the stream's rate, on for 100 ms (at most 256 KiB
-		 * a millisecond) so that it has one.  Then we read no more:
-		 * the source claims and queues far more than this meanwhile
-		 * (its socket buffers fill up).
+		 * bytes by the stream's rate, on for 100 ms and 12 MiB (more
+		 * than loopback's socket buffers hold, so that flushes of the
+		 * source's went on for longer than its 20 ms rate window; at
+		 * most 256 KiB a millisecond) so that it has one.  Then we
+		 * read no more: the source claims and queues far more than
+		 * this meanwhile (its socket buffers fill up).
 		 */
 		for (uint64_t t0 = now_ns(), k = 0;
-		     next == UINT64_MAX || (progress && now_ns() - t0 < 100000000ULL); k++) {
+		     next == UINT64_MAX ||
+		     (progress && (now_ns() - t0 < 100000000ULL || chan_read_pos(&c) < (12u << 20)));
+		     k++) {
 			if (chan_read_frame(&c, &type, buf, &len, err, sizeof(err)) ||
 			    proto_decode(type, buf, len, &h.layout, &m, err, sizeof(err))) {
 				fprintf(stderr, "fake-dest: main: %s\n", err);
