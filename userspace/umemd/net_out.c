@@ -204,9 +204,19 @@ static bool resend_worth_it(struct source *s, uint64_t page)
 	w = atomic_load_explicit(&s->sent_at[page % SENT_AT_SLOTS], memory_order_relaxed);
 	at = atomic_load_explicit(&s->dest_pos, memory_order_relaxed);
 	rate = atomic_load_explicit(&s->main_rate, memory_order_relaxed);
-	if (w >> SENT_AT_SHIFT != page + 1 || !at || !rate)
+	if (w >> SENT_AT_SHIFT != page + 1 || !at || !rate) {
+		if (s->o->verbose > 1)
+			log_msg("request for page %llu: %s unknown, sent again",
+				(unsigned long long)page,
+				w >> SENT_AT_SHIFT != page + 1 ? "its position on main" :
+				!at ? "the destination's position" : "the stream's rate");
 		return true;
+	}
 	pos = (w & SENT_AT_MASK) << 9;
+	if (s->o->verbose > 1)
+		log_msg("request for page %llu: its frame ends at byte %llu of main, the destination had read %llu, stream %llu bytes/s",
+			(unsigned long long)page, (unsigned long long)pos,
+			(unsigned long long)at, (unsigned long long)rate);
 	return pos > at && (double)(pos - at) * 1000.0 / (double)rate > s->o->resend_gap_ms;
 }
 
