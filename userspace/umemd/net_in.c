@@ -522,8 +522,9 @@ int dest_main_loop(struct dest *d, uint8_t *buf)
 				send_error(d, PROTO_E_PROTO, err);
 			return ret;
 		}
-		atomic_store_explicit(&d->main_pos, chan_read_pos(&d->main),
-				      memory_order_relaxed);
+		if (d->progress)
+			atomic_store_explicit(&d->main_pos, chan_read_pos(&d->main),
+					      memory_order_relaxed);
 		ret = proto_decode(type, p, len, &d->lay, &m, err, sizeof(err));
 		if (!ret && type == MSG_ERROR) {
 			session_fail(&d->ss, "source reported error %u: %s", m.u.error.code,
