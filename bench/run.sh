@@ -17,7 +17,10 @@
 #                 a QEMU guest migrated by umem and by QEMU's own postcopy;
 #                 never in SMOKE mode, make check has its own QEMU suites)
 #   QEMU_GUESTS   the guests of section 8 (default "test": the bare-metal
-#                 test guest of make demo-qemu)
+#                 test guest of make demo-qemu; "test linux" adds the Linux
+#                 guest, whose VM needs make bench's CPU model)
+#   QEMU_MIB      section 8's guest RAM (default native-postcopy.sh's own:
+#                 64 MiB for the test guest, 128 for the Linux guest)
 #   BENCH_OUT     result directory (default build/bench/<UTC date-time>);
 #                 the path is also written to build/bench/LAST
 #
@@ -168,7 +171,7 @@ if [ "${QEMUCMP:-1}" != 0 ] && [ "$MODE" != smoke ]; then
 	[ "$MODE" = full ] && q_reps=3 || q_reps=1
 	for g in ${QEMU_GUESTS:-test}; do
 		q_rc=0
-		OUT=$OUT/qemu-$g GUEST=$g MIB=${QEMU_MIB:-64} REPEAT=$q_reps \
+		env ${QEMU_MIB:+MIB=$QEMU_MIB} OUT=$OUT/qemu-$g GUEST=$g REPEAT=$q_reps \
 			KINDS="umem umem-resendall postcopy postcopy-preempt" userspace/qemu/native-postcopy.sh \
 			>"$OUT/qemu-$g.log" 2>&1 || q_rc=$?
 		echo "qemu_${g}_rc=$q_rc" >>"$OUT/meta.txt"

@@ -15,7 +15,7 @@
 #               the Linux guest of demo-qemu.sh GUEST=linux (this VM's
 #               kernel, virtio-rng + virtio-net, a workload checking WMIB=32
 #               MiB by per-page checksums)
-#   MIB=64      guest RAM in MiB (GUEST=linux: default 128)
+#   MIB=64      guest RAM in MiB (GUEST=linux: default and minimum 128)
 #   REPEAT=1    runs of each kind (the table: median (min..max) of the
 #               runs that verified)
 #   OUT=        result directory (default build/qemu-compare/DATE); a
@@ -46,6 +46,9 @@ OUT=${OUT:-build/qemu-compare/$(date -u +%Y%m%d-%H%M%S)}
 
 die() { printf 'native-postcopy: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
+# At 64 MiB the Linux guest's QEMU exits before its first console line.
+[ "$GUEST" != linux ] || [ "$MIB" -ge 128 ] ||
+	die "GUEST=linux needs MIB=128 or more (its kernel, initramfs and ${WMIB:-32} MiB workload), not $MIB"
 command -v "${QEMU:-qemu-system-x86_64}" >/dev/null || die "qemu-system-x86_64 not installed"
 [ -f "$QM_GUEST" ] || die "build first: make -C userspace"
 kinds=${KINDS:-umem postcopy postcopy-preempt}
