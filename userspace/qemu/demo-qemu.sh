@@ -12,7 +12,7 @@
 #                 in the same run, the same guest by QEMU's own postcopy
 #                 (a table of both at the end)
 #   MIB=64        guest RAM in MiB (the test guest checks all of it above
-#                 2 MiB); GUEST=linux: default 128
+#                 2 MiB); GUEST=linux: default and minimum 128
 #   WMIB=32       GUEST=linux: MiB the workload checks
 #   PRINT=1       the guest prints every PRINT-th verify pass
 #   PASSES=3      verify passes to wait for before and after the migration
@@ -43,6 +43,7 @@ PASSES=${PASSES:-3}
 HUGE=${HUGE:-0}
 
 die() { printf 'demo-qemu: %s\n' "$*" >&2; exit 1; }
+[ "$GUEST" != linux ] || qm_linux_mib "$MIB" || exit 2
 [ "$(id -u)" = 0 ] || die "run as root (network namespaces, the module)"
 command -v "${QEMU:-qemu-system-x86_64}" >/dev/null || die "qemu-system-x86_64 not installed"
 [ -x "$QM_BIN/umemd" ] && [ -f "$QM_GUEST" ] || die "build first: make -C userspace"

@@ -46,9 +46,7 @@ OUT=${OUT:-build/qemu-compare/$(date -u +%Y%m%d-%H%M%S)}
 
 die() { printf 'native-postcopy: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root"
-# At 64 MiB the Linux guest's QEMU exits before its first console line.
-[ "$GUEST" != linux ] || [ "$MIB" -ge 128 ] ||
-	die "GUEST=linux needs MIB=128 or more (its kernel, initramfs and ${WMIB:-32} MiB workload), not $MIB"
+[ "$GUEST" != linux ] || qm_linux_mib "$MIB" || exit 2
 command -v "${QEMU:-qemu-system-x86_64}" >/dev/null || die "qemu-system-x86_64 not installed"
 [ -f "$QM_GUEST" ] || die "build first: make -C userspace"
 kinds=${KINDS:-umem postcopy postcopy-preempt}
