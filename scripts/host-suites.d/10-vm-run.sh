@@ -11,6 +11,9 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 . userspace/tests/suite-lib.sh
+# Each case sets what it tests; the caller's settings (VM_KVM=0 on a
+# machine whose KVM cannot run the guest) would bypass the probe cases.
+unset VM_KVM VM_KVM_DEV VM_KVM_CACHE VM_KVM_PROBE_TIMEOUT VM_SILENT_TIMEOUT
 
 KV=
 for k in /lib/modules/*; do
