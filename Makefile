@@ -146,7 +146,7 @@ BENCH_KVER ?= $(KVER)
 # Section 4 (bench/net.sh) runs umemd and umem-vmm: userspace too.
 # Section 7 snapshots up to 1 GiB of RAM into a tmpfs: a 4 GiB guest.
 # Section 8 migrates a QEMU guest (userspace/qemu/native-postcopy.sh).
-# QEMU_GUESTS="test linux" adds the Linux guest to section 8 (about 25
+# QEMU_GUESTS="test linux" adds the Linux guest to section 8 (about 20
 # minutes more; the VM gets the CPU model GUEST=linux needs, see
 # demo-qemu below, and 80 minutes).
 bench: modules-all bench-tools userspace
