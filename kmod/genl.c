@@ -138,6 +138,7 @@ static int umem_put_stats(struct sk_buff *skb, struct umem_region *r)
 		F(ALLOC_FAILED, alloc_failed),
 		F(PAGES_PROTECTED, pages_protected),
 		F(WP_FAULTS, wp_faults),
+		F(MMAPS, mmaps),
 #undef F
 	};
 	u64 hist[UMEM_HIST_BUCKETS];

@@ -651,6 +651,7 @@ void umem_get_stats(struct umem_region *r, struct umem_stats *st, u64 *hist)
 	st->wp_faults = r->wp_faults;
 	spin_unlock(&r->lock);
 	st->waiting = atomic_read(&r->waiting);
+	st->mmaps = atomic64_read(&r->mmaps);
 }
 
 long umem_ioctl_stats(struct umem_region *r, void __user *arg)

@@ -17,6 +17,9 @@
  * The core handles vm_file's references on split, fork and mremap, so a
  * mapping pins the region for as long as it exists, and never pins the
  * server fd: a VMM's mapping cannot keep a dead daemon's region attached.
+ * region->mmaps counts the mmap() calls made here (umem_stats.mmaps): a
+ * daemon whose VMM maps the node by path learns from it that a VMM took
+ * the RAM.
  *
  * Re-mapping the vma's own file (remap_file_pages()) comes back here
  * through umem_map_fops.mmap and gives a umem mapping again.
@@ -142,6 +145,7 @@ static int umem_map(struct umem_region *r, struct vm_area_struct *vma)
 	umem_vma_init(r, vma);
 	vma_set_file(vma, map);
 	fput(map);
+	atomic64_inc(&r->mmaps);
 	return 0;
 }
 

@@ -180,6 +180,7 @@ struct umem_region {
 	struct pid *creator;		/* creating process, fixed */
 	u64 created_ns;			/* CLOCK_MONOTONIC, fixed */
 	atomic_t waiting;
+	atomic64_t mmaps;		/* mmap() calls so far (map.c) */
 
 	struct rw_semaphore install_rwsem;
 	wait_queue_head_t read_wq;	/* daemon readers and pollers */

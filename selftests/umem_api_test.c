@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "umem_test.h"
@@ -686,7 +687,58 @@ TEST_F(region, stats_fresh)
 	EXPECT_EQ(0, st.discarded);
 	EXPECT_EQ(0, st.pages_protected);
 	EXPECT_EQ(0, st.wp_faults);
-	EXPECT_EQ(0, st.reserved);
+	EXPECT_EQ(0, st.mmaps);
+}
+
+/*
+ * mmaps counts the mmap() calls of the node and the server fd, by any
+ * process: not a fork's copy, a split, an mremap() or a
+ * remap_file_pages() of a mapping; a failed mmap() is not counted and the
+ * count never drops.  It is how a daemon tells that a VMM has taken the
+ * RAM of a region it maps by path.
+ */
+TEST_F(region, stats_mmaps)
+{
+	int sfd = self->r.server_fd, status;
+	uint8_t *a, *b, *c;
+	pid_t pid;
+
+	ASSERT_EQ(0, ut_stat(sfd, UT_STAT(mmaps)));
+	/* Refused mappings: private, past the end. */
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, UT_PAGE, PROT_READ, MAP_PRIVATE,
+				   self->r.node_fd, 0));
+	EXPECT_EQ(MAP_FAILED, ut_map(self->r.node_fd, 2 * SZ, 0));
+	EXPECT_EQ(0, ut_stat(sfd, UT_STAT(mmaps)));
+
+	a = ut_map(self->r.node_fd, SZ, 0);
+	ASSERT_NE(MAP_FAILED, a);
+	EXPECT_EQ(1, ut_stat(sfd, UT_STAT(mmaps)));
+	b = ut_map(sfd, 4 * UT_PAGE, 0);
+	ASSERT_NE(MAP_FAILED, b);
+	EXPECT_EQ(2, ut_stat(sfd, UT_STAT(mmaps)));
+
+	/* Split, move, re-map a page of the file (remap_file_pages()
+	 * populates: the page must be present): the same mmap(). */
+	ASSERT_EQ(0, ut_zero(sfd, 2 * UT_PAGE, UT_PAGE, NULL));
+	EXPECT_EQ(0, munmap(a + 4 * UT_PAGE, UT_PAGE));
+	c = mremap(b, 4 * UT_PAGE, 2 * UT_PAGE, MREMAP_MAYMOVE);
+	EXPECT_NE(MAP_FAILED, c);
+	EXPECT_EQ(0, remap_file_pages(a, UT_PAGE, 0, 2, 0));
+	EXPECT_EQ(2, ut_stat(sfd, UT_STAT(mmaps)));
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(ut_stat(sfd, UT_STAT(mmaps)) == 2 ? 0 : 1);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_EQ(0, status);
+	EXPECT_EQ(2, ut_stat(sfd, UT_STAT(mmaps)));
+
+	/* Unmapping does not take it back. */
+	munmap(a, SZ);
+	if (c != MAP_FAILED)
+		munmap(c, 2 * UT_PAGE);
+	EXPECT_EQ(2, ut_stat(sfd, UT_STAT(mmaps)));
 }
 
 TEST_F(region, stats_efault)

@@ -690,6 +690,8 @@ TEST_F(genl, stats_write_protect)
 	EXPECT_EQ(8, ri.present);
 	EXPECT_EQ(4, ri.stats[UMEM_STATS_ATTR_PAGES_PROTECTED]);
 	EXPECT_EQ(0, ri.stats[UMEM_STATS_ATTR_WP_FAULTS]);
+	/* The one mmap() of the node above (UMEM_F_MMAPS). */
+	EXPECT_EQ(1, ri.stats[UMEM_STATS_ATTR_MMAPS]);
 
 	ASSERT_EQ(0, ut_toucher_start(&w, map, true, 1));
 	ASSERT_EQ(0, ut_wait_stat(sfd, UT_STAT(waiting), 1, UT_WAIT_MS));

@@ -42,31 +42,11 @@ mig_full "umem, preempt" umem "" "" "--threads 2 --pattern random --duration 2 -
 mig_full "umem, no preempt" umem "--no-preempt" "" "--threads 2 --pattern hotset --duration 2 --verify-all" false
 mig_bw_cap "source --max-bandwidth 40" 40
 
-# VMM by path: /dev/umem-NAME, no socket.
-mig_image
-PORT=$((PORT + 1))
-$DST_RUN "$BIN/umemd" --incoming --listen "$ADDR:$PORT" --backend umem --name "p$PORT" \
-	>/dev/null 2>"$WORK/path-dst.err" &
-DPID=$!
-$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --connect "$ADDR:$PORT" --connect-wait 20 \
-	>/dev/null 2>"$WORK/path-src.err" &
-SPID=$!
-if wait_for "/dev/umem-p$PORT" 20; then
-	"$BIN/umem-vmm" --region "/dev/umem-p$PORT" --backend umem --seed "$SEED" \
-		--threads 2 --pattern seq --duration 1 --verify-all 2>"$WORK/path-vmm.err" &
-	VPID=$!
-	wait_pid "$VPID" "$TMO"; vrc=$WAIT_RC
-else
-	vrc=98
-fi
-wait_pid "$SPID" "$TMO"; src=$WAIT_RC
-wait_pid "$DPID" "$TMO"; drc=$WAIT_RC
-if [ $((vrc + src + drc)) -eq 0 ]; then
-	t_ok "umem, VMM maps /dev/umem-NAME by path: every page verified"
-else
-	t_fail "umem, VMM by path: vmm=$vrc src=$src dst=$drc"
-	tail -n 5 "$WORK"/path-*.err | sed 's/^/#   /'
-fi
+# VMM by path: /dev/umem-NAME, no socket.  It may start after the last
+# page is in: umemd holds the region for it (--vmm-wait).
+mig_by_path "umem, VMM maps /dev/umem-NAME by path" node
+mig_by_path "umem, VMM maps /dev/umem-NAME after the last page: umemd held it" late
+mig_by_path "umem by path, --vmm-wait 1 and no VMM" never --vmm-wait 1
 
 # netem delay on the veth pair (sch_netem is a module on Debian kernels).
 modprobe sch_netem 2>/dev/null

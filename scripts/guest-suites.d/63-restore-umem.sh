@@ -94,6 +94,33 @@ else
 	tail -n 8 "$WORK/path.err" "$WORK/pathv.err" | sed 's/^/#   /'
 fi
 
+# By path again, the VMM starting only after the last page is in: umemd
+# holds the region (its node) until a VMM has mapped it (--vmm-wait).
+NAME=late$$
+"$BIN/umemd" --restore "$SNAP" --backend umem --name "$NAME" --json \
+	>"$WORK/late.json" 2>"$WORK/late.err" &
+D=$!
+PIDS="$PIDS $D"
+VRC=98
+for _ in $(seq 200); do
+	grep -q "waiting for the VMM to map /dev/umem-$NAME before exiting" "$WORK/late.err" && break
+	sleep 0.1
+done
+if grep -q "waiting for the VMM to map /dev/umem-$NAME before exiting" "$WORK/late.err" &&
+   sleep 0.5 && kill -0 "$D" 2>/dev/null && [ -e "/dev/umem-$NAME" ]; then
+	timeout 120 "$BIN/umem-vmm" --region "/dev/umem-$NAME" --backend umem --expect-file "$RAM" \
+		--verify-all --threads 2 --pattern seq --duration 0.2 >/dev/null 2>"$WORK/latev.err"
+	VRC=$?
+fi
+wait_pid "$D" 60
+if [ "$WAIT_RC" = 0 ] && [ "$VRC" = 0 ] && grep -q '"role":"restore","ok":true' "$WORK/late.json" &&
+   [ ! -e "/dev/umem-$NAME" ]; then
+	t_ok "umem by path, VMM started after the last page: umemd held the node for it, every page verified, then exit 0"
+else
+	t_fail "umem by path, late VMM: umemd $WAIT_RC, umem-vmm $VRC (98: umemd did not wait, or gone)"
+	tail -n 8 "$WORK/late.err" "$WORK/latev.err" 2>/dev/null | sed 's/^/#   /'
+fi
+
 # ---- 2 MiB pages: the region takes the file's page size ----
 # A kernel without transparent huge pages (PREEMPT_RT 6.12) has no
 # UMEM_F_PAGE_2M: the restore must refuse the file's page size, and the

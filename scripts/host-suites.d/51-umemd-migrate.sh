@@ -136,10 +136,17 @@ if tnamed; then
 else
 	t_fail "threads not named as umemd.8 says: seen '$seen'"
 fi
-for a in "--preempt-priority 16" "--preempt-dscp 64" "--notsent-lowat 0" "--preempt-priority x"; do
-	out=$("$BIN/umemd" --outgoing --ram "$IMG" --connect "$ADDR:1" $a 2>&1)
+for a in "--preempt-priority 16" "--preempt-dscp 64" "--notsent-lowat 0" "--preempt-priority x" \
+	 "--vmm-wait 5" "@--vmm-wait -1" "@--vmm-wait 86401" "@--vmm-wait soon"; do
+	# @: a destination's option (--incoming), else the source's
+	case $a in
+	@*) a=${a#@}; args="--incoming --listen :1 $a" ;;
+	*) args="--outgoing --ram $IMG --connect $ADDR:1 $a" ;;
+	esac
+	# shellcheck disable=SC2086
+	out=$("$BIN/umemd" $args 2>&1)
 	rc=$?
-	if [ "$rc" = 2 ] && echo "$out" | grep -q "bad --"; then
+	if [ "$rc" = 2 ] && echo "$out" | grep -qE "bad --|--vmm-wait is for --incoming and --restore"; then
 		t_ok "umemd $a: exit 2, $out"
 	else
 		t_fail "umemd $a: exit $rc: $out"

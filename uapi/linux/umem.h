@@ -38,6 +38,9 @@
  *     .wp_faults (UMEM_STATS_ATTR_PAGES_PROTECTED, _WP_FAULTS).
  *   - UMEM_F_CREATE_PRESENT: UMEM_CREATE_PRESENT.
  *   - UMEM_F_ATTACH: UMEM_ATTACH on a node fd.
+ * umem 0.6 (UMEM_API stays 1):
+ *   - UMEM_F_MMAPS: umem_stats.mmaps (UMEM_STATS_ATTR_MMAPS), the mmap()
+ *     calls of the region so far, in the field that was .reserved.
  *
  * Rules for every struct in this file: fixed-size types, naturally aligned,
  * explicit padding; every field named "reserved" or "pad" must be zero on
@@ -114,13 +117,16 @@
 #define UMEM_F_CREATE_PRESENT	(1ULL << 11)
 /* UMEM_ATTACH: a new server fd for a region whose server is gone. */
 #define UMEM_F_ATTACH		(1ULL << 12)
+/* umem_stats.mmaps counts the mmap() calls of the region. */
+#define UMEM_F_MMAPS		(1ULL << 13)
 /* Every UMEM_F_* has to be included here. */
 #define UMEM_F_ALL		(UMEM_F_COPY_VEC | UMEM_F_MARK_PRESENT | \
 				 UMEM_F_ZERO | UMEM_F_DISCARD | UMEM_F_NODE | \
 				 UMEM_F_NODE_MODE | UMEM_F_BIND | \
 				 UMEM_F_PUNCH_HOLE | UMEM_F_RDONLY_MAP | \
 				 UMEM_F_PAGE_2M | UMEM_F_WRITE_PROTECT | \
-				 UMEM_F_CREATE_PRESENT | UMEM_F_ATTACH)
+				 UMEM_F_CREATE_PRESENT | UMEM_F_ATTACH | \
+				 UMEM_F_MMAPS)
 
 /*
  * One ioctl magic for the whole interface.  Numbers 0x00-0x0f are commands of
@@ -352,7 +358,12 @@ struct umem_stats {
 	__u64 alloc_failed;	/* installs refused: no 2 MiB folio (ENOMEM) */
 	__u64 pages_protected;	/* write-protected pages now */
 	__u64 wp_faults;	/* writes that found their page write-protected */
-	__u64 reserved;
+	/*
+	 * Successful mmap() calls of the node or the server fd since the
+	 * region was created, by any process (not fork, split, mremap).  Not
+	 * 0: a VMM has taken the region's RAM.  UMEM_F_MMAPS; 0 before.
+	 */
+	__u64 mmaps;
 };
 
 /*
@@ -534,6 +545,7 @@ enum umem_stats_attr {
 	UMEM_STATS_ATTR_ALLOC_FAILED,
 	UMEM_STATS_ATTR_PAGES_PROTECTED,
 	UMEM_STATS_ATTR_WP_FAULTS,
+	UMEM_STATS_ATTR_MMAPS,
 	__UMEM_STATS_ATTR_MAX,
 	UMEM_STATS_ATTR_MAX = __UMEM_STATS_ATTR_MAX - 1
 };

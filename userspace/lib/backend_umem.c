@@ -29,6 +29,8 @@
  *                       module)
  *   UMEM_F_ATTACH       none: umem_region_attach_node() fails with
  *                       -EOPNOTSUPP, the log naming the bit (umem 0.5)
+ *   UMEM_F_MMAPS        stats' mmaps is 0; umem_region_was_mapped() is
+ *                       -EOPNOTSUPP (umem 0.6)
  *
  * In a region of 2 MiB pages every unit below is the 2 MiB page (the
  * module's rule, uapi/linux/umem.h): a COPY_VEC entry installs 2 MiB, and
@@ -367,7 +369,19 @@ static int umem_stats(struct umem_region *r, struct umem_region_stats *st)
 	st->alloc_failed = k.alloc_failed;
 	st->pages_protected = k.pages_protected;
 	st->wp_faults = k.wp_faults;
+	st->mmaps = k.mmaps;
 	return 0;
+}
+
+static int umem_was_mapped(struct umem_region *r)
+{
+	struct umem_region_stats st;
+	int ret;
+
+	if (!(umem_features(r) & UMEM_F_MMAPS))
+		return -EOPNOTSUPP;
+	ret = umem_stats(r, &st);
+	return ret ? ret : st.mmaps > 0;
 }
 
 static int umem_writeprotect(struct umem_region *r, uint64_t off, uint64_t len,
@@ -455,6 +469,7 @@ const struct umem_backend_ops umem__backend_umem = {
 	.mark_present = umem_mark_present,
 	.discard = umem_discard,
 	.stats = umem_stats,
+	.was_mapped = umem_was_mapped,
 	.writeprotect = umem_writeprotect,
 	.attach_node = umem_attach_node,
 	.destroy = umem_destroy,

@@ -46,6 +46,8 @@ struct umem_backend_ops {
 	int (*wake)(struct umem_region *r, uint64_t off, uint64_t len);
 	/* Optional: fallback reports the library's own counters. */
 	int (*stats)(struct umem_region *r, struct umem_region_stats *st);
+	/* Optional: fallback is -EOPNOTSUPP. */
+	int (*was_mapped)(struct umem_region *r);
 	/* Optional (needs-attach backends): adopt the VMM's fault fd. */
 	int (*attach)(struct umem_region *r, int fd, uint64_t base);
 	/* Optional: write-protect or unprotect a checked range. */

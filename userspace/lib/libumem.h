@@ -71,7 +71,7 @@ extern "C" {
 #endif
 
 #define LIBUMEM_VERSION_MAJOR	0
-#define LIBUMEM_VERSION_MINOR	5
+#define LIBUMEM_VERSION_MINOR	6
 
 /* Opaque handle; one per region per process. */
 struct umem_region;
@@ -173,7 +173,8 @@ struct umem_region_stats {
 	uint64_t pages_protected; /* write-protected now (uffd*: by this handle) */
 	uint64_t wp_faults;	/* writes that found their page protected
 				 * (uffd*: such faults this handle read) */
-	uint64_t reserved[1];
+	uint64_t mmaps;		/* umem: mmap() calls of the region so far,
+				 * any process (UMEM_F_MMAPS); uffd*: 0 */
 };
 
 /** \defgroup any Any context */
@@ -258,6 +259,14 @@ int umem_region_discard(struct umem_region *r, uint64_t offset, uint64_t len);
 /* Wake tasks waiting on a range (no-op where the kernel does it). */
 int umem_region_wake(struct umem_region *r, uint64_t offset, uint64_t len);
 int umem_region_stats(struct umem_region *r, struct umem_region_stats *st);
+/*
+ * 1 if some process has mapped the region since it was created (the
+ * module's umem_stats.mmaps), 0 if none has; -EOPNOTSUPP if the backend
+ * cannot tell (uffd*, whose VMM attaches over a socket, or a module
+ * without UMEM_F_MMAPS, umem 0.6).  A daemon whose VMM maps the node by
+ * path asks before it lets the region go.
+ */
+int umem_region_was_mapped(struct umem_region *r);
 
 /** \defgroup vmm VMM (client) context */
 /*

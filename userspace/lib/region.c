@@ -620,6 +620,13 @@ int umem_region_stats(struct umem_region *r, struct umem_region_stats *st)
 	return 0;
 }
 
+int umem_region_was_mapped(struct umem_region *r)
+{
+	if (!r)
+		return -EINVAL;
+	return r->ops->was_mapped ? r->ops->was_mapped(r) : -EOPNOTSUPP;
+}
+
 const char *umem_region_backend(const struct umem_region *r)
 {
 	return r ? r->ops->name : NULL;

@@ -570,8 +570,8 @@ mig_precopy_cancel() { # DESC BACKEND
 	fi
 }
 
-# --max-bandwidth MBIT with nothing faulting (umem backend, no VMM: the
-# destination maps the region itself), so the background stream carries
+# --max-bandwidth MBIT with nothing faulting (umem backend, no VMM, so
+# --vmm-wait 0: nobody takes the RAM), so the background stream carries
 # every page: its average rate must stay under the cap.  An upper bound
 # only (a slow host lowers the rate, never raises it), not a timing
 # assertion.  mig_bw_cap DESC MBIT
@@ -580,7 +580,7 @@ mig_bw_cap() {
 	mig_image
 	PORT=$((PORT + 1))
 	$DST_RUN "$BIN/umemd" --incoming --listen "$ADDR:$PORT" --backend umem --name "bw$PORT" \
-		--json >"$WORK/bw-dst.json" 2>"$WORK/bw-dst.err" &
+		--vmm-wait 0 --json >"$WORK/bw-dst.json" 2>"$WORK/bw-dst.err" &
 	DPID=$!
 	sleep 0.2
 	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --connect "$ADDR:$PORT" --connect-wait 20 \
@@ -596,4 +596,56 @@ mig_bw_cap() {
 		t_fail "$desc: source=$src dest=$drc rate ${rate:-?} Mbit/s (cap $mbit)"
 		sed 's/^/#   /' "$WORK/bw-src.json" "$WORK/bw-src.err" "$WORK/bw-dst.err" | tail -n 20
 	fi
+}
+
+# By path (umem, no --vmm-socket): the VMM maps /dev/umem-NAME.  The region
+# goes with the destination, and its RAM with it, so umemd holds it after
+# its last page until a VMM has mapped the node (--vmm-wait).
+# mig_by_path DESC WHEN [DEST OPTS]: WHEN "node": the VMM starts as soon as
+# the node exists; "late": only once the destination says it waits for a
+# VMM (every page in), which must then find every page; "never": no VMM,
+# DEST OPTS --vmm-wait N: both sides must exit 1 and leave no node.
+mig_by_path() {
+	local desc=$1 when=$2 vrc=0 src drc node
+	shift 2
+	mig_image
+	PORT=$((PORT + 1))
+	node=/dev/umem-p$PORT
+	DLOG=$WORK/path$PORT-dst.err
+	$DST_RUN "$BIN/umemd" --incoming --listen "$ADDR:$PORT" --backend umem --name "p$PORT" \
+		"$@" >/dev/null 2>"$DLOG" &
+	DPID=$!
+	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --connect "$ADDR:$PORT" --connect-wait 20 \
+		>/dev/null 2>"$WORK/path$PORT-src.err" &
+	SPID=$!
+	case $when in
+	node) wait_for "$node" 20 || vrc=98 ;;
+	late) # 97: umemd or its node gone while it said it waits
+		if ! mig_wait_log "waiting for the VMM to map $node before DONE"; then
+			vrc=98
+		elif ! sleep 0.5 || ! kill -0 "$DPID" 2>/dev/null || ! kill -0 "$SPID" 2>/dev/null ||
+		     [ ! -e "$node" ]; then
+			vrc=97
+		fi ;;
+	esac
+	if [ "$when" != never ] && [ "$vrc" = 0 ]; then
+		"$BIN/umem-vmm" --region "$node" --backend umem --seed "$SEED" --threads 2 \
+			--pattern seq --duration 0.5 --verify-all 2>"$WORK/path$PORT-vmm.err" &
+		VPID=$!
+		wait_pid "$VPID" "$TMO"; vrc=$WAIT_RC
+	fi
+	wait_pid "$SPID" "$TMO"; src=$WAIT_RC
+	wait_pid "$DPID" "$TMO"; drc=$WAIT_RC
+	if [ "$when" = never ]; then
+		if [ "$drc" = 1 ] && [ "$src" = 1 ] && [ ! -e "$node" ] &&
+		   grep -q "no VMM took the region within --vmm-wait" "$DLOG"; then
+			t_ok "$desc: both sides exit 1 ($(grep -m1 'no VMM took' "$DLOG" | cut -c1-110)), node gone"
+			return
+		fi
+	elif [ $((vrc + src + drc)) -eq 0 ] && grep -q 'OK:' "$WORK/path$PORT-vmm.err"; then
+		t_ok "$desc: every page verified"
+		return
+	fi
+	t_fail "$desc: vmm=$vrc src=$src dst=$drc, node $([ -e "$node" ] && echo left || echo gone)"
+	tail -n 5 "$WORK"/path$PORT-*.err | sed 's/^/#   /'
 }

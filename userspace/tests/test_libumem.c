@@ -179,10 +179,21 @@ static void test_one_process(void)
 	OK(ret == 0, "create %llu bytes: %s", NPAGES * PS, ret ? umem_strerror(ret) : "ok");
 	if (ret)
 		return;
+	ret = umem_region_was_mapped(r);
+	if (!strcmp(backend, "umem"))
+		OK(ret == 0, "was_mapped before any mmap(): %d", ret);
+	else
+		OK(ret == -EOPNOTSUPP, "was_mapped: uffd* cannot tell (%s)", umem_strerror(ret));
 	ret = umem_region_map(r, (void **)&map);
 	OK(ret == 0 && map, "map in the creating process: %s", umem_strerror(ret));
 	if (ret)
 		goto out;
+	if (!strcmp(backend, "umem")) {
+		ret = umem_region_was_mapped(r);
+		OK(ret == 1 && umem_region_stats(r, &st) == 0 && st.mmaps == 1,
+		   "was_mapped after the creator's mmap(): %d, %llu mmaps", ret,
+		   (unsigned long long)st.mmaps);
+	}
 	OK(umem_region_fault_fd(r) >= 0, "fault fd available after map");
 	OK(umem_region_read_requests(r, req, 8, 0) == 0, "no requests before any fault");
 

@@ -393,7 +393,8 @@ static int cmd_list(struct ctx *c)
 /*
  * The UMEM_STATS figures, in the kernel's order.  An @optional one is
  * shown only when the kernel sends it (modules before umem 0.5 do not
- * know the write-protection counters); the others show 0 when absent.
+ * know the write-protection counters, before 0.6 mmaps); the others show
+ * 0 when absent.
  */
 static const struct {
 	int attr;
@@ -415,6 +416,7 @@ static const struct {
 	{ UMEM_STATS_ATTR_ALLOC_FAILED, "alloc_failed" },
 	{ UMEM_STATS_ATTR_PAGES_PROTECTED, "pages_protected", true },
 	{ UMEM_STATS_ATTR_WP_FAULTS, "wp_faults", true },
+	{ UMEM_STATS_ATTR_MMAPS, "mmaps", true },
 };
 
 #define NSTATS (sizeof(stat_names) / sizeof(stat_names[0]))

@@ -67,9 +67,10 @@ struct dest {
 	struct proto_layout lay;
 	uint64_t pages;
 	uint64_t session;
-	pthread_mutex_t slock;		/* state, end_seen */
+	pthread_mutex_t slock;		/* state, end_seen, complete */
 	enum pc_state state;
 	bool end_seen;
+	bool complete;			/* every page here: DONE is ours to send */
 	struct devstate_in ds;		/* DEVICE_STATE pieces, main thread only */
 	uint64_t t_run, t_done;		/* RUN received; every page present */
 	struct chan main, pre;

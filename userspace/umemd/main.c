@@ -43,6 +43,7 @@
 #define OPT_TEST_BATCH_DELAY	1007
 #define OPT_RESEND		1008
 #define OPT_RESEND_GAP		1009
+#define OPT_VMM_WAIT		1010
 /* --restore (restore.c) */
 #define OPT_RESTORE		1100
 #define OPT_EAGER		1101
@@ -112,6 +113,12 @@ static void usage(FILE *f)
 "  --backend NAME       region backend (default umem)\n"
 "  --name NAME          region name (umem node /dev/umem-NAME)\n"
 "  --vmm-socket PATH    unix socket handing the region to the VMM\n"
+"  --vmm-wait SEC|forever  (incoming, restore) once every page is in, how long\n"
+"                       to keep the region for a VMM that has not taken it\n"
+"                       yet (attached on --vmm-socket, or mapped\n"
+"                       /dev/umem-NAME): its RAM goes with umemd.  Default\n"
+"                       forever; 0: no VMM is coming, let it go; SEC passed\n"
+"                       without one: the migration fails\n"
 "  --no-preempt         requested pages on the main stream, no second channel\n"
 "  --preempt-priority N|off  (both sides) SO_PRIORITY of the preempt channel's\n"
 "                       socket, 0..15 (above 6 needs CAP_NET_ADMIN); default 6,\n"
@@ -345,6 +352,7 @@ int main(int argc, char **argv)
 		{ "preempt-priority", required_argument, NULL, OPT_PREEMPT_PRIORITY },
 		{ "preempt-dscp", required_argument, NULL, OPT_PREEMPT_DSCP },
 		{ "notsent-lowat", required_argument, NULL, OPT_NOTSENT_LOWAT },
+		{ "vmm-wait", required_argument, NULL, OPT_VMM_WAIT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct umemd_opts o;
@@ -364,6 +372,7 @@ int main(int argc, char **argv)
 	o.connect_wait_ms = 30000;
 	o.link_timeout_ms = 10000;
 	o.recover_wait_ms = 60000;
+	o.vmm_wait_ms = -1;
 	o.page_size = PROTO_PAGE_SIZE;
 	o.proto_max = PROTO_VERSION_MAX;
 	o.preempt_priority = 6;		/* TC_PRIO_INTERACTIVE */
@@ -407,6 +416,17 @@ int main(int argc, char **argv)
 		case OPT_RESEND:
 			if (parse_on_off(optarg, "resend", &o.resend))
 				return 2;
+			break;
+		case OPT_VMM_WAIT:
+			if (!strcmp(optarg, "forever")) {
+				o.vmm_wait_ms = -1;
+			} else if (parse_u64(optarg, &v) || v > 86400) {
+				log_msg("bad --vmm-wait %s (seconds, 0..86400, or forever)", optarg);
+				return 2;
+			} else {
+				o.vmm_wait_ms = (int)v * 1000;
+			}
+			o.vmm_wait_set = true;
 			break;
 		case OPT_RESEND_GAP:
 			if (parse_u64(optarg, &v) || v > 60000) {
@@ -582,7 +602,7 @@ int main(int argc, char **argv)
 		}
 		if (o.postcopy_after || o.max_rounds || o.dirty || o.latency_log ||
 		    o.device_state_out || o.max_bw_bytes || o.recover || o.test_cut ||
-		    o.page_size != PROTO_PAGE_SIZE || o.name) {
+		    o.page_size != PROTO_PAGE_SIZE || o.name || o.vmm_wait_set) {
 			log_msg("--snapshot takes --ram or --backend/--vmm-socket, --pid, --stop-cmd, --cont-cmd, --device-state, --json, -v");
 			return 2;
 		}
@@ -611,6 +631,10 @@ int main(int argc, char **argv)
 	}
 	if ((o.latency_log || o.device_state_out) && !o.incoming && !o.restore) {
 		log_msg("--latency-log and --device-state-out are for --incoming and --restore");
+		return 2;
+	}
+	if (o.vmm_wait_set && !o.incoming && !o.restore) {
+		log_msg("--vmm-wait is for --incoming and --restore");
 		return 2;
 	}
 	if (o.device_state && !o.outgoing) {

@@ -57,11 +57,12 @@ void dest_check_complete(struct dest *d)
 {
 	uint8_t f[PROTO_HDR_LEN + 8];
 	bool now = false;
+	int ret;
 
 	pthread_mutex_lock(&d->slock);
-	if (d->end_seen && rs_received(&d->rs) == d->pages &&
-	    !atomic_load(&d->ss.finished) && !atomic_load(&d->ss.failed)) {
-		atomic_store(&d->ss.finished, true);
+	if (d->end_seen && rs_received(&d->rs) == d->pages && !d->complete &&
+	    !atomic_load(&d->ss.failed)) {
+		d->complete = true;
 		d->t_done = now_ns();
 		now = true;
 	}
@@ -69,14 +70,19 @@ void dest_check_complete(struct dest *d)
 	if (!now)
 		return;
 	/*
-	 * The region dies with us: a VMM that has not attached yet would
-	 * never get its RAM.  Hold DONE until it has (SIGTERM gives up).
+	 * The region dies with us: a VMM that has not taken it yet (attached
+	 * on the socket, or mapped the node) would never get its RAM.  Hold
+	 * DONE until one has, for --vmm-wait (SIGTERM gives up).
 	 */
-	if (vmm_awaited(&d->rs)) {
-		log_msg("all %llu pages are here; waiting for the VMM on %s before DONE",
-			(unsigned long long)d->pages, d->o->vmm_socket);
-		vmm_wait_attached(&d->rs);
+	ret = vmm_hold(&d->rs, "DONE");
+	if (ret == -ETIMEDOUT) {
+		session_fail(&d->ss, "no VMM took the region within --vmm-wait %d s: its RAM is dropped",
+			     d->o->vmm_wait_ms / 1000);
+		return;
 	}
+	if (ret)
+		return;
+	atomic_store(&d->ss.finished, true);
 	chan_write(&d->main, f, proto_enc_u64(f, MSG_DONE, d->pages), NULL, 0);
 	vmm_notify(&d->rs, VMM_DONE, "all pages present");
 	session_stop(&d->ss);

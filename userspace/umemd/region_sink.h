@@ -169,8 +169,14 @@ void vmm_fail(struct region_sink *rs, const char *text);
  * or the provider gave up meanwhile.
  */
 int vmm_wait_attached(struct region_sink *rs);
-/* --vmm-socket is set and no VMM has attached yet. */
-bool vmm_awaited(struct region_sink *rs);
+/*
+ * Every page is in: hold the region until a VMM has taken it (attached on
+ * --vmm-socket, or mapped the node by path), for --vmm-wait.  0: taken, or
+ * nothing to wait for (--vmm-wait 0, a module that cannot tell);
+ * -ETIMEDOUT: --vmm-wait passed without one; -ECANCELED: the session
+ * stopped (SIGTERM) or the provider went away first.
+ */
+int vmm_hold(struct region_sink *rs, const char *before);
 /* Wake vmm_wait_attached() (the session's wake hook). */
 void vmm_link_wake(struct region_sink *rs);
 void vmm_link_close(struct region_sink *rs);

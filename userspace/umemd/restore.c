@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * umemd --restore FILE: a guest's RAM from a snapshot file into a libumem
- * region its VMM maps over --vmm-socket.
+ * region its VMM maps over --vmm-socket or (umem) by path.
  *
  * Numbered steps (who does what):
  *   1. umemd opens FILE (snap_reader_open()) and reads its device state
@@ -16,7 +16,9 @@
  *      mean the same on every backend.  Lazy (the default): RUN at once;
  *      the guest runs while its pages come in.  --eager: RUN only once
  *      every page is in (the baseline).
- *   5. Every page present: DONE to the VMM; with --record-working-set the
+ *   5. Every page present: by path, umemd holds the region until a VMM
+ *      has mapped the node (--vmm-wait; vmm_hold()); DONE to the VMM;
+ *      with --record-working-set the
  *      pages first requested by faults, in that order, are added to FILE
  *      (snap_add_working_set(), crash-safe); exit 0.
  *   On any failure (a page whose checksum fails, a failed install,
@@ -215,6 +217,13 @@ int umemd_restore(const struct umemd_opts *o, struct umemd_summary *sum)
 	t_done = now_ns();
 	if (o->eager)
 		run(x, o, &t_run);
+	/* By path, the VMM may not have mapped the node yet: hold it. */
+	ret = vmm_hold(&x->rs, "exiting");
+	if (ret == -ETIMEDOUT)
+		session_fail(&x->ss, "no VMM took the region within --vmm-wait %d s: its RAM is dropped",
+			     o->vmm_wait_ms / 1000);
+	if (ret)
+		goto out;
 	/* Step 5. */
 	atomic_store(&x->ss.finished, true);
 	complete = true;

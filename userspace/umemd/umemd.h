@@ -115,6 +115,8 @@ struct umemd_opts {
 	const char *backend;
 	const char *name;
 	const char *vmm_socket;
+	int vmm_wait_ms;		/* --vmm-wait: -1 forever, 0 none */
+	bool vmm_wait_set;
 	bool preempt;
 	bool json;
 	const char *device_state_out;	/* destination: where the blob goes */

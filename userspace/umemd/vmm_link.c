@@ -6,8 +6,13 @@
  * userfaultfd, attached to the region).  Such a backend waits for that
  * before the region is any use (vmm_link_open()); a region whose pages
  * are complete waits for it before it lets the provider go
- * (vmm_wait_attached()).  vmm_notify() tells the attached VMM RUN, DONE
- * or FAIL; a RUN asked for before the VMM attached is sent on ATTACH.
+ * (vmm_hold()).  vmm_notify() tells the attached VMM RUN, DONE or FAIL; a
+ * RUN asked for before the VMM attached is sent on ATTACH.
+ *
+ * Without --vmm-socket (umem) the VMM maps /dev/umem-NAME by path, and
+ * nothing tells umemd when; vmm_hold() reads the region's mmap() count
+ * instead: until it is not 0 no VMM has taken the RAM, which goes with
+ * umemd (the node disappears when the region's last reference does).
  *
  * Locking: vmm.lock guards fd, attached, run and run_sent; vmm.cond is
  * broadcast when the VMM has attached or the session stops.
@@ -27,6 +32,17 @@
 #include "region_sink.h"
 #include "util.h"
 #include "vmmsock.h"
+
+/* The deadline of a wait on vmm.cond: 200 ms from now. */
+static void in_200ms(struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_nsec += 200000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
 
 /* Under vmm.lock. */
 static void send_locked(struct region_sink *rs, uint16_t type, const char *text)
@@ -148,14 +164,59 @@ static void *vmm_thread(void *arg)
 	return NULL;
 }
 
-bool vmm_awaited(struct region_sink *rs)
+/* Whether a VMM has taken the region: 1 yes, 0 not yet, < 0 cannot tell. */
+static int vmm_taken(struct region_sink *rs)
 {
-	bool attached;
+	int ret;
 
-	pthread_mutex_lock(&rs->vmm.lock);
-	attached = rs->vmm.attached;
-	pthread_mutex_unlock(&rs->vmm.lock);
-	return rs->vmm.lfd >= 0 && !attached;
+	if (rs->vmm.lfd >= 0) {
+		pthread_mutex_lock(&rs->vmm.lock);
+		ret = rs->vmm.attached;
+		pthread_mutex_unlock(&rs->vmm.lock);
+		return ret;
+	}
+	return umem_region_was_mapped(rs->region);
+}
+
+int vmm_hold(struct region_sink *rs, const char *before)
+{
+	struct vmm_link *v = &rs->vmm;
+	const char *path = umem_region_path(rs->region);
+	int wait = rs->o->vmm_wait_ms, waited = 0;
+	char what[300];
+
+	if (vmm_taken(rs))
+		return 0;
+	if (v->lfd >= 0)
+		snprintf(what, sizeof(what), "on %s", rs->o->vmm_socket);
+	else
+		snprintf(what, sizeof(what), "to map %s", path ? path : "the region");
+	if (!wait) {
+		log_msg("no VMM %s: --vmm-wait 0, its RAM goes with umemd", what);
+		return 0;
+	}
+	log_msg("all %llu pages are here; waiting for the VMM %s before %s",
+		(unsigned long long)rs->pages, what, before);
+	pthread_mutex_lock(&v->lock);
+	while (!atomic_load(&rs->ss->stopping)) {
+		struct timespec ts;
+		int taken;
+
+		in_200ms(&ts);
+		pthread_cond_timedwait(&v->cond, &v->lock, &ts);
+		waited += 200;
+		pthread_mutex_unlock(&v->lock);
+		taken = vmm_taken(rs);
+		if (taken)
+			return 0;
+		if (rs->prov->gone && rs->prov->gone(rs->prov))
+			return -ECANCELED;
+		if (wait > 0 && waited >= wait)
+			return -ETIMEDOUT;
+		pthread_mutex_lock(&v->lock);
+	}
+	pthread_mutex_unlock(&v->lock);
+	return -ECANCELED;
 }
 
 int vmm_wait_attached(struct region_sink *rs)
@@ -171,12 +232,7 @@ int vmm_wait_attached(struct region_sink *rs)
 	while (!v->attached && !atomic_load(&rs->ss->stopping)) {
 		struct timespec ts;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 200000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		in_200ms(&ts);
 		pthread_cond_timedwait(&v->cond, &v->lock, &ts);
 		if (v->attached || atomic_load(&rs->ss->stopping))
 			break;
