@@ -51,8 +51,16 @@ fi
 # preempt takes its page over and goes in at once, and the batch, whose
 # UFFDIO_COPY of a run then meets that page (EEXIST), installs the rest.
 # --resend-gap 0: sent again although the destination has read them.
-mig_full "uffd, preempt, batches held: requested pages taken over" uffd "--test-batch-delay 2" \
+# --test-page-copy keeps what went in: every page equals the image.
+mig_full "uffd, preempt, batches held: requested pages taken over" uffd \
+	"--test-batch-delay 2 --test-page-copy $WORK/installed.img" \
 	"--resend-gap 0" "--threads 2 --pattern random --duration 2 --verify-all" true
+if cmp -s "$WORK/installed.img" "$IMG"; then
+	t_ok "--test-page-copy: every page installed (taken over or batched) equals the source's image"
+else
+	t_fail "--test-page-copy: pages installed differ from the image: $(cmp "$WORK/installed.img" "$IMG" 2>&1 | head -n 1)"
+fi
+rm -f "$WORK/installed.img"
 taken=$(sed -n 's/.*"resent_taken":\([0-9]*\).*/\1/p' "$DJSON")
 if [ "${taken:-0}" -gt 0 ] && ! grep -q "^  not resent " "$SLOG"; then
 	t_ok "requested pages queued for a batch went in by their copy sent again: resent_taken $taken"
@@ -146,7 +154,7 @@ for a in "--preempt-priority 16" "--preempt-dscp 64" "--notsent-lowat 0" "--pree
 	# shellcheck disable=SC2086
 	out=$("$BIN/umemd" $args 2>&1)
 	rc=$?
-	if [ "$rc" = 2 ] && echo "$out" | grep -qE "bad --|--vmm-wait is for --incoming and --restore"; then
+	if [ "$rc" = 2 ] && echo "$out" | grep -qE "bad --|--vmm-wait and --test-page-copy are for --incoming and --restore"; then
 		t_ok "umemd $a: exit 2, $out"
 	else
 		t_fail "umemd $a: exit $rc: $out"

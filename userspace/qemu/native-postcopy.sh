@@ -28,6 +28,9 @@
 #               umem-stop-first (qemu_migrate.py --stop-first), and
 #               umem-old: as umem with the umemd in $UMEMD_OLD_BIN (a
 #               directory), to compare two umemds interleaved in one run
+#   CHECK_PAGES=1  umem kinds: compare every page umemd --incoming
+#               installs with the source's RAM (qemu_migrate.py
+#               --check-pages; RESULT pages_check)
 #
 # Runs as root in a virtme-ng guest (or a test host); Documentation/qemu.rst
 # and Documentation/benchmarks.md.  Exit 0 only if every run verified.
@@ -89,6 +92,9 @@ for i in $(seq "$REPEAT"); do
 			postcopy-preempt) opts=(--mode postcopy --preempt) ;;
 			*) die "unknown kind $k" ;;
 		esac
+		# CHECK_PAGES=1: every page umemd installs is compared with
+		# the source's RAM (qemu_migrate.py --check-pages).
+		[ "${CHECK_PAGES:-0}" = 1 ] && [ "${opts[1]}" = umem ] && opts+=(--check-pages)
 		echo "=== $k, run $i"
 		QM_BIN=$bin QM_QUIET=1 QM_TIMEOUT=600 qm_run "$OUT/$k-$i.txt" "${opts[@]}" --mib "$MIB" \
 			--print-every 1 --workdir "$WORK/$k-$i"

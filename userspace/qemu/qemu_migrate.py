@@ -443,6 +443,9 @@ class Run:
         dst = [a.umemd, "--incoming", "--listen", f"{a.dst_addr}:{a.port}", "--backend", "umem",
                "--name", name, "--json", "--progress", "--latency-log", f"{self.work}/latency.ns"
                ] + a.umemd_dst_opt
+        installed = f"{self.work}/installed.ram"
+        if a.check_pages:
+            dst[2:2] = ["--test-page-copy", installed]
         src = [a.umemd, "--outgoing", "--ram", ram, "--connect", f"{a.dst_addr}:{a.port}",
                "--connect-wait", "20", "--stop-cmd", stop_cmd, "--json"] + a.umemd_src_opt
         if a.huge:
@@ -582,6 +585,8 @@ class Run:
         self.res["preempt"] = bool((self.res["umemd_dst"] or {}).get("preempt"))
         self.res["umemd_dst_exit"] = ud.returncode
         self.res["umemd_src_exit"] = us.returncode
+        if a.check_pages:
+            self.check_pages(ram, installed, 2 << 20 if a.huge else 4096)
         self.finish(ss, ds, qd_p, [qs_p, qd_p])
         if a.huge:
             kb = self.smaps_kb(qd_p.pid, f"umem-{name}", "ShmemPmdMapped") + \
@@ -738,7 +743,34 @@ class Run:
             d = self.res.get("umemd_dst") or {}
             ok = ok and d.get("ok") is True and self.res["umemd_dst_exit"] == 0 \
                 and self.res["umemd_src_exit"] == 0
+            if self.a.check_pages:
+                ok = ok and (self.res.get("pages_check") or {}).get("wrong") == 0
         self.res["ok"] = bool(ok)
+
+    def check_pages(self, ram, installed, psz):
+        """--check-pages: every page umemd --incoming installed (its
+        --test-page-copy file) against the source's RAM file, which the
+        stopped source QEMU no longer writes.  Whatever the guest wrote on
+        the destination since does not matter: the copy is what went in."""
+        wrong, n = [], 0
+        chunk = 256 * psz if psz == 4096 else psz
+        with open(ram, "rb") as fs, open(installed, "rb") as fi:
+            off = 0
+            while True:
+                s, i = fs.read(chunk), fi.read(chunk)
+                if not s and not i:
+                    break
+                if s != i:
+                    for p in range(0, max(len(s), len(i)), psz):
+                        if s[p:p + psz] != i[p:p + psz]:
+                            wrong.append((off + p) // psz)
+                n += max(len(s), len(i)) // psz
+                off += chunk
+        self.res["pages_check"] = {"pages": n, "wrong": len(wrong), "first_wrong": wrong[:16]}
+        log(f"--check-pages: {n} pages installed by umemd compared with the source's RAM: "
+            f"{len(wrong)} differ{' (first: ' + str(wrong[:16]) + ')' if wrong else ''}")
+        if wrong and not self.res["error"]:
+            self.res["error"] = f"{len(wrong)} pages installed differ from the source's RAM"
 
     def guest_on_failure(self):
         """What the guest said on the serial ports, when the run stopped
@@ -836,6 +868,10 @@ def main():
                     help="umem: QMP stop on the source before QMP migrate, then QMP cont on "
                     "the destination (default: migrate the running source; QEMU stops it at the "
                     "end and the destination starts by itself)")
+    ap.add_argument("--check-pages", action="store_true",
+                    help="(umem) umemd --incoming keeps a copy of every page it installs "
+                    "(--test-page-copy); after the transfer each is compared with the "
+                    "source's RAM: RESULT pages_check {pages, wrong, first_wrong}")
     ap.add_argument("--test-corrupt", type=int, metavar="N",
                     help="(testing, umem) overwrite a word pair of guest page N in the "
                     "source's RAM after the stop: the guest must report mismatches")
@@ -844,6 +880,8 @@ def main():
         ap.error("--mib must be at least 3")
     if bool(a.linux) != bool(a.initrd):
         ap.error("--linux and --initrd go together")
+    if a.check_pages and a.mode != "umem":
+        ap.error("--check-pages is for --mode umem (QEMU's postcopy keeps no copy)")
 
     r = Run(a)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -44,6 +44,7 @@
 #define OPT_RESEND		1008
 #define OPT_RESEND_GAP		1009
 #define OPT_VMM_WAIT		1010
+#define OPT_TEST_PAGE_COPY	1011
 /* --restore (restore.c) */
 #define OPT_RESTORE		1100
 #define OPT_EAGER		1101
@@ -153,6 +154,9 @@ static void usage(FILE *f)
 "  --test-cut N         (testing) source cuts the link every N pages, 3 times\n"
 "  --test-preempt-delay MS  (testing) source waits MS ms (1..1000) before\n"
 "                       each page it sends on the preempt channel\n"
+"  --test-page-copy FILE  (testing; incoming, restore) write the data of every\n"
+"                       page installed at its offset in FILE (zero pages stay\n"
+"                       holes), to compare with the source's RAM afterwards\n"
 "  --test-batch-delay MS  (testing) destination waits MS ms (1..1000) before\n"
 "                       each batched install of the main stream's pages\n"
 "  --proto-max N        (testing) speak protocol versions up to N only (1..3):\n"
@@ -353,6 +357,7 @@ int main(int argc, char **argv)
 		{ "preempt-dscp", required_argument, NULL, OPT_PREEMPT_DSCP },
 		{ "notsent-lowat", required_argument, NULL, OPT_NOTSENT_LOWAT },
 		{ "vmm-wait", required_argument, NULL, OPT_VMM_WAIT },
+		{ "test-page-copy", required_argument, NULL, OPT_TEST_PAGE_COPY },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct umemd_opts o;
@@ -417,6 +422,7 @@ int main(int argc, char **argv)
 			if (parse_on_off(optarg, "resend", &o.resend))
 				return 2;
 			break;
+		case OPT_TEST_PAGE_COPY: o.test_page_copy = optarg; break;
 		case OPT_VMM_WAIT:
 			if (!strcmp(optarg, "forever")) {
 				o.vmm_wait_ms = -1;
@@ -633,8 +639,8 @@ int main(int argc, char **argv)
 		log_msg("--latency-log and --device-state-out are for --incoming and --restore");
 		return 2;
 	}
-	if (o.vmm_wait_set && !o.incoming && !o.restore) {
-		log_msg("--vmm-wait is for --incoming and --restore");
+	if ((o.vmm_wait_set || o.test_page_copy) && !o.incoming && !o.restore) {
+		log_msg("--vmm-wait and --test-page-copy are for --incoming and --restore");
 		return 2;
 	}
 	if (o.device_state && !o.outgoing) {

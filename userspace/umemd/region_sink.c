@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,7 @@ void rs_init(struct region_sink *rs, struct session *ss, const struct umemd_opts
 	rs->prov = prov;
 	pthread_mutex_init(&rs->llock, NULL);
 	rs->vmm.lfd = rs->vmm.fd = -1;
+	rs->copy_fd = -1;
 	pthread_mutex_init(&rs->vmm.lock, NULL);
 	pthread_cond_init(&rs->vmm.cond, NULL);
 }
@@ -90,6 +92,14 @@ int rs_open(struct region_sink *rs, uint64_t pages, uint32_t page_size)
 	ret = create_region(rs);
 	if (ret)
 		return ret;
+	if (rs->o->test_page_copy) {
+		rs->copy_fd = open(rs->o->test_page_copy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (rs->copy_fd < 0 || ftruncate(rs->copy_fd, (off_t)(pages * page_size))) {
+			session_fail(rs->ss, "--test-page-copy %s: %s", rs->o->test_page_copy,
+				     strerror(errno));
+			return -errno;
+		}
+	}
 	if (rs->o->vmm_socket)
 		return vmm_link_open(rs);
 	if (umem_region_needs_attach(rs->region)) {
@@ -186,6 +196,24 @@ static void account(struct region_sink *rs, uint64_t page, uint32_t n, bool zero
 		atomic_fetch_add(&rs->pages_zero, n);
 }
 
+/*
+ * --test-page-copy: the data of @count pages just installed from @page
+ * (NULL: zero pages, a hole of the file), at their offset in the file, so
+ * that a test can compare every page installed with the source's RAM.
+ */
+static void test_copy(struct region_sink *rs, uint64_t page, uint32_t count,
+		      const uint8_t *data)
+{
+	size_t len = (size_t)count * rs->page_size;
+
+	if (rs->copy_fd < 0 || !data)
+		return;
+	if (pwrite(rs->copy_fd, data, len, (off_t)(page * rs->page_size)) != (ssize_t)len &&
+	    !atomic_exchange(&rs->copy_failed, true))
+		log_msg("--test-page-copy: writing page %llu: %s", (unsigned long long)page,
+			strerror(errno));
+}
+
 int rs_put(struct region_sink *rs, uint64_t page, uint32_t count,
 	   const uint8_t *data, uint64_t *stored)
 {
@@ -199,6 +227,7 @@ int rs_put(struct region_sink *rs, uint64_t page, uint32_t count,
 		ret = umem_region_zero(rs->region, page * ps, (uint64_t)count * ps);
 	if (ret)
 		return ret;
+	test_copy(rs, page, count, data);
 	account(rs, page, count, !data);
 	*stored = atomic_fetch_add(&rs->received, count) + count;
 	return 0;
@@ -275,6 +304,9 @@ int rs_put_vec(struct region_sink *rs, struct umem_copy_item *items, uint32_t n,
 		if ((uint32_t)ret != n)
 			return -EIO;
 	}
+	for (uint32_t i = 0; i < n; i++)
+		if (!items[i].result)
+			test_copy(rs, items[i].offset / rs->page_size, 1, items[i].src);
 	/*
 	 * Each page still queued is ours to count; one taken over meanwhile
 	 * is its taker's (whose install or ours came first: EEXIST for the
@@ -308,6 +340,8 @@ int rs_put_taken(struct region_sink *rs, uint64_t page, const uint8_t *data,
 		ret = umem_region_zero(rs->region, page * ps, ps);
 	if (ret && ret != -EEXIST)
 		return ret;
+	if (!ret)
+		test_copy(rs, page, 1, data);
 	account(rs, page, 1, !data);
 	*stored = atomic_fetch_add(&rs->received, 1) + 1;
 	return 0;
@@ -441,6 +475,9 @@ void rs_close(struct region_sink *rs)
 	free(rs->lat);
 	free(rs->stage);
 	rs->stage = NULL;
+	if (rs->copy_fd >= 0)
+		close(rs->copy_fd);
+	rs->copy_fd = -1;
 	rs->pstate = rs->requested = NULL;
 	rs->req_time = NULL;
 	rs->lat = NULL;

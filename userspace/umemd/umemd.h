@@ -110,6 +110,7 @@ struct umemd_opts {
 	uint64_t test_cut;		/* testing: cut the link every N postcopy pages */
 	uint32_t test_preempt_delay_ms;	/* testing: each preempt page waits this */
 	uint32_t test_batch_delay_ms;	/* testing: each main-stream batch waits this */
+	const char *test_page_copy;	/* testing: every page installed, into this file */
 	uint32_t page_size;		/* --page-size: 4096 or 2 MiB */
 	/* destination */
 	const char *backend;
