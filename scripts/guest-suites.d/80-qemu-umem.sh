@@ -61,9 +61,10 @@ export QT_OUT=$WORK/qtest.out
 # where the client runs pmemsave, is still missing then.  The source is
 # stopped (SIGSTOP) as soon as the region exists and resumed by the client
 # once QEMU has mapped it: QEMU's startup takes many seconds under nested
-# TCG, and the region must neither be complete nor gone by then.  Fd 9
-# holds the region: if umemd finished before QEMU opened the path, the
-# node would vanish and QEMU would silently create a regular file there.
+# TCG, and the region must not be complete by then.  (Gone it would not
+# be: umemd keeps the region until QEMU has mapped it, --vmm-wait; fd 9
+# holds it too, from before umemd 0.6, when the node could vanish and
+# QEMU would silently create a regular file there.)
 $DST_RUN "$BIN/umemd" --incoming --listen "10.79.0.2:$PORT" --backend umem --name "$NAME" \
 	--json >"$WORK/dst.json" 2>"$WORK/dst.err" &
 DPID=$!
