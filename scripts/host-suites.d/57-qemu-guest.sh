@@ -91,4 +91,30 @@ else
 	grep -v '^RESULT' "$WORK/snap.out" | tail -n 15 | sed 's/^/#   /'
 fi
 rm -f /dev/shm/umem-qsnap-*.ram /dev/shm/umem-qload-*.ram
+# qemu_migrate.py --check-pages: the comparison itself (umemd's copy of
+# every page installed against the source's RAM), on files made here:
+# identical, then one word of page 5 changed, then page 7 missing (a
+# hole where the source has data).
+out=$(python3 - "$WORK" <<'PY' | tail -n 1
+import os, sys, types
+sys.path.insert(0, "userspace/qemu")
+import qemu_migrate
+w = sys.argv[1]
+src, cp = f"{w}/src.ram", f"{w}/copy.ram"
+data = bytearray(os.urandom(8 * 4096))
+def run(copy):
+    open(src, "wb").write(data)
+    open(cp, "wb").write(copy)
+    fake = types.SimpleNamespace(res={"error": None})
+    qemu_migrate.Run.check_pages(fake, src, cp, 4096)
+    c = fake.res["pages_check"]
+    return f"{c['pages']}:{c['wrong']}:{c['first_wrong']}:{bool(fake.res['error'])}"
+bad = bytearray(data); bad[5 * 4096 + 100] ^= 1
+hole = bytearray(data); hole[7 * 4096:] = bytes(4096)
+print(run(data), run(bad), run(hole))
+PY
+)
+[ "$out" = "8:0:[]:False 8:1:[5]:True 8:1:[7]:True" ]
+t_check $? "qemu_migrate.py --check-pages finds a changed word and a missing page, and only them ($out)"
+
 t_done
