@@ -61,6 +61,27 @@ else
 	t_fail "--test-page-copy: pages installed differ from the image: $(cmp "$WORK/installed.img" "$IMG" 2>&1 | head -n 1)"
 fi
 rm -f "$WORK/installed.img"
+# A copy that cannot be written (a 1 MiB tmpfs) fails the migration: a
+# copy with holes would read as wrong pages.
+mkdir -p "$WORK/tiny"
+if mount -t tmpfs -o size=1m tmpfs "$WORK/tiny" 2>/dev/null; then
+	mig_image
+	mig_start_dest uffd --test-page-copy "$WORK/tiny/installed.img"
+	mig_start_src
+	mig_start_vmm --threads 1 --pattern seq --duration 0.2
+	[ -n "$VPID" ] && wait_pid "$VPID" "$TMO"
+	wait_pid "$SPID" "$TMO"; src=$WAIT_RC
+	wait_pid "$DPID" "$TMO"; drc=$WAIT_RC
+	umount "$WORK/tiny"
+	if [ "$drc" = 1 ] && grep -q -- "--test-page-copy: writing page .*No space left" "$DLOG"; then
+		t_ok "--test-page-copy on a full disk: destination exits 1 ($(grep -m1 -o -- '--test-page-copy: writing page.*' "$DLOG" | cut -c1-80))"
+	else
+		t_fail "--test-page-copy on a full disk: destination exit $drc, source $src"
+		mig_dump
+	fi
+else
+	t_skip "--test-page-copy on a full disk: cannot mount a tmpfs here"
+fi
 taken=$(sed -n 's/.*"resent_taken":\([0-9]*\).*/\1/p' "$DJSON")
 if [ "${taken:-0}" -gt 0 ] && ! grep -q "^  not resent " "$SLOG"; then
 	t_ok "requested pages queued for a batch went in by their copy sent again: resent_taken $taken"

@@ -446,6 +446,7 @@ class Run:
         installed = f"{self.work}/installed.ram"
         if a.check_pages:
             dst[2:2] = ["--test-page-copy", installed]
+            self.pagecopy = installed   # RAM-sized: removed after each run
         src = [a.umemd, "--outgoing", "--ram", ram, "--connect", f"{a.dst_addr}:{a.port}",
                "--connect-wait", "20", "--stop-cmd", stop_cmd, "--json"] + a.umemd_src_opt
         if a.huge:
@@ -900,9 +901,10 @@ def main():
         r.quit()
         r.kill_all()
         r.hugetlb_down()
-        if getattr(r, "ramfile", None):
+        for f in (getattr(r, "ramfile", None), getattr(r, "pagecopy", None)):
             try:
-                os.unlink(r.ramfile)
+                if f:
+                    os.unlink(f)
             except OSError:
                 pass
     report(r.res)

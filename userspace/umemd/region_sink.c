@@ -208,10 +208,11 @@ static void test_copy(struct region_sink *rs, uint64_t page, uint32_t count,
 
 	if (rs->copy_fd < 0 || !data)
 		return;
+	/* A copy with holes would read as wrong pages: fail instead. */
 	if (pwrite(rs->copy_fd, data, len, (off_t)(page * rs->page_size)) != (ssize_t)len &&
 	    !atomic_exchange(&rs->copy_failed, true))
-		log_msg("--test-page-copy: writing page %llu: %s", (unsigned long long)page,
-			strerror(errno));
+		session_fail(rs->ss, "--test-page-copy: writing page %llu: %s",
+			     (unsigned long long)page, strerror(errno));
 }
 
 int rs_put(struct region_sink *rs, uint64_t page, uint32_t count,

@@ -75,7 +75,7 @@ struct region_sink {
 	atomic_uint_fast64_t install_calls;	/* calls into the region to install */
 	uint8_t *stage;			/* rs_put_vec() without a vector: RS_STAGE_PAGES */
 	int copy_fd;			/* --test-page-copy: every page installed, or -1 */
-	atomic_bool copy_failed;	/* a write to it failed (said once) */
+	atomic_bool copy_failed;	/* a write to it failed: the session fails */
 	pthread_mutex_t llock;		/* lat, nlat */
 	uint64_t *lat;			/* request latency (ns) per requested page */
 	uint64_t nlat;
