@@ -37,8 +37,11 @@ MIB=${QEMU_MIGRATE_MIB:-32}
 OUT=$WORK/out
 # Every step of qemu_migrate.py has its own bound (base --timeout 30 s);
 # the whole run is cut at 170 s (SIGTERM: it kills its QEMUs and umemds).
+# --check-pages: every page umemd installs is compared with the source's
+# RAM too, not only what the guest reads.
 QM_QUIET=1 QM_TIMEOUT=170 qm_run "$OUT" --mode umem --mib "$MIB" --print-every 1 \
-	--passes-before 3 --passes-after 3 --timeout 30 --start-timeout 90 --workdir "$WORK/run"
+	--passes-before 3 --passes-after 3 --timeout 30 --start-timeout 90 --workdir "$WORK/run" \
+	--check-pages
 rc=$?
 eval "$(qm_vars "$OUT")"
 
@@ -75,6 +78,9 @@ t_check $? "every page arrived once: requested ${R_REQ:-?} + background ${R_BG:-
 [ "${R_REQ:-0}" -ge 1 ]
 t_check $? "the running guest's faults were served as page requests (${R_REQ:-0})"
 
+[ "$R_CHECKED" = "$R_PAGES" ] && [ "$R_WRONG" = 0 ]
+t_check $? "--check-pages: each of the ${R_CHECKED:-?} pages umemd installed equals the stopped source's RAM (${R_WRONG:-?} differ)"
+
 # The same with 2 MiB pages (make demo-qemu HUGE=1): umemd --page-size 2m,
 # the destination QEMU maps the region with align=2M, and after the
 # migration its whole mapping must be PMD-mapped.
@@ -84,7 +90,7 @@ else
 	OUT=$WORK/out-huge
 	QM_QUIET=1 QM_TIMEOUT=170 qm_run "$OUT" --mode umem --huge --mib "$MIB" --print-every 1 \
 		--passes-before 3 --passes-after 3 --timeout 30 --start-timeout 90 \
-		--workdir "$WORK/run-huge"
+		--workdir "$WORK/run-huge" --check-pages
 	rc=$?
 	eval "$(qm_vars "$OUT")"
 	[ -n "$R_FOUND" ] && [ -z "$R_ERROR" ] && [ "$R_MISMATCHES" = 0 ] && [ "${R_AFTER:-0}" -ge 3 ]
@@ -94,6 +100,8 @@ else
 	t_check $? "2 MiB pages: each of the ${R_DPAGES:-?} 2 MiB pages arrived once (requested ${R_REQ:-?} + background ${R_BG:-?})"
 	[ "$R_PMD" = $((MIB * 1024)) ]
 	t_check $? "2 MiB pages: the destination QEMU's RAM is PMD-mapped in full (${R_PMD:-?} of $((MIB * 1024)) kB)"
+	[ "$R_CHECKED" = "$R_DPAGES" ] && [ "$R_WRONG" = 0 ]
+	t_check $? "2 MiB pages: --check-pages: each of the ${R_CHECKED:-?} pages installed equals the source's RAM (${R_WRONG:-?} differ)"
 fi
 
 left=$(ls /dev/umem-* 2>/dev/null | wc -l)

@@ -114,7 +114,9 @@ v = {"R_FOUND": 1 if r else "", "R_ERROR": r.get("error"), "R_PAGES": r.get("pag
      "R_DOK": {True: "true", False: "false"}.get(d.get("ok"), ""),
      "R_DEXIT": r.get("umemd_dst_exit"), "R_SEXIT": r.get("umemd_src_exit"),
      "R_REQ": d.get("pages_requested"), "R_BG": d.get("pages_background"),
-     "R_DPAGES": d.get("pages"), "R_PMD": r.get("dst_pmd_kb")}
+     "R_DPAGES": d.get("pages"), "R_PMD": r.get("dst_pmd_kb"),
+     "R_CHECKED": (r.get("pages_check") or {}).get("pages"),
+     "R_WRONG": (r.get("pages_check") or {}).get("wrong")}
 for k, x in v.items():
     print(f"{k}={shlex.quote(str(x) if x is not None else str())}")' "$1"
 }
