@@ -61,6 +61,13 @@ else
 	t_fail "--test-page-copy: pages installed differ from the image: $(cmp "$WORK/installed.img" "$IMG" 2>&1 | head -n 1)"
 fi
 rm -f "$WORK/installed.img"
+taken=$(sed -n 's/.*"resent_taken":\([0-9]*\).*/\1/p' "$DJSON")
+if [ "${taken:-0}" -gt 0 ] && ! grep -q "^  not resent " "$SLOG"; then
+	t_ok "requested pages queued for a batch went in by their copy sent again: resent_taken $taken"
+else
+	t_fail "no requested page was taken over from a held batch (resent_taken '${taken}'), or the source held some back"
+	grep -i 'resent\|FAILED' "$SLOG" "$DLOG" | tail -n 5 | sed 's/^/#   /'
+fi
 # A copy that cannot be written (a 1 MiB tmpfs) fails the migration: a
 # copy with holes would read as wrong pages.
 mkdir -p "$WORK/tiny"
@@ -81,13 +88,6 @@ if mount -t tmpfs -o size=1m tmpfs "$WORK/tiny" 2>/dev/null; then
 	fi
 else
 	t_skip "--test-page-copy on a full disk: cannot mount a tmpfs here"
-fi
-taken=$(sed -n 's/.*"resent_taken":\([0-9]*\).*/\1/p' "$DJSON")
-if [ "${taken:-0}" -gt 0 ] && ! grep -q "^  not resent " "$SLOG"; then
-	t_ok "requested pages queued for a batch went in by their copy sent again: resent_taken $taken"
-else
-	t_fail "no requested page was taken over from a held batch (resent_taken '${taken}'), or the source held some back"
-	grep -i 'resent\|FAILED' "$SLOG" "$DLOG" | tail -n 5 | sed 's/^/#   /'
 fi
 # The same with the default --resend-gap: the destination reports how far
 # it has read main (PROGRESS) before each request, and a page read already

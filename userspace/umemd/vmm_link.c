@@ -182,7 +182,8 @@ int vmm_hold(struct region_sink *rs, const char *before)
 {
 	struct vmm_link *v = &rs->vmm;
 	const char *path = umem_region_path(rs->region);
-	int wait = rs->o->vmm_wait_ms, waited = 0;
+	int wait = rs->o->vmm_wait_ms;
+	uint64_t end = now_ns() + (uint64_t)(wait > 0 ? wait : 0) * 1000000;
 	char what[300];
 
 	if (vmm_taken(rs))
@@ -204,14 +205,13 @@ int vmm_hold(struct region_sink *rs, const char *before)
 
 		in_200ms(&ts);
 		pthread_cond_timedwait(&v->cond, &v->lock, &ts);
-		waited += 200;
 		pthread_mutex_unlock(&v->lock);
 		taken = vmm_taken(rs);
 		if (taken)
 			return 0;
 		if (rs->prov->gone && rs->prov->gone(rs->prov))
 			return -ECANCELED;
-		if (wait > 0 && waited >= wait)
+		if (wait > 0 && now_ns() >= end)
 			return -ETIMEDOUT;
 		pthread_mutex_lock(&v->lock);
 	}
