@@ -16,6 +16,8 @@ APT_PKGS=(
 	libnl-3-dev libnl-genl-3-dev
 	sparse clang libclang-rt-14-dev
 	iproute2 gnuplot-nox kmod
+	# qemu_migrate.py --perf-vcpu (profiles of the destination's vCPU)
+	linux-perf
 	xz-utils perl python3 coreutils
 	# make deb / make dkms-install / the man page checks
 	dkms dh-dkms debhelper dpkg-dev fakeroot lintian

@@ -76,6 +76,45 @@ QPID=
 # QEMU's own postcopy of the running guest, on loopback.
 qemu_own_postcopy "the running guest (16 MiB checked)" 18 120 --guest "$ELF"
 
+# The vCPU diagnostics of qemu_migrate.py, on the same migration: the
+# destination's vCPU alone on CPU 1 (--pin-vcpu) and a profile of the
+# machine (--perf-vcpu) whose samples of that thread in the RESULT's
+# window can be picked out.
+out=$(python3 userspace/qemu/qemu_migrate.py --mode postcopy --workdir "$WORK/x" --pin-vcpu 4096 2>&1)
+[ $? = 2 ] && printf '%s' "$out" | grep -q -- '--pin-vcpu 4096: needs that CPU and another one'
+t_check $? "qemu_migrate.py --pin-vcpu refuses a CPU it may not use ($(printf '%s' "$out" | tail -n 1))"
+if [ "$(nproc)" -lt 2 ]; then
+	t_skip "qemu_migrate.py --pin-vcpu 1 --perf-vcpu: one CPU"
+elif ! perf --version >/dev/null 2>&1; then
+	t_skip "qemu_migrate.py --perf-vcpu: perf not installed (make deps: linux-perf)"
+else
+	# 128 MiB: a RAM transfer of some 200 ms on a host, many vCPU samples
+	timeout -k 10 150 python3 userspace/qemu/qemu_migrate.py --mode postcopy --mib 128 \
+		--qemu "$QEMU" --guest "$ELF" --port $((20000 + RANDOM % 20000)) \
+		--qport $((40000 + RANDOM % 20000)) --print-every 1 --timeout 20 \
+		--pin-vcpu 1 --perf-vcpu "$WORK/vcpu.perf" --workdir "$WORK/pin" >"$WORK/pin.out" 2>&1
+	rc=$?
+	out=$(grep '^RESULT ' "$WORK/pin.out" | python3 -c '
+import json, subprocess, sys
+r = json.loads(sys.stdin.read()[7:])
+v = r.get("vcpu") or {}
+a, b = v.get("window_mono_s") or (0, 0)
+n = 0
+if v.get("tids"):
+    s = subprocess.run(["perf", "script", "-i", sys.argv[1], "-F", "tid,time", "-G",
+                        "--tid", ",".join(map(str, v["tids"]))],
+                       capture_output=True, text=True).stdout
+    for line in s.splitlines():
+        f = line.split()
+        if len(f) == 2 and a <= float(f[1].rstrip(":")) <= b:
+            n += 1
+print(r["ok"], v.get("cpus"), len(v.get("tids") or []), "nvcsw" in v, n > 0)
+' "$WORK/vcpu.perf" 2>&1 | tail -n 1)
+	[ "$rc" = 0 ] && [ "$out" = "True [1] 1 True True" ]
+	t_check $? "qemu_migrate.py --pin-vcpu 1 --perf-vcpu: migration ok, vCPU pinned, its samples in the window found (ok, vCPU CPUs, tids, switches, samples: $out)"
+	[ "$rc" = 0 ] || grep -v '^RESULT' "$WORK/pin.out" | tail -n 10 | sed 's/^/#   /'
+fi
+
 # QEMU's own live snapshot (background-snapshot, userfaultfd write-protect
 # on shmem) of the running guest and its load into a new QEMU, through
 # qemu_snapshot.py: the comparison side of make demo-snapshot, which needs

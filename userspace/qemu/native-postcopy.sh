@@ -31,6 +31,10 @@
 #   CHECK_PAGES=1  umem kinds: compare every page umemd --incoming
 #               installs with the source's RAM (qemu_migrate.py
 #               --check-pages; RESULT pages_check)
+#   PIN_VCPU=N  the destination's vCPU threads alone on CPU N, every other
+#               thread of the run on the other CPUs (--pin-vcpu)
+#   PERF_VCPU=1 profile the destination's vCPU threads into OUT/KIND-N.perf
+#               (--perf-vcpu)
 #
 # Runs as root in a virtme-ng guest (or a test host); Documentation/qemu.rst
 # and Documentation/benchmarks.md.  Exit 0 only if every run verified.
@@ -95,6 +99,10 @@ for i in $(seq "$REPEAT"); do
 		# CHECK_PAGES=1: every page umemd installs is compared with
 		# the source's RAM (qemu_migrate.py --check-pages).
 		[ "${CHECK_PAGES:-0}" = 1 ] && [ "${opts[1]}" = umem ] && opts+=(--check-pages)
+		# PIN_VCPU=N: the destination's vCPU alone on CPU N.
+		[ -n "${PIN_VCPU:-}" ] && opts+=(--pin-vcpu "$PIN_VCPU")
+		# PERF_VCPU=1: a profile of the destination's vCPU per run.
+		[ "${PERF_VCPU:-0}" = 1 ] && opts+=(--perf-vcpu "$OUT/$k-$i.perf")
 		echo "=== $k, run $i"
 		QM_BIN=$bin QM_QUIET=1 QM_TIMEOUT=600 qm_run "$OUT/$k-$i.txt" "${opts[@]}" --mib "$MIB" \
 			--print-every 1 --workdir "$WORK/$k-$i"

@@ -57,9 +57,11 @@ import json
 import os
 import re
 import signal
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -155,10 +157,15 @@ class VcpuClock:
 
     STEP = 0.01
 
-    def __init__(self, pid):
+    def __init__(self, pid, pin=None, perf=None):
         self.pid = pid
+        self.pin = pin          # a CPU for the vCPU threads (--pin-vcpu)
+        self.perf_p = perf      # perf record of the whole machine (--perf-vcpu)
         self.tids = []
-        self.samples = []       # (wall time, run ns, runnable-waiting ns, minflt, majflt)
+        self.cpus = set()       # where the vCPU threads may run
+        # (wall time, run ns, runnable-waiting ns, minflt, majflt,
+        #  voluntary and involuntary context switches, TLB shootdowns)
+        self.samples = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.loop, daemon=True)
         self.thread.start()
@@ -168,9 +175,26 @@ class VcpuClock:
             with open(f"/proc/{self.pid}/task/{tid}/comm") as f:
                 if re.match(r"CPU \d+/", f.read()):
                     self.tids.append(tid)
+                    if self.pin is not None:
+                        os.sched_setaffinity(int(tid), {self.pin})
+                    self.cpus |= os.sched_getaffinity(int(tid))
+
+    @staticmethod
+    def tlb_shootdowns():
+        """The machine's TLB shootdown interrupts so far (/proc/interrupts
+        row TLB, summed over CPUs; 0 where there is none)."""
+        try:
+            with open("/proc/interrupts") as f:
+                for line in f:
+                    v = line.split()
+                    if v and v[0] == "TLB:":
+                        return sum(int(x) for x in v[1:] if x.isdigit())
+        except OSError:
+            pass
+        return 0
 
     def sample(self):
-        run = wait = minflt = majflt = 0
+        run = wait = minflt = majflt = vcsw = ivcsw = 0
         for tid in self.tids:
             with open(f"/proc/{self.pid}/task/{tid}/schedstat") as f:
                 v = f.read().split()
@@ -178,7 +202,14 @@ class VcpuClock:
             with open(f"/proc/{self.pid}/task/{tid}/stat") as f:
                 v = f.read().rsplit(")", 1)[1].split()   # after "(CPU 0/TCG)"
             minflt, majflt = minflt + int(v[7]), majflt + int(v[9])
-        self.samples.append((time.time(), run, wait, minflt, majflt))
+            with open(f"/proc/{self.pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        vcsw += int(line.split()[1])
+                    elif line.startswith("nonvoluntary_ctxt_switches:"):
+                        ivcsw += int(line.split()[1])
+        self.samples.append((time.time(), run, wait, minflt, majflt, vcsw, ivcsw,
+                             self.tlb_shootdowns()))
 
     def loop(self):
         try:
@@ -194,24 +225,39 @@ class VcpuClock:
             pass                # the QEMU went away
 
     def window(self, t0, t1):
-        """{window_ms, run_ms, runq_ms, sleep_ms, minflt, majflt} between wall
-        times @t0 and @t1 (the samples inside them), or None.  The fault
-        counts are the threads' own (/proc/PID/task/TID/stat), as the kernel
-        counts them: on 6.12 the faults that waited for a page came out
-        minor for both umem and userfaultfd."""
+        """{window_ms, run_ms, runq_ms, sleep_ms, minflt, majflt, nvcsw,
+        nivcsw, tlb_shootdowns} between wall times @t0 and @t1 (the samples
+        inside them), or None.  The fault counts are the threads' own
+        (/proc/PID/task/TID/stat), as the kernel counts them: on 6.12 the
+        faults that waited for a page came out minor for both umem and
+        userfaultfd.  nvcsw and nivcsw are the threads' voluntary and
+        involuntary context switches (/proc/PID/task/TID/status); cpus the
+        CPUs they may run on (--pin-vcpu);
+        tlb_shootdowns counts the whole machine's TLB shootdown interrupts
+        (/proc/interrupts), each of which flushes a TLB entry or the TLB on
+        the CPU it hits."""
         self.stop.set()
         self.thread.join()
+        if self.perf_p:
+            self.perf_p.send_signal(signal.SIGINT)
+            self.perf_p.wait()
         if not t0 or not t1 or not self.tids:
             return None
         s = [x for x in self.samples if t0 <= x[0] <= t1]
         if len(s) < 2:
             return None
-        (ta, ra, wa, mina, maja), (tb, rb, wb, minb, majb) = s[0], s[-1]
+        (ta, ra, wa, mina, maja, va, ia, sa), (tb, rb, wb, minb, majb, vb, ib, sb) = s[0], s[-1]
         wall, run, runq = (tb - ta) * 1e3, (rb - ra) / 1e6, (wb - wa) / 1e6
-        return {"vcpus": len(self.tids), "window_ms": round(wall, 1), "run_ms": round(run, 1),
+        mono = time.monotonic() - time.time()
+        return {"vcpus": len(self.tids), "tids": [int(t) for t in self.tids],
+                "cpus": sorted(self.cpus),
+                # the window on CLOCK_MONOTONIC (perf record -k monotonic)
+                "window_mono_s": [round(ta + mono, 6), round(tb + mono, 6)],
+                "window_ms": round(wall, 1), "run_ms": round(run, 1),
                 "runq_ms": round(runq, 1),
                 "sleep_ms": round(max(0.0, wall * len(self.tids) - run - runq), 1),
-                "minflt": minb - mina, "majflt": majb - maja}
+                "minflt": minb - mina, "majflt": majb - maja,
+                "nvcsw": vb - va, "nivcsw": ib - ia, "tlb_shootdowns": sb - sa}
 
 
 class Run:
@@ -473,7 +519,7 @@ class Run:
                 + (",align=2M" if a.huge else ""),
                 True, a.dst_ns)
             self.qd = qd
-            self.vclock = VcpuClock(qd_p.pid)
+            self.vclock = VcpuClock(qd_p.pid, a.pin_vcpu, self.perf_p)
             maps = open(f"/proc/{qd_p.pid}/maps").read()
             if f"umem-{name}" not in maps or not is_node():
                 raise Fail(f"destination QEMU did not map {node}")
@@ -615,7 +661,7 @@ class Run:
         log(f"source guest is at pass {n}")
         qd_p, qd, ds = self.qemu("destination", backend, True, a.dst_ns)
         self.qd = qd
-        vclock = VcpuClock(qd_p.pid)
+        vclock = VcpuClock(qd_p.pid, a.pin_vcpu, self.perf_p)
         caps = ["postcopy-ram", "events"] + (["postcopy-preempt"] if a.preempt else [])
         self.caps(qd, caps + ["postcopy-blocktime"])
         qd.execute("migrate-incoming", uri=f"tcp:{a.dst_addr}:{a.qport}")
@@ -873,6 +919,16 @@ def main():
                     help="(umem) umemd --incoming keeps a copy of every page it installs "
                     "(--test-page-copy); after the transfer each is compared with the "
                     "source's RAM: RESULT pages_check {pages, wrong, first_wrong}")
+    ap.add_argument("--pin-vcpu", type=int, metavar="CPU",
+                    help="run the destination's vCPU threads on CPU alone and every "
+                    "other thread of the run (both QEMUs, both umemds, this script) "
+                    "on the other CPUs: no other process's thread shares the vCPU's "
+                    "CPU")
+    ap.add_argument("--perf-vcpu", metavar="FILE",
+                    help="profile the whole machine (perf record -a -g -e cpu-clock "
+                    "-k monotonic) into FILE until the end of the RAM transfer; RESULT "
+                    "vcpu gives the destination's vCPU thread ids and the window "
+                    "(perf report --tid, --time)")
     ap.add_argument("--test-corrupt", type=int, metavar="N",
                     help="(testing, umem) overwrite a word pair of guest page N in the "
                     "source's RAM after the stop: the guest must report mismatches")
@@ -883,8 +939,34 @@ def main():
         ap.error("--linux and --initrd go together")
     if a.check_pages and a.mode != "umem":
         ap.error("--check-pages is for --mode umem (QEMU's postcopy keeps no copy)")
+    if a.pin_vcpu is not None:
+        cpus = os.sched_getaffinity(0)
+        if a.pin_vcpu not in cpus or len(cpus) < 2:
+            ap.error(f"--pin-vcpu {a.pin_vcpu}: needs that CPU and another one "
+                     f"(this script may use {sorted(cpus)})")
+        # inherited by everything this script starts
+        os.sched_setaffinity(0, cpus - {a.pin_vcpu})
 
     r = Run(a)
+    r.res["pin_vcpu"] = a.pin_vcpu
+    r.perf_p = None
+    if a.perf_vcpu:
+        # Started disabled; enabled through its control FIFO, whose ack
+        # comes once perf has listed the machine's threads (seconds
+        # under TCG): from then on it samples.
+        fifos = tempfile.mkdtemp(prefix="qemu-migrate-perf.")
+        ctl, ack = f"{fifos}/ctl", f"{fifos}/ack"
+        for f in (ctl, ack):
+            os.mkfifo(f)
+        r.perf_p = subprocess.Popen(
+            ["perf", "record", "-q", "-a", "-g", "-e", "cpu-clock", "-F", "999",
+             "-k", "CLOCK_MONOTONIC", "-D", "-1", f"--control=fifo:{ctl},{ack}",
+             "-o", a.perf_vcpu], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(ctl, "w") as c, open(ack) as k:
+            c.write("enable\n")
+            c.flush()
+            k.readline()
+        shutil.rmtree(fifos)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rc = 1
     try:
@@ -898,6 +980,9 @@ def main():
         log(f"FAILED: {r.res['error']}")
         r.guest_on_failure()
     finally:
+        if r.perf_p and r.perf_p.poll() is None:
+            r.perf_p.send_signal(signal.SIGINT)
+            r.perf_p.wait()
         r.quit()
         r.kill_all()
         r.hugetlb_down()
