@@ -86,7 +86,9 @@
 #include <linux/hash.h>
 #include <linux/log2.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <linux/pagemap.h>
+#include <linux/sched/mm.h>
 #include <linux/sched/signal.h>
 #include <linux/wait.h>
 
@@ -531,6 +533,132 @@ static vm_fault_t umem_map_pages(struct vm_fault *vmf, pgoff_t start_pgoff,
 		ret = umem_map_window(vmf, r, start_pgoff, end_pgoff);
 	up_read(&r->install_rwsem);
 	return ret;
+}
+
+/*
+ * Map at install (4 KiB regions).  An install puts the page in the
+ * backing's page cache; a task that then touches it would take a fault
+ * only to map it (fault-around maps the present pages of its 16-page
+ * window, but a task reading at the pace of the background stream finds
+ * most windows only partly installed, and pays one fault per part).
+ * UFFDIO_COPY maps the page in the installing call; so does this, for
+ * every mapping of the region that already has a page table there.
+ *
+ * The mappings come from the backing's i_mmap tree (map.c links every
+ * umem vma there; a region has a few: the VMM's, a fork's, a split's).
+ * The interval tree's lookups are not exported to modules, so the tree is
+ * walked in order with rb_next() and each vma's range checked here.  The
+ * walk is under i_mmap_rwsem shared, which keeps each vma
+ * linked and, since a vma's page tables are freed only after it is
+ * unlinked, its page tables allocated.  A vma in the tree may already be
+ * detached from its mm by munmap() (which zaps and frees with mmap_lock
+ * downgraded): mapping into it would leave a PTE behind the zap.  So the
+ * mm's mmap_lock is taken shared with a trylock (the order elsewhere is
+ * mmap_lock -> i_mmap_rwsem; on contention the page is left to a fault,
+ * as before) and the vma must still be what vma_lookup() finds at the
+ * address: no detach can start while mmap_lock is held shared.  A
+ * missing page table (pmd_none: nothing was ever mapped in those 2 MiB)
+ * is not allocated here, and an empty PMD is never handed to
+ * filemap_map_pages(), which would map a large folio with a PMD (see the
+ * top of this file).  filemap_map_pages() does the rest exactly as for
+ * fault-around: it trylocks the folio, re-checks it is the backing's and
+ * uptodate, maps it only over an empty PTE under the PTE lock, from
+ * vm_page_prot (read-only in O_RDONLY and write-notify vmas), and counts
+ * it in that mm's RSS.  Inaccessible (PROT_NONE) vmas are skipped.
+ *
+ * Called by the installer with install_rwsem shared, right after the page
+ * became present and before its waiters are woken, so that a woken task's
+ * retry finds its page mapped.  Lock order: install_rwsem ->
+ * i_mmap_rwsem -> mmap_lock (trylock) -> folio lock (trylock) -> PTE
+ * lock, none of them waiting on userspace.  map_on_install=0 (module
+ * parameter, writable at run time) turns it off: pages are then mapped by
+ * the tasks' faults only.
+ */
+static bool map_on_install = true;
+module_param(map_on_install, bool, 0644);
+MODULE_PARM_DESC(map_on_install,
+		 "map an installed page into the mappings that have a page table for it (default Y)");
+
+/* The PMD over @addr in @mm if it points to a page table, else NULL. */
+static pmd_t *umem_pte_table(struct mm_struct *mm, unsigned long addr)
+{
+	pgd_t *pgd = pgd_offset(mm, addr);
+	p4d_t *p4d;
+	pud_t *pud;
+	pmd_t *pmd, pmdval;
+
+	if (pgd_none(READ_ONCE(*pgd)) || pgd_bad(READ_ONCE(*pgd)))
+		return NULL;
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(READ_ONCE(*p4d)) || p4d_bad(READ_ONCE(*p4d)))
+		return NULL;
+	pud = pud_offset(p4d, addr);
+	if (!pud_present(READ_ONCE(*pud)) || pud_leaf(READ_ONCE(*pud)) ||
+	    pud_bad(READ_ONCE(*pud)))
+		return NULL;
+	pmd = pmd_offset(pud, addr);
+	pmdval = READ_ONCE(*pmd);
+	if (!pmd_present(pmdval) || pmd_leaf(pmdval) || pmd_bad(pmdval))
+		return NULL;
+	return pmd;
+}
+
+/* Map backing page @pgoff into @vma if its mm lets us at once. */
+static void umem_map_one(struct vm_area_struct *vma, pgoff_t pgoff)
+{
+	unsigned long addr = vma->vm_start +
+			     ((pgoff - vma->vm_pgoff) << PAGE_SHIFT);
+	struct mm_struct *mm = vma->vm_mm;
+	pmd_t *pmd;
+
+	if (!mmget_not_zero(mm))
+		return;			/* exiting */
+	if (mmap_read_trylock(mm)) {
+		pmd = vma_lookup(mm, addr) == vma ?
+		      umem_pte_table(mm, addr) : NULL;
+		if (pmd) {
+			struct vm_fault vmf = {
+				.vma = vma,
+				.address = addr,
+				.real_address = addr,
+				.pgoff = pgoff,
+				.pmd = pmd,
+			};
+
+			filemap_map_pages(&vmf, pgoff, pgoff);
+		}
+		mmap_read_unlock(mm);
+	}
+	/*
+	 * Not mmput(): the last reference must not tear down the mm here,
+	 * under i_mmap_rwsem, which exit_mmap() takes.
+	 */
+	mmput_async(mm);
+}
+
+void umem_map_installed(struct umem_region *r, pgoff_t index)
+{
+	struct address_space *mapping = r->shmem->f_mapping;
+	pgoff_t pgoff = index;		/* 4 KiB regions only */
+	struct rb_node *node;
+
+	if (r->order || !READ_ONCE(map_on_install) || !mapping_mapped(mapping))
+		return;
+	i_mmap_lock_read(mapping);
+	for (node = rb_first_cached(&mapping->i_mmap); node;
+	     node = rb_next(node)) {
+		struct vm_area_struct *vma = rb_entry(node, struct vm_area_struct,
+						      shared.rb);
+
+		if (pgoff < vma->vm_pgoff ||
+		    pgoff - vma->vm_pgoff >= vma_pages(vma))
+			continue;
+		if ((vma->vm_ops != &umem_vm_ops &&
+		     vma->vm_ops != &umem_wp_vm_ops) || !vma_is_accessible(vma))
+			continue;
+		umem_map_one(vma, pgoff);
+	}
+	i_mmap_unlock_read(mapping);
 }
 
 const struct vm_operations_struct umem_vm_ops = {

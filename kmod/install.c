@@ -192,6 +192,8 @@ static int umem_install_page(struct umem_region *r, pgoff_t index,
 		err = umem_fill_page(r, index, src);
 		if (err == UMEM_NO_HUGE)
 			umem_drop_small(r, index);
+		else if (!err)
+			umem_map_installed(r, index);
 		up_read(&r->install_rwsem);
 		if (err == UMEM_NO_HUGE) {
 			if (tried_huge)
@@ -505,6 +507,7 @@ long umem_ioctl_mark_present(struct umem_region *r, void __user *arg)
 			err = umem_set_present(r, offs[i] >> r->shift);
 			if (err)
 				break;
+			umem_map_installed(r, offs[i] >> r->shift);
 		}
 		up_read(&r->install_rwsem);
 		for (n = 0; n < i; n++)

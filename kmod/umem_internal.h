@@ -239,6 +239,7 @@ unsigned long umem_get_unmapped_area(struct file *file, unsigned long addr,
 extern const struct vm_operations_struct umem_vm_ops;
 extern const struct vm_operations_struct umem_wp_vm_ops;
 void umem_wake_range(struct umem_region *r, pgoff_t start, pgoff_t end);
+void umem_map_installed(struct umem_region *r, pgoff_t index);
 void umem_wake_all(struct umem_region *r);
 
 /* wp.c */

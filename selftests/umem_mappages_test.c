@@ -10,7 +10,10 @@
  * never a missing one, so a missing page, with or without pwrite() data
  * in the backing, is never mapped and its access queues a request; a protected page mapped by fault-around stays
  * read-only (a write still queues a UMEM_REQ_WP request); the wait
- * statistics, now kept per CPU, add up across CPUs.
+ * statistics, now kept per CPU, add up across CPUs.  An install maps
+ * the page into every mapping that has a page table for it (map at
+ * install), by each of the four install paths, and not where no page
+ * table exists yet or with the module parameter map_on_install=N.
  *
  * Whether a page is mapped is read from /proc/self/pagemap (bit 63,
  * "present", readable without privileges).  Fault-around covers
@@ -31,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "umem_test.h"
@@ -124,12 +128,17 @@ static int install_all_but(int sfd, long skip)
 /*
  * Map @fd's SZ bytes at a 2 MiB-aligned address, so that the fault-around
  * window (aligned by virtual address, within one page table) is pages
- * 0-15, 16-31, ... of the region wherever mmap() would have put it.
+ * 0-15, 16-31, ... of the region wherever mmap() would have put it.  The
+ * rest of those 2 MiB stays reserved (PROT_NONE, never touched), so the
+ * region has a page table of its own, made by its first fault: nothing
+ * else mapped next to it can make one earlier, which would let installs
+ * map pages (map at install) before a test touches the region.  Unmap
+ * MAP_ALIGN bytes at the address returned.
  */
 #define MAP_ALIGN	(2UL << 20)
 static char *map_aligned(int fd)
 {
-	char *res = mmap(NULL, SZ + MAP_ALIGN, PROT_NONE,
+	char *res = mmap(NULL, 2 * MAP_ALIGN, PROT_NONE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	char *at, *map;
 
@@ -139,7 +148,9 @@ static char *map_aligned(int fd)
 	map = mmap(at, SZ, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0);
 	if (at > res)
 		munmap(res, at - res);
-	munmap(at + SZ, res + SZ + MAP_ALIGN - (at + SZ));
+	munmap(at + MAP_ALIGN, res + 2 * MAP_ALIGN - (at + MAP_ALIGN));
+	if (map == MAP_FAILED)
+		munmap(at, MAP_ALIGN);
 	return map;
 }
 
@@ -160,7 +171,7 @@ static int region_map(struct ut_region *r, char **map, const char *name,
 static void region_unmap(struct ut_region *r, char *map)
 {
 	if (map != MAP_FAILED)
-		munmap(map, SZ);
+		munmap(map, MAP_ALIGN);
 	ut_region_fini(r);
 }
 
@@ -283,7 +294,7 @@ TEST_F(mp, discard_after_complete)
 	ASSERT_EQ(1, mapped(self->map + PG(3)));
 	ASSERT_EQ(0, ut_discard(sfd, PG(3), UT_PAGE));
 	EXPECT_EQ(0, mapped(self->map + PG(3)));
-	ASSERT_EQ(0, munmap(self->map, SZ));
+	ASSERT_EQ(0, munmap(self->map, MAP_ALIGN));
 	self->map = map_aligned(self->r.node_fd);
 	ASSERT_NE(MAP_FAILED, self->map);
 	m = self->map;
@@ -341,6 +352,124 @@ TEST_F(mp, wait_stats_across_cpus)
 	EXPECT_LE(st.wait_ns_max, st.wait_ns_total);
 }
 
+/* Set /sys/module/umem/parameters/map_on_install; 0 or -errno. */
+#define MAP_ON_INSTALL	"/sys/module/umem/parameters/map_on_install"
+static int set_map_on_install(bool on)
+{
+	int fd = open(MAP_ON_INSTALL, O_WRONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, on ? "Y" : "N", 1);
+	close(fd);
+	return n == 1 ? 0 : -EIO;
+}
+
+/*
+ * Map at install: once the page table exists (page 0 read), each install
+ * path maps its page in the installing call, as UFFDIO_COPY does: the page
+ * is mapped before anything touches it, reads the installed data, and no
+ * fault or request was counted for it.
+ */
+TEST_F(mp, install_maps_page)
+{
+	static const enum ut_install hows[] = {
+		UT_INSTALL_COPY, UT_INSTALL_COPY_VEC, UT_INSTALL_PWRITE,
+		UT_INSTALL_ZERO,
+	};
+	int sfd = self->r.server_fd;
+	volatile char *m = self->map;
+	unsigned int i;
+
+	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(0), SEED));
+	(void)m[PG(0)];		/* the page table */
+	for (i = 0; i < UT_ARRAY_SIZE(hows); i++) {
+		uint64_t off = PG(20 + i);
+
+		EXPECT_EQ(0, mapped(self->map + off));
+		ASSERT_EQ(0, ut_install_page(sfd, hows[i], off, SEED));
+		EXPECT_EQ(1, mapped(self->map + off)) TH_LOG("install %u", i);
+		EXPECT_EQ(-1, ut_check_installed(self->map + off, hows[i], off,
+						 SEED)) TH_LOG("install %u", i);
+	}
+	EXPECT_EQ(0, ut_stat(sfd, UT_STAT(faults)));
+	EXPECT_EQ(0, ut_stat(sfd, UT_STAT(requests)));
+	/* Its neighbours, still missing, are not. */
+	EXPECT_EQ(0, mapped(self->map + PG(19)));
+	EXPECT_EQ(0, mapped(self->map + PG(24)));
+}
+
+/*
+ * Every mapping with a page table gets the page: a second mapping of the
+ * node in this process and a forked child's copy of the first.  A mapping
+ * whose page table does not exist yet (nothing touched there) gets none:
+ * its first access maps the page by a fault, without a request.
+ */
+TEST_F(mp, install_maps_every_mapping)
+{
+	int sfd = self->r.server_fd, status, pipefd[2];
+	volatile char *m = self->map, *m2, *m3;
+	char c = 0;
+	pid_t pid;
+
+	m2 = map_aligned(self->r.node_fd);
+	ASSERT_NE(MAP_FAILED, m2);
+	m3 = map_aligned(self->r.node_fd);
+	ASSERT_NE(MAP_FAILED, m3);
+	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(0), SEED));
+	(void)m[PG(0)];
+	(void)m2[PG(0)];
+	ASSERT_EQ(0, pipe(pipefd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* fork() copied the page table (a VM_MIXEDMAP vma's PTEs
+		 * are copied): wait for the install, then report whether
+		 * page 7 came mapped here too. */
+		if (read(pipefd[0], &c, 1) != 1)
+			_exit(2);
+		_exit(mapped(self->map + PG(7)) == 1 &&
+		      ut_check(self->map + PG(7), PG(7), UT_PAGE, SEED) == -1 ?
+		      0 : 1);
+	}
+	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(7), SEED));
+	EXPECT_EQ(1, mapped(self->map + PG(7)));
+	EXPECT_EQ(1, mapped((char *)m2 + PG(7)));
+	EXPECT_EQ(0, mapped((char *)m3 + PG(7)));
+	EXPECT_EQ(-1, ut_check((char *)m3 + PG(7), PG(7), UT_PAGE, SEED));
+	EXPECT_EQ(1, write(pipefd[1], &c, 1));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	EXPECT_EQ(0, ut_stat(sfd, UT_STAT(requests)));
+	close(pipefd[0]);
+	close(pipefd[1]);
+	munmap((void *)m2, MAP_ALIGN);
+	munmap((void *)m3, MAP_ALIGN);
+}
+
+/* map_on_install=N: installs leave mapping to the tasks' faults. */
+TEST_F(mp, install_map_off)
+{
+	int sfd = self->r.server_fd;
+	volatile char *m = self->map;
+	int err;
+
+	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(0), SEED));
+	(void)m[PG(0)];
+	err = set_map_on_install(false);
+	if (err)
+		SKIP(return, "cannot write " MAP_ON_INSTALL ": %s", strerror(-err));
+	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(40), SEED));
+	EXPECT_EQ(0, mapped(self->map + PG(40)));
+	ASSERT_EQ(0, set_map_on_install(true));
+	EXPECT_EQ(-1, ut_check(self->map + PG(40), PG(40), UT_PAGE, SEED));
+	EXPECT_EQ(1, mapped(self->map + PG(40)));
+	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(41), SEED));
+	EXPECT_EQ(1, mapped(self->map + PG(41)));
+	EXPECT_EQ(0, ut_stat(sfd, UT_STAT(requests)));
+}
+
 FIXTURE(mpwp) {
 	struct ut_region r;
 	char *map;
@@ -387,6 +516,36 @@ TEST_F(mpwp, fault_around_read_only)
 	ASSERT_EQ(0, ut_writeprotect(sfd, PG(3), UT_PAGE, false, NULL));
 	ASSERT_EQ(0, pthread_join(t.thread, NULL));
 	EXPECT_EQ(0x1234, *(volatile uint64_t *)(self->map + PG(3)));
+}
+
+/*
+ * Map at install in a write-notify vma: the page comes mapped read-only,
+ * so the first write still goes through ->page_mkwrite, and a page
+ * protected after its install waits for its write as before.
+ */
+TEST_F(mpwp, install_maps_read_only)
+{
+	int sfd = self->r.server_fd;
+	volatile char *m = self->map;
+	struct umem_request req;
+	struct toucher t;
+
+	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(0), SEED));
+	(void)m[PG(0)];
+	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(5), SEED));
+	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(6), SEED));
+	EXPECT_EQ(1, mapped(self->map + PG(5)));
+	ASSERT_EQ(0, ut_writeprotect(sfd, PG(6), UT_PAGE, true, NULL));
+	m[PG(5)] = 1;
+	EXPECT_EQ(0, ut_stat(sfd, UT_STAT(requests)));
+
+	ASSERT_EQ(0, touch_start(&t, self->map + PG(6), true, -1));
+	ASSERT_EQ(0, read_one(sfd, &req));
+	EXPECT_EQ(PG(6), req.offset);
+	EXPECT_EQ(WP_REQ, req.flags);
+	ASSERT_EQ(0, ut_writeprotect(sfd, PG(6), UT_PAGE, false, NULL));
+	ASSERT_EQ(0, pthread_join(t.thread, NULL));
+	EXPECT_EQ(0x1234, *(volatile uint64_t *)(self->map + PG(6)));
 }
 
 TEST_HARNESS_MAIN
