@@ -360,8 +360,9 @@ struct umem_stats {
 	__u64 wp_faults;	/* writes that found their page write-protected */
 	/*
 	 * Successful mmap() calls of the node or the server fd since the
-	 * region was created, by any process (not fork, split, mremap).  Not
-	 * 0: a VMM has taken the region's RAM.  UMEM_F_MMAPS; 0 before.
+	 * region was created, by any process (not fork, split, mremap or
+	 * remap_file_pages()).  Not 0: a VMM has taken the region's RAM.
+	 * UMEM_F_MMAPS; 0 before.
 	 */
 	__u64 mmaps;
 };
