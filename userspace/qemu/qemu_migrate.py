@@ -794,27 +794,53 @@ class Run:
                 ok = ok and (self.res.get("pages_check") or {}).get("wrong") == 0
         self.res["ok"] = bool(ok)
 
-    def check_pages(self, ram, installed, psz):
+    @staticmethod
+    def data_extents(fd, size):
+        """The [start, end) ranges of @fd holding data (SEEK_DATA/SEEK_HOLE):
+        the pages umemd wrote to its --test-page-copy file."""
+        ext, off = [], 0
+        while off < size:
+            try:
+                start = os.lseek(fd, off, os.SEEK_DATA)
+            except OSError as e:
+                if e.errno == errno.ENXIO:
+                    break
+                raise
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            ext.append((start, min(end, size)))
+            off = end
+        return ext
+
+    def check_pages(self, ram, installed, psz, partial=False):
         """--check-pages: every page umemd --incoming installed (its
         --test-page-copy file) against the source's RAM file, which the
         stopped source QEMU no longer writes.  Whatever the guest wrote on
-        the destination since does not matter: the copy is what went in."""
+        the destination since does not matter: the copy is what went in.
+        @partial (a run that stopped mid-transfer): only the pages umemd
+        wrote, the data extents of the copy; zero pages it installed are
+        holes there and go unchecked."""
         wrong, n = [], 0
         chunk = 256 * psz if psz == 4096 else psz
         with open(ram, "rb") as fs, open(installed, "rb") as fi:
-            off = 0
-            while True:
-                s, i = fs.read(chunk), fi.read(chunk)
-                if not s and not i:
-                    break
-                if s != i:
-                    for p in range(0, max(len(s), len(i)), psz):
-                        if s[p:p + psz] != i[p:p + psz]:
-                            wrong.append((off + p) // psz)
-                n += max(len(s), len(i)) // psz
-                off += chunk
-        self.res["pages_check"] = {"pages": n, "wrong": len(wrong), "first_wrong": wrong[:16]}
-        log(f"--check-pages: {n} pages installed by umemd compared with the source's RAM: "
+            size = os.fstat(fs.fileno()).st_size
+            ranges = (self.data_extents(fi.fileno(), size) if partial
+                      else [(0, max(size, os.fstat(fi.fileno()).st_size))])
+            for start, end in ranges:
+                start -= start % psz
+                for off in range(start, end, chunk):
+                    fs.seek(off)
+                    fi.seek(off)
+                    want = min(chunk, end - off)
+                    s, i = fs.read(want), fi.read(want)
+                    if s != i:
+                        for p in range(0, max(len(s), len(i)), psz):
+                            if s[p:p + psz] != i[p:p + psz]:
+                                wrong.append((off + p) // psz)
+                    n += (max(len(s), len(i)) + psz - 1) // psz
+        self.res["pages_check"] = {"pages": n, "wrong": len(wrong), "first_wrong": wrong[:16],
+                                   "partial": partial}
+        log(f"--check-pages{' (the pages installed before the failure)' if partial else ''}: "
+            f"{n} pages installed by umemd compared with the source's RAM: "
             f"{len(wrong)} differ{' (first: ' + str(wrong[:16]) + ')' if wrong else ''}")
         if wrong and not self.res["error"]:
             self.res["error"] = f"{len(wrong)} pages installed differ from the source's RAM"
@@ -986,6 +1012,16 @@ def main():
         r.quit()
         r.kill_all()
         r.hugetlb_down()
+        # A run that failed before its own check (a guest that crashed
+        # mid-transfer): check what umemd had installed, now that it is
+        # gone and the copy no longer changes.
+        if a.check_pages and "pages_check" not in r.res and \
+                getattr(r, "pagecopy", None) and os.path.exists(r.pagecopy):
+            try:
+                r.check_pages(r.ramfile, r.pagecopy, 2 << 20 if a.huge else 4096,
+                              partial=True)
+            except OSError as e:
+                log(f"--check-pages after the failure: {e}")
         for f in (getattr(r, "ramfile", None), getattr(r, "pagecopy", None)):
             try:
                 if f:
