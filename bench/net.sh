@@ -305,7 +305,9 @@ else:
 '
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=$(command -v python3 || true)
-PORT=$((30000 + RANDOM % 20000))
+# One port per run, and a proxy at PORT + 10000.
+. userspace/tests/ports.sh
+PORT=$(test_port 12000)
 rtt_probe() { # POINT
 	local sp out
 	[ -n "$PY" ] && [ "$MODE" != smoke ] || return 0

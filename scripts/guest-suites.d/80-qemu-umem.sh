@@ -49,7 +49,7 @@ DST_RUN="ip netns exec $NS_DST"
 
 SIZE=${QEMU_TEST_SIZE:-32M}
 SEED=11
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(test_port 100)
 NAME=qemu$PORT
 IMG=$WORK/ram.img
 export QT_OUT=$WORK/qtest.out

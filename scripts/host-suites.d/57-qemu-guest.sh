@@ -89,9 +89,10 @@ elif ! perf --version >/dev/null 2>&1; then
 	t_skip "qemu_migrate.py --perf-vcpu: perf not installed (make deps: linux-perf)"
 else
 	# 128 MiB: a RAM transfer of some 200 ms on a host, many vCPU samples
+	port=$(test_port 2)
 	timeout -k 10 150 python3 userspace/qemu/qemu_migrate.py --mode postcopy --mib 128 \
-		--qemu "$QEMU" --guest "$ELF" --port $((20000 + RANDOM % 20000)) \
-		--qport $((40000 + RANDOM % 20000)) --print-every 1 --timeout 20 \
+		--qemu "$QEMU" --guest "$ELF" --port "$port" \
+		--qport $((port + 1)) --print-every 1 --timeout 20 \
 		--pin-vcpu 1 --perf-vcpu "$WORK/vcpu.perf" --workdir "$WORK/pin" >"$WORK/pin.out" 2>&1
 	rc=$?
 	out=$(grep '^RESULT ' "$WORK/pin.out" | python3 -c '

@@ -29,7 +29,7 @@ BIN=$PWD/userspace/build-san/bin
 snap_workdir umem-vmm-snap
 SEED=5
 SIZE=8M
-PORT=$((20000 + RANDOM % 20000))
+PORT=$(test_port 200)
 
 # start_writer LOG ARGS...: umem-vmm --writer... in the background: W.
 start_writer() {

@@ -7,6 +7,7 @@
 QM_BIN=$PWD/userspace/build/bin
 [ -x "${UMEMD_BIN:-}/umemd" ] && QM_BIN=$UMEMD_BIN
 QM_GUEST=${QEMU_GUEST:-$PWD/userspace/build/qemu/umem-guest.elf}
+. "$(dirname "${BASH_SOURCE[0]}")/../tests/ports.sh"
 QM_PY=$PWD/userspace/qemu/qemu_migrate.py
 QM_NS_SRC=
 QM_NS_DST=
@@ -81,13 +82,14 @@ qm_netns_down() {
 # status.  QM_TIMEOUT=SEC bounds it (SIGTERM, on which it kills its QEMUs
 # and umemds; exit 124).
 qm_run() {
-	local out=$1 to=()
+	local out=$1 to=() port
 	shift
+	port=$(test_port 2)
 	[ -n "${QM_TIMEOUT:-}" ] && to=(timeout -k 15 "$QM_TIMEOUT")
 	set -- "${to[@]}" python3 "$QM_PY" --qemu "${QEMU:-qemu-system-x86_64}" --guest "$QM_GUEST" \
 		--umemd "$QM_BIN/umemd" --src-ns "$QM_NS_SRC" --dst-ns "$QM_NS_DST" \
-		--dst-addr "$QM_DST_ADDR" --port "$((20000 + RANDOM % 20000))" \
-		--qport "$((40000 + RANDOM % 20000))" "${QM_GUEST_ARGS[@]}" "$@"
+		--dst-addr "$QM_DST_ADDR" --port "$port" --qport "$((port + 1))" \
+		"${QM_GUEST_ARGS[@]}" "$@"
 	if [ "${QM_QUIET:-0}" = 1 ]; then
 		"$@" >"$out" 2>&1
 	else

@@ -3,6 +3,8 @@
 # repo root.  Prints TAP-ish lines; t_done prints the closing
 # "N passed, N failed[, N skipped]" line and sets the exit status.
 
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
+
 T_PASS=0
 T_FAIL=0
 T_SKIP=0
