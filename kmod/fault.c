@@ -550,7 +550,10 @@ static vm_fault_t umem_map_pages(struct vm_fault *vmf, pgoff_t start_pgoff,
  * walked in order with rb_next() and each vma's range checked here.  The
  * walk is under i_mmap_rwsem shared, which keeps each vma
  * linked and, since a vma's page tables are freed only after it is
- * unlinked, its page tables allocated.  A vma in the tree may already be
+ * unlinked, its page tables down to the PMDs allocated (a PTE table may
+ * still be retracted by khugepaged, RCU-freed; pte_offset_map_lock() in
+ * filemap_map_pages() sees that).  So whether there is a page table at
+ * all is read before anything of the mm is taken.  A vma in the tree may already be
  * detached from its mm by munmap() (which zaps and frees with mmap_lock
  * downgraded): mapping into it would leave a PTE behind the zap.  So the
  * mm's mmap_lock is taken shared with a trylock (the order elsewhere is
@@ -603,11 +606,10 @@ static pmd_t *umem_pte_table(struct mm_struct *mm, unsigned long addr)
 	return pmd;
 }
 
-/* Map backing page @pgoff into @vma if its mm lets us at once. */
-static void umem_map_one(struct vm_area_struct *vma, pgoff_t pgoff)
+/* Map backing page @pgoff at @addr of @vma if its mm lets us at once. */
+static void umem_map_one(struct vm_area_struct *vma, unsigned long addr,
+			 pgoff_t pgoff)
 {
-	unsigned long addr = vma->vm_start +
-			     ((pgoff - vma->vm_pgoff) << PAGE_SHIFT);
 	struct mm_struct *mm = vma->vm_mm;
 	pmd_t *pmd;
 
@@ -641,6 +643,7 @@ void umem_map_installed(struct umem_region *r, pgoff_t index)
 	struct address_space *mapping = r->shmem->f_mapping;
 	pgoff_t pgoff = index;		/* 4 KiB regions only */
 	struct rb_node *node;
+	unsigned long addr;
 
 	if (r->order || !READ_ONCE(map_on_install) || !mapping_mapped(mapping))
 		return;
@@ -656,7 +659,18 @@ void umem_map_installed(struct umem_region *r, pgoff_t index)
 		if ((vma->vm_ops != &umem_vm_ops &&
 		     vma->vm_ops != &umem_wp_vm_ops) || !vma_is_accessible(vma))
 			continue;
-		umem_map_one(vma, pgoff);
+		addr = vma->vm_start + ((pgoff - vma->vm_pgoff) << PAGE_SHIFT);
+		/*
+		 * No page table there (the usual case while nobody touches
+		 * those 2 MiB): skip the mm without taking a reference or
+		 * its lock.  A hint, re-read under mmap_lock by
+		 * umem_map_one(); the walk itself is the rmap walkers' (see
+		 * page_vma_mapped_walk()): with the vma in i_mmap, held
+		 * shared, the tables down to its PMDs are not freed.
+		 */
+		if (!umem_pte_table(vma->vm_mm, addr))
+			continue;
+		umem_map_one(vma, addr, pgoff);
 	}
 	i_mmap_unlock_read(mapping);
 }
