@@ -35,16 +35,17 @@ for b in uffd uffd-minor; do
 done
 # The destination may finish on main and close both channels while the
 # source still sends requested pages again (RESEND) on preempt: here each
-# preempt page waits 20 ms, so the end comes with requests still queued.
-# The source must end OK (DONE came on main), not fail on the closed socket.
+# preempt page waits 20 ms, so the end often comes with requests still
+# queued (how often depends on the VMM's pace; mig_fake_dest_end_race, in
+# mig_bad_input_cases, makes that race every time).  The source must end
+# OK (DONE came on main), not fail on the closed socket.
 # (--resend-gap 0: every such page is sent again, however near.)
 mig_full "uffd, preempt, the destination ends while pages are re-sent on preempt" uffd "" \
 	"-v --test-preempt-delay 20 --resend-gap 0" "--threads 2 --pattern random --duration 1 --verify-all" true
 if grep -q "preempt channel closed after END" "$SLOG"; then
-	t_ok "the source saw the preempt channel close after END and ended on DONE"
+	echo "#   the race came this time: the source saw the preempt channel close after END"
 else
-	t_fail "the preempt channel did not close under the source after END (no race exercised)"
-	grep -i 'preempt\|resent\|FAILED' "$SLOG" | tail -n 5 | sed 's/^/#   /'
+	echo "#   the race did not come this time (the VMM's requests were all served before END)"
 fi
 # Requested pages queued in the destination's batch of main-stream pages
 # (each batch waits 2 ms before it goes in): the copy sent again on

@@ -285,6 +285,37 @@ mig_fake_dest_resend() {
 	[ "$src" = 1 ] || echo "# source exit $src (the fake destination left without DONE)"
 }
 
+# The destination may say DONE and close both channels while the source
+# still owes a page sent again (RESEND) on preempt.  The fake destination
+# asks for a page it has, reads up to END, says DONE and closes; the
+# source's --test-preempt-delay holds that page for 1 s, so its write
+# comes after the close, always.  It must end OK on DONE (exit 0), not
+# fail on the closed preempt socket.
+mig_fake_dest_end_race() {
+	local SIZE=1M src frc sjson
+	mig_image
+	PORT=$((PORT + 1))
+	SLOG=$WORK/src-$PORT.err
+	sjson=$WORK/src-$PORT.json
+	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --listen "${SRC_ADDR:-$ADDR}:$PORT" --json \
+		-v --test-preempt-delay 1000 --resend-gap 0 >"$sjson" 2>"$SLOG" &
+	SPID=$!
+	sleep 0.2
+	$DST_RUN "$BIN/test-proto" fake-dest "${SRC_ADDR:-$ADDR}:$PORT" end-race >"$WORK/fake-$PORT.out" 2>&1 &
+	local fpid=$!
+	wait_pid "$fpid" 30; frc=$WAIT_RC
+	wait_pid "$SPID" 30; src=$WAIT_RC
+	if [ "$frc" = 0 ] && [ "$src" = 0 ] && grep -q '"ok":true' "$sjson" &&
+	   grep -q '"pages_resent":1,' "$sjson" &&
+	   grep -q "preempt channel closed after END" "$SLOG"; then
+		t_ok "DONE while a page sent again is still owed on preempt: the source writes it into the closed channel and ends OK ($(grep -m1 'closed after END' "$SLOG" | cut -c1-90))"
+	else
+		t_fail "DONE while a page sent again is still owed on preempt: fake destination exit $frc, source exit $src (want 0, 0, ok, 1 page resent, the close seen after END)"
+		sed 's/^/#   /' "$WORK/fake-$PORT.out" | tail -n 3
+		sed 's/^/#   /' "$SLOG" | tail -n 5
+	fi
+}
+
 # A misbehaving destination: mig_fake_dest CASE REGEX
 mig_fake_dest() {
 	local what=$1 re=$2 src
@@ -334,6 +365,7 @@ mig_bad_input_cases() { # BACKEND
 		"resend-gap: the page right behind the destination's reader is not sent again"
 	mig_fake_dest_resend progress-far "-v -v" 1 0 \
 		"resend-gap: a page the whole stream past the reader is sent again"
+	mig_fake_dest_end_race
 }
 
 # ---- precopy of a running writer (issue 5) ----

@@ -15,6 +15,13 @@
  *                                   main after its first page frame and
  *                                   request the next page (on its way on
  *                                   main): exit 0 once it came on preempt.
+ *   test-proto fake-dest ADDR:PORT end-race
+ *                                   request a page it has (sent again on
+ *                                   preempt), then read up to END, send
+ *                                   DONE and close both channels: the
+ *                                   source, whose --test-preempt-delay
+ *                                   holds that page, writes it after the
+ *                                   close and must still end on DONE.
  *   test-proto fake-source ADDR:PORT resend IMAGE
  *                                   a well-behaved source of the 1 MiB
  *                                   IMAGE with RESEND that sends the first
@@ -804,7 +811,7 @@ expect_error:
 
 static int fake_dest(const char *addr, const char *what)
 {
-	bool resend, progress, far;
+	bool resend, progress, far, end_race;
 	struct chan c;
 	struct proto_hello h;
 	struct proto_msg m;
@@ -840,11 +847,15 @@ static int fake_dest(const char *addr, const char *what)
 	 * resend: RESEND without PROGRESS; progress: with it, reporting
 	 * where it is (the source's --resend-gap decides); progress-far:
 	 * reporting 1 byte read, so that the page looks a whole stream
-	 * away; progress-unagreed: PROGRESS frames sent although not agreed.
+	 * away; progress-unagreed: PROGRESS frames sent although not agreed;
+	 * end-race: DONE and both channels closed while the source still
+	 * owes a page sent again (its --test-preempt-delay holds it).
 	 */
 	far = !strcmp(what, "progress-far");
 	progress = far || !strcmp(what, "progress");
-	resend = progress || !strcmp(what, "resend") || !strcmp(what, "progress-unagreed");
+	end_race = !strcmp(what, "end-race");
+	resend = progress || end_race || !strcmp(what, "resend") ||
+		 !strcmp(what, "progress-unagreed");
 	n = proto_enc_hello_ack(buf, 1, PROTO_PAGE_SIZE, resend ?
 				PROTO_F_ZERO | PROTO_F_PREEMPT | PROTO_F_RESEND |
 				(progress ? PROTO_F_PROGRESS : 0) : PROTO_F_ZERO,
@@ -893,6 +904,33 @@ static int fake_dest(const char *addr, const char *what)
 				next = m.u.page.page + m.u.page.count;
 			if (progress && k % 64 == 63)
 				usleep(1000);
+		}
+		if (end_race) {
+			uint64_t first = next - 1;
+
+			/*
+			 * Ask for a page we have: the source sends it again on
+			 * preempt, after its test delay.  Meanwhile read the
+			 * rest up to END, say DONE and close both channels;
+			 * preempt with the source's PREEMPT_HELLO unread, so
+			 * that the close resets it and the source's late write
+			 * fails at once.
+			 */
+			n = proto_enc_run(buf, MSG_REQ, &h.layout, first, 1);
+			chan_write(&c, buf, n, NULL, 0);
+			do {
+				if (chan_read_frame(&c, &type, buf, &len, err, sizeof(err))) {
+					fprintf(stderr, "fake-dest: main before END: %s\n", err);
+					return 1;
+				}
+			} while (type != MSG_END);
+			n = proto_enc_u64(buf, MSG_DONE, h.ram_size / PROTO_PAGE_SIZE);
+			chan_write(&c, buf, n, NULL, 0);
+			close(pfd);
+			close(fd);
+			printf("fake-dest: page %llu requested again, DONE sent, both channels closed\n",
+			       (unsigned long long)first);
+			return 0;
 		}
 		usleep(500 * 1000);
 		n = 0;
