@@ -548,22 +548,24 @@ static vm_fault_t umem_map_pages(struct vm_fault *vmf, pgoff_t start_pgoff,
  * umem vma there; a region has a few: the VMM's, a fork's, a split's).
  * The interval tree's lookups are not exported to modules, so the tree is
  * walked in order with rb_next() and each vma's range checked here.  The
- * walk is under i_mmap_rwsem shared, which keeps each vma
- * linked and, since a vma's page tables are freed only after it is
- * unlinked, its page tables down to the PMDs allocated (a PTE table may
- * still be retracted by khugepaged, RCU-freed; pte_offset_map_lock() in
+ * walk is under i_mmap_rwsem shared, which keeps each vma linked and,
+ * since a vma's page tables are freed only after it is unlinked, its
+ * page tables down to the PMDs allocated (a PTE table may still be
+ * retracted by khugepaged, RCU-freed; pte_offset_map_lock() in
  * filemap_map_pages() sees that).  So whether there is a page table at
- * all is read before anything of the mm is taken.  A vma in the tree may already be
- * detached from its mm by munmap() (which zaps and frees with mmap_lock
- * downgraded): mapping into it would leave a PTE behind the zap.  So the
- * mm's mmap_lock is taken shared with a trylock (the order elsewhere is
- * mmap_lock -> i_mmap_rwsem; on contention the page is left to a fault,
- * as before) and the vma must still be what vma_lookup() finds at the
- * address: no detach can start while mmap_lock is held shared.  A
- * missing page table (pmd_none: nothing was ever mapped in those 2 MiB)
- * is not allocated here, and an empty PMD is never handed to
- * filemap_map_pages(), which would map a large folio with a PMD (see the
- * top of this file).  filemap_map_pages() does the rest exactly as for
+ * all is read first, as the rmap walkers do (page_vma_mapped_walk()),
+ * and a mapping without one is skipped before anything of its mm is
+ * taken; the answer is a hint, read again under mmap_lock.  A vma in the
+ * tree may already be detached from its mm by munmap() (which zaps and
+ * frees with mmap_lock downgraded): mapping into it would leave a PTE
+ * behind the zap.  So the mm's mmap_lock is taken shared with a trylock
+ * (the order elsewhere is mmap_lock -> i_mmap_rwsem; on contention the
+ * page is left to a fault, as before) and the vma must still be what
+ * vma_lookup() finds at the address: no detach can start while mmap_lock
+ * is held shared.  A missing page table (pmd_none: nothing was ever
+ * mapped in those 2 MiB) is not allocated here, and an empty PMD is never
+ * handed to filemap_map_pages(), which would map a large folio with a PMD
+ * (see the top of this file).  filemap_map_pages() does the rest exactly as for
  * fault-around: it trylocks the folio, re-checks it is the backing's and
  * uptodate, maps it only over an empty PTE under the PTE lock, from
  * vm_page_prot (read-only in O_RDONLY and write-notify vmas), and counts
@@ -660,14 +662,7 @@ void umem_map_installed(struct umem_region *r, pgoff_t index)
 		     vma->vm_ops != &umem_wp_vm_ops) || !vma_is_accessible(vma))
 			continue;
 		addr = vma->vm_start + ((pgoff - vma->vm_pgoff) << PAGE_SHIFT);
-		/*
-		 * No page table there (the usual case while nobody touches
-		 * those 2 MiB): skip the mm without taking a reference or
-		 * its lock.  A hint, re-read under mmap_lock by
-		 * umem_map_one(); the walk itself is the rmap walkers' (see
-		 * page_vma_mapped_walk()): with the vma in i_mmap, held
-		 * shared, the tables down to its PMDs are not freed.
-		 */
+		/* No page table there: nothing to map into (see above). */
 		if (!umem_pte_table(vma->vm_mm, addr))
 			continue;
 		umem_map_one(vma, addr, pgoff);

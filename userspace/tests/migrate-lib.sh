@@ -249,6 +249,23 @@ mig_fake_resend() { # BACKEND
 	fi
 }
 
+# mig_fake_dest_start CASE SOURCE-OPTS...: umemd --outgoing --listen on
+# the next port (SPID; log SLOG, JSON summary SJSON), then test-proto
+# fake-dest CASE against it (FPID; output $WORK/fake-$PORT.out).
+mig_fake_dest_start() {
+	local what=$1
+	shift
+	PORT=$((PORT + 1))
+	SLOG=$WORK/src-$PORT.err
+	SJSON=$WORK/src-$PORT.json
+	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --listen "${SRC_ADDR:-$ADDR}:$PORT" --json \
+		"$@" >"$SJSON" 2>"$SLOG" &
+	SPID=$!
+	sleep 0.2
+	$DST_RUN "$BIN/test-proto" fake-dest "${SRC_ADDR:-$ADDR}:$PORT" "$what" >"$WORK/fake-$PORT.out" 2>&1 &
+	FPID=$!
+}
+
 # A request for a page already on its way on the main stream is served
 # again on the preempt channel at once (RESEND), not left to the stream:
 # the fake destination stops reading main after its first page and asks
@@ -259,25 +276,17 @@ mig_fake_resend() { # BACKEND
 #             RESENT and NEAR are its pages_resent and resend_near;
 #   progress-far  the same, but the PROGRESS frame says 1 byte read.
 mig_fake_dest_resend() {
-	local what=$1 sopts=$2 resent=$3 near=$4 desc=$5 src frc sjson
+	local what=$1 sopts=$2 resent=$3 near=$4 desc=$5 src frc
 	local SIZE=64M	# progress: 12 MiB read first, the page still to come
 	mig_image
-	PORT=$((PORT + 1))
-	SLOG=$WORK/src-$PORT.err
-	sjson=$WORK/src-$PORT.json
 	# shellcheck disable=SC2086
-	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --listen "${SRC_ADDR:-$ADDR}:$PORT" --json \
-		$sopts >"$sjson" 2>"$SLOG" &
-	SPID=$!
-	sleep 0.2
-	$DST_RUN "$BIN/test-proto" fake-dest "${SRC_ADDR:-$ADDR}:$PORT" "$what" >"$WORK/fake-$PORT.out" 2>&1 &
-	local fpid=$!
-	wait_pid "$fpid" 30; frc=$WAIT_RC
+	mig_fake_dest_start "$what" $sopts
+	wait_pid "$FPID" 30; frc=$WAIT_RC
 	wait_pid "$SPID" 20; src=$WAIT_RC
-	if [ "$frc" = 0 ] && grep -q "\"pages_resent\":$resent,\"resend_near\":$near," "$sjson"; then
+	if [ "$frc" = 0 ] && grep -q "\"pages_resent\":$resent,\"resend_near\":$near," "$SJSON"; then
 		t_ok "$desc ($(head -n 1 "$WORK/fake-$PORT.out" | cut -c1-100))"
 	else
-		t_fail "$desc: fake destination exit $frc (want 0), source: $(grep -o '"pages_resent":[0-9]*,"resend_near":[0-9]*' "$sjson") (want $resent, $near)"
+		t_fail "$desc: fake destination exit $frc (want 0), source: $(grep -o '"pages_resent":[0-9]*,"resend_near":[0-9]*' "$SJSON") (want $resent, $near)"
 		sed 's/^/#   /' "$WORK/fake-$PORT.out" | tail -n 5
 		sed 's/^/#   /' "$SLOG" | tail -n 4
 		mig_dump
@@ -292,21 +301,13 @@ mig_fake_dest_resend() {
 # comes after the close, always.  It must end OK on DONE (exit 0), not
 # fail on the closed preempt socket.
 mig_fake_dest_end_race() {
-	local SIZE=1M src frc sjson
+	local SIZE=1M src frc
 	mig_image
-	PORT=$((PORT + 1))
-	SLOG=$WORK/src-$PORT.err
-	sjson=$WORK/src-$PORT.json
-	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --listen "${SRC_ADDR:-$ADDR}:$PORT" --json \
-		-v --test-preempt-delay 1000 --resend-gap 0 >"$sjson" 2>"$SLOG" &
-	SPID=$!
-	sleep 0.2
-	$DST_RUN "$BIN/test-proto" fake-dest "${SRC_ADDR:-$ADDR}:$PORT" end-race >"$WORK/fake-$PORT.out" 2>&1 &
-	local fpid=$!
-	wait_pid "$fpid" 30; frc=$WAIT_RC
+	mig_fake_dest_start end-race -v --test-preempt-delay 1000 --resend-gap 0
+	wait_pid "$FPID" 30; frc=$WAIT_RC
 	wait_pid "$SPID" 30; src=$WAIT_RC
-	if [ "$frc" = 0 ] && [ "$src" = 0 ] && grep -q '"ok":true' "$sjson" &&
-	   grep -q '"pages_resent":1,' "$sjson" &&
+	if [ "$frc" = 0 ] && [ "$src" = 0 ] && grep -q '"ok":true' "$SJSON" &&
+	   grep -q '"pages_resent":1,' "$SJSON" &&
 	   grep -q "preempt channel closed after END" "$SLOG"; then
 		t_ok "DONE while a page sent again is still owed on preempt: the source writes it into the closed channel and ends OK ($(grep -m1 'closed after END' "$SLOG" | cut -c1-90))"
 	else
@@ -320,15 +321,9 @@ mig_fake_dest_end_race() {
 mig_fake_dest() {
 	local what=$1 re=$2 src
 	mig_image
-	PORT=$((PORT + 1))
-	SLOG=$WORK/src-$PORT.err
-	$SRC_RUN "$BIN/umemd" --outgoing --ram "$IMG" --listen "${SRC_ADDR:-$ADDR}:$PORT" >/dev/null 2>"$SLOG" &
-	SPID=$!
-	sleep 0.2
-	$DST_RUN "$BIN/test-proto" fake-dest "${SRC_ADDR:-$ADDR}:$PORT" "$what" >"$WORK/fake-$PORT.out" 2>&1 &
-	local fpid=$!
+	mig_fake_dest_start "$what"
 	wait_pid "$SPID" 20; src=$WAIT_RC
-	wait_pid "$fpid" 10
+	wait_pid "$FPID" 10
 	if [ "$src" = 1 ] && grep -qE "$re" "$SLOG"; then
 		t_ok "bad destination ($what): source exits 1: $(grep -m1 'source:' "$SLOG" | cut -c1-160)"
 	else

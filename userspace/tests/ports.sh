@@ -10,10 +10,9 @@
 # peer that cannot connect, a test that fails by chance.  A caller that
 # listens on P, P+1, ... up to P+SPAN-1 asks for that SPAN.
 test_port() {
-	local span=${1:-1} lo=32768 hi room
+	local span=${1:-1} lo=32768 room
 
-	read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
-	: "$hi"
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
 	room=$((lo - 10000 - span))
 	[ "$room" -gt 0 ] || room=1
 	echo $((10000 + RANDOM % room))
