@@ -42,6 +42,7 @@ KERNEL_BAD_RE = re.compile(
     r"Kernel panic|BUG:|Oops|WARNING:|RIP:|general protection|Call Trace|"
     r"hung task|lockdep|end Kernel panic|Rebooting")
 TIMEOUT_RCS = (124, 137)
+DIAG_LINES, DIAG_WIDTH = 24, 200
 GUEST_ENV = ("GUEST_TEST_TIMEOUT", "GUEST_SUITE_TIMEOUT", "INSTALLED_KVERS",
              "CHECK_MAIN_KVER")
 HOST_SUITE_TIMEOUT = int(os.environ.get("HOST_SUITE_TIMEOUT", "600"))
@@ -60,6 +61,7 @@ class Count:
     def __init__(self, passed=0, failed=0, skipped=0, note=""):
         self.passed, self.failed, self.skipped, self.note = passed, failed, skipped, note
         self.fails = []     # the "not ok" lines, for the closing recap
+        self.diag = []      # what the first failure printed after it
 
     def add(self, other, label=None):
         self.passed += other.passed
@@ -70,8 +72,12 @@ class Count:
             # where a log tail (CI) still shows it
             named = other.fails or [other.note or "failed"]
             self.fails.extend(f"{label}: {f}" for f in named)
+            if other.diag and not self.diag:
+                self.diag = [f"{label}: {named[0]}"] + other.diag
         else:
             self.fails.extend(other.fails)
+            if not self.diag:
+                self.diag = other.diag
 
     def __str__(self):
         s = f"{self.passed} passed, {self.failed} failed"
@@ -85,6 +91,7 @@ def count_output(text, rc):
     pf = None
     totals = []
     fails = [l.strip() for l in text.splitlines() if NOT_OK_RE.match(l)]
+    diag = first_fail_diag(text)
     for line in text.splitlines():
         m = PF_RE.match(line)
         if m:
@@ -118,6 +125,7 @@ def count_output(text, rc):
             notes.insert(0, "no summary line")
         c.note = "; ".join(notes)
         c.fails = fails
+        c.diag = diag
         return c
     # a summary, but the suite did not end cleanly: one more failure
     # (unless it already reports failures and merely exited non-zero)
@@ -129,7 +137,24 @@ def count_output(text, rc):
         notes.pop()
     c.note = "; ".join(notes)
     c.fails = fails + ([c.note] if c.note else [])
+    c.diag = diag
     return c
+
+
+def first_fail_diag(text, limit=DIAG_LINES):
+    """The "#" lines a suite printed right after its first "not ok" (the
+    logs a failing case dumps), so that a CI log's tail shows why."""
+    out, inside = [], False
+    for line in text.splitlines():
+        if inside:
+            if not line.startswith("#"):
+                break
+            out.append(line[:DIAG_WIDTH])
+            if len(out) >= limit:
+                break
+        elif NOT_OK_RE.match(line):
+            inside = True
+    return out
 
 
 def read(path):
@@ -294,6 +319,11 @@ def print_recap(count, limit=40):
         print("  " + f, flush=True)
     if len(count.fails) > limit:
         print(f"  ... and {len(count.fails) - limit} more", flush=True)
+    if count.diag:
+        print("check: what the first failure printed:", flush=True)
+        print("  " + count.diag[0], flush=True)
+        for line in count.diag[1:]:
+            print("    " + line, flush=True)
 
 
 def main():
