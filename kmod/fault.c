@@ -584,6 +584,12 @@ module_param(map_on_install, bool, 0644);
 MODULE_PARM_DESC(map_on_install,
 		 "map an installed page into the mappings that have a page table for it (default Y)");
 
+/* Whether installs map their page now (UMEM_F_MAP_ON_INSTALL). */
+bool umem_map_on_install(void)
+{
+	return READ_ONCE(map_on_install);
+}
+
 /* The PMD over @addr in @mm if it points to a page table, else NULL. */
 static pmd_t *umem_pte_table(struct mm_struct *mm, unsigned long addr)
 {
@@ -647,7 +653,7 @@ void umem_map_installed(struct umem_region *r, pgoff_t index)
 	struct rb_node *node;
 	unsigned long addr;
 
-	if (r->order || !READ_ONCE(map_on_install) || !mapping_mapped(mapping))
+	if (r->order || !umem_map_on_install() || !mapping_mapped(mapping))
 		return;
 	i_mmap_lock_read(mapping);
 	for (node = rb_first_cached(&mapping->i_mmap); node;

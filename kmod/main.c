@@ -51,13 +51,18 @@ static bool umem_zeroed(const u64 *words, size_t n)
 	return true;
 }
 
-/* What works here: UMEM_F_PAGE_2M needs 2 MiB transparent huge pages. */
+/*
+ * What works here: UMEM_F_PAGE_2M needs 2 MiB transparent huge pages, and
+ * UMEM_F_MAP_ON_INSTALL the module parameter map_on_install.
+ */
 static u64 umem_features(void)
 {
 	u64 features = UMEM_F_ALL;
 
 	if (!umem_huge_supported())
 		features &= ~UMEM_F_PAGE_2M;
+	if (!umem_map_on_install())
+		features &= ~UMEM_F_MAP_ON_INSTALL;
 	return features;
 }
 

@@ -240,6 +240,7 @@ extern const struct vm_operations_struct umem_vm_ops;
 extern const struct vm_operations_struct umem_wp_vm_ops;
 void umem_wake_range(struct umem_region *r, pgoff_t start, pgoff_t end);
 void umem_map_installed(struct umem_region *r, pgoff_t index);
+bool umem_map_on_install(void);
 void umem_wake_all(struct umem_region *r);
 
 /* wp.c */

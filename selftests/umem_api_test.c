@@ -197,13 +197,27 @@ TEST_F(ctl, get_api_efault)
 
 /*
  * What this kernel must report: everything, except 2 MiB pages on a
- * kernel without transparent huge pages (PREEMPT_RT 6.12 has none).
+ * kernel without transparent huge pages (PREEMPT_RT 6.12 has none) and
+ * map at install while the module parameter map_on_install is N.
  */
 static uint64_t expected_features(void)
 {
+	uint64_t f = UMEM_F_ALL;
+	char c = 'Y';
+	int fd;
+
 	if (access("/sys/kernel/mm/transparent_hugepage", F_OK))
-		return UMEM_F_ALL & ~UMEM_F_PAGE_2M;
-	return UMEM_F_ALL;
+		f &= ~UMEM_F_PAGE_2M;
+	fd = open("/sys/module/umem/parameters/map_on_install",
+		  O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, &c, 1) != 1)
+			c = '?';
+		close(fd);
+	}
+	if (c != 'Y')
+		f &= ~UMEM_F_MAP_ON_INSTALL;
+	return f;
 }
 
 TEST_F(ctl, get_api_ok)

@@ -367,6 +367,23 @@ static int set_map_on_install(bool on)
 }
 
 /*
+ * UMEM_GET_API on the control device asking for @want: the features
+ * reported, or -errno (also when the device cannot be opened).
+ */
+static int64_t api_features(uint64_t want)
+{
+	struct umem_api api = { .api = UMEM_API, .features = want };
+	int fd = open(UMEM_CTL_DEVICE, O_RDONLY | O_CLOEXEC);
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	err = ut_get_api(fd, &api);
+	close(fd);
+	return err ? err : (int64_t)api.features;
+}
+
+/*
  * Map at install: once the page table exists (page 0 read), each install
  * path maps its page in the installing call, as UFFDIO_COPY does: the page
  * is mapped before anything touches it, reads the installed data, and no
@@ -448,21 +465,33 @@ TEST_F(mp, install_maps_every_mapping)
 	munmap((void *)m3, MAP_ALIGN);
 }
 
-/* map_on_install=N: installs leave mapping to the tasks' faults. */
+/*
+ * map_on_install=N: installs leave mapping to the tasks' faults, and
+ * UMEM_GET_API says so (UMEM_F_MAP_ON_INSTALL follows the parameter).
+ */
 TEST_F(mp, install_map_off)
 {
 	int sfd = self->r.server_fd;
 	volatile char *m = self->map;
+	int64_t f;
 	int err;
 
 	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(0), SEED));
 	(void)m[PG(0)];
+	f = api_features(UMEM_F_MAP_ON_INSTALL);
+	ASSERT_LE(0, f);
+	EXPECT_TRUE(f & UMEM_F_MAP_ON_INSTALL);
 	err = set_map_on_install(false);
 	if (err)
 		SKIP(return, "cannot write " MAP_ON_INSTALL ": %s", strerror(-err));
+	f = api_features(0);
+	EXPECT_LE(0, f);
+	EXPECT_FALSE(f & UMEM_F_MAP_ON_INSTALL);
+	EXPECT_EQ(-EINVAL, api_features(UMEM_F_MAP_ON_INSTALL));
 	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(40), SEED));
 	EXPECT_EQ(0, mapped(self->map + PG(40)));
 	ASSERT_EQ(0, set_map_on_install(true));
+	EXPECT_LE(0, api_features(UMEM_F_MAP_ON_INSTALL));
 	EXPECT_EQ(-1, ut_check(self->map + PG(40), PG(40), UT_PAGE, SEED));
 	EXPECT_EQ(1, mapped(self->map + PG(40)));
 	ASSERT_EQ(0, ut_install_page(sfd, UT_INSTALL_COPY, PG(41), SEED));

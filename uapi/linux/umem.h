@@ -41,6 +41,9 @@
  * umem 0.6 (UMEM_API stays 1):
  *   - UMEM_F_MMAPS: umem_stats.mmaps (UMEM_STATS_ATTR_MMAPS), the mmap()
  *     calls of the region so far, in the field that was .reserved.
+ * umem 0.7 (UMEM_API stays 1):
+ *   - UMEM_F_MAP_ON_INSTALL: installs map their page (no interface change;
+ *     the bit says whether it is on).
  *
  * Rules for every struct in this file: fixed-size types, naturally aligned,
  * explicit padding; every field named "reserved" or "pad" must be zero on
@@ -119,6 +122,18 @@
 #define UMEM_F_ATTACH		(1ULL << 12)
 /* umem_stats.mmaps counts the mmap() calls of the region. */
 #define UMEM_F_MMAPS		(1ULL << 13)
+/*
+ * In a region of 4 KiB pages, every install (UMEM_COPY, UMEM_COPY_VEC,
+ * UMEM_ZERO, UMEM_MARK_PRESENT) also maps its page into the mappings that
+ * already have a page table over it, before the page's waiters are woken,
+ * as UFFDIO_COPY maps the page it copies: a task touching the page later
+ * takes no fault.  Where there is no page table yet, or the mapping's
+ * process is changing its mappings at that moment, the first access maps
+ * it by a fault as before.  Reported while the module parameter
+ * map_on_install is Y (the default; root can change it at any time, so
+ * the bit says what held at the handshake).
+ */
+#define UMEM_F_MAP_ON_INSTALL	(1ULL << 14)
 /* Every UMEM_F_* has to be included here. */
 #define UMEM_F_ALL		(UMEM_F_COPY_VEC | UMEM_F_MARK_PRESENT | \
 				 UMEM_F_ZERO | UMEM_F_DISCARD | UMEM_F_NODE | \
@@ -126,7 +141,7 @@
 				 UMEM_F_PUNCH_HOLE | UMEM_F_RDONLY_MAP | \
 				 UMEM_F_PAGE_2M | UMEM_F_WRITE_PROTECT | \
 				 UMEM_F_CREATE_PRESENT | UMEM_F_ATTACH | \
-				 UMEM_F_MMAPS)
+				 UMEM_F_MMAPS | UMEM_F_MAP_ON_INSTALL)
 
 /*
  * One ioctl magic for the whole interface.  Numbers 0x00-0x0f are commands of

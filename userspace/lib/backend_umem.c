@@ -31,6 +31,9 @@
  *                       -EOPNOTSUPP, the log naming the bit (umem 0.5)
  *   UMEM_F_MMAPS        stats' mmaps is 0; umem_region_was_mapped() is
  *                       -EOPNOTSUPP (umem 0.6)
+ *   UMEM_F_MAP_ON_INSTALL
+ *                       none needed: the VMM's first access to an
+ *                       installed page maps it by a fault (umem 0.7)
  *
  * In a region of 2 MiB pages every unit below is the 2 MiB page (the
  * module's rule, uapi/linux/umem.h): a COPY_VEC entry installs 2 MiB, and

@@ -71,7 +71,7 @@ extern "C" {
 #endif
 
 #define LIBUMEM_VERSION_MAJOR	0
-#define LIBUMEM_VERSION_MINOR	6
+#define LIBUMEM_VERSION_MINOR	7
 
 /* Opaque handle; one per region per process. */
 struct umem_region;
