@@ -277,9 +277,11 @@ if sys.argv[1] == "server":
     s.bind((sys.argv[2], int(sys.argv[3]))); s.listen(1); c, _ = s.accept()
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     while True:
-        b = c.recv(1)
-        if not b: break
-        c.sendall(b)
+        try:
+            b = c.recv(1)
+            if not b: break
+            c.sendall(b)
+        except OSError: break   # the client was killed mid-exchange
 elif sys.argv[1] == "loaded":
     # One round trip every 10 ms until killed, one line (us) each.
     for i in range(200):
@@ -288,7 +290,11 @@ elif sys.argv[1] == "loaded":
         except OSError: time.sleep(0.02)
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     while True:
-        t = time.perf_counter(); c.sendall(b"x"); c.recv(1)
+        t = time.perf_counter()
+        try:
+            c.sendall(b"x")
+            if not c.recv(1): break
+        except OSError: break   # the server went first
         print("%.1f" % ((time.perf_counter() - t) * 1e6), flush=True)
         time.sleep(0.01)
 else:
