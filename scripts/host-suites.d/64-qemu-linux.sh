@@ -62,7 +62,7 @@ t_check $? "initramfs for $LINUX_KERNEL: $(tail -n 1 "$WORK/setup.log")"
 [ -f "$WORK/initrd" ] || t_done
 
 truncate -s 128M "$RAM"
-"$QEMU" -accel tcg -M pc -cpu qemu64 -m 128M -nodefaults -no-user-config -display none \
+"$QEMU" -accel tcg -M pc -cpu qemu64,cx16=off -m 128M -nodefaults -no-user-config -display none \
 	-no-reboot -object "memory-backend-file,id=ram0,size=128M,mem-path=$RAM,share=on" \
 	-machine memory-backend=ram0 -kernel "$LINUX_KERNEL" -initrd "$WORK/initrd" \
 	-append "console=ttyS0 quiet panic=-1 no_timer_check mib=16 print=1" -device virtio-rng-pci \

@@ -380,7 +380,14 @@ class Run:
         for f in (qmp, serial):
             if os.path.exists(f):
                 os.unlink(f)
-        cmd = [a.qemu, "-accel", "tcg", "-M", "pc", "-cpu", "qemu64", "-m", f"{a.mib}M",
+        # The Linux guest goes without cmpxchg16b: its SLUB allocator uses it
+        # on every slab fast path, and QEMU 7.2's TCG, nested in the TCG
+        # test VM, now and then got it wrong (a double fault right after
+        # the instruction with impossible EFLAGS; also on a guest booted
+        # from plain /dev/shm, so not the RAM's backend).  Without cx16
+        # SLUB takes its locked path.  Source and destination must match.
+        cpu = "qemu64,cx16=off" if a.linux else "qemu64"
+        cmd = [a.qemu, "-accel", "tcg", "-M", "pc", "-cpu", cpu, "-m", f"{a.mib}M",
                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                # named threads (CPU 0/TCG, live_migration, postcopy/fault, ...)
                # for per-thread CPU time and profiles
