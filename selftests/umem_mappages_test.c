@@ -373,11 +373,11 @@ static int set_map_on_install(bool on)
 static int64_t api_features(uint64_t want)
 {
 	struct umem_api api = { .api = UMEM_API, .features = want };
-	int fd = open(UMEM_CTL_DEVICE, O_RDONLY | O_CLOEXEC);
+	int fd = ut_open_ctl_raw();
 	int err;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	err = ut_get_api(fd, &api);
 	close(fd);
 	return err ? err : (int64_t)api.features;
